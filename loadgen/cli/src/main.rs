@@ -1,1 +1,38 @@
-fn main(){}
+//! `loadgen` command line: parses flags into library options and maps outcomes to exit
+//! codes (0 ok, 1 checks failed, 2 usage or configuration error, 3 runtime failure).
+//! No protocol or measurement logic lives here.
+
+mod check_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// eBPF-assisted WebSocket load generator for real-time systems.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a WebSocket echo server's RFC 6455 conformance and measure echo latency.
+    #[command(after_help = check_cmd::EXAMPLES)]
+    Check(check_cmd::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check_cmd::run(&args),
+    }
+}
