@@ -54,7 +54,8 @@ fn check_exits_one_and_still_reports_when_the_server_misbehaves() {
     }
     let server = InteropServer::start(Impl::Python, "masked-frame", false).unwrap();
     let out = temp_dir("hostile");
-    let o = loadgen(&["check", "--target", &server.url(), "--quick", "--connections", "1", "--out", out.to_str().unwrap()]);
+    let o =
+        loadgen(&["check", "--target", &server.url(), "--quick", "--connections", "1", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert!(report["failed"].as_u64().unwrap() > 0);
@@ -77,7 +78,13 @@ fn unreachable_target_is_a_runtime_error_naming_the_fix() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let o = loadgen(&["check", "--target", &format!("ws://127.0.0.1:{port}/"), "--out", temp_dir("unreach").to_str().unwrap()]);
+    let o = loadgen(&[
+        "check",
+        "--target",
+        &format!("ws://127.0.0.1:{port}/"),
+        "--out",
+        temp_dir("unreach").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(3));
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");

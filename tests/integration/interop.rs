@@ -24,10 +24,13 @@ fn suite(imp: Impl, deflate: bool) {
         message_size: 256,
     };
     let report = loadgen_conformance::run(&options, &mut |_| {}).unwrap();
-    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let failed: Vec<_> =
+        report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
     assert!(failed.is_empty(), "{} failed checks: {failed:#?}", imp.name());
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
-    for required in ["echo_text_1048576", "echo_binary_65535", "fragmented_send", "server_close", "server_ping", "client_close"] {
+    for required in
+        ["echo_text_1048576", "echo_binary_65535", "fragmented_send", "server_close", "server_ping", "client_close"]
+    {
         assert!(names.contains(&required), "{required} ran");
     }
     assert_eq!(report.deflate.is_some(), deflate, "deflate negotiated iff offered");

@@ -103,7 +103,8 @@ pub fn run(options: &CheckOptions, progress: &mut dyn FnMut(&CheckResult)) -> Re
 
 fn catalogue(options: &CheckOptions) -> Vec<(String, CheckFn)> {
     let mut list: Vec<(String, CheckFn)> = vec![("handshake".into(), Box::new(check_handshake))];
-    let sizes: &[usize] = if options.quick { &[0, 125, 126, 65_536] } else { &[0, 1, 125, 126, 65_535, 65_536, 1 << 20] };
+    let sizes: &[usize] =
+        if options.quick { &[0, 125, 126, 65_536] } else { &[0, 1, 125, 126, 65_535, 65_536, 1 << 20] };
     for &size in sizes {
         list.push((format!("echo_text_{size}"), Box::new(move |c: &Ctx| echo_sized(c, MessageKind::Text, size))));
         list.push((format!("echo_binary_{size}"), Box::new(move |c: &Ctx| echo_sized(c, MessageKind::Binary, size))));
@@ -234,7 +235,10 @@ fn check_ping_pong(ctx: &Ctx) -> Result<String, DriverError> {
                     let stamp = PingStamp::parse(&p)
                         .ok_or_else(|| DriverError::Unexpected("pong payload differs from the ping's".into()))?;
                     if stamp.id != id {
-                        return Err(DriverError::Unexpected(format!("pong for ping {} while waiting for {id}", stamp.id)));
+                        return Err(DriverError::Unexpected(format!(
+                            "pong for ping {} while waiting for {id}",
+                            stamp.id
+                        )));
                     }
                     hist.saturating_record(conn.clock_us().saturating_sub(stamp.sent_us));
                     break;
@@ -307,7 +311,9 @@ fn check_deflate_compresses(ctx: &Ctx) -> Result<String, DriverError> {
     let received = conn.bytes_received - before.1;
     let raw = 3 * text.len() as u64;
     if sent * 4 > raw || received * 4 > raw {
-        return Err(DriverError::Unexpected(format!("not compressed: sent {sent} B, received {received} B for {raw} B")));
+        return Err(DriverError::Unexpected(format!(
+            "not compressed: sent {sent} B, received {received} B for {raw} B"
+        )));
     }
     Ok(format!("{raw} B of text crossed as {sent} B up and {received} B down"))
 }
@@ -385,7 +391,8 @@ fn echo_worker(ctx: &Ctx, index: usize, round_trips: usize) -> WorkerResult {
     for i in 0..round_trips {
         data[..8].copy_from_slice(&((index << 32 | i) as u64).to_be_bytes());
         let t0 = Instant::now();
-        let result = conn.send(MessageKind::Binary, &data).and_then(|()| expect_echo(&mut conn, MessageKind::Binary, &data));
+        let result =
+            conn.send(MessageKind::Binary, &data).and_then(|()| expect_echo(&mut conn, MessageKind::Binary, &data));
         if let Err(e) = result {
             out.error = Some(e.kind());
             return out;

@@ -151,7 +151,12 @@ pub struct Client {
 
 impl Client {
     /// Starts a connection: validates `request` and queues the upgrade request.
-    pub fn new(config: ClientConfig, request: &HandshakeRequest, now_us: u64, rng: &mut impl RngCore) -> Result<Self, RequestError> {
+    pub fn new(
+        config: ClientConfig,
+        request: &HandshakeRequest,
+        now_us: u64,
+        rng: &mut impl RngCore,
+    ) -> Result<Self, RequestError> {
         request.validate()?;
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
@@ -204,7 +209,11 @@ impl Client {
     /// Feeds bytes read from the socket. Returns how many were consumed and, if one
     /// completed, an event; call again with the rest. On `Err` the connection is
     /// `Closed` and, for a protocol error, a close frame with the right code is queued.
-    pub fn receive<'a>(&'a mut self, input: &'a [u8], rng: &mut impl RngCore) -> Result<(usize, Option<Event<'a>>), Error> {
+    pub fn receive<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(usize, Option<Event<'a>>), Error> {
         match self.state {
             State::Handshaking => self.receive_handshake(input),
             State::Closed => Ok((input.len(), None)),
@@ -240,7 +249,11 @@ impl Client {
         }
     }
 
-    fn receive_frames<'a>(&'a mut self, input: &'a [u8], rng: &mut impl RngCore) -> Result<(usize, Option<Event<'a>>), Error> {
+    fn receive_frames<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(usize, Option<Event<'a>>), Error> {
         let (consumed, decoded) = match self.decoder.decode(input) {
             Ok(ok) => ok,
             Err(e) => {
@@ -297,7 +310,12 @@ impl Client {
     }
 
     /// Starts a message sent in pieces (pings may go between them).
-    pub fn begin_fragmented(&mut self, kind: MessageKind, first: &[u8], rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn begin_fragmented(
+        &mut self,
+        kind: MessageKind,
+        first: &[u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         self.require_open()?;
         self.encoder.begin_fragmented(&mut self.out, kind, first, rng)
     }

@@ -114,6 +114,9 @@ impl Decoder {
     /// After an error the decoder must not be used again.
     #[inline]
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> Result<(usize, Option<Decoded<'a>>), ProtocolError> {
+        if let Some(fast) = self.whole_frame(input) {
+            return fast;
+        }
         let (consumed, ready) = self.advance(input)?;
         let Some(ready) = ready else { return Ok((consumed, None)) };
         let decoded = match ready {
@@ -138,6 +141,34 @@ impl Decoder {
             }
         };
         Ok((consumed, Some(decoded)))
+    }
+
+    /// Fast path for the common case: between messages, a client receives one whole
+    /// unmasked, uncompressed, unfragmented data frame. Anything else (or an invalid
+    /// header) takes the general path, which does every check.
+    #[inline]
+    fn whole_frame<'a>(&self, input: &'a [u8]) -> Option<Result<(usize, Option<Decoded<'a>>), ProtocolError>> {
+        if self.role != Role::Client || self.header_len != 0 || self.message.is_some() {
+            return None;
+        }
+        if !matches!(self.state, State::Header) {
+            return None;
+        }
+        let (&b0, &b1) = (input.first()?, input.get(1)?);
+        // FIN, no RSV, text or binary; no mask; 7-bit length.
+        let len = usize::from(b1);
+        if b1 > 125 || !(b0 == 0x81 || b0 == 0x82) || len > self.max_message_size {
+            return None;
+        }
+        let payload = input.get(2..2 + len)?;
+        Some(if b0 == 0x82 {
+            Ok((2 + len, Some(Decoded::Binary(payload))))
+        } else {
+            match std::str::from_utf8(payload) {
+                Ok(text) => Ok((2 + len, Some(Decoded::Text(text)))),
+                Err(_) => return None,
+            }
+        })
     }
 
     fn advance(&mut self, input: &[u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
@@ -166,10 +197,10 @@ impl Decoder {
                         self.message = None;
                         return Ok((pos + len, Some(Ready::Borrowed { start: pos, end: pos + len, text })));
                     }
-                    if header.payload_len == 0 {
-                        if let Some(ready) = self.finish_frame(header, opcode)? {
-                            return Ok((pos, Some(ready)));
-                        }
+                    if header.payload_len == 0
+                        && let Some(ready) = self.finish_frame(header, opcode)?
+                    {
+                        return Ok((pos, Some(ready)));
                     }
                 }
                 State::Payload { header, opcode, remaining, offset } => {
@@ -196,11 +227,11 @@ impl Decoder {
     /// Reads a header from the partial-header buffer plus `input`, advancing `pos`.
     #[inline]
     fn read_header(&mut self, input: &[u8], pos: &mut usize) -> Result<Option<FrameHeader>, ProtocolError> {
-        if self.header_len == 0 {
-            if let Some((header, n)) = FrameHeader::parse(&input[*pos..])? {
-                *pos += n;
-                return Ok(Some(header));
-            }
+        if self.header_len == 0
+            && let Some((header, n)) = FrameHeader::parse(&input[*pos..])?
+        {
+            *pos += n;
+            return Ok(Some(header));
         }
         // Slow path: the header is split across reads. Copy what fits, parse, and give
         // back whatever part of the copied bytes belongs to the payload.
@@ -248,7 +279,11 @@ impl Decoder {
             (Opcode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (Opcode::Continuation, Some(_)) if compressed => return Err(ProtocolError::MisplacedCompressionBit),
             (Opcode::Continuation, Some((_, c))) => {
-                if c { self.compressed_buf.len() } else { self.message_buf.len() }
+                if c {
+                    self.compressed_buf.len()
+                } else {
+                    self.message_buf.len()
+                }
             }
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (op, None) => {
@@ -259,7 +294,10 @@ impl Decoder {
                 0
             }
         };
-        if h.payload_len > (self.max_message_size - so_far) as u64 {
+        // The limit is on the message after decompression (checked while inflating);
+        // compressed bytes may exceed it only by deflate's worst-case expansion.
+        let limit = if compressed { compressed_limit(self.max_message_size) } else { self.max_message_size };
+        if h.payload_len > (limit - so_far) as u64 {
             return Err(ProtocolError::MessageTooBig);
         }
         Ok(opcode)
@@ -283,7 +321,7 @@ impl Decoder {
             apply_mask(&mut buf[start..], key, offset);
         }
         if text && !compressed {
-            self.utf8.feed(&buf[start..]).map_err(|()| ProtocolError::InvalidUtf8)?;
+            self.utf8.feed(&buf[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
     }
@@ -305,10 +343,16 @@ impl Decoder {
                 return Err(ProtocolError::InvalidUtf8);
             }
         } else if text {
-            self.utf8.finish().map_err(|()| ProtocolError::InvalidUtf8)?;
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(Some(Ready::Message { text }))
     }
+}
+
+/// Largest compressed size accepted for a message of at most `max` bytes: deflate's
+/// stored blocks add 5 bytes per 64 KiB, plus a few bytes of block headers.
+fn compressed_limit(max: usize) -> usize {
+    max.saturating_add(max / 8192).saturating_add(64)
 }
 
 fn parse_close(payload: &[u8]) -> Result<Decoded<'_>, ProtocolError> {

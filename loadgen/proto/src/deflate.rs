@@ -175,6 +175,7 @@ impl Deflater {
     /// context is reset. Without `fin` (a fragment of a streamed message) the sync
     /// flush marker stays, as RFC 7692 §7.2.1 allows.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, fin: bool) {
+        let start = out.len();
         let before_in = self.inner.total_in();
         loop {
             out.reserve(input.len() / 2 + 64);
@@ -191,8 +192,14 @@ impl Deflater {
             debug_assert!(status != Status::StreamEnd);
         }
         if fin {
-            if out.ends_with(&TAIL) {
+            if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - 4);
+            }
+            if out.len() == start {
+                // Nothing new since the last flush: zlib writes nothing, but the receiver
+                // appends 00 00 FF FF at a byte boundary, which needs the 3-bit header of
+                // an empty stored block before it. RFC 7692 §7.2.3.6: send one 0x00.
+                out.push(0x00);
             }
             if self.no_context_takeover {
                 self.inner.reset();
@@ -243,10 +250,14 @@ impl Inflater {
             }
             let consumed = (self.inner.total_in() - start_in) as usize;
             let before_out = out.len();
-            let status = self
-                .inner
-                .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
-                .map_err(|_| ProtocolError::DecompressionFailed)?;
+            let status = match self.inner.decompress_vec(&input[consumed..], out, FlushDecompress::Sync) {
+                Ok(status) => status,
+                // Output written before the corrupt point still counts: if it already
+                // passed the limit, the limit was hit first, however the output was
+                // chunked (the error must not depend on buffer capacities).
+                Err(_) if out.len() > max_len => return Err(ProtocolError::MessageTooBig),
+                Err(_) => return Err(ProtocolError::DecompressionFailed),
+            };
             if out.len() > max_len {
                 return Err(ProtocolError::MessageTooBig);
             }

@@ -47,7 +47,13 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder for `role` (clients mask, servers do not).
     pub fn new(role: Role, fragment_size: Option<usize>) -> Self {
-        Self { role, deflater: None, scratch: Vec::new(), fragment_size: fragment_size.filter(|&n| n > 0), streaming: None }
+        Self {
+            role,
+            deflater: None,
+            scratch: Vec::new(),
+            fragment_size: fragment_size.filter(|&n| n > 0),
+            streaming: None,
+        }
     }
 
     /// Enables permessage-deflate on the send side.
@@ -78,7 +84,13 @@ impl Encoder {
     }
 
     /// Appends one whole message, compressed if negotiated and fragmented if configured.
-    pub fn message(&mut self, out: &mut Vec<u8>, kind: MessageKind, payload: &[u8], rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn message(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: MessageKind,
+        payload: &[u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         if self.streaming.is_some() {
             return Err(SendError::FragmentSequence);
         }
@@ -113,7 +125,13 @@ impl Encoder {
 
     /// Starts a message the caller sends in pieces; control frames may be encoded
     /// between the pieces.
-    pub fn begin_fragmented(&mut self, out: &mut Vec<u8>, kind: MessageKind, first: &[u8], rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn begin_fragmented(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: MessageKind,
+        first: &[u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         if self.streaming.is_some() {
             return Err(SendError::FragmentSequence);
         }
@@ -125,7 +143,13 @@ impl Encoder {
 
     /// Sends the next piece of a message started with [`Encoder::begin_fragmented`];
     /// `fin` ends the message.
-    pub fn continue_fragmented(&mut self, out: &mut Vec<u8>, piece: &[u8], fin: bool, rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn continue_fragmented(
+        &mut self,
+        out: &mut Vec<u8>,
+        piece: &[u8],
+        fin: bool,
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         if self.streaming.is_none() {
             return Err(SendError::FragmentSequence);
         }
@@ -150,7 +174,13 @@ impl Encoder {
     }
 
     /// Appends a ping, pong or close frame.
-    pub fn control(&mut self, out: &mut Vec<u8>, opcode: Opcode, payload: &[u8], rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn control(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: Opcode,
+        payload: &[u8],
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         debug_assert!(opcode.is_control());
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong);
@@ -160,7 +190,13 @@ impl Encoder {
     }
 
     /// Appends a close frame with `code` and `reason` (`code` `None`: empty payload).
-    pub fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &str, rng: &mut impl RngCore) -> Result<(), SendError> {
+    pub fn close(
+        &mut self,
+        out: &mut Vec<u8>,
+        code: Option<u16>,
+        reason: &str,
+        rng: &mut impl RngCore,
+    ) -> Result<(), SendError> {
         let Some(code) = code else { return self.control(out, Opcode::Close, &[], rng) };
         if !close::is_valid_wire_code(code) {
             return Err(SendError::InvalidCloseCode);

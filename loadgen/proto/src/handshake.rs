@@ -46,10 +46,10 @@ impl HandshakeRequest {
         if !self.path.starts_with('/') || !self.path.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(RequestError::InvalidTarget("path must start with '/' and hold only visible ASCII"));
         }
-        if let Some(origin) = &self.origin {
-            if !is_field_value(origin) {
-                return Err(RequestError::InvalidHeader("Origin".into()));
-            }
+        if let Some(origin) = &self.origin
+            && !is_field_value(origin)
+        {
+            return Err(RequestError::InvalidHeader("Origin".into()));
         }
         for p in &self.subprotocols {
             if p.is_empty() || !p.bytes().all(is_token_byte) {
@@ -254,6 +254,18 @@ impl ResponseParser {
         // Only look for the end of the head within the limit.
         let room = (self.max_len + 1).saturating_sub(already).min(input.len());
         self.buf.extend_from_slice(&input[..room]);
+        // Parse only once the blank line that ends the head may have arrived (looking at
+        // the new bytes and the three before them), so a head fed byte by byte costs
+        // linear, not quadratic, time. Garbage is still refused at once: it cannot start
+        // with "HTTP/".
+        // httparse also accepts bare LF line ends, so look for "\n\n" or "\n\r\n".
+        let scan_from = already.saturating_sub(2);
+        let tail = &self.buf[scan_from..];
+        let head_may_be_complete = tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n");
+        let prefix_ok = b"HTTP/1.1 ".iter().zip(&self.buf).all(|(a, b)| a == b);
+        if !head_may_be_complete && prefix_ok && self.buf.len() <= self.max_len {
+            return Ok(ResponseProgress::Partial);
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let head_len = match response.parse(&self.buf) {
@@ -282,7 +294,8 @@ impl ResponseParser {
             })));
         }
         let accepted = self.validate(headers)?;
-        let consumed = head_len - already;
+        // The head cannot end inside bytes an earlier call already saw incomplete.
+        let consumed = head_len.checked_sub(already).ok_or(HandshakeError::MalformedResponse("head ended early"))?;
         self.buf = Vec::new();
         Ok(ResponseProgress::Done { consumed, accepted })
     }
@@ -301,8 +314,11 @@ impl ResponseParser {
         if !has_token("connection", "upgrade") {
             return Err(HandshakeError::MissingConnection);
         }
-        let accepts: Vec<&str> =
-            headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-accept")).map(|(_, v)| v.trim()).collect();
+        let accepts: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-accept"))
+            .map(|(_, v)| v.trim())
+            .collect();
         if accepts != [self.expected_accept.as_str()] {
             return Err(HandshakeError::BadAccept);
         }
@@ -338,7 +354,9 @@ mod tests {
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
     fn response(extra: &str) -> String {
-        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n{extra}\r\n")
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n{extra}\r\n"
+        )
     }
 
     fn parse(req: &HandshakeRequest, text: &str) -> Result<ResponseProgress, HandshakeError> {
@@ -417,6 +435,23 @@ mod tests {
     }
 
     #[test]
+    fn bare_lf_heads_are_accepted_whole_or_byte_by_byte() {
+        let req = HandshakeRequest::new("h", "/");
+        let text =
+            format!("HTTP/1.1 101 OK\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Accept: {ACCEPT}\n\n");
+        assert!(matches!(parse(&req, &text), Ok(ResponseProgress::Done { .. })));
+        let mut p = ResponseParser::new(&req, KEY, 8192);
+        let mut done = false;
+        for b in text.as_bytes() {
+            if let ResponseProgress::Done { consumed, .. } = p.feed(std::slice::from_ref(b)).unwrap() {
+                assert_eq!(consumed, 1);
+                done = true;
+            }
+        }
+        assert!(done);
+    }
+
+    #[test]
     fn token_matching_is_case_insensitive_and_list_aware() {
         let req = HandshakeRequest::new("h", "/");
         let text = format!(
@@ -448,7 +483,9 @@ mod tests {
     fn deflate_is_negotiated_only_when_offered_and_valid() {
         let mut req = HandshakeRequest::new("h", "/");
         req.deflate = Some(DeflateConfig::default());
-        let ok = response("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=11\r\n");
+        let ok = response(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=11\r\n",
+        );
         let ResponseProgress::Done { accepted, .. } = parse(&req, &ok).unwrap() else { panic!() };
         let d = accepted.deflate.unwrap();
         assert!(d.server_no_context_takeover);

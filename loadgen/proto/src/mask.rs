@@ -31,11 +31,28 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// Appends `payload` masked with `key` to `out` (one copy, then an in-place XOR).
+/// Appends `payload` masked with `key` to `out` in one pass: 32-byte blocks are masked
+/// into a stack buffer and appended, so the payload is read once and written once
+/// (a plain copy followed by an in-place XOR was 14-50× slower for some buffer
+/// placements, where the libc copy suffers 4 KiB aliasing).
 #[inline]
 pub fn extend_masked(out: &mut Vec<u8>, payload: &[u8], key: [u8; 4]) {
+    out.reserve(payload.len());
+    let word = u64::from(u32::from_ne_bytes(key));
+    let word = word | (word << 32);
+    let mut blocks = payload.chunks_exact(32);
+    for block in &mut blocks {
+        let mut masked = [0u8; 32];
+        for (dst, src) in masked.chunks_exact_mut(8).zip(block.chunks_exact(8)) {
+            let v = u64::from_ne_bytes(src.try_into().expect("8-byte lane")) ^ word;
+            dst.copy_from_slice(&v.to_ne_bytes());
+        }
+        out.extend_from_slice(&masked);
+    }
+    let rest = blocks.remainder();
     let start = out.len();
-    out.extend_from_slice(payload);
+    out.extend_from_slice(rest);
+    // Whole blocks are multiples of 4 bytes, so the key is not rotated here.
     apply_mask(&mut out[start..], key, 0);
 }
 
@@ -83,6 +100,20 @@ mod tests {
         assert_eq!(whole, pieces);
         apply_mask(&mut whole, key, 0);
         assert_eq!(whole, data);
+    }
+
+    #[test]
+    fn extend_masked_matches_copy_then_mask() {
+        let key = [0x9a, 0x01, 0xff, 0x42];
+        for len in [0, 1, 31, 32, 33, 64, 100, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+            let mut expected = b"prefix".to_vec();
+            expected.extend_from_slice(&data);
+            apply_mask(&mut expected[6..], key, 0);
+            let mut out = b"prefix".to_vec();
+            extend_masked(&mut out, &data, key);
+            assert_eq!(out, expected, "len {len}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! keeps at most three pending bytes and fails as soon as a byte sequence can no
 //! longer be completed into valid UTF-8 (RFC 6455 §8.1 asks to fail fast).
 
+/// The bytes cannot be (completed into) valid UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidUtf8;
+
 /// Streaming validator; `feed` chunks, then `finish` at the end of the message.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Utf8Validator {
@@ -17,10 +21,10 @@ impl Utf8Validator {
         self.pending_len = 0;
     }
 
-    /// Validates the next chunk. `Err(())` means the message cannot be valid UTF-8.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ()> {
+    /// Validates the next chunk. `Err(InvalidUtf8)` means the message cannot be valid UTF-8.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), InvalidUtf8> {
         if self.pending_len > 0 {
-            let need = sequence_len(self.pending[0]).ok_or(())?;
+            let need = sequence_len(self.pending[0]).ok_or(InvalidUtf8)?;
             while usize::from(self.pending_len) < need {
                 let Some((&b, rest)) = chunk.split_first() else {
                     // Still incomplete: check the prefix is not already impossible.
@@ -30,7 +34,7 @@ impl Utf8Validator {
                 self.pending_len += 1;
                 chunk = rest;
             }
-            std::str::from_utf8(&self.pending[..need]).map_err(|_| ())?;
+            std::str::from_utf8(&self.pending[..need]).map_err(|_| InvalidUtf8)?;
             self.pending_len = 0;
         }
         match std::str::from_utf8(chunk) {
@@ -41,15 +45,15 @@ impl Utf8Validator {
                 self.pending_len = tail.len() as u8;
                 check_prefix(tail)
             }
-            Err(_) => Err(()),
+            Err(_) => Err(InvalidUtf8),
         }
     }
 
     /// Ends the message: a dangling partial code point is an error.
-    pub fn finish(&mut self) -> Result<(), ()> {
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let complete = self.pending_len == 0;
         self.pending_len = 0;
-        if complete { Ok(()) } else { Err(()) }
+        if complete { Ok(()) } else { Err(InvalidUtf8) }
     }
 }
 
@@ -65,8 +69,8 @@ fn sequence_len(first: u8) -> Option<usize> {
 
 /// Whether an incomplete sequence can still become valid, by completing it with the
 /// smallest allowed continuation bytes and asking the standard validator.
-fn check_prefix(prefix: &[u8]) -> Result<(), ()> {
-    let need = sequence_len(prefix[0]).ok_or(())?;
+fn check_prefix(prefix: &[u8]) -> Result<(), InvalidUtf8> {
+    let need = sequence_len(prefix[0]).ok_or(InvalidUtf8)?;
     let mut probe = [0u8; 4];
     probe[..prefix.len()].copy_from_slice(prefix);
     for slot in probe.iter_mut().take(need).skip(prefix.len()) {
@@ -80,18 +84,18 @@ fn check_prefix(prefix: &[u8]) -> Result<(), ()> {
         probe[1] = match prefix[0] {
             0xe0 => 0xa0,
             0xf0 => 0x90,
-            _ => return Err(()),
+            _ => return Err(InvalidUtf8),
         };
-        return std::str::from_utf8(&probe[..need]).map(|_| ()).map_err(|_| ());
+        return std::str::from_utf8(&probe[..need]).map(|_| ()).map_err(|_| InvalidUtf8);
     }
-    Err(())
+    Err(InvalidUtf8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn validate_split(bytes: &[u8], at: &[usize]) -> Result<(), ()> {
+    fn validate_split(bytes: &[u8], at: &[usize]) -> Result<(), InvalidUtf8> {
         let mut v = Utf8Validator::default();
         let mut prev = 0;
         for &cut in at {

@@ -99,7 +99,8 @@ impl Violation {
             }
             Self::OneByteClose => raw(out, true, 0, Opcode::Close as u8, key(), &[0x03], None),
             Self::LyingLength { declared, actual } => {
-                let h = FrameHeader { fin: true, rsv: 0, opcode: Opcode::Binary as u8, mask: key(), payload_len: declared };
+                let h =
+                    FrameHeader { fin: true, rsv: 0, opcode: Opcode::Binary as u8, mask: key(), payload_len: declared };
                 h.write(out);
                 extend_masked(out, &vec![0xAB; actual], h.mask.expect("masked"));
             }
@@ -122,5 +123,13 @@ fn raw(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>,
 
 /// Writes an RSV1 (compressed) text frame, for servers that did not negotiate deflate.
 pub fn compressed_without_negotiation(out: &mut Vec<u8>, rng: &mut impl RngCore) {
-    raw(out, true, RSV1, Opcode::Text as u8, Some(rng.next_u32().to_ne_bytes()), &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], None);
+    raw(
+        out,
+        true,
+        RSV1,
+        Opcode::Text as u8,
+        Some(rng.next_u32().to_ne_bytes()),
+        &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        None,
+    );
 }

@@ -63,10 +63,7 @@ impl Server {
     fn accept(&mut self, c: &mut Client, extra: &str) -> Vec<u8> {
         let request = String::from_utf8(c.pending_transmit().to_vec()).unwrap();
         c.advance_transmit(request.len());
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("request carries a key");
+        let key = request.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("request carries a key");
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n{extra}\r\n",

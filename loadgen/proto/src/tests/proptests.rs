@@ -3,7 +3,9 @@
 //! decodes identically and in order. Both directions (masked client frames into a
 //! server-role decoder, unmasked server frames into a client-role decoder), the
 //! streaming API with control frames between the pieces, and the [`Client`] end to end
-//! against a tiny in-test server.
+//! against a tiny in-test server. Also: any frame-shaped bytes, valid or not, decode to
+//! the same items and error however they are cut. The `regression_*` tests at the end
+//! pin bugs these properties found.
 //!
 //! Case counts are modest so the suite stays fast on two cores; set `PROPTEST_CASES`
 //! to run deeper. Failures are not persisted to files (the shrunk input is printed).
@@ -241,7 +243,11 @@ fn describe(o: &Outcome) -> String {
     match o {
         Outcome::Item(kind, bytes, code) => {
             let head = &bytes[..bytes.len().min(16)];
-            format!("{kind}[{} bytes {head:02x?}{}] code {code:?}", bytes.len(), if bytes.len() > 16 { ".." } else { "" })
+            format!(
+                "{kind}[{} bytes {head:02x?}{}] code {code:?}",
+                bytes.len(),
+                if bytes.len() > 16 { ".." } else { "" }
+            )
         }
         Outcome::Error(e) => format!("error {e:?}"),
     }
@@ -335,6 +341,115 @@ proptest! {
             same(&decode_pieces(&mut dec, &pieces(&wire, &split)), &[m.expected()])?;
             prop_assert!(dec.at_frame_boundary());
         }
+    }
+}
+
+/// A frame as a fuzzer might write it: any FIN/RSV/opcode/mask, a payload that is
+/// text, binary or a close body, and sometimes a length that lies.
+fn soup_frame() -> impl Strategy<Value = Vec<u8>> {
+    let body = prop_oneof![
+        vec(any::<u8>(), 0..=140),
+        any::<String>().prop_map(String::into_bytes),
+        (0u16..5000, any::<String>()).prop_map(|(code, reason)| [&code.to_be_bytes()[..], reason.as_bytes()].concat()),
+    ];
+    (
+        any::<bool>(),
+        0u8..8,
+        prop_oneof![4 => 0u8..3, 3 => 8u8..11, 1 => 0u8..16],
+        any::<Option<[u8; 4]>>(),
+        body,
+        -2i64..=2,
+        0u8..4,
+    )
+        .prop_map(|(fin, rsv, opcode, mask, body, lie, form)| {
+            let rsv = if rsv < 5 { 0 } else { rsv };
+            let len = if lie != 0 && form == 0 { (body.len() as i64 + lie).max(0) as u64 } else { body.len() as u64 };
+            let h = crate::frame::FrameHeader { fin: fin || opcode >= 8, rsv, opcode, mask, payload_len: len };
+            let (buf, n) = h.encode_with_length_form(match form {
+                1 => Some(2),
+                2 => Some(8),
+                _ => None,
+            });
+            let mut out = buf[..n].to_vec();
+            let mut body = body;
+            if let Some(key) = mask {
+                crate::mask::apply_mask(&mut body, key, 0);
+            }
+            out.extend_from_slice(&body);
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Whatever the bytes (valid or not, any decoder configuration), how they are cut
+    /// into reads changes nothing: the same items, then the same error if any. The fuzz
+    /// property (`fuzzing::check_decoder`: whole vs. byte at a time), generalised to any
+    /// split and run on frame-shaped input on every `cargo test`.
+    #[test]
+    fn any_bytes_decode_the_same_however_split(
+        cfg in any::<u8>(),
+        frames in vec(soup_frame(), 1..8),
+        split in split(),
+    ) {
+        let stream = frames.concat();
+        let mut data = vec![cfg];
+        data.extend_from_slice(&stream);
+        let whole = crate::fuzzing::decode_all(&data, usize::MAX);
+        let role = if cfg & 1 == 0 { Role::Client } else { Role::Server };
+        let mut dec = Decoder::new(role, if cfg & 2 == 0 { 1 << 16 } else { 64 });
+        if cfg & 4 != 0 {
+            dec.set_inflater(Some(Inflater::new(cfg & 8 != 0)));
+        }
+        same(&decode_pieces(&mut dec, &pieces(&stream, &split)), &whole)?;
+    }
+}
+
+/// Bytes that are almost UTF-8: a string with a few bytes overwritten or inserted
+/// (surrogates, overlongs, stray continuation bytes, truncated sequences all appear).
+fn nearly_utf8() -> impl Strategy<Value = Vec<u8>> {
+    (any::<String>(), vec((any::<Index>(), any::<u8>(), any::<bool>()), 0..3)).prop_map(|(s, edits)| {
+        let mut b = s.into_bytes();
+        for (at, byte, insert) in edits {
+            let i = at.index(b.len() + 1);
+            if insert || i == b.len() {
+                b.insert(i, byte);
+            } else {
+                b[i] = byte;
+            }
+        }
+        b
+    })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A text message cut into fragments anywhere (and read in any pieces) is accepted
+    /// exactly when the whole is valid UTF-8, as `std::str::from_utf8` says: the
+    /// incremental validator agrees with the standard one across every boundary.
+    #[test]
+    fn fragmented_text_is_accepted_iff_valid_utf8(
+        bytes in nearly_utf8(),
+        cuts in vec(any::<Index>(), 0..6),
+        client_sends in any::<bool>(),
+        split in split(),
+    ) {
+        let (mut enc, mut dec) = ends(client_sends, None, None);
+        let r = &mut rng(3);
+        let mut wire = Vec::new();
+        let parts = pieces(&bytes, &Split::Cuts(cuts));
+        enc.begin_fragmented(&mut wire, MessageKind::Text, parts[0], r).unwrap();
+        let rest: &[&[u8]] = if parts.len() > 1 { &parts[1..] } else { &[&[]] };
+        for (j, part) in rest.iter().enumerate() {
+            enc.continue_fragmented(&mut wire, part, j + 1 == rest.len(), r).unwrap();
+        }
+        let want = match std::str::from_utf8(&bytes) {
+            Ok(_) => Outcome::Item("text", bytes.clone(), None),
+            Err(_) => Outcome::Error(crate::ProtocolError::InvalidUtf8),
+        };
+        same(&decode_pieces(&mut dec, &pieces(&wire, &split)), &[want])?;
     }
 }
 
@@ -535,7 +650,11 @@ impl TinyServer {
             let offer = format!("Sec-WebSocket-Extensions: {}\r\n", n.offer.offer());
             assert!(request.contains(&offer), "offer {offer:?} missing from {request}");
             let p = n.params();
-            enc.set_deflater(Some(Deflater::new(p.server_max_window_bits, p.server_no_context_takeover, n.server_level)));
+            enc.set_deflater(Some(Deflater::new(
+                p.server_max_window_bits,
+                p.server_no_context_takeover,
+                n.server_level,
+            )));
             dec.set_inflater(Some(Inflater::new(p.client_no_context_takeover)));
             extensions = n.answer();
         }
@@ -636,4 +755,95 @@ proptest! {
         let echo = client_writes(&mut c, &s.writes);
         same(&decode_pieces(&mut server.dec, &[&echo]), &[Outcome::Item("close", vec![], Some(1000))])?;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions found by the properties above (fixed)
+// ---------------------------------------------------------------------------------------
+
+/// Encodes `msgs` with a context-takeover deflater and decodes them back.
+fn deflate_roundtrip(msgs: &[&[u8]]) -> (Vec<u8>, Vec<Outcome>) {
+    let (mut enc, mut dec) = ends(false, None, Some((15, false, 1)));
+    let mut wire = Vec::new();
+    for m in msgs {
+        enc.message(&mut wire, MessageKind::Binary, m, &mut rng(0)).unwrap();
+    }
+    let out = decode_pieces(&mut dec, &[&wire]);
+    (wire, out)
+}
+
+/// Was a bug: with permessage-deflate and context takeover,
+/// an empty message sent after another message is encoded as an empty payload
+/// (`c2 00`): zlib returns `Z_BUF_ERROR` and writes nothing on a second sync flush
+/// without new input, so `Deflater::compress` has no `00 00 ff ff` tail to strip. The
+/// receiver appends `00 00 ff ff` at a byte boundary, which starts a stored block
+/// (LEN = 0xff00) that swallows the next messages: `["Hello", "", "", "Hello"]`
+/// decodes as `["Hello", "", [00 ff ff], [02 13 00 00 00 00 ff ff]]`, silently.
+/// RFC 7692 §7.2.3.6 encodes an empty message as the single octet `00`, as
+/// `Deflater::compress` now does.
+#[test]
+fn regression_empty_message_after_another_with_context_takeover() {
+    let (wire, out) = deflate_roundtrip(&[b"Hello", b"", b"", b"Hello"]);
+    let want: Vec<Outcome> =
+        [&b"Hello"[..], b"", b"", b"Hello"].iter().map(|m| Outcome::Item("binary", m.to_vec(), None)).collect();
+    assert_eq!(out, want, "wire {wire:02x?}");
+}
+
+/// Was a bug (same cause): a streamed message whose final piece is empty keeps the sync
+/// marker of the previous piece unstripped; the receiver's appended tail then opens a
+/// stored block and the next message inflates to garbage (here: `InvalidUtf8` on the
+/// second empty text message, `41 05 00 00 00 ff ff 80 00 41 00 80 00`).
+#[test]
+fn regression_streamed_message_ending_with_an_empty_piece_with_context_takeover() {
+    let (mut enc, mut dec) = ends(false, None, Some((15, false, 1)));
+    let mut wire = Vec::new();
+    let r = &mut rng(0);
+    for _ in 0..2 {
+        enc.begin_fragmented(&mut wire, MessageKind::Text, b"", r).unwrap();
+        enc.continue_fragmented(&mut wire, b"", true, r).unwrap();
+    }
+    let out = decode_pieces(&mut dec, &[&wire]);
+    assert_eq!(out, [Outcome::Item("text", vec![], None), Outcome::Item("text", vec![], None)], "wire {wire:02x?}");
+}
+
+/// Was a bug: the size limit is
+/// documented as applying "after decompression", but the decoder also applies it to the
+/// compressed payload, so a message whose compressed form is larger than the message is
+/// refused although it fits. Smallest case: RFC 7692 §7.2.3.3's stored-block "Hello"
+/// (`c1 0b 00 05 00 fa ff 48 65 6c 6c 6f 00`) into a client-role decoder limited to 5
+/// bytes: expected `Text("Hello")`, actual `Err(MessageTooBig)`. Random (incompressible)
+/// 64-byte messages into a 64-byte limit fail the same way at every level.
+#[test]
+fn regression_size_limit_is_applied_to_the_compressed_payload() {
+    let wire = [0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+    let mut dec = Decoder::new(Role::Client, 5);
+    dec.set_inflater(Some(Inflater::new(false)));
+    assert_eq!(decode_pieces(&mut dec, &[&wire]), [Outcome::Item("text", b"Hello".to_vec(), None)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixed bugs
+// ---------------------------------------------------------------------------------------
+
+/// Regression (found by `cargo fuzz`, input
+/// `fuzz/regressions/frame_decoder/crash-inflate-error-depends-on-buffer-capacity`):
+/// whether a compressed message that inflates past the limit and then turns corrupt
+/// failed with `MessageTooBig` (1009) or `DecompressionFailed` (1007) depended on the
+/// capacity the decoder's message buffer kept from earlier messages, hence on how those
+/// were cut into reads. Here: a one-byte binary message, then 70 000 zeros deflated
+/// (85 bytes) followed by `ff ff ff ff`, into a client-role decoder limited to 64 KiB:
+/// in one read the first message is borrowed (buffer capacity stays 0), byte by byte it
+/// is buffered (capacity 8). Both must fail with `MessageTooBig`, as the limit is
+/// passed before the corrupt bytes.
+#[test]
+fn inflate_error_does_not_depend_on_earlier_buffer_capacity() {
+    let mut z = Vec::new();
+    Deflater::new(15, false, 9).compress(&vec![0u8; 70_000], &mut z, true);
+    z.extend_from_slice(&[0xff; 4]);
+    let mut data = vec![0x04, 0x82, 0x01, 0xbc, 0xc2, z.len() as u8];
+    data.extend_from_slice(&z);
+    let whole = crate::fuzzing::decode_all(&data, usize::MAX);
+    let bytewise = crate::fuzzing::decode_all(&data, 1);
+    assert_eq!(whole, bytewise, "input {data:02x?}");
+    assert_eq!(whole.last(), Some(&Outcome::Error(crate::ProtocolError::MessageTooBig)));
 }

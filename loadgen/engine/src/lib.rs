@@ -1,0 +1,12 @@
+//! `loadgen-engine`: the load engine.
+//!
+//! Load has one representation here: a [`schedule::Schedule`] of intended start times
+//! (nanoseconds from the start of the run), consumed by one worker loop per core.
+//! Latency is always measured from the intended time, never from when the generator
+//! got round to acting, so a stalled target or a late generator shows up in the
+//! numbers instead of hiding (no coordinated omission).
+//!
+//! This crate has no clap types and does no formatting of reports.
+
+pub mod schedule;
+pub mod timer_wheel;

@@ -1,0 +1,324 @@
+//! A hashed timing wheel for per-connection timers (heartbeats, pacing, timeouts).
+//!
+//! Insert and cancel are O(1); firing visits only slots that hold timers, found through
+//! a bitmap, so an idle wheel costs nothing and `next_deadline` is cheap. Entries live
+//! in one slab reused after they fire, so steady state does not allocate. Timers fire
+//! at or after their deadline, never before, in one call to [`TimerWheel::advance`].
+//! The wheel stores opaque `u64` tokens; it knows nothing of connections.
+
+const NIL: u32 = u32::MAX;
+
+/// Handle to cancel a timer; stale handles (fired or cancelled) are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    deadline_ns: u64,
+    token: u64,
+    next: u32,
+    prev: u32,
+    slot: u32,
+    generation: u32,
+}
+
+/// The wheel.
+#[derive(Debug)]
+pub struct TimerWheel {
+    tick_ns: u64,
+    mask: u64,
+    heads: Vec<u32>,
+    occupied: Vec<u64>,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    /// Every tick before this one has been processed.
+    current_tick: u64,
+    len: usize,
+    /// Reused buffer of (deadline, index, token) due in one `advance`.
+    scratch: Vec<(u64, u32, u64)>,
+}
+
+impl TimerWheel {
+    /// A wheel of `slots` (rounded up to a power of two) slots of `tick_ns` each,
+    /// starting at time `now_ns`.
+    pub fn new(tick_ns: u64, slots: usize, now_ns: u64) -> Self {
+        let slots = slots.next_power_of_two().max(64);
+        Self {
+            tick_ns: tick_ns.max(1),
+            mask: slots as u64 - 1,
+            heads: vec![NIL; slots],
+            occupied: vec![0; slots / 64],
+            entries: Vec::new(),
+            free: Vec::new(),
+            current_tick: now_ns / tick_ns.max(1),
+            len: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Timers pending.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No timer pending.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held by the slab, for memory accounting.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.heads.capacity() * 4
+            + self.occupied.capacity() * 8
+            + self.free.capacity() * 4
+    }
+
+    /// Schedules `token` to fire at `deadline_ns` (a past deadline fires at the next
+    /// `advance`).
+    pub fn insert(&mut self, deadline_ns: u64, token: u64) -> TimerId {
+        let tick = (deadline_ns / self.tick_ns).max(self.current_tick);
+        let slot = (tick & self.mask) as u32;
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry { deadline_ns: 0, token: 0, next: NIL, prev: NIL, slot: 0, generation: 0 });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let head = self.heads[slot as usize];
+        let e = &mut self.entries[index as usize];
+        e.deadline_ns = deadline_ns;
+        e.token = token;
+        e.next = head;
+        e.prev = NIL;
+        e.slot = slot;
+        let generation = e.generation;
+        if head != NIL {
+            self.entries[head as usize].prev = index;
+        }
+        self.heads[slot as usize] = index;
+        self.occupied[slot as usize / 64] |= 1 << (slot % 64);
+        self.len += 1;
+        TimerId { index, generation }
+    }
+
+    /// Cancels a pending timer; returns whether it was pending.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        match self.entries.get(id.index as usize) {
+            Some(e) if e.generation == id.generation && e.slot != NIL => {
+                self.unlink(id.index);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let Entry { next, prev, slot, .. } = self.entries[index as usize];
+        if prev == NIL {
+            self.heads[slot as usize] = next;
+            if next == NIL {
+                self.occupied[slot as usize / 64] &= !(1 << (slot % 64));
+            }
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.entries[next as usize].prev = prev;
+        }
+        let e = &mut self.entries[index as usize];
+        e.slot = NIL;
+        e.generation = e.generation.wrapping_add(1);
+        self.free.push(index);
+        self.len -= 1;
+    }
+
+    /// Next occupied slot at or after `from_tick` within one rotation, as a tick.
+    fn next_occupied_tick(&self, from_tick: u64) -> Option<u64> {
+        let slots = self.heads.len() as u64;
+        let start = from_tick & self.mask;
+        let words = self.occupied.len();
+        let mut word = (start / 64) as usize;
+        let mut bits = self.occupied[word] & (!0u64 << (start % 64));
+        for step in 0..=words {
+            if bits != 0 {
+                let slot = (word as u64) * 64 + u64::from(bits.trailing_zeros());
+                let delta = (slot + slots - start) & self.mask;
+                return Some(from_tick + delta);
+            }
+            if step == words {
+                break;
+            }
+            word = (word + 1) % words;
+            bits = self.occupied[word];
+        }
+        None
+    }
+
+    /// A lower bound on the earliest deadline (the start of the earliest occupied slot),
+    /// for choosing how long to sleep.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let tick = self.next_occupied_tick(self.current_tick)?;
+        Some(tick * self.tick_ns)
+    }
+
+    /// Fires every timer whose deadline is at or before `now_ns`, calling `fire` with
+    /// its token. Timers inserted by `fire` for a time already passed fire in a later
+    /// call. Returns how many fired.
+    pub fn advance(&mut self, now_ns: u64, mut fire: impl FnMut(u64)) -> usize {
+        let now_tick = now_ns / self.tick_ns;
+        let mut fired = 0;
+        let mut tick = self.current_tick;
+        let last = now_tick.min(self.current_tick + self.mask);
+        let mut due = std::mem::take(&mut self.scratch);
+        while let Some(t) = self.next_occupied_tick(tick) {
+            if t > last {
+                break;
+            }
+            let slot = (t & self.mask) as usize;
+            let mut i = self.heads[slot];
+            while i != NIL {
+                let e = self.entries[i as usize];
+                if e.deadline_ns <= now_ns {
+                    due.push((e.deadline_ns, i, e.token));
+                }
+                i = e.next;
+            }
+            tick = t + 1;
+        }
+        // Fire in deadline order within this advance.
+        due.sort_unstable_by_key(|&(d, i, _)| (d, i));
+        for &(_, index, token) in &due {
+            self.unlink(index);
+            fire(token);
+            fired += 1;
+        }
+        due.clear();
+        self.scratch = due;
+        self.current_tick = now_tick.max(self.current_tick);
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    #[test]
+    fn fires_at_or_after_the_deadline_never_before_and_exactly_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut wheel = TimerWheel::new(1_000, 256, 0);
+        let mut deadlines = Vec::new();
+        for token in 0..5_000u64 {
+            // Up to ~4 rotations ahead, so slots are shared across rounds.
+            let d = rng.next_u64() % 1_000_000;
+            deadlines.push(d);
+            wheel.insert(d, token);
+        }
+        let mut fired = vec![None; deadlines.len()];
+        let mut now = 0;
+        while !wheel.is_empty() {
+            now += 1 + rng.next_u64() % 5_000;
+            wheel.advance(now, |t| {
+                assert!(fired[t as usize].is_none(), "token {t} fired twice");
+                fired[t as usize] = Some(now);
+            });
+            for (t, &d) in deadlines.iter().enumerate() {
+                if d <= now {
+                    assert!(fired[t].is_some(), "token {t} due at {d} not fired by {now}");
+                }
+            }
+        }
+        for (t, f) in fired.iter().enumerate() {
+            let f = f.expect("all fired");
+            assert!(f >= deadlines[t], "token {t} fired at {f} before {}", deadlines[t]);
+        }
+    }
+
+    #[test]
+    fn cancel_and_stale_handles() {
+        let mut wheel = TimerWheel::new(1_000, 64, 0);
+        let a = wheel.insert(5_000, 1);
+        let b = wheel.insert(5_000, 2);
+        assert!(wheel.cancel(a));
+        assert!(!wheel.cancel(a), "second cancel is a no-op");
+        let mut got = Vec::new();
+        wheel.advance(10_000, |t| got.push(t));
+        assert_eq!(got, [2]);
+        assert!(!wheel.cancel(b), "fired timer cannot be cancelled");
+        // The slot is reused with a new generation: the stale handle stays stale.
+        let c = wheel.insert(20_000, 3);
+        assert_eq!(c.index, b.index, "the freed entry is reused");
+        assert_ne!(c, b, "with a new generation");
+        assert!(!wheel.cancel(b), "the stale handle does not cancel the new timer");
+        assert_eq!(wheel.len(), 1);
+        assert!(wheel.cancel(c));
+        assert!(wheel.is_empty());
+    }
+
+    #[test]
+    fn far_future_timers_wait_their_round_and_fire_in_order() {
+        let mut wheel = TimerWheel::new(1_000, 64, 0);
+        wheel.insert(64_000 * 3 + 500, 3);
+        wheel.insert(500, 1);
+        wheel.insert(64_000 + 500, 2);
+        let mut got = Vec::new();
+        wheel.advance(1_000, |t| got.push(t));
+        assert_eq!(got, [1]);
+        wheel.advance(64_000 * 2, |t| got.push(t));
+        assert_eq!(got, [1, 2]);
+        wheel.advance(10_000_000, |t| got.push(t));
+        assert_eq!(got, [1, 2, 3]);
+    }
+
+    #[test]
+    fn next_deadline_is_a_lower_bound_and_none_when_empty() {
+        let mut wheel = TimerWheel::new(1_000, 128, 0);
+        assert_eq!(wheel.next_deadline(), None);
+        wheel.insert(42_500, 7);
+        wheel.insert(90_000, 8);
+        let next = wheel.next_deadline().unwrap();
+        assert!((42_000..=42_500).contains(&next), "{next}");
+        let mut got = Vec::new();
+        wheel.advance(next - 1, |t| got.push(t));
+        assert!(got.is_empty());
+        wheel.advance(42_500, |t| got.push(t));
+        assert_eq!(got, [7]);
+        assert!(wheel.next_deadline().unwrap() <= 90_000);
+    }
+
+    #[test]
+    fn churn_reuses_the_slab() {
+        let mut wheel = TimerWheel::new(1_000, 1024, 0);
+        let mut now = 0;
+        for round in 0..100u64 {
+            for i in 0..1_000 {
+                wheel.insert(now + 1_000 + i * 10, round * 1_000 + i);
+            }
+            now += 20_000;
+            let n = wheel.advance(now, |_| {});
+            assert_eq!(n, 1_000);
+            if round == 10 {
+                assert!(wheel.memory_bytes() > 0);
+            }
+        }
+        let warm = wheel.memory_bytes();
+        for _ in 0..50 {
+            for i in 0..1_000 {
+                wheel.insert(now + 1_000 + i * 10, i);
+            }
+            now += 20_000;
+            wheel.advance(now, |_| {});
+        }
+        assert_eq!(wheel.memory_bytes(), warm, "no growth in steady state");
+    }
+}
