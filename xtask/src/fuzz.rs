@@ -118,10 +118,17 @@ fn list_findings(dir: &Path) -> BTreeSet<PathBuf> {
 /// names them by content hash); returns the new copies.
 fn keep_regressions(fuzz_dir: &Path, target: &str, findings: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>> {
     let dest_dir = fuzz_dir.join("regressions").join(target);
+    // Kept inputs may have been renamed to say what they found: compare contents.
+    let known: BTreeSet<Vec<u8>> = fs::read_dir(&dest_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| fs::read(entry.path()).ok())
+        .collect();
     let mut kept = Vec::new();
     for src in findings {
         let dest = dest_dir.join(src.file_name().expect("a file"));
-        if dest.exists() {
+        if dest.exists() || fs::read(src).is_ok_and(|bytes| known.contains(&bytes)) {
             continue;
         }
         fs::create_dir_all(&dest_dir).with_context(|| format!("creating {}", dest_dir.display()))?;

@@ -10,3 +10,4 @@
 
 pub mod schedule;
 pub mod timer_wheel;
+pub mod uring;

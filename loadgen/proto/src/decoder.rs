@@ -296,8 +296,10 @@ impl Decoder {
         };
         // The limit is on the message after decompression (checked while inflating);
         // compressed bytes may exceed it only by deflate's worst-case expansion.
-        let limit = if compressed { compressed_limit(self.max_message_size) } else { self.max_message_size };
-        if h.payload_len > (limit - so_far) as u64 {
+        // The message's flag decides, not this frame's: continuations carry no RSV1.
+        let message_compressed = self.message.is_some_and(|(_, c)| c);
+        let limit = if message_compressed { compressed_limit(self.max_message_size) } else { self.max_message_size };
+        if h.payload_len > limit.saturating_sub(so_far) as u64 {
             return Err(ProtocolError::MessageTooBig);
         }
         Ok(opcode)
