@@ -8,6 +8,9 @@
 //!
 //! This crate has no clap types and does no formatting of reports.
 
+pub mod clock;
+pub mod payload;
+pub mod run;
 pub mod schedule;
 pub mod timer_wheel;
 pub mod uring;

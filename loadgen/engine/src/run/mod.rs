@@ -1,0 +1,177 @@
+//! Client load runs: turn a [`RunConfig`] into schedules of intended start times,
+//! split them over one worker thread per core, run the workers, merge what they
+//! measured. Ctrl-C (the `stop` flag) ends the hold early; workers then close their
+//! connections with a bounded close handshake, so partial results are complete.
+
+mod conn;
+mod metrics;
+mod ops;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub use metrics::Metrics;
+
+use crate::clock::Clock;
+use crate::schedule::{Arrivals, RateProfile, Schedule, ScheduleError};
+use crate::uring::UringError;
+use crate::uring::probe::Capabilities;
+
+/// A WebSocket target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsTarget {
+    /// Address to connect to (IPv4 for now).
+    pub addr: SocketAddrV4,
+    /// `Host` header.
+    pub host: String,
+    /// Request path.
+    pub path: String,
+}
+
+/// How messages are paced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MessageRate {
+    /// Each connection sends its next message when the previous echo arrives.
+    ClosedLoop,
+    /// Open model: this many messages per second in total, over the open connections.
+    Total(f64),
+    /// Open model per connection: each connection sends at this rate.
+    PerConnection(f64),
+}
+
+/// What connections do once open.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Traffic {
+    /// Hold the connection, send nothing.
+    Idle,
+    /// Send probe payloads of `message_size` bytes that the server echoes.
+    Echo {
+        /// Bytes per message (at least the probe header).
+        message_size: usize,
+        /// Pacing.
+        rate: MessageRate,
+    },
+}
+
+/// One run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Targets, used round robin.
+    pub targets: Vec<WsTarget>,
+    /// Connections to open.
+    pub connections: u32,
+    /// New connections per second (the ramp).
+    pub connect_rate: f64,
+    /// How long to hold once every connection has been started.
+    pub hold: Duration,
+    /// What open connections do.
+    pub traffic: Traffic,
+    /// Worker threads.
+    pub workers: usize,
+    /// Source addresses to bind (empty: let the kernel choose).
+    pub sources: Vec<Ipv4Addr>,
+    /// Give up a handshake after this long.
+    pub handshake_timeout: Duration,
+    /// Give up the close handshake after this long.
+    pub close_timeout: Duration,
+    /// Largest message accepted.
+    pub max_message_size: usize,
+    /// Provided receive buffers per worker, and their size.
+    pub recv_buffers: u16,
+    /// Size of each receive buffer.
+    pub recv_buffer_size: u32,
+}
+
+/// Why a run could not start or continue.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// io_uring setup or use failed.
+    #[error(transparent)]
+    Uring(#[from] UringError),
+    /// The schedule is invalid.
+    #[error("invalid schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    /// Anything else that prevents the run, with its fix.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Uring(UringError::Io(e))
+    }
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Merged measurements.
+    pub metrics: Metrics,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Unix seconds at the start.
+    pub started_unix_s: u64,
+    /// What the host's io_uring offered (setup flags and opcodes used).
+    pub ring_flags: String,
+}
+
+/// Runs the load described by `config` until done or until `stop` is set.
+pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError> {
+    if config.targets.is_empty() || config.workers == 0 || config.connections == 0 {
+        return Err(RunError::Setup("a run needs at least one target, one worker and one connection".into()));
+    }
+    let caps = Capabilities::probe()?;
+    caps.require_engine_opcodes()?;
+    let can_bind = caps.supports("bind") && caps.supports("uring_cmd");
+    if !config.sources.is_empty() && !can_bind {
+        return Err(RunError::Setup(
+            "binding source addresses through io_uring needs Linux ≥ 6.11 (IORING_OP_BIND); drop --source-addr".into(),
+        ));
+    }
+    let clock = Clock::start();
+    let ramp_ns = (f64::from(config.connections) / config.connect_rate * 1e9).ceil() as u64;
+    let connects = RateProfile::constant(config.connect_rate, ramp_ns.max(1))?;
+    let end_ns = ramp_ns + config.hold.as_nanos() as u64;
+    let messages = match config.traffic {
+        Traffic::Echo { rate: MessageRate::Total(r), .. } => Some(RateProfile::constant(r, end_ns)?),
+        _ => None,
+    };
+    let per_worker = config.connections.div_ceil(config.workers as u32);
+    let results: Vec<Result<Metrics, RunError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..config.workers)
+            .map(|index| {
+                let setup = worker::WorkerSetup {
+                    index,
+                    config,
+                    connects: Schedule::new(connects.clone(), Arrivals::Constant, index, config.workers),
+                    messages: messages.clone().map(|m| Schedule::new(m, Arrivals::Constant, index, config.workers)),
+                    capacity: per_worker,
+                    clock,
+                    caps: &caps,
+                    end_ns,
+                    stop,
+                };
+                s.spawn(move || worker::run(setup))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(RunError::Setup("worker panicked".into()))))
+            .collect()
+    });
+    let mut metrics = Metrics::default();
+    for r in results {
+        metrics.merge(&r?);
+    }
+    Ok(RunOutcome {
+        metrics,
+        elapsed: Duration::from_nanos(clock.now_ns()),
+        started_unix_s: clock.start_unix_s(),
+        ring_flags: caps.describe(),
+    })
+}

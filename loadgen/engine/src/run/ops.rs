@@ -1,0 +1,160 @@
+//! Submission-queue entries of the client engine, one builder per operation, and the
+//! `user_data` encoding that routes completions back to a connection:
+//! bits 0-7 operation, 8-31 connection generation, 32-63 connection index.
+//!
+//! Pointers handed to the kernel (socket addresses, send buffers) are owned by the
+//! worker's target table or by the connection, and outlive the operation.
+
+use io_uring::{opcode, squeue, types};
+
+/// What a completion belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// IORING_OP_SOCKET into a fixed slot.
+    Socket = 1,
+    /// Bind to a source address.
+    Bind = 2,
+    /// Connect.
+    Connect = 3,
+    /// Send (handshake or frames).
+    Send = 4,
+    /// Multishot receive.
+    Recv = 5,
+    /// Shutdown before close (so a FIN is sent while a multishot receive is armed).
+    Shutdown = 6,
+    /// Close of the fixed slot.
+    Close = 7,
+    /// setsockopt through uring_cmd.
+    SockOpt = 8,
+}
+
+impl Op {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Socket,
+            2 => Self::Bind,
+            3 => Self::Connect,
+            4 => Self::Send,
+            5 => Self::Recv,
+            6 => Self::Shutdown,
+            7 => Self::Close,
+            8 => Self::SockOpt,
+            _ => return None,
+        })
+    }
+}
+
+/// Routing data of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// Connection index (also its fixed slot).
+    pub conn: u32,
+    /// Connection generation (stale completions are ignored).
+    pub generation: u32,
+    /// Operation.
+    pub op: Op,
+}
+
+impl Tag {
+    /// Packs into `user_data`.
+    pub fn encode(self) -> u64 {
+        (u64::from(self.conn) << 32) | (u64::from(self.generation & 0xFF_FFFF) << 8) | self.op as u64
+    }
+
+    /// Unpacks `user_data`; `None` for data the engine did not write.
+    pub fn decode(data: u64) -> Option<Self> {
+        Some(Self {
+            conn: (data >> 32) as u32,
+            generation: ((data >> 8) & 0xFF_FFFF) as u32,
+            op: Op::from_u8(data as u8)?,
+        })
+    }
+}
+
+/// A TCP socket created directly in fixed slot `slot`.
+pub fn socket(slot: u32, tag: Tag) -> squeue::Entry {
+    let dest = types::DestinationSlot::try_from_slot_target(slot).expect("slot below IORING_FILE_INDEX_ALLOC");
+    // No SOCK_CLOEXEC: the kernel refuses it for direct descriptors (they have no fd).
+    opcode::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).file_index(Some(dest)).build().user_data(tag.encode())
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT` on the fixed socket, so binding a source address does not
+/// reserve a port before connect picks the 4-tuple.
+pub fn bind_no_port(slot: u32, value: &'static i32, tag: Tag) -> squeue::Entry {
+    opcode::SetSockOpt::new(
+        types::Fixed(slot),
+        libc::IPPROTO_IP as u32,
+        libc::IP_BIND_ADDRESS_NO_PORT as u32,
+        (value as *const i32).cast(),
+        std::mem::size_of::<i32>() as u32,
+    )
+    .build()
+    .user_data(tag.encode())
+}
+
+/// Bind the fixed socket to a source address (port 0).
+pub fn bind(slot: u32, addr: &libc::sockaddr_in, tag: Tag) -> squeue::Entry {
+    opcode::Bind::new(
+        types::Fixed(slot),
+        (addr as *const libc::sockaddr_in).cast(),
+        std::mem::size_of::<libc::sockaddr_in>() as u32,
+    )
+    .build()
+    .user_data(tag.encode())
+}
+
+/// Connect the fixed socket.
+pub fn connect(slot: u32, addr: &libc::sockaddr_in, tag: Tag) -> squeue::Entry {
+    opcode::Connect::new(
+        types::Fixed(slot),
+        (addr as *const libc::sockaddr_in).cast(),
+        std::mem::size_of::<libc::sockaddr_in>() as u32,
+    )
+    .build()
+    .user_data(tag.encode())
+}
+
+/// Send `len` bytes at `ptr` (owned by the connection until the completion).
+pub fn send(slot: u32, ptr: *const u8, len: u32, tag: Tag) -> squeue::Entry {
+    opcode::Send::new(types::Fixed(slot), ptr, len).build().user_data(tag.encode())
+}
+
+/// Multishot receive from buffer group `bgid`.
+pub fn recv_multi(slot: u32, bgid: u16, tag: Tag) -> squeue::Entry {
+    opcode::RecvMulti::new(types::Fixed(slot), bgid).build().user_data(tag.encode())
+}
+
+/// Shut the socket down both ways (sends FIN even with a receive armed).
+pub fn shutdown(slot: u32, tag: Tag) -> squeue::Entry {
+    opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR).build().user_data(tag.encode())
+}
+
+/// Close the fixed slot.
+pub fn close(slot: u32, tag: Tag) -> squeue::Entry {
+    opcode::Close::new(types::Fixed(slot)).build().user_data(tag.encode())
+}
+
+/// A `sockaddr_in` for an IPv4 socket address.
+pub fn sockaddr_in(addr: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_roundtrip() {
+        for op in [Op::Socket, Op::Bind, Op::Connect, Op::Send, Op::Recv, Op::Shutdown, Op::Close, Op::SockOpt] {
+            let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
+            assert_eq!(Tag::decode(t.encode()), Some(t));
+        }
+        assert_eq!(Tag::decode(0), None);
+    }
+}

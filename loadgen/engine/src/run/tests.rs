@@ -1,0 +1,322 @@
+//! The engine end to end on loopback against a small blocking test server built from
+//! the protocol crate's server-role pieces: counts, error kinds, open-model exactness,
+//! and latency from intended time (a stall is not hidden by coordinated omission).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use loadgen_proto::decoder::{Decoded, Decoder, Role};
+use loadgen_proto::encoder::{Encoder, MessageKind};
+use loadgen_proto::frame::Opcode;
+use loadgen_proto::handshake::accept_key;
+
+use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Echo,
+    /// Echo, but stall `ms` once after `after` messages.
+    StallOnce {
+        after: u64,
+        ms: u64,
+    },
+    /// Accept and read, never answer the upgrade.
+    NoUpgrade,
+    /// Accept and close at once.
+    CloseImmediately,
+    /// Accept, read the request, reset the connection (RST).
+    Reset,
+    /// Answer the upgrade with this status.
+    Reject(u16),
+}
+
+struct TestServer {
+    addr: SocketAddrV4,
+    stop: Arc<AtomicBool>,
+    messages: Arc<AtomicU64>,
+}
+
+impl TestServer {
+    fn start(mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else { unreachable!() };
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let messages = Arc::new(AtomicU64::new(0));
+        let (s, m) = (stop.clone(), messages.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (s, m) = (s.clone(), m.clone());
+                        std::thread::spawn(move || serve(stream, mode, &s, &m));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        Self { addr, stop, messages }
+    }
+
+    fn target(&self) -> WsTarget {
+        WsTarget { addr: self.addr, host: self.addr.to_string(), path: "/".into() }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, messages: &AtomicU64) {
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    if let Mode::CloseImmediately = mode {
+        return;
+    }
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(_) if !stop.load(Ordering::Relaxed) => continue,
+            Err(_) => return,
+        }
+    }
+    match mode {
+        Mode::Reset => {
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: a valid socket fd and a properly sized option value.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as u32,
+                );
+            }
+            return;
+        }
+        Mode::NoUpgrade => {
+            while !stop.load(Ordering::Relaxed) && !matches!(stream.read(&mut buf), Ok(0)) {}
+            return;
+        }
+        Mode::Reject(status) => {
+            let _ = write!(stream, "HTTP/1.1 {status} No\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
+        _ => {}
+    }
+    let text = String::from_utf8_lossy(&head);
+    let key = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().trim().to_owned();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    let mut dec = Decoder::new(Role::Server, 1 << 20);
+    let mut enc = Encoder::new(Role::Server, None);
+    let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(1);
+    let mut out = Vec::new();
+    let mut stalled = false;
+    while !stop.load(Ordering::Relaxed) {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let Ok((used, item)) = dec.decode(rest) else { return };
+            rest = &rest[used..];
+            match item {
+                Some(Decoded::Binary(b)) => {
+                    let count = messages.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Mode::StallOnce { after, ms } = mode
+                        && count > after
+                        && !stalled
+                    {
+                        stalled = true;
+                        std::thread::sleep(Duration::from_millis(ms));
+                    }
+                    enc.message(&mut out, MessageKind::Binary, b, &mut rng).unwrap();
+                }
+                Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
+                Some(Decoded::Close { code, .. }) => {
+                    enc.close(&mut out, code, "", &mut rng).unwrap();
+                    let _ = stream.write_all(&out);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+        out.clear();
+    }
+}
+
+trait SeedU64 {
+    fn from_seed_u64(seed: u64) -> Self;
+}
+
+impl SeedU64 for rand_chacha::ChaCha8Rng {
+    fn from_seed_u64(seed: u64) -> Self {
+        <Self as rand_core::SeedableRng>::seed_from_u64(seed)
+    }
+}
+
+fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic) -> RunConfig {
+    RunConfig {
+        targets: vec![server.target()],
+        connections,
+        connect_rate: 5_000.0,
+        hold: Duration::from_millis(hold_ms),
+        traffic,
+        workers: 2,
+        sources: Vec::new(),
+        handshake_timeout: Duration::from_millis(500),
+        close_timeout: Duration::from_millis(500),
+        max_message_size: 1 << 20,
+        recv_buffers: 256,
+        recv_buffer_size: 4096,
+    }
+}
+
+fn go(config: &RunConfig) -> RunOutcome {
+    run(config, &AtomicBool::new(false)).expect("run completes")
+}
+
+#[test]
+fn idle_connections_are_all_established() {
+    let server = TestServer::start(Mode::Echo);
+    let out = go(&config(&server, 200, 200, Traffic::Idle));
+    let m = &out.metrics;
+    assert_eq!((m.attempted, m.established, m.failed), (200, 200, 0), "errors: {:?}", m.errors);
+    assert_eq!(m.connect.len(), 200);
+    assert_eq!(m.handshake.len(), 200);
+    assert!(m.handshake.min() >= m.connect.min(), "handshake includes connect");
+    assert_eq!(m.open, 0, "every connection closed at the end");
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+}
+
+#[test]
+fn closed_loop_echo_measures_every_round_trip() {
+    let server = TestServer::start(Mode::Echo);
+    let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
+    let out = go(&config(&server, 20, 500, traffic));
+    let m = &out.metrics;
+    assert_eq!(m.established, 20);
+    assert!(m.received > 100, "received {}", m.received);
+    assert_eq!(m.message_rtt.len(), m.received, "every echo timed");
+    assert!(m.sent >= m.received && m.sent - m.received <= 20, "at most one in flight per connection");
+    assert_eq!(server.messages.load(Ordering::Relaxed), m.sent);
+}
+
+#[test]
+fn open_model_rate_is_exact_and_everything_is_echoed() {
+    let server = TestServer::start(Mode::Echo);
+    let traffic = Traffic::Echo { message_size: 100, rate: MessageRate::Total(1_000.0) };
+    let mut cfg = config(&server, 10, 1_000, traffic);
+    cfg.connect_rate = 1_000.0; // ramp 10 ms, end at 1.01 s
+    let out = go(&cfg);
+    let m = &out.metrics;
+    let scheduled = (1_000.0 * 1.01f64).round() as u64;
+    let unplaced = m.errors.get("no_open_connection_for_message").copied().unwrap_or(0);
+    assert_eq!(m.sent + unplaced, scheduled, "R×T intended sends, errors {:?}", m.errors);
+    assert!(unplaced < 30, "only the first milliseconds lack connections: {unplaced}");
+    assert_eq!(m.received, m.sent, "all echoed");
+}
+
+#[test]
+fn a_stall_shows_up_from_intended_time() {
+    // One connection, 200 messages/s; the server stalls 300 ms once. Measured from
+    // intended send times, every message scheduled during the stall is late: about 60
+    // samples above 0 ms, many above 100 ms. A closed-loop client would record one.
+    let server = TestServer::start(Mode::StallOnce { after: 50, ms: 300 });
+    let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::Total(200.0) };
+    let mut cfg = config(&server, 1, 1_200, traffic);
+    cfg.workers = 1;
+    let out = go(&cfg);
+    let m = &out.metrics;
+    assert!(m.message_rtt.max() >= 250_000, "max {} µs", m.message_rtt.max());
+    let slow = m.message_rtt.count_between(100_000, 10_000_000);
+    assert!(slow >= 20, "{slow} samples ≥ 100 ms: the stall is not hidden");
+    assert_eq!(m.received, m.sent);
+}
+
+#[test]
+fn failures_are_counted_by_kind() {
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let std::net::SocketAddr::V4(a) = l.local_addr().unwrap() else { unreachable!() };
+        a
+    };
+    let mut cfg = config(&TestServer::start(Mode::Echo), 10, 50, Traffic::Idle);
+    cfg.targets = vec![WsTarget { addr: closed_port, host: "x".into(), path: "/".into() }];
+    let m = go(&cfg).metrics;
+    assert_eq!((m.failed, m.errors.get("connect_refused").copied()), (10, Some(10)), "{:?}", m.errors);
+
+    let cases: [(Mode, &str); 4] = [
+        (Mode::NoUpgrade, "handshake_timeout"),
+        (Mode::Reset, "connection_reset"),
+        (Mode::Reject(429), "too_many_requests"),
+        (Mode::Reject(401), "unauthorized"),
+    ];
+    for (mode, kind) in cases {
+        let server = TestServer::start(mode);
+        let t0 = Instant::now();
+        // The hold outlasts the 500 ms handshake timeout.
+        let m = go(&config(&server, 8, 800, Traffic::Idle)).metrics;
+        assert_eq!(m.established, 0, "{kind}");
+        assert_eq!(m.failed, 8, "{kind}: {:?}", m.errors);
+        assert_eq!(m.errors.get(kind).copied(), Some(8), "{kind}: {:?}", m.errors);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{kind}: bounded");
+    }
+    // A server that closes before the upgrade: FIN seen as such, or a reset when our
+    // request crossed its close; both are counted, never lost.
+    let server = TestServer::start(Mode::CloseImmediately);
+    let m = go(&config(&server, 8, 300, Traffic::Idle)).metrics;
+    let closed = m.errors.get("closed_during_handshake").copied().unwrap_or(0);
+    let reset = m.errors.get("connection_reset").copied().unwrap_or(0);
+    assert_eq!((m.failed, closed + reset), (8, 8), "{:?}", m.errors);
+    // Handshakes still pending when the run ends are counted apart, not as failures.
+    let server = TestServer::start(Mode::NoUpgrade);
+    let m = go(&config(&server, 8, 50, Traffic::Idle)).metrics;
+    assert_eq!((m.established, m.failed), (0, 0));
+    assert_eq!(m.errors.get("unfinished_at_end").copied(), Some(8), "{:?}", m.errors);
+}
+
+#[test]
+fn stop_flag_ends_the_hold_early_and_closes_cleanly() {
+    let server = TestServer::start(Mode::Echo);
+    let cfg = config(&server, 50, 30_000, Traffic::Idle);
+    let stop = AtomicBool::new(false);
+    let t0 = Instant::now();
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(|| run(&cfg, &stop));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap().unwrap()
+    });
+    assert!(t0.elapsed() < Duration::from_secs(5), "stopped early: {:?}", t0.elapsed());
+    assert_eq!(out.metrics.established, 50);
+    assert_eq!(out.metrics.open, 0);
+}
+
+#[test]
+fn source_addresses_are_bound() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 20, 100, Traffic::Idle);
+    cfg.sources = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    let m = go(&cfg).metrics;
+    assert_eq!(m.established, 20, "{:?}", m.errors);
+}

@@ -1,0 +1,496 @@
+//! The one worker loop: a thread, its ring, its share of the connection schedule and
+//! of the message schedule, and its connections. No locks and no shared atomics on the
+//! hot path (the stop flag is read once per loop turn).
+//!
+//! Each turn: start every connection and message whose intended time has come, fire
+//! due timers, submit, wait for completions until the next intended time, and handle
+//! completions. Latency is measured from intended times; how late the loop acted is
+//! recorded as schedule lag.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use io_uring::{squeue, types};
+use loadgen_proto::{Client, ClientConfig, HandshakeRequest, MessageKind};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::conn::{Conn, Phase};
+use super::metrics::Metrics;
+use super::ops::{self, Op, Tag};
+use super::{MessageRate, RunConfig, RunError, Traffic};
+use crate::clock::Clock;
+use crate::payload::Probe;
+use crate::schedule::Schedule;
+use crate::timer_wheel::TimerWheel;
+use crate::uring::buf_ring::BufRing;
+use crate::uring::probe::Capabilities;
+use crate::uring::ring::{Ring, RingConfig};
+
+#[path = "worker_recv.rs"]
+mod recv;
+
+const BGID: u16 = 1;
+static ONE: i32 = 1;
+
+/// A worker's inputs.
+pub struct WorkerSetup<'a> {
+    /// Worker index.
+    pub index: usize,
+    /// Run configuration.
+    pub config: &'a RunConfig,
+    /// Connection starts of this worker (intended ns).
+    pub connects: Schedule,
+    /// Open-model message sends of this worker (intended ns).
+    pub messages: Option<Schedule>,
+    /// Connections this worker will open.
+    pub capacity: u32,
+    /// Run clock.
+    pub clock: Clock,
+    /// Host capabilities.
+    pub caps: &'a Capabilities,
+    /// End of the hold phase (ns): then every connection closes.
+    pub end_ns: u64,
+    /// Ctrl-C.
+    pub stop: &'a AtomicBool,
+}
+
+struct Worker<'a> {
+    setup: WorkerSetup<'a>,
+    ring: Ring,
+    conns: Vec<Conn>,
+    next_conn: u32,
+    targets: Vec<libc::sockaddr_in>,
+    sources: Vec<libc::sockaddr_in>,
+    requests: Vec<HandshakeRequest>,
+    client_config: ClientConfig,
+    rng: ChaCha20Rng,
+    timers: TimerWheel,
+    ready: Vec<u32>,
+    ready_cursor: usize,
+    pending: Vec<squeue::Entry>,
+    message: Vec<u8>,
+    metrics: Metrics,
+    closing_all: bool,
+    next_connect: Option<u64>,
+    next_message: Option<u64>,
+    scratch: Vec<u64>,
+}
+
+/// Runs a worker to completion on the calling thread.
+pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
+    let cfg = setup.config;
+    let ring_config = RingConfig { sq_entries: 4096, cq_entries: 16384, fixed_files: setup.capacity.max(1) };
+    let mut ring = Ring::new(ring_config, setup.caps)?;
+    ring.add_buf_ring(BufRing::new(BGID, cfg.recv_buffers, cfg.recv_buffer_size))?;
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| RunError::Setup(format!("OS randomness unavailable: {e}")))?;
+    let size = match cfg.traffic {
+        Traffic::Echo { message_size, .. } => message_size,
+        Traffic::Idle => 0,
+    };
+    let mut message = Vec::new();
+    Probe { channel: 0, seq: 0, sent_unix_us: 0, sender: 0 }.encode_into(size, &mut message);
+    let now = setup.clock.now_ns();
+    let mut w = Worker {
+        targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
+        sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
+        requests: cfg.targets.iter().map(|t| HandshakeRequest::new(t.host.clone(), t.path.clone())).collect(),
+        client_config: ClientConfig {
+            max_message_size: cfg.max_message_size,
+            handshake_timeout_us: Some(cfg.handshake_timeout.as_micros() as u64),
+            close_timeout_us: cfg.close_timeout.as_micros() as u64,
+            ..ClientConfig::default()
+        },
+        conns: (0..setup.capacity).map(|_| Conn::free()).collect(),
+        next_conn: 0,
+        rng: ChaCha20Rng::from_seed(seed),
+        timers: TimerWheel::new(100_000, 4096, now),
+        ready: Vec::new(),
+        ready_cursor: 0,
+        pending: Vec::with_capacity(1024),
+        message,
+        metrics: Metrics::default(),
+        closing_all: false,
+        next_connect: None,
+        next_message: None,
+        scratch: Vec::new(),
+        ring,
+        setup,
+    };
+    w.next_connect = w.setup.connects.next();
+    w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
+    w.run_loop()?;
+    Ok(w.metrics)
+}
+
+impl Worker<'_> {
+    fn run_loop(&mut self) -> Result<(), RunError> {
+        let hard_stop = self.setup.end_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
+        loop {
+            let now = self.setup.clock.now_ns();
+            if !self.closing_all && (now >= self.setup.end_ns || self.setup.stop.load(Ordering::Relaxed)) {
+                self.close_all(now);
+            }
+            if !self.closing_all {
+                self.start_due_connections(now);
+                self.send_due_messages(now);
+            }
+            self.fire_timers(now);
+            self.flush_pending()?;
+            let live = self.conns.iter().any(|c| c.phase != Phase::Free);
+            if self.closing_all && !live {
+                return Ok(());
+            }
+            if now > hard_stop {
+                self.metrics.error("worker_stop_timeout");
+                return Ok(());
+            }
+            let wait_until = self.next_wakeup(now).min(hard_stop);
+            self.wait(now, wait_until)?;
+            self.handle_completions();
+        }
+    }
+
+    fn next_wakeup(&self, now: u64) -> u64 {
+        let mut t = now + 50_000_000;
+        if !self.closing_all {
+            t = t.min(self.setup.end_ns);
+            if let Some(c) = self.next_connect {
+                t = t.min(c);
+            }
+            if let Some(m) = self.next_message {
+                t = t.min(m);
+            }
+        }
+        if let Some(d) = self.timers.next_deadline() {
+            t = t.min(d);
+        }
+        t
+    }
+
+    fn wait(&mut self, now: u64, until: u64) -> Result<(), RunError> {
+        let submitter = self.ring.uring.submitter();
+        let result = if until <= now {
+            submitter.submit()
+        } else {
+            let ts = types::Timespec::from(std::time::Duration::from_nanos(until - now));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            submitter.submit_with_args(1, &args)
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+            Err(e) => Err(RunError::Uring(e.into())),
+        }
+    }
+
+    fn flush_pending(&mut self) -> Result<(), RunError> {
+        while !self.pending.is_empty() {
+            let mut sq = self.ring.uring.submission();
+            let room = sq.capacity() - sq.len();
+            let n = room.min(self.pending.len());
+            // SAFETY: every entry points at memory owned by the worker (targets,
+            // sources, a connection's send buffer) that outlives its operation.
+            unsafe {
+                sq.push_multiple(&self.pending[..n]).expect("room checked");
+            }
+            drop(sq);
+            self.pending.drain(..n);
+            if !self.pending.is_empty() {
+                self.ring.uring.submit()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn start_due_connections(&mut self, now: u64) {
+        while let Some(intended) = self.next_connect.filter(|&t| t <= now) {
+            self.next_connect = self.setup.connects.next();
+            if self.next_conn >= self.setup.capacity {
+                continue;
+            }
+            let index = self.next_conn;
+            self.next_conn += 1;
+            self.metrics.attempted += 1;
+            Metrics::record(&mut self.metrics.schedule_lag, now - intended);
+            // Global connection number → target and source address (round robin).
+            let global = u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64;
+            let targets = self.targets.len() as u64;
+            let target = (global % targets) as usize;
+            let conn = &mut self.conns[index as usize];
+            conn.phase = Phase::Connecting;
+            conn.target = target as u16;
+            conn.intended_ns = intended;
+            let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
+            self.pending.push(link(ops::socket(index, conn.tag(index, Op::Socket))));
+            if !self.sources.is_empty() {
+                let src = &self.sources[((global / targets) % self.sources.len() as u64) as usize];
+                self.pending.push(link(ops::bind_no_port(index, &ONE, conn.tag(index, Op::SockOpt))));
+                self.pending.push(link(ops::bind(index, src, conn.tag(index, Op::Bind))));
+            }
+            self.pending.push(ops::connect(index, &self.targets[target], conn.tag(index, Op::Connect)));
+        }
+    }
+
+    fn send_due_messages(&mut self, now: u64) {
+        while let Some(intended) = self.next_message.filter(|&t| t <= now) {
+            self.next_message = self.setup.messages.as_mut().and_then(Iterator::next);
+            if self.ready.is_empty() {
+                self.metrics.error("no_open_connection_for_message");
+                continue;
+            }
+            self.ready_cursor = (self.ready_cursor + 1) % self.ready.len();
+            let index = self.ready[self.ready_cursor];
+            Metrics::record(&mut self.metrics.schedule_lag, now - intended);
+            self.send_probe(index, intended);
+        }
+    }
+
+    fn fire_timers(&mut self, now: u64) {
+        let mut due = std::mem::take(&mut self.scratch);
+        self.timers.advance(now, |token| due.push(token));
+        let rate = self.message_rate();
+        for token in due.drain(..) {
+            let Some(tag) = Tag::decode(token) else { continue };
+            let Some(conn) = self.conns.get_mut(tag.conn as usize) else { continue };
+            if conn.generation != tag.generation || conn.phase == Phase::Free {
+                continue;
+            }
+            match tag.op {
+                // Protocol deadlines (handshake, close).
+                Op::Close => {
+                    let Some(client) = conn.client.as_mut() else { continue };
+                    if let Some(what) = client.handle_timeout(now / 1_000) {
+                        self.metrics.error(match what {
+                            loadgen_proto::Timeout::Handshake => "handshake_timeout",
+                            loadgen_proto::Timeout::Close => "close_timeout",
+                        });
+                        if conn.phase == Phase::Handshaking {
+                            self.metrics.failed += 1;
+                        }
+                        self.shutdown(tag.conn);
+                    } else if let Some(next) = client.poll_timeout() {
+                        self.timers.insert(next * 1_000, token);
+                    }
+                }
+                // Paced sends (per-connection rate).
+                Op::Send => {
+                    let intended = conn.next_send_ns;
+                    if let MessageRate::PerConnection(rate) = rate {
+                        conn.next_send_ns = intended + (1e9 / rate) as u64;
+                        if conn.next_send_ns < self.setup.end_ns {
+                            self.timers.insert(conn.next_send_ns, token);
+                        }
+                    }
+                    Metrics::record(&mut self.metrics.schedule_lag, now.saturating_sub(intended));
+                    self.send_probe(tag.conn, intended);
+                }
+                _ => {}
+            }
+        }
+        self.scratch = due;
+    }
+
+    fn message_rate(&self) -> MessageRate {
+        match self.setup.config.traffic {
+            Traffic::Echo { rate, .. } => rate,
+            Traffic::Idle => MessageRate::ClosedLoop,
+        }
+    }
+
+    /// Queues a probe message on `index`, stamped with its intended time.
+    fn send_probe(&mut self, index: u32, intended_ns: u64) {
+        let unix_us = self.setup.clock.unix_us(intended_ns);
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Open {
+            return;
+        }
+        let Some(client) = conn.client.as_mut() else { return };
+        let probe = Probe { channel: 0, seq: conn.seq, sent_unix_us: unix_us, sender: u64::from(index) };
+        probe.write_header(&mut self.message);
+        conn.seq += 1;
+        match client.send(MessageKind::Binary, &self.message, &mut self.rng) {
+            Ok(()) => {
+                self.metrics.sent += 1;
+                conn.awaiting_echo = true;
+            }
+            Err(e) => self.metrics.error(e_name(e)),
+        }
+        if let Some(sqe) = conn.next_send(index) {
+            self.pending.push(sqe);
+        }
+    }
+
+    /// Starts closing every connection: a close handshake for open ones, a plain
+    /// close for the others.
+    fn close_all(&mut self, now: u64) {
+        self.closing_all = true;
+        self.ready.clear();
+        for index in 0..self.next_conn {
+            let conn = &mut self.conns[index as usize];
+            match conn.phase {
+                Phase::Open => {
+                    let client = conn.client.as_mut().expect("open connections have a client");
+                    if client.close(1000, "", now / 1_000, &mut self.rng).is_ok() {
+                        if let Some(deadline) = client.poll_timeout() {
+                            self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
+                        }
+                        if let Some(sqe) = conn.next_send(index) {
+                            self.pending.push(sqe);
+                        }
+                    } else {
+                        self.shutdown(index);
+                    }
+                }
+                Phase::Connecting | Phase::Handshaking => {
+                    // Neither established nor failed: the run ended first.
+                    self.metrics.error("unfinished_at_end");
+                    self.shutdown(index);
+                }
+                Phase::Free | Phase::Closing => {}
+            }
+        }
+    }
+
+    /// Shuts the socket down and closes its slot; the connection is freed when every
+    /// operation on it has completed.
+    fn shutdown(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if matches!(conn.phase, Phase::Free | Phase::Closing) {
+            return;
+        }
+        if conn.phase == Phase::Open {
+            self.metrics.open -= 1;
+            self.ready.retain(|&i| i != index);
+        }
+        conn.phase = Phase::Closing;
+        conn.closing_ops = 2;
+        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
+        self.pending.push(link(ops::shutdown(index, conn.tag(index, Op::Shutdown))));
+        self.pending.push(ops::close(index, conn.tag(index, Op::Close)));
+    }
+
+    fn maybe_free(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase == Phase::Closing && conn.closing_ops == 0 && !conn.recv_armed && !conn.send_inflight {
+            conn.phase = Phase::Free;
+            conn.client = None;
+            conn.generation = conn.generation.wrapping_add(1);
+        }
+    }
+
+    fn handle_completions(&mut self) {
+        loop {
+            let mut batch = [None; 256];
+            let mut n = 0;
+            for cqe in self.ring.uring.completion().take(batch.len()) {
+                batch[n] = Some((cqe.user_data(), cqe.result(), cqe.flags()));
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            for &(data, result, flags) in batch[..n].iter().flatten() {
+                self.handle(data, result, flags);
+            }
+        }
+    }
+
+    fn handle(&mut self, data: u64, result: i32, flags: u32) {
+        let Some(tag) = Tag::decode(data) else { return };
+        let index = tag.conn;
+        let Some(conn) = self.conns.get_mut(index as usize) else { return };
+        if conn.generation != tag.generation {
+            return;
+        }
+        let now = self.setup.clock.now_ns();
+        match tag.op {
+            Op::Socket | Op::SockOpt | Op::Bind => {
+                if result < 0 {
+                    self.connect_failed(index, tag.op, result);
+                }
+            }
+            Op::Connect => {
+                if result < 0 {
+                    self.connect_failed(index, tag.op, result);
+                    return;
+                }
+                Metrics::record(&mut self.metrics.connect, now.saturating_sub(conn.intended_ns));
+                let request = &self.requests[usize::from(conn.target)];
+                match Client::new(self.client_config.clone(), request, now / 1_000, &mut self.rng) {
+                    Ok(client) => conn.client = Some(Box::new(client)),
+                    Err(_) => {
+                        self.metrics.error("invalid_request");
+                        self.metrics.failed += 1;
+                        self.shutdown(index);
+                        return;
+                    }
+                }
+                conn.phase = Phase::Handshaking;
+                conn.recv_armed = true;
+                self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+                if let Some(deadline) = conn.client.as_ref().and_then(|c| c.poll_timeout()) {
+                    self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
+                }
+                if let Some(sqe) = conn.next_send(index) {
+                    self.pending.push(sqe);
+                }
+            }
+            Op::Send => {
+                if result < 0 {
+                    conn.send_inflight = false;
+                    self.metrics.error("send_error");
+                    self.shutdown(index);
+                    self.maybe_free(index);
+                    return;
+                }
+                if let Some(sqe) = conn.send_done(index, result as usize) {
+                    self.pending.push(sqe);
+                } else if let Some(sqe) = conn.next_send(index) {
+                    self.pending.push(sqe);
+                }
+                self.maybe_free(index);
+            }
+            Op::Recv => self.on_recv(index, result, flags, now),
+            Op::Shutdown | Op::Close => {
+                conn.closing_ops = conn.closing_ops.saturating_sub(1);
+                self.maybe_free(index);
+            }
+        }
+    }
+
+    fn connect_failed(&mut self, index: u32, op: Op, result: i32) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Connecting {
+            return;
+        }
+        // The link cancels what follows the failed step; count the cause once.
+        if result != -libc::ECANCELED {
+            self.metrics.failed += 1;
+            self.metrics.error(match (op, -result) {
+                (_, libc::ECONNREFUSED) => "connect_refused",
+                (_, libc::ETIMEDOUT) => "connect_timeout",
+                (_, libc::EADDRNOTAVAIL) | (_, libc::EADDRINUSE) => "no_source_port",
+                (Op::Socket, _) => "socket_error",
+                (Op::Bind, _) | (Op::SockOpt, _) => "bind_error",
+                _ => "connect_error",
+            });
+        }
+        if op == Op::Connect || result != -libc::ECANCELED {
+            // The slot may hold a socket: close it (a close of an empty slot fails
+            // harmlessly with EBADF).
+            conn.phase = Phase::Closing;
+            conn.closing_ops = 1;
+            self.pending.push(ops::close(index, conn.tag(index, Op::Close)));
+        }
+    }
+}
+
+fn e_name(e: loadgen_proto::SendError) -> &'static str {
+    match e {
+        loadgen_proto::SendError::NotOpen => "send_not_open",
+        loadgen_proto::SendError::ControlTooLong => "send_control_too_long",
+        loadgen_proto::SendError::InvalidCloseCode => "send_invalid_close_code",
+        loadgen_proto::SendError::FragmentSequence => "send_fragment_sequence",
+    }
+}

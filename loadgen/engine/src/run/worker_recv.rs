@@ -1,0 +1,177 @@
+//! The receive side of the worker loop: bytes from the provided-buffer ring into the
+//! connection's protocol state machine, and what each event means for measurement.
+
+use io_uring::cqueue;
+use loadgen_proto::{Error as ProtoError, Event, Initiator};
+
+use super::super::conn::Phase;
+use super::super::metrics::Metrics;
+use super::super::ops::{self, Op};
+use super::super::{MessageRate, Traffic};
+use super::{BGID, Worker};
+use crate::payload::Probe;
+
+/// What the events of one read asked the worker to do.
+#[derive(Default)]
+struct Outcome {
+    opened: bool,
+    echoes: u32,
+    closed: bool,
+    error: Option<&'static str>,
+}
+
+impl Worker<'_> {
+    pub(super) fn on_recv(&mut self, index: u32, result: i32, flags: u32, now: u64) {
+        let more = cqueue::more(flags);
+        let conn = &mut self.conns[index as usize];
+        if !more {
+            conn.recv_armed = false;
+        }
+        if result == -libc::ENOBUFS {
+            // The ring ran dry: the generator, not the target, is short of buffers.
+            self.metrics.buffer_ring_empty += 1;
+            if !more && conn.phase != Phase::Closing {
+                conn.recv_armed = true;
+                self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+            }
+            return;
+        }
+        if result <= 0 {
+            if conn.phase != Phase::Closing {
+                if result == 0 {
+                    self.metrics.error(if conn.phase == Phase::Handshaking {
+                        "closed_during_handshake"
+                    } else {
+                        "server_closed_tcp"
+                    });
+                } else {
+                    self.metrics.error(match -result {
+                        libc::ECONNRESET => "connection_reset",
+                        libc::ETIMEDOUT => "recv_timeout",
+                        _ => "recv_error",
+                    });
+                }
+                if conn.phase == Phase::Handshaking {
+                    self.metrics.failed += 1;
+                }
+                self.shutdown(index);
+            }
+            self.maybe_free(index);
+            return;
+        }
+        let Some(bid) = cqueue::buffer_select(flags) else { return };
+        let outcome = self.feed(index, bid, result as usize, now);
+        self.ring.buf_ring_mut(0).recycle(bid);
+        self.apply(index, outcome, now);
+        if !more && self.conns[index as usize].phase != Phase::Closing {
+            let conn = &mut self.conns[index as usize];
+            conn.recv_armed = true;
+            self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+        }
+        self.maybe_free(index);
+    }
+
+    /// Feeds one received buffer to the client; measures what it can on the way.
+    fn feed(&mut self, index: u32, bid: u16, len: usize, now: u64) -> Outcome {
+        let mut outcome = Outcome::default();
+        let data = self.ring.buf_ring(0).buffer(bid, len);
+        let conn = &mut self.conns[index as usize];
+        let Some(client) = conn.client.as_mut() else { return outcome };
+        let mut rest = data;
+        while !rest.is_empty() {
+            match client.receive(rest, &mut self.rng) {
+                Ok((n, event)) => {
+                    rest = &rest[n..];
+                    match event {
+                        None => {}
+                        Some(Event::Open) => {
+                            outcome.opened = true;
+                            Metrics::record(&mut self.metrics.handshake, now.saturating_sub(conn.intended_ns));
+                        }
+                        Some(Event::Binary(payload)) => {
+                            self.metrics.received += 1;
+                            if let Some(p) = Probe::decode(payload).filter(|p| p.sender == u64::from(index)) {
+                                let intended = self.setup.clock.run_ns(p.sent_unix_us);
+                                Metrics::record(&mut self.metrics.message_rtt, now.saturating_sub(intended));
+                                outcome.echoes += 1;
+                            }
+                        }
+                        Some(Event::Text(_)) => self.metrics.received += 1,
+                        Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                        Some(Event::Closed { initiator, .. }) => {
+                            if initiator == Initiator::Server {
+                                self.metrics.error("server_closed");
+                            }
+                            outcome.closed = true;
+                            break;
+                        }
+                    }
+                }
+                Err(ProtoError::Handshake(h)) => {
+                    outcome.error = Some(match &h {
+                        loadgen_proto::HandshakeError::Rejected(r) => r.kind().name(),
+                        other => other.name(),
+                    });
+                    self.metrics.failed += 1;
+                    break;
+                }
+                Err(ProtoError::Protocol(p)) => {
+                    outcome.error = Some(p.name());
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+
+    fn apply(&mut self, index: u32, outcome: Outcome, now: u64) {
+        if let Some(kind) = outcome.error {
+            self.metrics.error(kind);
+        }
+        let conn = &mut self.conns[index as usize];
+        if outcome.opened && conn.phase == Phase::Handshaking {
+            conn.phase = Phase::Open;
+            self.metrics.established += 1;
+            self.metrics.open += 1;
+            self.metrics.peak_open = self.metrics.peak_open.max(self.metrics.open);
+            self.ready.push(index);
+            if self.closing_all {
+                // Upgraded after the end was called: close it right away.
+                let client = conn.client.as_mut().expect("open connections have a client");
+                let _ = client.close(1000, "", now / 1_000, &mut self.rng);
+            } else if let Traffic::Echo { rate, .. } = self.setup.config.traffic {
+                match rate {
+                    MessageRate::ClosedLoop => self.send_probe(index, now),
+                    MessageRate::PerConnection(r) => {
+                        // Spread first sends over one interval so connections do not
+                        // act in lockstep; intended times then follow the rate exactly.
+                        let interval = (1e9 / r) as u64;
+                        let offset = (u64::from(index) * 7_919) % interval.max(1);
+                        let conn = &mut self.conns[index as usize];
+                        conn.next_send_ns = now + offset;
+                        self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
+                    }
+                    MessageRate::Total(_) => {}
+                }
+            }
+        }
+        let conn = &mut self.conns[index as usize];
+        if outcome.echoes > 0 {
+            conn.awaiting_echo = false;
+            if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. })
+                && !self.closing_all
+            {
+                for _ in 0..outcome.echoes {
+                    self.send_probe(index, now);
+                }
+            }
+        }
+        let conn = &mut self.conns[index as usize];
+        if let Some(sqe) = conn.next_send(index) {
+            self.pending.push(sqe);
+        }
+        if outcome.closed || outcome.error.is_some() {
+            self.shutdown(index);
+        }
+    }
+}
