@@ -99,3 +99,104 @@ fn bad_flags_exit_two_and_version_exits_zero() {
     assert!(v.status.success());
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("loadgen "));
 }
+
+fn report(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
+}
+
+#[test]
+fn run_echo_against_node_ws_writes_the_report() {
+    if !require_or_skip(Impl::Node) {
+        return;
+    }
+    let server = InteropServer::start(Impl::Node, "echo", false).unwrap();
+    let out = temp_dir("run-echo");
+    let o = loadgen(&[
+        "run",
+        "--target",
+        &server.url(),
+        "--connections",
+        "50",
+        "--duration",
+        "1s",
+        "--echo",
+        "--rate",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "exit {:?}; stderr: {}", o.status, stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["connections"]["attempted"], 50);
+    assert_eq!(r["connections"]["established"], 50, "{r}");
+    assert_eq!(r["connections"]["failed"], 0);
+    let sent = r["messages"]["sent"].as_u64().unwrap();
+    // Messages intended while no connection was open yet are counted, never lost.
+    let unplaced = r["errors"]["no_open_connection_for_message"].as_u64().unwrap_or(0);
+    assert_eq!(sent + unplaced, 500, "R×T = 500 intended sends: {r}");
+    assert!(sent >= 400, "{sent}");
+    assert_eq!(r["messages"]["received"], sent, "all echoed");
+    assert_eq!(r["latency_us"]["message_rtt"]["count"], sent);
+    assert_eq!(r["latency_us"]["handshake"]["count"], 50);
+    assert!(r["latency_us"].get("delivery").is_none(), "sections not produced are absent");
+    assert_eq!(r["interrupted"], false);
+}
+
+#[test]
+fn run_interrupted_by_ctrl_c_writes_the_report_and_exits_130() {
+    if !require_or_skip(Impl::Node) {
+        return;
+    }
+    let server = InteropServer::start(Impl::Node, "echo", false).unwrap();
+    let out = temp_dir("run-int");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--target", &server.url(), "--connections", "20", "--duration", "60s", "--idle"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "bounded close after Ctrl-C");
+    let r = report(&out);
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["connections"]["established"], 20, "{r}");
+}
+
+#[test]
+fn run_against_nothing_exits_3_and_bad_flags_exit_2() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = temp_dir("run-refused");
+    let url = format!("ws://127.0.0.1:{port}/");
+    let o = loadgen(&[
+        "run",
+        "--target",
+        &url,
+        "--connections",
+        "5",
+        "--duration",
+        "100ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("connect_refused"), "{}", stderr(&o));
+    assert_eq!(report(&out)["errors"]["connect_refused"], 5, "the report is written even so");
+    for bad in [
+        vec!["run", "--target", &url, "--echo", "--rate", "-5"],
+        vec!["run", "--target", &url, "--echo", "--message-size", "10"],
+        vec!["run", "--target", "http://x/"],
+        vec!["run", "--target", &url, "--duration", "5 parsecs"],
+    ] {
+        let o = loadgen(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{bad:?}");
+    }
+}

@@ -1,8 +1,11 @@
 //! `loadgen` command line: parses flags into library options and maps outcomes to exit
-//! codes (0 ok, 1 checks failed, 2 usage or configuration error, 3 runtime failure).
+//! codes (0 ok, 1 checks failed, 2 usage or configuration error, 3 runtime failure,
+//! 130 interrupted).
 //! No protocol or measurement logic lives here.
 
 mod check_cmd;
+mod run_cmd;
+mod run_report;
 
 use std::process::ExitCode;
 
@@ -21,6 +24,9 @@ enum Command {
     /// Check a WebSocket echo server's RFC 6455 conformance and measure echo latency.
     #[command(after_help = check_cmd::EXAMPLES)]
     Check(check_cmd::CheckArgs),
+    /// Run a load: connections, then idle or echo traffic, measured from intended times.
+    #[command(after_help = run_cmd::EXAMPLES)]
+    Run(run_cmd::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +40,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
     }
 }

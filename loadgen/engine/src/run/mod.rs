@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use metrics::Metrics;
 
 use crate::clock::Clock;
-use crate::schedule::{Arrivals, RateProfile, Schedule, ScheduleError};
+use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
 
@@ -138,7 +138,10 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
     let connects = RateProfile::constant(config.connect_rate, ramp_ns.max(1))?;
     let end_ns = ramp_ns + config.hold.as_nanos() as u64;
     let messages = match config.traffic {
-        Traffic::Echo { rate: MessageRate::Total(r), .. } => Some(RateProfile::constant(r, end_ns)?),
+        // Messages start with the hold, once the ramp has opened the connections.
+        Traffic::Echo { rate: MessageRate::Total(r), .. } => {
+            Some(RateProfile::new(vec![Phase::hold(ramp_ns, 0.0), Phase::hold(config.hold.as_nanos() as u64, r)])?)
+        }
         _ => None,
     };
     let per_worker = config.connections.div_ceil(config.workers as u32);

@@ -1,0 +1,228 @@
+//! `loadgen run`: ad-hoc runs from flags. Builds the engine's `RunConfig`, installs a
+//! Ctrl-C handler (stop new work, close with a bounded close handshake, still write the
+//! report), runs, prints a summary and writes `report.json`.
+//!
+//! Exit codes: 0 ran, 2 usage or configuration error, 3 runtime failure (target
+//! unreachable and the like), 130 interrupted.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use loadgen_engine::run::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget};
+
+pub const EXAMPLES: &str = "Examples:
+  loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --message-size 64 --rate 50000
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate-per-conn 10
+  loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop";
+
+/// Flags of `loadgen run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// ws:// URL to load (repeat for several targets, used round robin).
+    #[arg(long = "target", value_name = "URL", required = true)]
+    targets: Vec<String>,
+    /// Connections to open.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    connections: u32,
+    /// How long to hold once every connection has been started (e.g. 30s, 2m, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 20_000.0)]
+    connect_rate: f64,
+    /// Hold the connections without sending (the default).
+    #[arg(long, conflicts_with = "echo")]
+    idle: bool,
+    /// Send probe messages the server echoes back.
+    #[arg(long)]
+    echo: bool,
+    /// Message size in bytes (at least 36, the probe header).
+    #[arg(long, default_value_t = 64, requires = "echo")]
+    message_size: usize,
+    /// Total messages per second over all connections (open model).
+    #[arg(long, requires = "echo", conflicts_with = "rate_per_conn")]
+    rate: Option<f64>,
+    /// Messages per second per connection (open model).
+    #[arg(long, requires = "echo")]
+    rate_per_conn: Option<f64>,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Source address to bind (repeat to spread over several; for > 64k connections per target).
+    #[arg(long = "source-addr", value_name = "IPV4")]
+    sources: Vec<Ipv4Addr>,
+    /// Directory for report.json.
+    #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
+    out: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let value: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let secs = match unit {
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `ws://host:port/path` into an engine target (IPv4 for now).
+fn target(url: &str) -> Result<WsTarget, String> {
+    let t = loadgen_conformance::Target::parse(url).map_err(|e| e.to_string())?;
+    let addr = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .find_map(|a| match a {
+            SocketAddr::V4(v4) => Some(v4),
+            SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| format!("{} has no IPv4 address (IPv6 targets are not supported yet)", t.host))?;
+    Ok(WsTarget { addr: SocketAddrV4::new(*addr.ip(), addr.port()), host: t.host_header(), path: t.path })
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let config = match config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    install_signal_handlers();
+    println!(
+        "loadgen run: {} connections to {} at {}/s, hold {:?}, {} workers",
+        config.connections,
+        args.targets.join(", "),
+        config.connect_rate,
+        config.hold,
+        config.workers
+    );
+    let outcome = match loadgen_engine::run::run(&config, &STOP) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let interrupted = STOP.load(Ordering::Relaxed);
+    print_summary(&outcome);
+    match crate::run_report::write(&outcome, &config, interrupted, &args.out) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => {
+            eprintln!("error: cannot write the report into {}: {e} (choose another --out)", args.out.display());
+            return ExitCode::from(3);
+        }
+    }
+    let m = &outcome.metrics;
+    if interrupted {
+        ExitCode::from(130)
+    } else if m.established == 0 {
+        let cause = m.errors.iter().max_by_key(|(_, n)| **n).map_or("unknown", |(k, _)| *k);
+        eprintln!("error: no connection was established (most frequent error: {cause}); is the target listening?");
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn config(args: &RunArgs) -> Result<RunConfig, String> {
+    let targets = args.targets.iter().map(|u| target(u)).collect::<Result<Vec<_>, _>>()?;
+    if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
+        return Err("--connect-rate must be a positive number".into());
+    }
+    let rate = match (args.rate, args.rate_per_conn) {
+        (Some(r), _) if !(r.is_finite() && r > 0.0) => return Err("--rate must be a positive number".into()),
+        (_, Some(r)) if !(r.is_finite() && r > 0.0) => return Err("--rate-per-conn must be a positive number".into()),
+        (Some(r), _) => MessageRate::Total(r),
+        (_, Some(r)) => MessageRate::PerConnection(r),
+        (None, None) => MessageRate::ClosedLoop,
+    };
+    if args.echo && args.message_size < loadgen_engine::payload::HEADER_LEN {
+        return Err(format!(
+            "--message-size must be at least {} (the probe header)",
+            loadgen_engine::payload::HEADER_LEN
+        ));
+    }
+    let traffic = if args.echo { Traffic::Echo { message_size: args.message_size, rate } } else { Traffic::Idle };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cpus).clamp(1, 1024);
+    Ok(RunConfig {
+        targets,
+        connections: args.connections,
+        connect_rate: args.connect_rate,
+        hold: args.duration,
+        traffic,
+        workers,
+        sources: args.sources.clone(),
+        handshake_timeout: Duration::from_secs(10),
+        close_timeout: Duration::from_secs(2),
+        max_message_size: 16 << 20,
+        recv_buffers: 4096,
+        recv_buffer_size: 4096,
+    })
+}
+
+fn print_summary(o: &RunOutcome) {
+    let m = &o.metrics;
+    println!();
+    println!(
+        "connections: {} attempted, {} established, {} failed, peak open {}",
+        m.attempted, m.established, m.failed, m.peak_open
+    );
+    for (name, h) in [
+        ("connect", &m.connect),
+        ("handshake", &m.handshake),
+        ("message_rtt", &m.message_rtt),
+        ("schedule_lag", &m.schedule_lag),
+    ] {
+        if h.is_empty() {
+            continue;
+        }
+        println!(
+            "{name:>13}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            h.len()
+        );
+    }
+    if m.sent + m.received > 0 {
+        let secs = o.elapsed.as_secs_f64().max(1e-9);
+        println!("messages: {} sent, {} received ({:.0}/s received)", m.sent, m.received, m.received as f64 / secs);
+    }
+    for (kind, n) in &m.errors {
+        println!("errors: {kind} x {n}");
+    }
+    if m.buffer_ring_empty > 0 {
+        println!("generator: receive buffer ring ran dry {} times (generator-side limit)", m.buffer_ring_empty);
+    }
+    println!("io_uring: {}", o.ring_flags);
+}
