@@ -185,6 +185,7 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         max_message_size: 16 << 20,
         recv_buffers: 4096,
         recv_buffer_size: 4096,
+        max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
     })
 }
 

@@ -81,7 +81,7 @@ impl Conn {
     /// If nothing is being sent and the client has bytes queued, moves them into the
     /// send buffer and returns the send to submit. The client's own buffer may grow
     /// while the kernel reads `sending`, which never moves during the operation.
-    pub fn next_send(&mut self, index: u32) -> Option<squeue::Entry> {
+    pub fn next_send(&mut self, index: u32, slot: u32) -> Option<squeue::Entry> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return None;
         }
@@ -96,15 +96,15 @@ impl Conn {
         client.advance_transmit(n);
         self.send_off = 0;
         self.send_inflight = true;
-        Some(ops::send(index, self.sending.as_ptr(), self.sending.len() as u32, self.tag(index, Op::Send)))
+        Some(ops::send(slot, self.sending.as_ptr(), self.sending.len() as u32, self.tag(index, Op::Send)))
     }
 
     /// After a send completed with `written` bytes: the rest of a partial write, if any.
-    pub fn send_done(&mut self, index: u32, written: usize) -> Option<squeue::Entry> {
+    pub fn send_done(&mut self, index: u32, slot: u32, written: usize) -> Option<squeue::Entry> {
         self.send_off += written;
         if self.send_off < self.sending.len() {
             let rest = &self.sending[self.send_off..];
-            return Some(ops::send(index, rest.as_ptr(), rest.len() as u32, self.tag(index, Op::Send)));
+            return Some(ops::send(slot, rest.as_ptr(), rest.len() as u32, self.tag(index, Op::Send)));
         }
         self.send_inflight = false;
         None

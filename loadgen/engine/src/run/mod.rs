@@ -85,6 +85,9 @@ pub struct RunConfig {
     pub recv_buffers: u16,
     /// Size of each receive buffer.
     pub recv_buffer_size: u32,
+    /// Most direct descriptors per ring (a ring's table may not exceed RLIMIT_NOFILE);
+    /// a worker with more connections drives several rings.
+    pub max_slots_per_ring: u32,
 }
 
 /// Why a run could not start or continue.
@@ -118,6 +121,22 @@ pub struct RunOutcome {
     pub started_unix_s: u64,
     /// What the host's io_uring offered (setup flags and opcodes used).
     pub ring_flags: String,
+}
+
+/// Direct-descriptor slots per ring this process may register: RLIMIT_NOFILE (soft
+/// limit raised to the hard limit first) minus a margin for ordinary descriptors.
+pub fn default_slots_per_ring() -> u32 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    (lim.rlim_cur.saturating_sub(256)).clamp(64, 1 << 20) as u32
 }
 
 /// Runs the load described by `config` until done or until `stop` is set.

@@ -27,6 +27,8 @@ pub enum Op {
     Close = 7,
     /// setsockopt through uring_cmd.
     SockOpt = 8,
+    /// An extra ring of the worker signalled its eventfd (`conn` is the ring index).
+    Wake = 9,
 }
 
 impl Op {
@@ -40,6 +42,7 @@ impl Op {
             6 => Self::Shutdown,
             7 => Self::Close,
             8 => Self::SockOpt,
+            9 => Self::Wake,
             _ => return None,
         })
     }
@@ -135,6 +138,12 @@ pub fn close(slot: u32, tag: Tag) -> squeue::Entry {
     opcode::Close::new(types::Fixed(slot)).build().user_data(tag.encode())
 }
 
+/// Multishot poll of an extra ring's eventfd, from ring 0.
+pub fn wake(eventfd: std::os::fd::RawFd, ring: u32) -> squeue::Entry {
+    let tag = Tag { conn: ring, generation: 0, op: Op::Wake };
+    opcode::PollAdd::new(types::Fd(eventfd), libc::POLLIN as u32).multi(true).build().user_data(tag.encode())
+}
+
 /// A `sockaddr_in` for an IPv4 socket address.
 pub fn sockaddr_in(addr: std::net::SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -151,7 +160,9 @@ mod tests {
 
     #[test]
     fn tags_roundtrip() {
-        for op in [Op::Socket, Op::Bind, Op::Connect, Op::Send, Op::Recv, Op::Shutdown, Op::Close, Op::SockOpt] {
+        for op in
+            [Op::Socket, Op::Bind, Op::Connect, Op::Send, Op::Recv, Op::Shutdown, Op::Close, Op::SockOpt, Op::Wake]
+        {
             let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
             assert_eq!(Tag::decode(t.encode()), Some(t));
         }

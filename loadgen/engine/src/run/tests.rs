@@ -188,6 +188,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         max_message_size: 1 << 20,
         recv_buffers: 256,
         recv_buffer_size: 4096,
+        max_slots_per_ring: 1 << 20,
     }
 }
 
@@ -318,4 +319,20 @@ fn source_addresses_are_bound() {
     cfg.sources = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
     let m = go(&cfg).metrics;
     assert_eq!(m.established, 20, "{:?}", m.errors);
+}
+
+#[test]
+fn several_rings_per_worker_share_one_thread() {
+    // 30 slots per ring: each worker's 100 connections live in 4 rings; completions of
+    // rings 1-3 must wake the thread sleeping on ring 0.
+    let server = TestServer::start(Mode::Echo);
+    let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
+    let mut cfg = config(&server, 200, 400, traffic);
+    cfg.max_slots_per_ring = 30;
+    cfg.recv_buffers = 512;
+    let m = go(&cfg).metrics;
+    assert_eq!((m.established, m.failed), (200, 0), "{:?}", m.errors);
+    assert!(m.received >= 200, "every connection echoed: {}", m.received);
+    assert_eq!(m.message_rtt.len(), m.received);
+    assert_eq!(m.open, 0);
 }

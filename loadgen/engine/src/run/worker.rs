@@ -7,6 +7,7 @@
 //! completions. Latency is measured from intended times; how late the loop acted is
 //! recorded as schedule lag.
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{squeue, types};
@@ -56,7 +57,13 @@ pub struct WorkerSetup<'a> {
 
 struct Worker<'a> {
     setup: WorkerSetup<'a>,
-    ring: Ring,
+    /// Rings of this worker; connection `i` lives in ring `i / per_ring`, slot `i % per_ring`.
+    rings: Vec<Ring>,
+    per_ring: u32,
+    /// Eventfds of rings 1.., polled by ring 0 so the thread sleeps on one ring.
+    eventfds: Vec<std::os::fd::OwnedFd>,
+    /// Rings that signalled completions (or have submissions) since last reaped.
+    dirty: Vec<bool>,
     conns: Vec<Conn>,
     next_conn: u32,
     targets: Vec<libc::sockaddr_in>,
@@ -79,9 +86,30 @@ struct Worker<'a> {
 /// Runs a worker to completion on the calling thread.
 pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
     let cfg = setup.config;
-    let ring_config = RingConfig { sq_entries: 4096, cq_entries: 16384, fixed_files: setup.capacity.max(1) };
-    let mut ring = Ring::new(ring_config, setup.caps)?;
-    ring.add_buf_ring(BufRing::new(BGID, cfg.recv_buffers, cfg.recv_buffer_size))?;
+    let capacity = setup.capacity.max(1);
+    let per_ring = cfg.max_slots_per_ring.clamp(1, 1 << 20).min(capacity);
+    let ring_count = capacity.div_ceil(per_ring) as usize;
+    // The receive pool is split over the rings (each ring has its own buffer group).
+    let buffers = (usize::from(cfg.recv_buffers) / ring_count).clamp(64, 1 << 15) as u16;
+    let mut rings = Vec::with_capacity(ring_count);
+    let mut eventfds = Vec::new();
+    for r in 0..ring_count {
+        let ring_config = RingConfig { sq_entries: 4096, cq_entries: 16384, fixed_files: per_ring };
+        let mut ring = Ring::new(ring_config, setup.caps)?;
+        ring.add_buf_ring(BufRing::new(BGID, buffers, cfg.recv_buffer_size))?;
+        if r > 0 {
+            // SAFETY: plain eventfd creation; the result is checked.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(RunError::Uring(std::io::Error::last_os_error().into()));
+            }
+            // SAFETY: a fresh fd that nothing else owns.
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+            ring.register_eventfd(fd.as_raw_fd())?;
+            eventfds.push(fd);
+        }
+        rings.push(ring);
+    }
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| RunError::Setup(format!("OS randomness unavailable: {e}")))?;
     let size = match cfg.traffic {
@@ -108,15 +136,21 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
         ready: Vec::new(),
         ready_cursor: 0,
         pending: Vec::with_capacity(1024),
+        per_ring,
+        dirty: vec![false; ring_count],
         message,
         metrics: Metrics::default(),
         closing_all: false,
         next_connect: None,
         next_message: None,
         scratch: Vec::new(),
-        ring,
+        rings,
+        eventfds,
         setup,
     };
+    for (i, fd) in w.eventfds.iter().enumerate() {
+        w.pending.push(ops::wake(fd.as_raw_fd(), i as u32 + 1));
+    }
     w.next_connect = w.setup.connects.next();
     w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
     w.run_loop()?;
@@ -168,14 +202,20 @@ impl Worker<'_> {
         t
     }
 
+    /// Submits everywhere, then sleeps on ring 0 until `until` or a completion on any
+    /// ring (extra rings wake ring 0 through their eventfd).
     fn wait(&mut self, now: u64, until: u64) -> Result<(), RunError> {
-        let submitter = self.ring.uring.submitter();
-        let result = if until <= now {
-            submitter.submit()
+        for r in 1..self.rings.len() {
+            if std::mem::take(&mut self.dirty[r]) {
+                self.rings[r].submit_and_reap()?;
+            }
+        }
+        let result = if until <= now || self.rings[1..].iter_mut().any(|r| !r.uring.completion().is_empty()) {
+            self.rings[0].submit_and_reap()
         } else {
             let ts = types::Timespec::from(std::time::Duration::from_nanos(until - now));
             let args = types::SubmitArgs::new().timespec(&ts);
-            submitter.submit_with_args(1, &args)
+            self.rings[0].uring.submitter().submit_with_args(1, &args)
         };
         match result {
             Ok(_) => Ok(()),
@@ -184,20 +224,20 @@ impl Worker<'_> {
         }
     }
 
+    /// Moves queued entries into their rings' submission queues (routed by the
+    /// connection in each entry's tag).
     fn flush_pending(&mut self) -> Result<(), RunError> {
-        while !self.pending.is_empty() {
-            let mut sq = self.ring.uring.submission();
-            let room = sq.capacity() - sq.len();
-            let n = room.min(self.pending.len());
+        for e in std::mem::take(&mut self.pending) {
+            let r = match Tag::decode(e.get_user_data()) {
+                Some(Tag { op: Op::Wake, .. }) | None => 0,
+                Some(tag) => (tag.conn / self.per_ring) as usize,
+            };
+            self.dirty[r] = true;
+            let ring = &mut self.rings[r];
             // SAFETY: every entry points at memory owned by the worker (targets,
             // sources, a connection's send buffer) that outlives its operation.
-            unsafe {
-                sq.push_multiple(&self.pending[..n]).expect("room checked");
-            }
-            drop(sq);
-            self.pending.drain(..n);
-            if !self.pending.is_empty() {
-                self.ring.uring.submit()?;
+            while unsafe { ring.uring.submission().push(&e) }.is_err() {
+                ring.submit_and_reap()?;
             }
         }
         Ok(())
@@ -222,13 +262,13 @@ impl Worker<'_> {
             conn.target = target as u16;
             conn.intended_ns = intended;
             let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-            self.pending.push(link(ops::socket(index, conn.tag(index, Op::Socket))));
+            self.pending.push(link(ops::socket(index % self.per_ring, conn.tag(index, Op::Socket))));
             if !self.sources.is_empty() {
                 let src = &self.sources[((global / targets) % self.sources.len() as u64) as usize];
-                self.pending.push(link(ops::bind_no_port(index, &ONE, conn.tag(index, Op::SockOpt))));
-                self.pending.push(link(ops::bind(index, src, conn.tag(index, Op::Bind))));
+                self.pending.push(link(ops::bind_no_port(index % self.per_ring, &ONE, conn.tag(index, Op::SockOpt))));
+                self.pending.push(link(ops::bind(index % self.per_ring, src, conn.tag(index, Op::Bind))));
             }
-            self.pending.push(ops::connect(index, &self.targets[target], conn.tag(index, Op::Connect)));
+            self.pending.push(ops::connect(index % self.per_ring, &self.targets[target], conn.tag(index, Op::Connect)));
         }
     }
 
@@ -316,7 +356,7 @@ impl Worker<'_> {
             }
             Err(e) => self.metrics.error(e_name(e)),
         }
-        if let Some(sqe) = conn.next_send(index) {
+        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
             self.pending.push(sqe);
         }
     }
@@ -335,7 +375,7 @@ impl Worker<'_> {
                         if let Some(deadline) = client.poll_timeout() {
                             self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
                         }
-                        if let Some(sqe) = conn.next_send(index) {
+                        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
                             self.pending.push(sqe);
                         }
                     } else {
@@ -366,8 +406,8 @@ impl Worker<'_> {
         conn.phase = Phase::Closing;
         conn.closing_ops = 2;
         let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-        self.pending.push(link(ops::shutdown(index, conn.tag(index, Op::Shutdown))));
-        self.pending.push(ops::close(index, conn.tag(index, Op::Close)));
+        self.pending.push(link(ops::shutdown(index % self.per_ring, conn.tag(index, Op::Shutdown))));
+        self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
     }
 
     fn maybe_free(&mut self, index: u32) {
@@ -380,24 +420,37 @@ impl Worker<'_> {
     }
 
     fn handle_completions(&mut self) {
-        loop {
-            let mut batch = [None; 256];
-            let mut n = 0;
-            for cqe in self.ring.uring.completion().take(batch.len()) {
-                batch[n] = Some((cqe.user_data(), cqe.result(), cqe.flags()));
-                n += 1;
-            }
-            if n == 0 {
-                return;
-            }
-            for &(data, result, flags) in batch[..n].iter().flatten() {
-                self.handle(data, result, flags);
+        for r in 0..self.rings.len() {
+            loop {
+                let mut batch = [(0u64, 0i32, 0u32); 256];
+                let mut n = 0;
+                for cqe in self.rings[r].uring.completion().take(batch.len()) {
+                    batch[n] = (cqe.user_data(), cqe.result(), cqe.flags());
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                for &(data, result, flags) in &batch[..n] {
+                    self.handle(data, result, flags);
+                }
             }
         }
     }
 
     fn handle(&mut self, data: u64, result: i32, flags: u32) {
         let Some(tag) = Tag::decode(data) else { return };
+        if tag.op == Op::Wake {
+            let r = tag.conn as usize;
+            self.dirty[r] = true;
+            let mut counter = [0u8; 8];
+            // SAFETY: reading 8 bytes into a local buffer from our own eventfd resets it.
+            unsafe { libc::read(self.eventfds[r - 1].as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
+            if !io_uring::cqueue::more(flags) {
+                self.pending.push(ops::wake(self.eventfds[r - 1].as_raw_fd(), r as u32));
+            }
+            return;
+        }
         let index = tag.conn;
         let Some(conn) = self.conns.get_mut(index as usize) else { return };
         if conn.generation != tag.generation {
@@ -428,11 +481,11 @@ impl Worker<'_> {
                 }
                 conn.phase = Phase::Handshaking;
                 conn.recv_armed = true;
-                self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
                 if let Some(deadline) = conn.client.as_ref().and_then(|c| c.poll_timeout()) {
                     self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
                 }
-                if let Some(sqe) = conn.next_send(index) {
+                if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
                     self.pending.push(sqe);
                 }
             }
@@ -444,14 +497,15 @@ impl Worker<'_> {
                     self.maybe_free(index);
                     return;
                 }
-                if let Some(sqe) = conn.send_done(index, result as usize) {
+                if let Some(sqe) = conn.send_done(index, index % self.per_ring, result as usize) {
                     self.pending.push(sqe);
-                } else if let Some(sqe) = conn.next_send(index) {
+                } else if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
                     self.pending.push(sqe);
                 }
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
+            Op::Wake => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);
@@ -481,7 +535,7 @@ impl Worker<'_> {
             // harmlessly with EBADF).
             conn.phase = Phase::Closing;
             conn.closing_ops = 1;
-            self.pending.push(ops::close(index, conn.tag(index, Op::Close)));
+            self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
         }
     }
 }

@@ -32,7 +32,7 @@ impl Worker<'_> {
             self.metrics.buffer_ring_empty += 1;
             if !more && conn.phase != Phase::Closing {
                 conn.recv_armed = true;
-                self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
             }
             return;
         }
@@ -61,12 +61,12 @@ impl Worker<'_> {
         }
         let Some(bid) = cqueue::buffer_select(flags) else { return };
         let outcome = self.feed(index, bid, result as usize, now);
-        self.ring.buf_ring_mut(0).recycle(bid);
+        self.rings[(index / self.per_ring) as usize].buf_ring_mut(0).recycle(bid);
         self.apply(index, outcome, now);
         if !more && self.conns[index as usize].phase != Phase::Closing {
             let conn = &mut self.conns[index as usize];
             conn.recv_armed = true;
-            self.pending.push(ops::recv_multi(index, BGID, conn.tag(index, Op::Recv)));
+            self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
         }
         self.maybe_free(index);
     }
@@ -74,7 +74,7 @@ impl Worker<'_> {
     /// Feeds one received buffer to the client; measures what it can on the way.
     fn feed(&mut self, index: u32, bid: u16, len: usize, now: u64) -> Outcome {
         let mut outcome = Outcome::default();
-        let data = self.ring.buf_ring(0).buffer(bid, len);
+        let data = self.rings[(index / self.per_ring) as usize].buf_ring(0).buffer(bid, len);
         let conn = &mut self.conns[index as usize];
         let Some(client) = conn.client.as_mut() else { return outcome };
         let mut rest = data;
@@ -167,7 +167,7 @@ impl Worker<'_> {
             }
         }
         let conn = &mut self.conns[index as usize];
-        if let Some(sqe) = conn.next_send(index) {
+        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
             self.pending.push(sqe);
         }
         if outcome.closed || outcome.error.is_some() {
