@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use loadgen_engine::run::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget};
+use loadgen_engine::run::{MessageRate, OnOpenStep, RunConfig, RunOutcome, Traffic, WsTarget};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
@@ -56,6 +56,14 @@ pub struct RunArgs {
     /// Source address to bind (repeat to spread over several; for > 64k connections per target).
     #[arg(long = "source-addr", value_name = "IPV4")]
     sources: Vec<Ipv4Addr>,
+    /// After the upgrade, send TEXT and (with `=>PATTERN`) wait for a text message
+    /// containing PATTERN before the next step; repeatable. The connection is ready
+    /// (and timed as `ready`) once every step is done. Example: --on-open 'SUB chan=>SUBSCRIBED'
+    #[arg(long = "on-open", value_name = "TEXT[=>PATTERN]")]
+    on_open: Vec<String>,
+    /// Send a ping this often on every ready connection and time its pong (e.g. 1s).
+    #[arg(long, value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
@@ -185,6 +193,15 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         max_message_size: 16 << 20,
         recv_buffers: 4096,
         recv_buffer_size: 4096,
+        on_open: args
+            .on_open
+            .iter()
+            .map(|step| match step.split_once("=>") {
+                Some((send, expect)) => OnOpenStep { send: send.into(), expect: Some(expect.into()) },
+                None => OnOpenStep { send: step.clone(), expect: None },
+            })
+            .collect(),
+        ping_interval: args.ping_interval.filter(|d| !d.is_zero()),
         max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
     })
 }
@@ -199,7 +216,9 @@ fn print_summary(o: &RunOutcome) {
     for (name, h) in [
         ("connect", &m.connect),
         ("handshake", &m.handshake),
+        ("ready", &m.ready),
         ("message_rtt", &m.message_rtt),
+        ("ping_rtt", &m.ping_rtt),
         ("schedule_lag", &m.schedule_lag),
     ] {
         if h.is_empty() {

@@ -23,7 +23,13 @@ fn percentiles(h: &Histogram<u64>) -> Value {
 pub fn document(o: &RunOutcome, config: &RunConfig, interrupted: bool) -> Value {
     let m = &o.metrics;
     let mut latency = Map::new();
-    for (name, h) in [("connect", &m.connect), ("handshake", &m.handshake), ("message_rtt", &m.message_rtt)] {
+    for (name, h) in [
+        ("connect", &m.connect),
+        ("handshake", &m.handshake),
+        ("ready", &m.ready),
+        ("message_rtt", &m.message_rtt),
+        ("ping_rtt", &m.ping_rtt),
+    ] {
         if !h.is_empty() {
             latency.insert(name.into(), percentiles(h));
         }

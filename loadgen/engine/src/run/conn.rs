@@ -51,6 +51,12 @@ pub struct Conn {
     pub next_send_ns: u64,
     /// Closed loop: an echo is awaited before the next send.
     pub awaiting_echo: bool,
+    /// Next on-open step to complete.
+    pub on_open_step: u8,
+    /// On-open steps done; traffic may flow.
+    pub ready: bool,
+    /// Intended time of the next ping.
+    pub next_ping_ns: u64,
 }
 
 impl Conn {
@@ -70,6 +76,9 @@ impl Conn {
             seq: 0,
             next_send_ns: 0,
             awaiting_echo: false,
+            on_open_step: 0,
+            ready: false,
+            next_ping_ns: 0,
         }
     }
 

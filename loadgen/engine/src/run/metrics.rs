@@ -17,8 +17,12 @@ pub struct Metrics {
     pub connect: Histogram<u64>,
     /// Intended connection start → 101 validated.
     pub handshake: Histogram<u64>,
+    /// Intended connection start → on-open steps done (only with on-open steps).
+    pub ready: Histogram<u64>,
     /// Intended send → echo received.
     pub message_rtt: Histogram<u64>,
+    /// Intended ping → pong received.
+    pub ping_rtt: Histogram<u64>,
     /// Actual submission − intended time, for connects and messages.
     pub schedule_lag: Histogram<u64>,
     /// Connections whose start was attempted.
@@ -46,7 +50,9 @@ impl Default for Metrics {
         Self {
             connect: histogram(),
             handshake: histogram(),
+            ready: histogram(),
             message_rtt: histogram(),
+            ping_rtt: histogram(),
             schedule_lag: histogram(),
             attempted: 0,
             established: 0,
@@ -77,7 +83,9 @@ impl Metrics {
         for (a, b) in [
             (&mut self.connect, &other.connect),
             (&mut self.handshake, &other.handshake),
+            (&mut self.ready, &other.ready),
             (&mut self.message_rtt, &other.message_rtt),
+            (&mut self.ping_rtt, &other.ping_rtt),
             (&mut self.schedule_lag, &other.schedule_lag),
         ] {
             a.add(b).expect("same bounds");

@@ -58,6 +58,16 @@ pub enum Traffic {
     },
 }
 
+/// A step a real client takes right after the upgrade (subscribe, authenticate, join),
+/// before the connection counts as ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnOpenStep {
+    /// Text message to send.
+    pub send: String,
+    /// Wait for a text message containing this before the next step (`None`: go on).
+    pub expect: Option<String>,
+}
+
 /// One run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -85,6 +95,11 @@ pub struct RunConfig {
     pub recv_buffers: u16,
     /// Size of each receive buffer.
     pub recv_buffer_size: u32,
+    /// Steps after the upgrade; a connection is ready (and timed as `ready`) once all
+    /// are done.
+    pub on_open: Vec<OnOpenStep>,
+    /// Send a ping this often on every ready connection and time its pong.
+    pub ping_interval: Option<Duration>,
     /// Most direct descriptors per ring (a ring's table may not exceed RLIMIT_NOFILE);
     /// a worker with more connections drives several rings.
     pub max_slots_per_ring: u32,

@@ -29,6 +29,8 @@ pub enum Op {
     SockOpt = 8,
     /// An extra ring of the worker signalled its eventfd (`conn` is the ring index).
     Wake = 9,
+    /// Timer only: the next ping of a connection is due.
+    PingTimer = 10,
 }
 
 impl Op {
@@ -43,6 +45,7 @@ impl Op {
             7 => Self::Close,
             8 => Self::SockOpt,
             9 => Self::Wake,
+            10 => Self::PingTimer,
             _ => return None,
         })
     }

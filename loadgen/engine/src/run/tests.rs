@@ -148,6 +148,7 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, messages: &Atomic
                     }
                     enc.message(&mut out, MessageKind::Binary, b, &mut rng).unwrap();
                 }
+                Some(Decoded::Text(t)) => enc.message(&mut out, MessageKind::Text, t.as_bytes(), &mut rng).unwrap(),
                 Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
                 Some(Decoded::Close { code, .. }) => {
                     enc.close(&mut out, code, "", &mut rng).unwrap();
@@ -188,6 +189,8 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         max_message_size: 1 << 20,
         recv_buffers: 256,
         recv_buffer_size: 4096,
+        on_open: Vec::new(),
+        ping_interval: None,
         max_slots_per_ring: 1 << 20,
     }
 }
@@ -335,4 +338,38 @@ fn several_rings_per_worker_share_one_thread() {
     assert!(m.received >= 200, "every connection echoed: {}", m.received);
     assert_eq!(m.message_rtt.len(), m.received);
     assert_eq!(m.open, 0);
+}
+
+#[test]
+fn on_open_steps_gate_readiness_and_are_timed() {
+    use super::OnOpenStep;
+    let server = TestServer::start(Mode::Echo);
+    let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
+    let mut cfg = config(&server, 20, 300, traffic);
+    cfg.on_open = vec![
+        OnOpenStep { send: "auth token-1".into(), expect: None },
+        OnOpenStep { send: "subscribe:unit-7".into(), expect: Some("subscribe:unit-7".into()) },
+    ];
+    let m = go(&cfg).metrics;
+    assert_eq!(m.established, 20);
+    assert_eq!(m.ready.len(), 20, "every connection finished its steps");
+    assert!(m.ready.min() >= m.handshake.min(), "ready comes after the upgrade");
+    assert!(m.message_rtt.len() > 20, "traffic started once ready");
+
+    // A reply that never comes: no connection becomes ready, no probe is sent.
+    cfg.on_open = vec![OnOpenStep { send: "join".into(), expect: Some("welcome".into()) }];
+    let m = go(&cfg).metrics;
+    assert_eq!((m.established, m.ready.len(), m.message_rtt.len()), (20, 0, 0));
+}
+
+#[test]
+fn pings_are_timed_from_their_intended_time() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 10, 600, Traffic::Idle);
+    cfg.ping_interval = Some(Duration::from_millis(50));
+    let m = go(&cfg).metrics;
+    assert_eq!(m.established, 10);
+    // ~12 pings per connection over 600 ms; allow the first and last interval.
+    assert!((80..=130).contains(&m.ping_rtt.len()), "{} pongs", m.ping_rtt.len());
+    assert!(m.ping_rtt.max() < 100_000, "loopback pongs are fast: {} µs", m.ping_rtt.max());
 }

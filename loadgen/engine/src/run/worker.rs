@@ -313,6 +313,25 @@ impl Worker<'_> {
                         self.timers.insert(next * 1_000, token);
                     }
                 }
+                // Heartbeat pings, stamped with their intended time.
+                Op::PingTimer => {
+                    let intended = conn.next_ping_ns;
+                    let Some(client) = conn.client.as_mut() else { continue };
+                    if conn.phase != Phase::Open {
+                        continue;
+                    }
+                    let interval = self.setup.config.ping_interval.map_or(u64::MAX, |d| d.as_nanos().max(1) as u64);
+                    conn.next_ping_ns = intended.saturating_add(interval);
+                    if conn.next_ping_ns < self.setup.end_ns {
+                        self.timers.insert(conn.next_ping_ns, token);
+                    }
+                    Metrics::record(&mut self.metrics.schedule_lag, now.saturating_sub(intended));
+                    if client.ping(conn.seq, intended / 1_000, &mut self.rng).is_ok()
+                        && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring)
+                    {
+                        self.pending.push(sqe);
+                    }
+                }
                 // Paced sends (per-connection rate).
                 Op::Send => {
                     let intended = conn.next_send_ns;
@@ -342,7 +361,7 @@ impl Worker<'_> {
     fn send_probe(&mut self, index: u32, intended_ns: u64) {
         let unix_us = self.setup.clock.unix_us(intended_ns);
         let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Open {
+        if conn.phase != Phase::Open || !conn.ready {
             return;
         }
         let Some(client) = conn.client.as_mut() else { return };
@@ -505,7 +524,7 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake => {}
+            Op::Wake | Op::PingTimer => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

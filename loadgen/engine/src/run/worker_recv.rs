@@ -15,6 +15,8 @@ use crate::payload::Probe;
 #[derive(Default)]
 struct Outcome {
     opened: bool,
+    /// Text messages that matched the pending on-open step's expectation.
+    steps_done: u32,
     echoes: u32,
     closed: bool,
     error: Option<&'static str>,
@@ -96,8 +98,23 @@ impl Worker<'_> {
                                 outcome.echoes += 1;
                             }
                         }
-                        Some(Event::Text(_)) => self.metrics.received += 1,
-                        Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                        Some(Event::Text(text)) => {
+                            self.metrics.received += 1;
+                            let steps = &self.setup.config.on_open;
+                            let step = usize::from(conn.on_open_step) + outcome.steps_done as usize;
+                            if !conn.ready
+                                && let Some(pattern) = steps.get(step).and_then(|s| s.expect.as_deref())
+                                && text.contains(pattern)
+                            {
+                                outcome.steps_done += 1;
+                            }
+                        }
+                        Some(Event::Pong(p)) => {
+                            if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {
+                                Metrics::record(&mut self.metrics.ping_rtt, now.saturating_sub(stamp.sent_us * 1_000));
+                            }
+                        }
+                        Some(Event::Ping(_)) => {}
                         Some(Event::Closed { initiator, .. }) => {
                             if initiator == Initiator::Server {
                                 self.metrics.error("server_closed");
@@ -134,26 +151,18 @@ impl Worker<'_> {
             self.metrics.established += 1;
             self.metrics.open += 1;
             self.metrics.peak_open = self.metrics.peak_open.max(self.metrics.open);
-            self.ready.push(index);
             if self.closing_all {
                 // Upgraded after the end was called: close it right away.
                 let client = conn.client.as_mut().expect("open connections have a client");
                 let _ = client.close(1000, "", now / 1_000, &mut self.rng);
-            } else if let Traffic::Echo { rate, .. } = self.setup.config.traffic {
-                match rate {
-                    MessageRate::ClosedLoop => self.send_probe(index, now),
-                    MessageRate::PerConnection(r) => {
-                        // Spread first sends over one interval so connections do not
-                        // act in lockstep; intended times then follow the rate exactly.
-                        let interval = (1e9 / r) as u64;
-                        let offset = (u64::from(index) * 7_919) % interval.max(1);
-                        let conn = &mut self.conns[index as usize];
-                        conn.next_send_ns = now + offset;
-                        self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
-                    }
-                    MessageRate::Total(_) => {}
-                }
+            } else {
+                self.next_on_open_step(index, now);
             }
+        }
+        if outcome.steps_done > 0 && !self.closing_all {
+            let conn = &mut self.conns[index as usize];
+            conn.on_open_step += outcome.steps_done as u8;
+            self.next_on_open_step(index, now);
         }
         let conn = &mut self.conns[index as usize];
         if outcome.echoes > 0 {
@@ -172,6 +181,58 @@ impl Worker<'_> {
         }
         if outcome.closed || outcome.error.is_some() {
             self.shutdown(index);
+        }
+    }
+
+    /// Sends on-open steps until one waits for a reply; once all are done the
+    /// connection is ready and its traffic starts.
+    fn next_on_open_step(&mut self, index: u32, now: u64) {
+        let steps = &self.setup.config.on_open;
+        loop {
+            let conn = &mut self.conns[index as usize];
+            let Some(step) = steps.get(usize::from(conn.on_open_step)) else { break };
+            if conn.ready {
+                return;
+            }
+            let client = conn.client.as_mut().expect("open connections have a client");
+            if client.send_text(&step.send, &mut self.rng).is_err() {
+                self.metrics.error("on_open_send_failed");
+                return;
+            }
+            self.metrics.sent += 1;
+            if step.expect.is_some() {
+                return;
+            }
+            conn.on_open_step += 1;
+        }
+        let conn = &mut self.conns[index as usize];
+        if conn.ready {
+            return;
+        }
+        conn.ready = true;
+        if !steps.is_empty() {
+            Metrics::record(&mut self.metrics.ready, now.saturating_sub(conn.intended_ns));
+        }
+        self.ready.push(index);
+        if let Some(interval) = self.setup.config.ping_interval {
+            let interval = interval.as_nanos().max(1) as u64;
+            conn.next_ping_ns = now + (u64::from(index) * 7_919) % interval;
+            self.timers.insert(conn.next_ping_ns, conn.tag(index, Op::PingTimer).encode());
+        }
+        if let Traffic::Echo { rate, .. } = self.setup.config.traffic {
+            match rate {
+                MessageRate::ClosedLoop => self.send_probe(index, now),
+                MessageRate::PerConnection(r) => {
+                    // Spread first sends over one interval so connections do not act in
+                    // lockstep; intended times then follow the rate exactly.
+                    let interval = (1e9 / r) as u64;
+                    let offset = (u64::from(index) * 7_919) % interval.max(1);
+                    let conn = &mut self.conns[index as usize];
+                    conn.next_send_ns = now + offset;
+                    self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
+                }
+                MessageRate::Total(_) => {}
+            }
         }
     }
 }
