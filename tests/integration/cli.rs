@@ -189,6 +189,12 @@ fn run_against_nothing_exits_3_and_bad_flags_exit_2() {
     assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
     assert!(stderr(&o).contains("connect_refused"), "{}", stderr(&o));
     assert_eq!(report(&out)["errors"]["connect_refused"], 5, "the report is written even so");
+    // More than this host can hold: refused before anything starts, with the fix.
+    let o = loadgen(&["run", "--target", &url, "--connections", "50000000", "--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("pre-flight refused") && err.contains("fix:"), "{err}");
     for bad in [
         vec!["run", "--target", &url, "--echo", "--rate", "-5"],
         vec!["run", "--target", &url, "--echo", "--message-size", "10"],

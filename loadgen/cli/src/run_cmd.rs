@@ -5,13 +5,14 @@
 //! Exit codes: 0 ran, 2 usage or configuration error, 3 runtime failure (target
 //! unreachable and the like), 130 interrupted.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
+use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
 use loadgen_engine::run::{MessageRate, OnOpenStep, RunConfig, RunOutcome, Traffic, WsTarget};
 
 pub const EXAMPLES: &str = "Examples:
@@ -114,14 +115,46 @@ fn install_signal_handlers() {
     }
 }
 
+/// Checks the host against the load and adopts the plan: ring size, source addresses.
+fn preflight(config: &mut RunConfig) -> Result<Plan, String> {
+    let _ = preflight::raise_nofile_soft_to_hard();
+    let facts = HostFacts::read().map_err(|e| e.to_string())?;
+    let targets = config.targets.iter().map(|t| SocketAddr::V4(t.addr)).collect();
+    let mut request = LoadRequest::new(u64::from(config.connections), targets, config.workers);
+    if !config.sources.is_empty() {
+        request.sources = SourceAddrs::Explicit(config.sources.iter().map(|ip| IpAddr::V4(*ip)).collect());
+    }
+    let plan = preflight::plan(&facts, &request).map_err(|e| e.to_string())?;
+    config.max_slots_per_ring = plan.per_ring_capacity;
+    if config.sources.is_empty() && plan.targets.iter().any(|t| !t.kernel_chooses_source) {
+        config.sources = plan
+            .source_addrs
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+    }
+    Ok(plan)
+}
+
 pub fn run(args: &RunArgs) -> ExitCode {
-    let config = match config(args) {
+    let mut config = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let plan = match preflight(&mut config) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", plan.describe());
     install_signal_handlers();
     println!(
         "loadgen run: {} connections to {} at {}/s, hold {:?}, {} workers",
@@ -140,7 +173,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     let interrupted = STOP.load(Ordering::Relaxed);
     print_summary(&outcome);
-    match crate::run_report::write(&outcome, &config, interrupted, &args.out) {
+    match crate::run_report::write(&outcome, &config, &plan, interrupted, &args.out) {
         Ok(path) => println!("report: {}", path.display()),
         Err(e) => {
             eprintln!("error: cannot write the report into {}: {e} (choose another --out)", args.out.display());

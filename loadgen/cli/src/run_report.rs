@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
+use loadgen_engine::preflight::Plan;
 use loadgen_engine::run::{RunConfig, RunOutcome};
 use serde_json::{Map, Value, json};
 
@@ -20,7 +21,7 @@ fn percentiles(h: &Histogram<u64>) -> Value {
 }
 
 /// Builds the report document.
-pub fn document(o: &RunOutcome, config: &RunConfig, interrupted: bool) -> Value {
+pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bool) -> Value {
     let m = &o.metrics;
     let mut latency = Map::new();
     for (name, h) in [
@@ -60,6 +61,7 @@ pub fn document(o: &RunOutcome, config: &RunConfig, interrupted: bool) -> Value 
             "io_uring": o.ring_flags,
         },
     });
+    doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
     if !latency.is_empty() {
         doc["latency_us"] = Value::Object(latency);
     }
@@ -73,11 +75,17 @@ pub fn document(o: &RunOutcome, config: &RunConfig, interrupted: bool) -> Value 
 }
 
 /// Writes `dir/report.json`; returns its path.
-pub fn write(o: &RunOutcome, config: &RunConfig, interrupted: bool, dir: &Path) -> std::io::Result<PathBuf> {
+pub fn write(
+    o: &RunOutcome,
+    config: &RunConfig,
+    plan: &Plan,
+    interrupted: bool,
+    dir: &Path,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("report.json");
     let tmp = dir.join(".report.json.tmp");
-    let bytes = serde_json::to_vec_pretty(&document(o, config, interrupted)).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec_pretty(&document(o, config, plan, interrupted)).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

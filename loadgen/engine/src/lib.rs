@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod payload;
+pub mod preflight;
 pub mod run;
 pub mod schedule;
 pub mod timer_wheel;

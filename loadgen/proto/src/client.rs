@@ -28,6 +28,10 @@ pub struct ClientConfig {
     pub handshake_timeout_us: Option<u64>,
     /// Give up waiting for the server's close reply after this long (µs).
     pub close_timeout_us: u64,
+    /// Keep every response header in [`Client::accepted`] (cookies for sticky
+    /// sessions ...). Off by default: a load generator holding many connections keeps
+    /// only the negotiated subprotocol and extension.
+    pub keep_response_headers: bool,
 }
 
 impl Default for ClientConfig {
@@ -38,6 +42,7 @@ impl Default for ClientConfig {
             max_handshake_response: 16 << 10,
             handshake_timeout_us: Some(10_000_000),
             close_timeout_us: 5_000_000,
+            keep_response_headers: false,
         }
     }
 }
@@ -140,7 +145,8 @@ pub struct Client {
     state: State,
     out: Vec<u8>,
     out_pos: usize,
-    parser: Option<ResponseParser>,
+    /// Boxed: only needed until the 101, then freed.
+    parser: Option<Box<ResponseParser>>,
     accepted: Option<Accepted>,
     decoder: Decoder,
     encoder: Encoder,
@@ -164,7 +170,7 @@ impl Client {
         let mut out = Vec::with_capacity(256);
         request.write(&key, &mut out);
         Ok(Self {
-            parser: Some(ResponseParser::new(request, &key, config.max_handshake_response)),
+            parser: Some(Box::new(ResponseParser::new(request, &key, config.max_handshake_response))),
             deadline_us: config.handshake_timeout_us.map(|t| now_us.saturating_add(t)),
             decoder: Decoder::new(Role::Client, config.max_message_size),
             encoder: Encoder::new(Role::Client, config.fragment_size),
@@ -225,8 +231,11 @@ impl Client {
         let parser = self.parser.as_mut().expect("parser lives until the handshake ends");
         match parser.feed(input) {
             Ok(ResponseProgress::Partial) => Ok((input.len(), None)),
-            Ok(ResponseProgress::Done { consumed, accepted }) => {
+            Ok(ResponseProgress::Done { consumed, mut accepted }) => {
                 self.parser = None;
+                if !self.config.keep_response_headers {
+                    accepted.headers = Vec::new();
+                }
                 if let Some(d) = accepted.deflate {
                     self.decoder.set_inflater(Some(Inflater::new(d.server_no_context_takeover)));
                     self.encoder.set_deflater(Some(Deflater::new(

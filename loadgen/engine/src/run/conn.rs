@@ -35,7 +35,8 @@ pub struct Conn {
     pub intended_ns: u64,
     /// The protocol state machine (present from connect to close).
     pub client: Option<Box<Client>>,
-    /// Bytes owned by the in-flight send (and the offset already sent).
+    /// Bytes owned by the in-flight send, taken from the worker's [`SendPool`] and
+    /// given back when the send completes (an idle connection holds no buffer).
     pub sending: Vec<u8>,
     /// Offset into `sending` already written.
     pub send_off: usize,
@@ -90,7 +91,7 @@ impl Conn {
     /// If nothing is being sent and the client has bytes queued, moves them into the
     /// send buffer and returns the send to submit. The client's own buffer may grow
     /// while the kernel reads `sending`, which never moves during the operation.
-    pub fn next_send(&mut self, index: u32, slot: u32) -> Option<squeue::Entry> {
+    pub fn next_send(&mut self, index: u32, slot: u32, pool: &mut SendPool) -> Option<squeue::Entry> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return None;
         }
@@ -99,7 +100,7 @@ impl Conn {
         if pending.is_empty() {
             return None;
         }
-        self.sending.clear();
+        self.sending = pool.take();
         self.sending.extend_from_slice(pending);
         let n = pending.len();
         client.advance_transmit(n);
@@ -109,13 +110,38 @@ impl Conn {
     }
 
     /// After a send completed with `written` bytes: the rest of a partial write, if any.
-    pub fn send_done(&mut self, index: u32, slot: u32, written: usize) -> Option<squeue::Entry> {
+    pub fn send_done(&mut self, index: u32, slot: u32, written: usize, pool: &mut SendPool) -> Option<squeue::Entry> {
         self.send_off += written;
         if self.send_off < self.sending.len() {
             let rest = &self.sending[self.send_off..];
             return Some(ops::send(slot, rest.as_ptr(), rest.len() as u32, self.tag(index, Op::Send)));
         }
         self.send_inflight = false;
+        pool.give(std::mem::take(&mut self.sending));
         None
+    }
+}
+
+/// Send buffers of a worker, lent to connections for the duration of one send.
+#[derive(Debug, Default)]
+pub struct SendPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl SendPool {
+    /// Most buffers kept for reuse; beyond that, returned buffers are freed.
+    const KEEP: usize = 1024;
+
+    /// An empty buffer (reused when one is free).
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Returns a buffer.
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        if self.free.len() < Self::KEEP && buf.capacity() <= 1 << 20 {
+            buf.clear();
+            self.free.push(buf);
+        }
     }
 }

@@ -15,7 +15,7 @@ use loadgen_proto::{Client, ClientConfig, HandshakeRequest, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Phase, SendPool};
 use super::metrics::Metrics;
 use super::ops::{self, Op, Tag};
 use super::{MessageRate, RunConfig, RunError, Traffic};
@@ -81,6 +81,7 @@ struct Worker<'a> {
     next_connect: Option<u64>,
     next_message: Option<u64>,
     scratch: Vec<u64>,
+    send_pool: SendPool,
 }
 
 /// Runs a worker to completion on the calling thread.
@@ -144,6 +145,7 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
         next_connect: None,
         next_message: None,
         scratch: Vec::new(),
+        send_pool: SendPool::default(),
         rings,
         eventfds,
         setup,
@@ -327,7 +329,7 @@ impl Worker<'_> {
                     }
                     Metrics::record(&mut self.metrics.schedule_lag, now.saturating_sub(intended));
                     if client.ping(conn.seq, intended / 1_000, &mut self.rng).is_ok()
-                        && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring)
+                        && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring, &mut self.send_pool)
                     {
                         self.pending.push(sqe);
                     }
@@ -375,7 +377,7 @@ impl Worker<'_> {
             }
             Err(e) => self.metrics.error(e_name(e)),
         }
-        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
+        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
             self.pending.push(sqe);
         }
     }
@@ -394,7 +396,7 @@ impl Worker<'_> {
                         if let Some(deadline) = client.poll_timeout() {
                             self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
                         }
-                        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
+                        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
                             self.pending.push(sqe);
                         }
                     } else {
@@ -504,21 +506,22 @@ impl Worker<'_> {
                 if let Some(deadline) = conn.client.as_ref().and_then(|c| c.poll_timeout()) {
                     self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
                 }
-                if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
+                if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
                     self.pending.push(sqe);
                 }
             }
             Op::Send => {
                 if result < 0 {
                     conn.send_inflight = false;
+                    self.send_pool.give(std::mem::take(&mut conn.sending));
                     self.metrics.error("send_error");
                     self.shutdown(index);
                     self.maybe_free(index);
                     return;
                 }
-                if let Some(sqe) = conn.send_done(index, index % self.per_ring, result as usize) {
+                if let Some(sqe) = conn.send_done(index, index % self.per_ring, result as usize, &mut self.send_pool) {
                     self.pending.push(sqe);
-                } else if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
+                } else if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
                     self.pending.push(sqe);
                 }
                 self.maybe_free(index);

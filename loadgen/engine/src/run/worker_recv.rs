@@ -176,7 +176,7 @@ impl Worker<'_> {
             }
         }
         let conn = &mut self.conns[index as usize];
-        if let Some(sqe) = conn.next_send(index, index % self.per_ring) {
+        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
             self.pending.push(sqe);
         }
         if outcome.closed || outcome.error.is_some() {

@@ -86,9 +86,7 @@ impl BufRing {
         // SAFETY: in bounds of the buffer area; the kernel has completed its write to
         // this buffer (we hold its completion) and will not write it again until it is
         // recycled, which needs `&mut self`.
-        unsafe {
-            std::slice::from_raw_parts(self.bufs.as_ptr().add(usize::from(bid) * self.buf_size as usize), len)
-        }
+        unsafe { std::slice::from_raw_parts(self.bufs.as_ptr().add(usize::from(bid) * self.buf_size as usize), len) }
     }
 
     /// Gives buffer `bid` back to the kernel.

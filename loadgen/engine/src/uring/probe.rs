@@ -46,11 +46,8 @@ impl Capabilities {
         let mut probe = Probe::new();
         ring.submitter().register_probe(&mut probe)?;
         let opcodes = OPCODES.iter().map(|&(name, code, _)| (name, probe.is_supported(code))).collect();
-        let defer = IoUring::<io_uring::squeue::Entry>::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .build(8)
-            .is_ok();
+        let defer =
+            IoUring::<io_uring::squeue::Entry>::builder().setup_single_issuer().setup_defer_taskrun().build(8).is_ok();
         let single = defer || IoUring::<io_uring::squeue::Entry>::builder().setup_single_issuer().build(8).is_ok();
         let coop = IoUring::<io_uring::squeue::Entry>::builder().setup_coop_taskrun().build(8).is_ok();
         Ok(Self { single_issuer: single, defer_taskrun: defer, coop_taskrun: coop, opcodes })

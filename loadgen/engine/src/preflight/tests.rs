@@ -1,0 +1,332 @@
+//! Plans for fabricated hosts (the project's build machine and variations), parsers of
+//! /proc formats, and one read of the real host.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use proptest::prelude::*;
+
+use super::host::{cap_eff, meminfo_bytes, parse_file_nr, parse_port_list, parse_port_range};
+use super::*;
+
+const GIB: u64 = 1 << 30;
+
+/// The build machine: nofile 20,000 (hard, not raisable), 2 CPUs, 24 GiB, default ports.
+fn this_machine() -> HostFacts {
+    HostFacts {
+        nofile_soft: 20_000,
+        nofile_hard: 20_000,
+        nr_open: Some(1 << 20),
+        file_max: Some(2_466_174),
+        files_in_use: Some(204),
+        port_range: Some((32768, 60999)),
+        reserved_ports: Some(Vec::new()),
+        somaxconn: Some(4096),
+        tcp_max_syn_backlog: Some(2048),
+        mem_available: Some(23 * GIB),
+        mem_total: Some(24 * GIB),
+        cpus: Some(2),
+        can_raise_nofile_hard: Some(false),
+        kernel_release: "6.18.44".into(),
+        unknown: Vec::new(),
+    }
+}
+
+fn wide(mut f: HostFacts) -> HostFacts {
+    f.port_range = Some((1024, 65535));
+    f
+}
+
+fn target() -> SocketAddr {
+    "127.0.0.1:8080".parse().unwrap()
+}
+
+fn loopback(connections: u64, workers: usize) -> LoadRequest {
+    LoadRequest::new(connections, vec![target()], workers)
+}
+
+fn refused(r: Result<Plan, PreflightError>) -> Vec<Problem> {
+    match r {
+        Err(PreflightError::Refused(p)) => p,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn ok(r: Result<Plan, PreflightError>) -> Plan {
+    r.unwrap_or_else(|e| panic!("expected a plan, got {e}"))
+}
+
+fn v4(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+#[test]
+fn ten_thousand_fit_one_ring_per_worker() {
+    let p = ok(plan(&this_machine(), &loopback(10_000, 1)));
+    assert_eq!((p.rings, p.per_ring_capacity, p.limited_by.as_str()), (1, 19_744, "RLIMIT_NOFILE 20000"));
+    let p = ok(plan(&this_machine(), &loopback(10_000, 2)));
+    assert_eq!(p.rings_per_worker, vec![1, 1]);
+    assert_eq!(p.workers[0].ring_connections, vec![5_000]);
+    assert_eq!((p.source_addr_count, p.usable_ports_per_source), (1, 28_232));
+}
+
+#[test]
+fn thirty_thousand_need_two_rings() {
+    let p = ok(plan(&this_machine(), &loopback(30_000, 1)));
+    assert_eq!(p.rings, 2);
+    assert_eq!(p.workers[0].ring_connections, vec![15_000, 15_000]);
+    let p = ok(plan(&this_machine(), &loopback(30_000, 2)));
+    assert_eq!((p.rings, p.rings_per_worker.clone()), (2, vec![1, 1]));
+    // 30,000 to one target need 2 sources in 28,232 ports.
+    assert_eq!(p.targets[0].sources, 2);
+}
+
+#[test]
+fn a_million_on_loopback_with_the_wide_range() {
+    let p = ok(plan(&wide(this_machine()), &loopback(1_000_000, 2)));
+    assert_eq!((p.rings, p.rings_per_worker.clone()), (52, vec![26, 26]));
+    assert!(p.workers.iter().flat_map(|w| &w.ring_connections).all(|&c| c <= u64::from(p.per_ring_capacity)));
+    assert_eq!(p.workers.iter().map(|w| w.connections).sum::<u64>(), 1_000_000);
+    assert_eq!((p.usable_ports_per_source, p.source_addr_count), (64_512, 16));
+    assert_eq!(p.source_addrs.first(), Some(&v4(1)));
+    assert_eq!(p.source_addrs.last(), Some(&v4(16)));
+    assert!(p.memory.both_ends && p.memory.kernel_bytes > 8_000_000_000);
+    let text = p.describe();
+    assert!(text.contains("1,000,000 connections over 52 rings"), "{text}");
+    assert!(text.contains("127.0.0.1–127.0.0.16"), "{text}");
+    // The server port 8080 now lies in the range: reserve it.
+    assert!(p.warnings.iter().any(|w| w.fix.contains("ip_local_reserved_ports=8080")), "{:?}", p.warnings);
+    assert!(serde_json::to_string(&p).unwrap().contains("\"limited_by\":\"RLIMIT_NOFILE 20000\""));
+}
+
+#[test]
+fn a_million_with_the_default_range_auto_uses_more_sources() {
+    let p = ok(plan(&this_machine(), &loopback(1_000_000, 2)));
+    assert_eq!(p.source_addr_count, 36); // ⌈1,000,000 / 28,232⌉
+    assert_eq!(p.source_addrs.last(), Some(&v4(36)));
+    // tcp_max_syn_backlog 2048 on this machine: warned, not refused.
+    assert!(p.warnings.iter().any(|w| w.fix.contains("sysctl -w net.ipv4.tcp_max_syn_backlog=65535")));
+}
+
+#[test]
+fn a_million_with_the_default_range_and_16_explicit_sources_is_refused() {
+    let mut req = loopback(1_000_000, 2);
+    req.sources = SourceAddrs::Explicit((1..=16).map(v4).collect());
+    let problems = refused(plan(&this_machine(), &req));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let fix = &problems[0].fix;
+    assert!(fix.contains("give 36 source addresses"), "{fix}");
+    assert!(fix.contains("--source-addr"), "{fix}");
+    assert!(fix.contains("sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\""), "{fix}");
+    assert!(fix.contains("(16 addresses then)"), "{fix}");
+    assert!(fix.contains("sysctl -w net.ipv4.ip_local_reserved_ports=8080"), "{fix}");
+    // The same 16 suffice with the wide range.
+    ok(plan(&wide(this_machine()), &req));
+}
+
+#[test]
+fn explicit_sources_too_few_or_of_the_wrong_family() {
+    let mut req = loopback(200_000, 2);
+    req.sources = SourceAddrs::Explicit(vec![v4(1), v4(2)]);
+    let problems = refused(plan(&wide(this_machine()), &req));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].fix.starts_with("give 4 source addresses of the target's family (--source-addr"));
+    assert!(problems[0].found.contains("2 source address(es)"), "{:?}", problems[0]);
+    req.sources = SourceAddrs::Explicit(vec!["::1".parse().unwrap()]);
+    let problems = refused(plan(&wide(this_machine()), &LoadRequest { connections: 10, ..req }));
+    assert!(problems[0].found.starts_with("0 source address(es)"), "{:?}", problems[0]);
+}
+
+#[test]
+fn remote_target_with_auto_sources_gets_one_kernel_chosen_address() {
+    let req = LoadRequest::new(20_000, vec!["10.0.0.5:443".parse().unwrap()], 2);
+    assert!(!req.target_on_this_host);
+    let p = ok(plan(&this_machine(), &req));
+    assert!(p.targets[0].kernel_chooses_source && p.source_addr_count == 0);
+    assert!(!p.memory.both_ends);
+    let problems = refused(plan(&this_machine(), &LoadRequest { connections: 100_000, ..req }));
+    assert!(problems[0].fix.contains("--source-addr") && problems[0].fix.contains("ip addr add"), "{problems:?}");
+    // Not on this host: no reservation advice.
+    assert!(!problems[0].fix.contains("reserved_ports"), "{problems:?}");
+}
+
+#[test]
+fn file_max_too_low() {
+    let mut facts = this_machine();
+    facts.file_max = Some(1_000_000);
+    facts.files_in_use = Some(10_000);
+    let problems = refused(plan(&facts, &loopback(600_000, 2)));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].fix, "`sysctl -w fs.file-max=2097152`"); // 10,000 + 1,204,128 rounded up
+    assert!(problems[0].needed.contains("1,200,000 sockets, both ends"), "{:?}", problems[0]);
+}
+
+#[test]
+fn memory_too_small_is_refused_and_tight_is_warned() {
+    let mut facts = wide(this_machine());
+    facts.mem_available = Some(4 * GIB);
+    let problems = refused(plan(&facts, &loopback(1_000_000, 2)));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].what == "memory" && problems[0].fix.contains("run at most"), "{problems:?}");
+    assert!(problems[0].fix.contains("target on another host"));
+    facts.mem_available = Some(11 * GIB); // ≈ 8.8 GiB needed: 80 %
+    let p = ok(plan(&facts, &loopback(1_000_000, 2)));
+    assert!(p.warnings.iter().any(|w| w.what.starts_with("memory above")), "{:?}", p.warnings);
+    assert!(p.memory.percent_of_available.is_some_and(|x| (70.0..90.0).contains(&x)));
+}
+
+#[test]
+fn several_problems_are_all_reported_in_one_line() {
+    let mut facts = this_machine();
+    facts.mem_available = Some(GIB);
+    facts.file_max = Some(100_000);
+    let mut req = loopback(1_000_000, 2);
+    req.sources = SourceAddrs::Explicit(vec![v4(1)]);
+    let err = plan(&facts, &req).unwrap_err();
+    let line = err.to_string();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.starts_with("pre-flight refused the run (3 problems)"), "{line}");
+    for needle in ["--source-addr", "fs.file-max=", "run at most"] {
+        assert!(line.contains(needle), "{needle} missing: {line}");
+    }
+    let problems = refused(plan(&facts, &LoadRequest { connections: 0, workers: 0, targets: vec![], ..req }));
+    assert_eq!(problems.len(), 3, "{problems:?}");
+}
+
+#[test]
+fn reserved_ports_reduce_the_usable_count() {
+    assert_eq!(usable_ports((1024, 65535), &[]), 64_512);
+    assert_eq!(usable_ports((1024, 65535), &[(1024, 2047)]), 63_488);
+    // Overlaps count once; ranges outside are ignored; partial overlap is clipped.
+    assert_eq!(usable_ports((32768, 60999), &[(8080, 8080), (40000, 40099), (40050, 40149), (60990, 61010)]), 28_072);
+    let mut facts = this_machine();
+    facts.reserved_ports = Some(vec![(32768, 40000)]);
+    let p = ok(plan(&facts, &loopback(1_000_000, 2)));
+    assert_eq!(p.usable_ports_per_source, 20_999);
+    assert_eq!(p.source_addr_count, 48);
+}
+
+#[test]
+fn unknown_facts_degrade_to_warnings() {
+    let mut facts = this_machine();
+    facts.file_max = None;
+    facts.mem_available = None;
+    facts.port_range = None;
+    facts.unknown.push(UnknownFact { fact: "fs.file-max", reason: "cannot read /proc/sys/fs/file-max".into() });
+    let p = ok(plan(&facts, &loopback(100_000, 2)));
+    assert_eq!(p.port_range, DEFAULT_PORT_RANGE);
+    let whats: Vec<&str> = p.warnings.iter().map(|w| w.what.as_str()).collect();
+    for w in ["fs.file-max unknown", "MemAvailable unknown", "net.ipv4.ip_local_port_range unknown"] {
+        assert!(whats.contains(&w), "{w} missing: {whats:?}");
+    }
+    assert!(p.warnings.iter().any(|w| w.found == "cannot read /proc/sys/fs/file-max"));
+}
+
+#[test]
+fn too_many_rings_and_raisable_limits() {
+    let mut facts = this_machine();
+    facts.nofile_hard = 1024;
+    facts.mem_available = Some(1 << 50);
+    facts.file_max = Some(1 << 40);
+    facts.port_range = Some((1024, 65535));
+    let problems = refused(plan(&facts, &loopback(10_000_000, 2)));
+    assert!(problems.iter().any(|p| p.what == "io_uring rings" && p.fix.contains("limits.conf")), "{problems:?}");
+    facts.nofile_hard = 20_000;
+    facts.can_raise_nofile_hard = Some(true);
+    let p = ok(plan(&facts, &loopback(1_000_000, 2)));
+    let hint = p.warnings.iter().find(|w| w.what == "RLIMIT_NOFILE hard limit").expect("hint");
+    assert_eq!(hint.fix, "`ulimit -Hn 500256 && ulimit -n 500256` in the shell that starts loadgen");
+    facts.nofile_hard = 1 << 21;
+    let p = ok(plan(&facts, &loopback(3_000_000, 1)));
+    assert_eq!((p.rings, p.limited_by.as_str()), (3, "IORING_MAX_FIXED_FILES 1048576"));
+}
+
+#[test]
+fn every_problem_is_one_line() {
+    let mut facts = this_machine();
+    facts.mem_available = Some(GIB);
+    facts.file_max = Some(10);
+    let mut req = loopback(1_000_000, 8);
+    req.sources = SourceAddrs::Explicit(vec![v4(1)]);
+    for p in refused(plan(&facts, &req)) {
+        assert!(!p.to_string().contains('\n'), "{p}");
+    }
+    let e = PreflightError::RaiseNofile { hard: 20_000, reason: "EPERM".into() };
+    assert_eq!(e.to_string().lines().count(), 1);
+}
+
+#[test]
+fn auto_source_addresses_cover_127_slash_8() {
+    assert_eq!(auto_source_addr(0), Some(Ipv4Addr::new(127, 0, 0, 1)));
+    assert_eq!(auto_source_addr(255), Some(Ipv4Addr::new(127, 0, 1, 0)));
+    assert_eq!(auto_source_addr(AUTO_SOURCE_MAX - 1), Some(Ipv4Addr::new(127, 255, 255, 254)));
+    assert_eq!(auto_source_addr(AUTO_SOURCE_MAX), None);
+}
+
+#[test]
+fn proc_formats_parse() {
+    assert_eq!(parse_file_nr("204\t0\t2466174\n"), Ok(204));
+    assert_eq!(parse_port_range("32768\t60999\n"), Ok((32768, 60999)));
+    assert!(parse_port_range("60999 32768").is_err());
+    assert_eq!(parse_port_list("\n"), Ok(vec![]));
+    assert_eq!(parse_port_list("8080,9000-9100\n"), Ok(vec![(8080, 8080), (9000, 9100)]));
+    assert!(parse_port_list("9100-9000").is_err());
+    let meminfo = "MemTotal:       24576000 kB\nMemFree: 1 kB\nMemAvailable:   24000000 kB\n";
+    assert_eq!(meminfo_bytes(meminfo, "MemAvailable"), Ok(24_000_000 * 1024));
+    assert!(meminfo_bytes("MemTotal: 1 kB", "MemAvailable").is_err());
+    let caps = cap_eff("Name:\tx\nCapEff:\t000001fffeffffff\n").unwrap();
+    assert_eq!(caps & (1 << 24), 0);
+    assert_eq!(thousands(1_000_000), "1,000,000");
+    assert_eq!(thousands(999), "999");
+}
+
+proptest! {
+    #[test]
+    fn rings_hold_every_connection_within_capacity(
+        connections in prop_oneof![1u64..20_000, 1u64..5_000_000], workers in 1usize..16, nofile in 300u64..100_000, targets in 1usize..4,
+    ) {
+        let mut facts = wide(this_machine());
+        facts.nofile_hard = nofile;
+        facts.mem_available = Some(1 << 50);
+        facts.file_max = Some(1 << 40);
+        facts.cpus = Some(16);
+        let ts: Vec<SocketAddr> = (0..targets).map(|i| SocketAddr::new(v4(1), 8000 + i as u16)).collect();
+        let Ok(p) = plan(&facts, &LoadRequest::new(connections, ts, workers)) else { return Ok(()) };
+        let cap = u64::from(p.per_ring_capacity);
+        prop_assert_eq!(p.workers.iter().map(|w| w.connections).sum::<u64>(), connections);
+        prop_assert_eq!(p.rings_per_worker.iter().sum::<u64>(), p.rings);
+        for w in &p.workers {
+            prop_assert_eq!(w.ring_connections.iter().sum::<u64>(), w.connections);
+            prop_assert!(w.ring_connections.iter().all(|&c| c <= cap));
+        }
+        for t in &p.targets {
+            prop_assert!(t.connections <= t.sources * p.usable_ports_per_source);
+        }
+        // The round-robin assignment yields exactly the planned counts.
+        if connections <= 20_000 {
+            let mut counts: Vec<Vec<u64>> = p.workers.iter().map(|w| vec![0; w.ring_connections.len()]).collect();
+            for k in 0..connections {
+                let (w, r) = p.worker_and_ring(k);
+                counts[w][r] += 1;
+                prop_assert!(p.target_and_source(k).1 < p.targets[p.target_and_source(k).0].sources);
+            }
+            let planned: Vec<Vec<u64>> = p.workers.iter().map(|w| w.ring_connections.clone()).collect();
+            prop_assert_eq!(counts, planned);
+        }
+    }
+}
+
+#[test]
+fn reads_this_host_and_plans_a_million() {
+    let facts = HostFacts::read().expect("host facts");
+    assert!(facts.nofile_hard >= 1024 && facts.nofile_soft <= facts.nofile_hard, "{facts:?}");
+    assert!(facts.cpus.is_some_and(|c| c >= 1), "{facts:?}");
+    assert!(facts.mem_total.is_some_and(|m| m > 0), "{facts:?}");
+    assert!(!facts.kernel_release.is_empty());
+    assert_eq!(raise_nofile_soft_to_hard().expect("raise"), facts.nofile_hard);
+    println!("host: {facts:?}");
+    let workers = facts.cpus.unwrap_or(1);
+    match plan(&facts, &loopback(1_000_000, workers)) {
+        Ok(p) => println!("{}", p.describe()),
+        Err(e) => println!("{e}"),
+    }
+}
