@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
 use loadgen_engine::run::{MessageRate, OnOpenStep, RunConfig, RunOutcome, Traffic, WsTarget};
+use loadgen_engine::stats::Metric;
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
@@ -180,11 +181,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     }
-    let m = &outcome.metrics;
+    let s = &outcome.stats;
     if interrupted {
         ExitCode::from(130)
-    } else if m.established == 0 {
-        let cause = m.errors.iter().max_by_key(|(_, n)| **n).map_or("unknown", |(k, _)| *k);
+    } else if s.totals.established == 0 {
+        let cause = s.errors.iter().max_by_key(|(_, n)| **n).map_or("unknown", |(k, _)| *k);
         eprintln!("error: no connection was established (most frequent error: {cause}); is the target listening?");
         ExitCode::from(3)
     } else {
@@ -240,25 +241,21 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
 }
 
 fn print_summary(o: &RunOutcome) {
-    let m = &o.metrics;
+    let s = &o.stats;
+    let t = &s.totals;
     println!();
     println!(
         "connections: {} attempted, {} established, {} failed, peak open {}",
-        m.attempted, m.established, m.failed, m.peak_open
+        t.attempted, t.established, t.failed, s.peak_open
     );
-    for (name, h) in [
-        ("connect", &m.connect),
-        ("handshake", &m.handshake),
-        ("ready", &m.ready),
-        ("message_rtt", &m.message_rtt),
-        ("ping_rtt", &m.ping_rtt),
-        ("schedule_lag", &m.schedule_lag),
-    ] {
+    for metric in Metric::ALL {
+        let h = s.histogram(metric);
         if h.is_empty() {
             continue;
         }
         println!(
-            "{name:>13}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
+            "{:>13}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
+            metric.name(),
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.9),
             h.value_at_quantile(0.99),
@@ -267,15 +264,28 @@ fn print_summary(o: &RunOutcome) {
             h.len()
         );
     }
-    if m.sent + m.received > 0 {
+    if t.messages_sent + t.messages_received > 0 {
         let secs = o.elapsed.as_secs_f64().max(1e-9);
-        println!("messages: {} sent, {} received ({:.0}/s received)", m.sent, m.received, m.received as f64 / secs);
+        println!(
+            "messages: {} sent, {} received ({:.0}/s received)",
+            t.messages_sent,
+            t.messages_received,
+            t.messages_received as f64 / secs
+        );
     }
-    for (kind, n) in &m.errors {
+    for (kind, n) in &s.errors {
         println!("errors: {kind} x {n}");
     }
-    if m.buffer_ring_empty > 0 {
-        println!("generator: receive buffer ring ran dry {} times (generator-side limit)", m.buffer_ring_empty);
+    if let Some(cpu) = o.usage.cpu_s {
+        println!("generator: {cpu:.2} CPU-s, peak RSS {} KB", o.usage.peak_rss_bytes.unwrap_or(0) / 1024);
+    }
+    let reasons = s.saturation_reasons();
+    if reasons.is_empty() {
+        println!("verdict: the generator kept up (no saturated second)");
+    } else {
+        for r in reasons {
+            println!("verdict: GENERATOR SATURATED: {r}");
+        }
     }
     println!("io_uring: {}", o.ring_flags);
 }

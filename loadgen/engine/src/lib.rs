@@ -11,7 +11,9 @@
 pub mod clock;
 pub mod payload;
 pub mod preflight;
+pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod stats;
 pub mod timer_wheel;
 pub mod uring;

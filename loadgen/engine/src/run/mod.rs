@@ -4,7 +4,6 @@
 //! connections with a bounded close handshake, so partial results are complete.
 
 mod conn;
-mod metrics;
 mod ops;
 mod worker;
 
@@ -15,10 +14,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use metrics::Metrics;
-
 use crate::clock::Clock;
+use crate::report::{ProcessUsage, UsageBaseline};
 use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
+use crate::stats::{RunStats, SaturationPolicy, channel};
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
 
@@ -128,8 +127,10 @@ impl From<std::io::Error> for RunError {
 /// What a run measured.
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// Merged measurements.
-    pub metrics: Metrics,
+    /// Merged measurements: totals, per-second series, histograms, errors.
+    pub stats: RunStats,
+    /// CPU and memory of this process over the run.
+    pub usage: ProcessUsage,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Unix seconds at the start.
@@ -179,9 +180,17 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
         _ => None,
     };
     let per_worker = config.connections.div_ceil(config.workers as u32);
-    let results: Vec<Result<Metrics, RunError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..config.workers)
-            .map(|index| {
+    let send_interval_us = match config.traffic {
+        Traffic::Echo { rate: MessageRate::PerConnection(r), .. } => Some((1e6 / r) as u64),
+        _ => None,
+    };
+    let (collector, reporters) = channel(config.workers, SaturationPolicy { send_interval_us, ..Default::default() });
+    let baseline = UsageBaseline::now();
+    let (stats, results) = std::thread::scope(|s| {
+        let handles: Vec<_> = reporters
+            .into_iter()
+            .enumerate()
+            .map(|(index, reporter)| {
                 let setup = worker::WorkerSetup {
                     index,
                     config,
@@ -192,21 +201,26 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
                     caps: &caps,
                     end_ns,
                     stop,
+                    reporter,
                 };
                 s.spawn(move || worker::run(setup))
             })
             .collect();
-        handles
+        // The collector merges seconds while the workers run; it returns when every
+        // worker has finished (or dropped its reporter).
+        let stats = collector.run();
+        let results: Vec<Result<(), RunError>> = handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(RunError::Setup("worker panicked".into()))))
-            .collect()
+            .map(|h| h.join().unwrap_or_else(|_| Err(RunError::Setup("a worker panicked".into()))))
+            .collect();
+        (stats, results)
     });
-    let mut metrics = Metrics::default();
     for r in results {
-        metrics.merge(&r?);
+        r?;
     }
     Ok(RunOutcome {
-        metrics,
+        stats,
+        usage: ProcessUsage::since(&baseline),
         elapsed: Duration::from_nanos(clock.now_ns()),
         started_unix_s: clock.start_unix_s(),
         ring_flags: caps.describe(),

@@ -14,6 +14,7 @@ use loadgen_proto::frame::Opcode;
 use loadgen_proto::handshake::accept_key;
 
 use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
+use crate::stats::Metric;
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -175,6 +176,8 @@ impl SeedU64 for rand_chacha::ChaCha8Rng {
     }
 }
 
+/// A run against `server`. Holds are generous: the suite runs tests in parallel on two
+/// cores, and the thread-per-connection test server is slow to upgrade under load.
 fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic) -> RunConfig {
     RunConfig {
         targets: vec![server.target()],
@@ -184,7 +187,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         traffic,
         workers: 2,
         sources: Vec::new(),
-        handshake_timeout: Duration::from_millis(500),
+        handshake_timeout: Duration::from_millis(800),
         close_timeout: Duration::from_millis(500),
         max_message_size: 1 << 20,
         recv_buffers: 256,
@@ -202,13 +205,13 @@ fn go(config: &RunConfig) -> RunOutcome {
 #[test]
 fn idle_connections_are_all_established() {
     let server = TestServer::start(Mode::Echo);
-    let out = go(&config(&server, 200, 200, Traffic::Idle));
-    let m = &out.metrics;
-    assert_eq!((m.attempted, m.established, m.failed), (200, 200, 0), "errors: {:?}", m.errors);
-    assert_eq!(m.connect.len(), 200);
-    assert_eq!(m.handshake.len(), 200);
-    assert!(m.handshake.min() >= m.connect.min(), "handshake includes connect");
-    assert_eq!(m.open, 0, "every connection closed at the end");
+    let out = go(&config(&server, 200, 1_000, Traffic::Idle));
+    let m = &out.stats;
+    assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (200, 200, 0), "errors: {:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Connect).len(), 200);
+    assert_eq!(m.histogram(Metric::Handshake).len(), 200);
+    assert!(m.histogram(Metric::Handshake).min() >= m.histogram(Metric::Connect).min(), "handshake includes connect");
+    assert_eq!(m.open_at_end, 0, "every connection closed at the end");
     assert!(m.errors.is_empty(), "{:?}", m.errors);
 }
 
@@ -217,12 +220,16 @@ fn closed_loop_echo_measures_every_round_trip() {
     let server = TestServer::start(Mode::Echo);
     let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
     let out = go(&config(&server, 20, 500, traffic));
-    let m = &out.metrics;
-    assert_eq!(m.established, 20);
-    assert!(m.received > 100, "received {}", m.received);
-    assert_eq!(m.message_rtt.len(), m.received, "every echo timed");
-    assert!(m.sent >= m.received && m.sent - m.received <= 20, "at most one in flight per connection");
-    assert_eq!(server.messages.load(Ordering::Relaxed), m.sent);
+    let m = &out.stats;
+    assert_eq!(m.totals.established, 20);
+    assert!(m.totals.messages_received > 100, "received {}", m.totals.messages_received);
+    assert_eq!(m.histogram(Metric::MessageRtt).len(), m.totals.messages_received, "every echo timed");
+    assert!(
+        m.totals.messages_sent >= m.totals.messages_received
+            && m.totals.messages_sent - m.totals.messages_received <= 20,
+        "at most one in flight per connection"
+    );
+    assert_eq!(server.messages.load(Ordering::Relaxed), m.totals.messages_sent);
 }
 
 #[test]
@@ -232,11 +239,11 @@ fn open_model_rate_is_exact_and_everything_is_echoed() {
     let mut cfg = config(&server, 10, 1_000, traffic);
     cfg.connect_rate = 1_000.0; // ramp 10 ms, then 1 s of messages
     let out = go(&cfg);
-    let m = &out.metrics;
+    let m = &out.stats;
     let unplaced = m.errors.get("no_open_connection_for_message").copied().unwrap_or(0);
-    assert_eq!(m.sent + unplaced, 1_000, "exactly R×T intended sends, errors {:?}", m.errors);
+    assert_eq!(m.totals.messages_sent + unplaced, 1_000, "exactly R×T intended sends, errors {:?}", m.errors);
     assert!(unplaced < 10, "connections are open when messages start: {unplaced}");
-    assert_eq!(m.received, m.sent, "all echoed");
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent, "all echoed");
 }
 
 #[test]
@@ -249,11 +256,11 @@ fn a_stall_shows_up_from_intended_time() {
     let mut cfg = config(&server, 1, 1_200, traffic);
     cfg.workers = 1;
     let out = go(&cfg);
-    let m = &out.metrics;
-    assert!(m.message_rtt.max() >= 250_000, "max {} µs", m.message_rtt.max());
-    let slow = m.message_rtt.count_between(100_000, 10_000_000);
+    let m = &out.stats;
+    assert!(m.histogram(Metric::MessageRtt).max() >= 250_000, "max {} µs", m.histogram(Metric::MessageRtt).max());
+    let slow = m.histogram(Metric::MessageRtt).count_between(100_000, 10_000_000);
     assert!(slow >= 20, "{slow} samples ≥ 100 ms: the stall is not hidden");
-    assert_eq!(m.received, m.sent);
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent);
 }
 
 #[test]
@@ -265,8 +272,8 @@ fn failures_are_counted_by_kind() {
     };
     let mut cfg = config(&TestServer::start(Mode::Echo), 10, 50, Traffic::Idle);
     cfg.targets = vec![WsTarget { addr: closed_port, host: "x".into(), path: "/".into() }];
-    let m = go(&cfg).metrics;
-    assert_eq!((m.failed, m.errors.get("connect_refused").copied()), (10, Some(10)), "{:?}", m.errors);
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.failed, m.errors.get("connect_refused").copied()), (10, Some(10)), "{:?}", m.errors);
 
     let cases: [(Mode, &str); 4] = [
         (Mode::NoUpgrade, "handshake_timeout"),
@@ -277,24 +284,24 @@ fn failures_are_counted_by_kind() {
     for (mode, kind) in cases {
         let server = TestServer::start(mode);
         let t0 = Instant::now();
-        // The hold outlasts the 500 ms handshake timeout.
-        let m = go(&config(&server, 8, 800, Traffic::Idle)).metrics;
-        assert_eq!(m.established, 0, "{kind}");
-        assert_eq!(m.failed, 8, "{kind}: {:?}", m.errors);
+        // The hold outlasts the 800 ms handshake timeout.
+        let m = go(&config(&server, 8, 1_200, Traffic::Idle)).stats;
+        assert_eq!(m.totals.established, 0, "{kind}");
+        assert_eq!(m.totals.failed, 8, "{kind}: {:?}", m.errors);
         assert_eq!(m.errors.get(kind).copied(), Some(8), "{kind}: {:?}", m.errors);
         assert!(t0.elapsed() < Duration::from_secs(5), "{kind}: bounded");
     }
     // A server that closes before the upgrade: FIN seen as such, or a reset when our
     // request crossed its close; both are counted, never lost.
     let server = TestServer::start(Mode::CloseImmediately);
-    let m = go(&config(&server, 8, 300, Traffic::Idle)).metrics;
+    let m = go(&config(&server, 8, 300, Traffic::Idle)).stats;
     let closed = m.errors.get("closed_during_handshake").copied().unwrap_or(0);
     let reset = m.errors.get("connection_reset").copied().unwrap_or(0);
-    assert_eq!((m.failed, closed + reset), (8, 8), "{:?}", m.errors);
+    assert_eq!((m.totals.failed, closed + reset), (8, 8), "{:?}", m.errors);
     // Handshakes still pending when the run ends are counted apart, not as failures.
     let server = TestServer::start(Mode::NoUpgrade);
-    let m = go(&config(&server, 8, 50, Traffic::Idle)).metrics;
-    assert_eq!((m.established, m.failed), (0, 0));
+    let m = go(&config(&server, 8, 50, Traffic::Idle)).stats;
+    assert_eq!((m.totals.established, m.totals.failed), (0, 0));
     assert_eq!(m.errors.get("unfinished_at_end").copied(), Some(8), "{:?}", m.errors);
 }
 
@@ -311,8 +318,8 @@ fn stop_flag_ends_the_hold_early_and_closes_cleanly() {
         h.join().unwrap().unwrap()
     });
     assert!(t0.elapsed() < Duration::from_secs(5), "stopped early: {:?}", t0.elapsed());
-    assert_eq!(out.metrics.established, 50);
-    assert_eq!(out.metrics.open, 0);
+    assert_eq!(out.stats.totals.established, 50);
+    assert_eq!(out.stats.open_at_end, 0);
 }
 
 #[test]
@@ -320,8 +327,8 @@ fn source_addresses_are_bound() {
     let server = TestServer::start(Mode::Echo);
     let mut cfg = config(&server, 20, 100, Traffic::Idle);
     cfg.sources = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
-    let m = go(&cfg).metrics;
-    assert_eq!(m.established, 20, "{:?}", m.errors);
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 20, "{:?}", m.errors);
 }
 
 #[test]
@@ -330,14 +337,14 @@ fn several_rings_per_worker_share_one_thread() {
     // rings 1-3 must wake the thread sleeping on ring 0.
     let server = TestServer::start(Mode::Echo);
     let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
-    let mut cfg = config(&server, 200, 400, traffic);
+    let mut cfg = config(&server, 200, 1_500, traffic);
     cfg.max_slots_per_ring = 30;
     cfg.recv_buffers = 512;
-    let m = go(&cfg).metrics;
-    assert_eq!((m.established, m.failed), (200, 0), "{:?}", m.errors);
-    assert!(m.received >= 200, "every connection echoed: {}", m.received);
-    assert_eq!(m.message_rtt.len(), m.received);
-    assert_eq!(m.open, 0);
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.established, m.totals.failed), (200, 0), "{:?}", m.errors);
+    assert!(m.totals.messages_received >= 200, "every connection echoed: {}", m.totals.messages_received);
+    assert_eq!(m.histogram(Metric::MessageRtt).len(), m.totals.messages_received);
+    assert_eq!(m.open_at_end, 0);
 }
 
 #[test]
@@ -345,21 +352,24 @@ fn on_open_steps_gate_readiness_and_are_timed() {
     use super::OnOpenStep;
     let server = TestServer::start(Mode::Echo);
     let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop };
-    let mut cfg = config(&server, 20, 300, traffic);
+    let mut cfg = config(&server, 20, 1_000, traffic);
     cfg.on_open = vec![
         OnOpenStep { send: "auth token-1".into(), expect: None },
         OnOpenStep { send: "subscribe:unit-7".into(), expect: Some("subscribe:unit-7".into()) },
     ];
-    let m = go(&cfg).metrics;
-    assert_eq!(m.established, 20);
-    assert_eq!(m.ready.len(), 20, "every connection finished its steps");
-    assert!(m.ready.min() >= m.handshake.min(), "ready comes after the upgrade");
-    assert!(m.message_rtt.len() > 20, "traffic started once ready");
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 20);
+    assert_eq!(m.histogram(Metric::Ready).len(), 20, "every connection finished its steps");
+    assert!(m.histogram(Metric::Ready).min() >= m.histogram(Metric::Handshake).min(), "ready comes after the upgrade");
+    assert!(m.histogram(Metric::MessageRtt).len() > 20, "traffic started once ready");
 
     // A reply that never comes: no connection becomes ready, no probe is sent.
     cfg.on_open = vec![OnOpenStep { send: "join".into(), expect: Some("welcome".into()) }];
-    let m = go(&cfg).metrics;
-    assert_eq!((m.established, m.ready.len(), m.message_rtt.len()), (20, 0, 0));
+    let m = go(&cfg).stats;
+    assert_eq!(
+        (m.totals.established, m.histogram(Metric::Ready).len(), m.histogram(Metric::MessageRtt).len()),
+        (20, 0, 0)
+    );
 }
 
 #[test]
@@ -367,9 +377,13 @@ fn pings_are_timed_from_their_intended_time() {
     let server = TestServer::start(Mode::Echo);
     let mut cfg = config(&server, 10, 600, Traffic::Idle);
     cfg.ping_interval = Some(Duration::from_millis(50));
-    let m = go(&cfg).metrics;
-    assert_eq!(m.established, 10);
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 10);
     // ~12 pings per connection over 600 ms; allow the first and last interval.
-    assert!((80..=130).contains(&m.ping_rtt.len()), "{} pongs", m.ping_rtt.len());
-    assert!(m.ping_rtt.max() < 100_000, "loopback pongs are fast: {} µs", m.ping_rtt.max());
+    assert!((80..=130).contains(&m.histogram(Metric::PingRtt).len()), "{} pongs", m.histogram(Metric::PingRtt).len());
+    assert!(
+        m.histogram(Metric::PingRtt).max() < 100_000,
+        "loopback pongs are fast: {} µs",
+        m.histogram(Metric::PingRtt).max()
+    );
 }

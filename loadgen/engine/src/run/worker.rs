@@ -16,12 +16,12 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::conn::{Conn, Phase, SendPool};
-use super::metrics::Metrics;
 use super::ops::{self, Op, Tag};
 use super::{MessageRate, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
 use crate::payload::Probe;
 use crate::schedule::Schedule;
+use crate::stats::{Metric, Recorder, Reporter};
 use crate::timer_wheel::TimerWheel;
 use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
@@ -53,6 +53,8 @@ pub struct WorkerSetup<'a> {
     pub end_ns: u64,
     /// Ctrl-C.
     pub stop: &'a AtomicBool,
+    /// Hands a snapshot of the measurements to the collector once a second.
+    pub reporter: Reporter,
 }
 
 struct Worker<'a> {
@@ -76,7 +78,11 @@ struct Worker<'a> {
     ready_cursor: usize,
     pending: Vec<squeue::Entry>,
     message: Vec<u8>,
-    metrics: Metrics,
+    rec: Recorder,
+    /// The second being measured (run seconds from 0).
+    second: u64,
+    /// Completion-queue overflows seen so far, per ring (the kernel's counter).
+    cq_overflow_seen: Vec<u32>,
     closing_all: bool,
     next_connect: Option<u64>,
     next_message: Option<u64>,
@@ -85,7 +91,7 @@ struct Worker<'a> {
 }
 
 /// Runs a worker to completion on the calling thread.
-pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
+pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
     let cfg = setup.config;
     let capacity = setup.capacity.max(1);
     let per_ring = cfg.max_slots_per_ring.clamp(1, 1 << 20).min(capacity);
@@ -140,7 +146,9 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
         per_ring,
         dirty: vec![false; ring_count],
         message,
-        metrics: Metrics::default(),
+        rec: Recorder::new(),
+        second: now / 1_000_000_000,
+        cq_overflow_seen: vec![0; ring_count],
         closing_all: false,
         next_connect: None,
         next_message: None,
@@ -155,8 +163,11 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<Metrics, RunError> {
     }
     w.next_connect = w.setup.connects.next();
     w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
-    w.run_loop()?;
-    Ok(w.metrics)
+    let result = w.run_loop();
+    let Worker { setup, mut rec, second, .. } = w;
+    // The last (partial) second, and the end of this worker, even after an error.
+    let _ = setup.reporter.finish(&mut rec, second);
+    result
 }
 
 impl Worker<'_> {
@@ -164,6 +175,7 @@ impl Worker<'_> {
         let hard_stop = self.setup.end_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         loop {
             let now = self.setup.clock.now_ns();
+            self.tick_second(now);
             if !self.closing_all && (now >= self.setup.end_ns || self.setup.stop.load(Ordering::Relaxed)) {
                 self.close_all(now);
             }
@@ -178,7 +190,7 @@ impl Worker<'_> {
                 return Ok(());
             }
             if now > hard_stop {
-                self.metrics.error("worker_stop_timeout");
+                self.rec.error("worker_stop_timeout");
                 return Ok(());
             }
             let wait_until = self.next_wakeup(now).min(hard_stop);
@@ -187,8 +199,30 @@ impl Worker<'_> {
         }
     }
 
+    /// Once a second: counts completion-queue overflows and hands the second's
+    /// measurements to the collector.
+    fn tick_second(&mut self, now: u64) {
+        let second = now / 1_000_000_000;
+        if second == self.second {
+            return;
+        }
+        for (r, ring) in self.rings.iter_mut().enumerate() {
+            let overflow = ring.uring.completion().overflow();
+            let delta = overflow.wrapping_sub(self.cq_overflow_seen[r]);
+            if delta > 0 {
+                self.rec.cq_overflow(u64::from(delta));
+                self.cq_overflow_seen[r] = overflow;
+            }
+        }
+        if self.setup.reporter.send(&mut self.rec, self.second).is_err() {
+            // The collector is gone (the run is being torn down): keep measuring
+            // locally; nothing more can be reported.
+        }
+        self.second = second;
+    }
+
     fn next_wakeup(&self, now: u64) -> u64 {
-        let mut t = now + 50_000_000;
+        let mut t = (now + 50_000_000).min((self.second + 1) * 1_000_000_000);
         if !self.closing_all {
             t = t.min(self.setup.end_ns);
             if let Some(c) = self.next_connect {
@@ -253,8 +287,8 @@ impl Worker<'_> {
             }
             let index = self.next_conn;
             self.next_conn += 1;
-            self.metrics.attempted += 1;
-            Metrics::record(&mut self.metrics.schedule_lag, now - intended);
+            self.rec.connection_attempted();
+            self.rec.record_since(Metric::ScheduleLag, intended, now);
             // Global connection number → target and source address (round robin).
             let global = u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64;
             let targets = self.targets.len() as u64;
@@ -278,12 +312,12 @@ impl Worker<'_> {
         while let Some(intended) = self.next_message.filter(|&t| t <= now) {
             self.next_message = self.setup.messages.as_mut().and_then(Iterator::next);
             if self.ready.is_empty() {
-                self.metrics.error("no_open_connection_for_message");
+                self.rec.error("no_open_connection_for_message");
                 continue;
             }
             self.ready_cursor = (self.ready_cursor + 1) % self.ready.len();
             let index = self.ready[self.ready_cursor];
-            Metrics::record(&mut self.metrics.schedule_lag, now - intended);
+            self.rec.record_since(Metric::ScheduleLag, intended, now);
             self.send_probe(index, intended);
         }
     }
@@ -303,12 +337,12 @@ impl Worker<'_> {
                 Op::Close => {
                     let Some(client) = conn.client.as_mut() else { continue };
                     if let Some(what) = client.handle_timeout(now / 1_000) {
-                        self.metrics.error(match what {
+                        self.rec.error(match what {
                             loadgen_proto::Timeout::Handshake => "handshake_timeout",
                             loadgen_proto::Timeout::Close => "close_timeout",
                         });
                         if conn.phase == Phase::Handshaking {
-                            self.metrics.failed += 1;
+                            self.rec.connection_failed();
                         }
                         self.shutdown(tag.conn);
                     } else if let Some(next) = client.poll_timeout() {
@@ -327,7 +361,7 @@ impl Worker<'_> {
                     if conn.next_ping_ns < self.setup.end_ns {
                         self.timers.insert(conn.next_ping_ns, token);
                     }
-                    Metrics::record(&mut self.metrics.schedule_lag, now.saturating_sub(intended));
+                    self.rec.record_since(Metric::ScheduleLag, intended, now);
                     if client.ping(conn.seq, intended / 1_000, &mut self.rng).is_ok()
                         && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring, &mut self.send_pool)
                     {
@@ -343,7 +377,7 @@ impl Worker<'_> {
                             self.timers.insert(conn.next_send_ns, token);
                         }
                     }
-                    Metrics::record(&mut self.metrics.schedule_lag, now.saturating_sub(intended));
+                    self.rec.record_since(Metric::ScheduleLag, intended, now);
                     self.send_probe(tag.conn, intended);
                 }
                 _ => {}
@@ -372,10 +406,10 @@ impl Worker<'_> {
         conn.seq += 1;
         match client.send(MessageKind::Binary, &self.message, &mut self.rng) {
             Ok(()) => {
-                self.metrics.sent += 1;
+                self.rec.message_sent(self.message.len() as u64);
                 conn.awaiting_echo = true;
             }
-            Err(e) => self.metrics.error(e_name(e)),
+            Err(e) => self.rec.error(e_name(e)),
         }
         if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
             self.pending.push(sqe);
@@ -405,7 +439,7 @@ impl Worker<'_> {
                 }
                 Phase::Connecting | Phase::Handshaking => {
                     // Neither established nor failed: the run ended first.
-                    self.metrics.error("unfinished_at_end");
+                    self.rec.error("unfinished_at_end");
                     self.shutdown(index);
                 }
                 Phase::Free | Phase::Closing => {}
@@ -421,7 +455,7 @@ impl Worker<'_> {
             return;
         }
         if conn.phase == Phase::Open {
-            self.metrics.open -= 1;
+            self.rec.connection_closed();
             self.ready.retain(|&i| i != index);
         }
         conn.phase = Phase::Closing;
@@ -489,13 +523,13 @@ impl Worker<'_> {
                     self.connect_failed(index, tag.op, result);
                     return;
                 }
-                Metrics::record(&mut self.metrics.connect, now.saturating_sub(conn.intended_ns));
+                self.rec.record_since(Metric::Connect, conn.intended_ns, now);
                 let request = &self.requests[usize::from(conn.target)];
                 match Client::new(self.client_config.clone(), request, now / 1_000, &mut self.rng) {
                     Ok(client) => conn.client = Some(Box::new(client)),
                     Err(_) => {
-                        self.metrics.error("invalid_request");
-                        self.metrics.failed += 1;
+                        self.rec.error("invalid_request");
+                        self.rec.connection_failed();
                         self.shutdown(index);
                         return;
                     }
@@ -514,7 +548,7 @@ impl Worker<'_> {
                 if result < 0 {
                     conn.send_inflight = false;
                     self.send_pool.give(std::mem::take(&mut conn.sending));
-                    self.metrics.error("send_error");
+                    self.rec.error("send_error");
                     self.shutdown(index);
                     self.maybe_free(index);
                     return;
@@ -542,8 +576,8 @@ impl Worker<'_> {
         }
         // The link cancels what follows the failed step; count the cause once.
         if result != -libc::ECANCELED {
-            self.metrics.failed += 1;
-            self.metrics.error(match (op, -result) {
+            self.rec.connection_failed();
+            self.rec.error(match (op, -result) {
                 (_, libc::ECONNREFUSED) => "connect_refused",
                 (_, libc::ETIMEDOUT) => "connect_timeout",
                 (_, libc::EADDRNOTAVAIL) | (_, libc::EADDRINUSE) => "no_source_port",

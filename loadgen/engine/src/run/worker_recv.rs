@@ -5,11 +5,11 @@ use io_uring::cqueue;
 use loadgen_proto::{Error as ProtoError, Event, Initiator};
 
 use super::super::conn::Phase;
-use super::super::metrics::Metrics;
 use super::super::ops::{self, Op};
 use super::super::{MessageRate, Traffic};
 use super::{BGID, Worker};
 use crate::payload::Probe;
+use crate::stats::Metric;
 
 /// What the events of one read asked the worker to do.
 #[derive(Default)]
@@ -31,7 +31,7 @@ impl Worker<'_> {
         }
         if result == -libc::ENOBUFS {
             // The ring ran dry: the generator, not the target, is short of buffers.
-            self.metrics.buffer_ring_empty += 1;
+            self.rec.buffer_ring_exhausted(1);
             if !more && conn.phase != Phase::Closing {
                 conn.recv_armed = true;
                 self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
@@ -41,20 +41,20 @@ impl Worker<'_> {
         if result <= 0 {
             if conn.phase != Phase::Closing {
                 if result == 0 {
-                    self.metrics.error(if conn.phase == Phase::Handshaking {
+                    self.rec.error(if conn.phase == Phase::Handshaking {
                         "closed_during_handshake"
                     } else {
                         "server_closed_tcp"
                     });
                 } else {
-                    self.metrics.error(match -result {
+                    self.rec.error(match -result {
                         libc::ECONNRESET => "connection_reset",
                         libc::ETIMEDOUT => "recv_timeout",
                         _ => "recv_error",
                     });
                 }
                 if conn.phase == Phase::Handshaking {
-                    self.metrics.failed += 1;
+                    self.rec.connection_failed();
                 }
                 self.shutdown(index);
             }
@@ -88,18 +88,18 @@ impl Worker<'_> {
                         None => {}
                         Some(Event::Open) => {
                             outcome.opened = true;
-                            Metrics::record(&mut self.metrics.handshake, now.saturating_sub(conn.intended_ns));
+                            self.rec.record_since(Metric::Handshake, conn.intended_ns, now);
                         }
                         Some(Event::Binary(payload)) => {
-                            self.metrics.received += 1;
+                            self.rec.message_received(payload.len() as u64);
                             if let Some(p) = Probe::decode(payload).filter(|p| p.sender == u64::from(index)) {
                                 let intended = self.setup.clock.run_ns(p.sent_unix_us);
-                                Metrics::record(&mut self.metrics.message_rtt, now.saturating_sub(intended));
+                                self.rec.record_since(Metric::MessageRtt, intended, now);
                                 outcome.echoes += 1;
                             }
                         }
                         Some(Event::Text(text)) => {
-                            self.metrics.received += 1;
+                            self.rec.message_received(text.len() as u64);
                             let steps = &self.setup.config.on_open;
                             let step = usize::from(conn.on_open_step) + outcome.steps_done as usize;
                             if !conn.ready
@@ -111,13 +111,13 @@ impl Worker<'_> {
                         }
                         Some(Event::Pong(p)) => {
                             if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {
-                                Metrics::record(&mut self.metrics.ping_rtt, now.saturating_sub(stamp.sent_us * 1_000));
+                                self.rec.record_since(Metric::PingRtt, stamp.sent_us * 1_000, now);
                             }
                         }
                         Some(Event::Ping(_)) => {}
                         Some(Event::Closed { initiator, .. }) => {
                             if initiator == Initiator::Server {
-                                self.metrics.error("server_closed");
+                                self.rec.error("server_closed");
                             }
                             outcome.closed = true;
                             break;
@@ -129,7 +129,7 @@ impl Worker<'_> {
                         loadgen_proto::HandshakeError::Rejected(r) => r.kind().name(),
                         other => other.name(),
                     });
-                    self.metrics.failed += 1;
+                    self.rec.connection_failed();
                     break;
                 }
                 Err(ProtoError::Protocol(p)) => {
@@ -143,14 +143,12 @@ impl Worker<'_> {
 
     fn apply(&mut self, index: u32, outcome: Outcome, now: u64) {
         if let Some(kind) = outcome.error {
-            self.metrics.error(kind);
+            self.rec.error(kind);
         }
         let conn = &mut self.conns[index as usize];
         if outcome.opened && conn.phase == Phase::Handshaking {
             conn.phase = Phase::Open;
-            self.metrics.established += 1;
-            self.metrics.open += 1;
-            self.metrics.peak_open = self.metrics.peak_open.max(self.metrics.open);
+            self.rec.connection_established();
             if self.closing_all {
                 // Upgraded after the end was called: close it right away.
                 let client = conn.client.as_mut().expect("open connections have a client");
@@ -196,10 +194,10 @@ impl Worker<'_> {
             }
             let client = conn.client.as_mut().expect("open connections have a client");
             if client.send_text(&step.send, &mut self.rng).is_err() {
-                self.metrics.error("on_open_send_failed");
+                self.rec.error("on_open_send_failed");
                 return;
             }
-            self.metrics.sent += 1;
+            self.rec.message_sent(step.send.len() as u64);
             if step.expect.is_some() {
                 return;
             }
@@ -211,7 +209,7 @@ impl Worker<'_> {
         }
         conn.ready = true;
         if !steps.is_empty() {
-            Metrics::record(&mut self.metrics.ready, now.saturating_sub(conn.intended_ns));
+            self.rec.record_since(Metric::Ready, conn.intended_ns, now);
         }
         self.ready.push(index);
         if let Some(interval) = self.setup.config.ping_interval {

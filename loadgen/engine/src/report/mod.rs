@@ -1,0 +1,233 @@
+//! `report.json` of a load run: the [`Report`] document built from the collector's
+//! [`RunStats`] and the process's resource use, its JSON Schema ([`REPORT_SCHEMA`])
+//! and a table of every field and its meaning ([`REPORT_FIELDS`], the source of
+//! docs/metrics.md).
+//!
+//! Sections a run did not produce are absent, not zero: a latency metric without
+//! samples, `messages` when nothing was sent or received, `errors` when there were
+//! none, and so on. [`Report::write`] replaces `report.json` atomically (temp file +
+//! rename) and works as well for an interrupted run. This module measures nothing
+//! itself apart from reading /proc through [`ProcessUsage`], and formats nothing for
+//! terminals.
+
+mod schema;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use schema::{REPORT_FIELDS, REPORT_SCHEMA};
+
+use crate::stats::{Latencies, Metric, Percentiles, RunStats, SecondStats, procfs};
+
+/// Version of the report format; bumped when a field changes meaning or disappears.
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
+
+/// Name of the report file.
+pub const REPORT_FILE: &str = "report.json";
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Version of loadgen that wrote the report.
+    pub loadgen_version: &'static str,
+    /// Wall-clock start of the run, Unix seconds.
+    pub started_unix_s: u64,
+    /// Length of the run, seconds.
+    pub duration_s: f64,
+    /// The run was stopped early; every section covers the part that ran.
+    pub interrupted: bool,
+    /// Connection counts (absent when nothing was attempted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionsReport>,
+    /// Latency summaries (metrics without samples absent; the section too when empty).
+    #[serde(skip_serializing_if = "Latencies::is_empty")]
+    pub latency_us: Latencies,
+    /// Message counts (absent when nothing was sent or received).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessagesReport>,
+    /// The generator's own health.
+    pub generator: GeneratorReport,
+    /// Errors by kind (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<&'static str, u64>,
+    /// One entry per second (absent when no second completed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeseries: Vec<SecondStats>,
+}
+
+/// `connections`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ConnectionsReport {
+    /// Connection starts submitted.
+    pub attempted: u64,
+    /// Connections that became open.
+    pub established: u64,
+    /// Attempts that failed before becoming open.
+    pub failed: u64,
+    /// Most connections open at once.
+    pub peak_open: u64,
+}
+
+/// `messages`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MessagesReport {
+    /// Data messages sent.
+    pub sent: u64,
+    /// Data messages received.
+    pub received: u64,
+}
+
+/// `generator`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GeneratorReport {
+    /// CPU seconds (user + system) of the process during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// Peak resident set size of the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// (peak RSS − RSS before the run) / peak open connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_connection: Option<u64>,
+    /// Actual − intended submission time of connects and sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_us: Option<Percentiles>,
+    /// Some second was saturated.
+    pub saturated: bool,
+    /// Why, one line per cause (absent when not saturated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub saturation_reasons: Vec<String>,
+}
+
+/// Resource use of the process before the run, to subtract at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct UsageBaseline {
+    /// CPU seconds used so far.
+    pub cpu_s: Option<f64>,
+    /// Resident set size now.
+    pub rss_bytes: Option<u64>,
+}
+
+impl UsageBaseline {
+    /// Reads /proc now (unreadable values are `None`).
+    pub fn now() -> Self {
+        Self { cpu_s: procfs::process_cpu_seconds().ok(), rss_bytes: procfs::rss_bytes().ok() }
+    }
+}
+
+/// Resource use of the process over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessUsage {
+    /// CPU seconds since the baseline.
+    pub cpu_s: Option<f64>,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_bytes: Option<u64>,
+    /// Resident set size at the baseline.
+    pub baseline_rss_bytes: Option<u64>,
+}
+
+impl ProcessUsage {
+    /// Reads /proc now and subtracts `baseline`.
+    pub fn since(baseline: &UsageBaseline) -> Self {
+        // Rounded to the microsecond: clock ticks are 10 ms anyway, and a rounded value
+        // survives a trip through JSON text unchanged.
+        let cpu_s = procfs::process_cpu_seconds()
+            .ok()
+            .map(|now| ((now - baseline.cpu_s.unwrap_or(0.0)).max(0.0) * 1e6).round() / 1e6);
+        Self { cpu_s, peak_rss_bytes: procfs::peak_rss_bytes().ok(), baseline_rss_bytes: baseline.rss_bytes }
+    }
+}
+
+/// What the report needs besides the collector's statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunInfo {
+    /// Wall-clock start, Unix seconds.
+    pub started_unix_s: u64,
+    /// Length of the run, seconds.
+    pub duration_s: f64,
+    /// Stopped early.
+    pub interrupted: bool,
+    /// Resource use of the process.
+    pub usage: ProcessUsage,
+}
+
+impl Report {
+    /// Builds the report of a run (complete or partial).
+    pub fn new(stats: &RunStats, info: &RunInfo) -> Self {
+        let t = &stats.totals;
+        let connections = (t.attempted + t.established + t.failed > 0).then_some(ConnectionsReport {
+            attempted: t.attempted,
+            established: t.established,
+            failed: t.failed,
+            peak_open: stats.peak_open,
+        });
+        let messages = (t.messages_sent + t.messages_received > 0)
+            .then_some(MessagesReport { sent: t.messages_sent, received: t.messages_received });
+        let u = &info.usage;
+        let bytes_per_connection = match (u.peak_rss_bytes, stats.peak_open) {
+            (Some(peak), open) if open > 0 => Some(peak.saturating_sub(u.baseline_rss_bytes.unwrap_or(0)) / open),
+            _ => None,
+        };
+        let saturation_reasons = stats.saturation_reasons();
+        Self {
+            schema_version: REPORT_SCHEMA_VERSION,
+            loadgen_version: env!("CARGO_PKG_VERSION"),
+            started_unix_s: info.started_unix_s,
+            duration_s: info.duration_s,
+            interrupted: info.interrupted,
+            connections,
+            latency_us: stats.latencies(),
+            messages,
+            generator: GeneratorReport {
+                cpu_s: u.cpu_s,
+                peak_rss_bytes: u.peak_rss_bytes,
+                bytes_per_connection,
+                schedule_lag_us: Percentiles::from_nonempty(stats.histogram(Metric::ScheduleLag)),
+                saturated: !saturation_reasons.is_empty(),
+                saturation_reasons,
+            },
+            errors: stats.errors.clone(),
+            timeseries: stats.seconds.clone(),
+        }
+    }
+
+    /// The report as a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("the report serializes")
+    }
+
+    /// Writes `dir/report.json` (creating `dir`), replacing an existing report
+    /// atomically: the JSON goes to a temporary file in `dir`, is synced, then renamed
+    /// over the old one, so readers see the old report or the new one, never a torn
+    /// file. Returns the path.
+    pub fn write(&self, dir: &Path) -> io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(REPORT_FILE);
+        let tmp = dir.join(format!(".{REPORT_FILE}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+            json.push(b'\n');
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result?;
+        // Make the rename durable too (best effort: some filesystems refuse).
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(path)
+    }
+}

@@ -1,0 +1,247 @@
+//! The per-worker [`Recorder`]: interval histograms, counters and errors, owned by one
+//! thread and touched only through `&mut self` (no locks, no atomics). Once a second
+//! [`Recorder::snapshot`] swaps the interval out; the buffers come back through
+//! [`Recorder::recycle`], so after warm-up two interval buffers alternate and nothing
+//! is allocated. This module does not send snapshots anywhere (see `collector`).
+
+use hdrhistogram::Histogram;
+
+use super::{ErrorTable, HistogramSet, Metric};
+
+/// Event counts over an interval (or, summed, over a run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connection starts submitted.
+    pub attempted: u64,
+    /// Connections that completed the upgrade (became open).
+    pub established: u64,
+    /// Attempts that ended in an error before becoming open (connect, handshake).
+    pub failed: u64,
+    /// Open connections that ended, for any reason (errors by kind say why).
+    pub closed: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// WebSocket payload bytes sent.
+    pub bytes_sent: u64,
+    /// WebSocket payload bytes received.
+    pub bytes_received: u64,
+    /// Completion-queue overflows reported by the kernel (generator saturation).
+    pub cq_overflow: u64,
+    /// Receives that found the provided-buffer ring empty (generator saturation).
+    pub buffer_ring_exhausted: u64,
+}
+
+impl Counters {
+    /// Adds `other` field by field.
+    pub fn add(&mut self, o: &Counters) {
+        self.attempted += o.attempted;
+        self.established += o.established;
+        self.failed += o.failed;
+        self.closed += o.closed;
+        self.messages_sent += o.messages_sent;
+        self.messages_received += o.messages_received;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.cq_overflow += o.cq_overflow;
+        self.buffer_ring_exhausted += o.buffer_ring_exhausted;
+    }
+}
+
+/// One interval's measurements: the buffer that alternates between worker and
+/// collector.
+#[derive(Debug, Default)]
+pub(super) struct Interval {
+    pub(super) hist: HistogramSet,
+    pub(super) counters: Counters,
+    pub(super) errors: ErrorTable,
+    /// Connections open at the end of the interval.
+    pub(super) open: u64,
+    /// Most connections open at once during the interval.
+    pub(super) peak_open: u64,
+}
+
+impl Interval {
+    /// Empties the interval, keeping its buffers (cheap when already empty).
+    pub(super) fn reset(&mut self) {
+        self.hist.reset();
+        self.counters = Counters::default();
+        self.errors.clear();
+        self.open = 0;
+        self.peak_open = 0;
+    }
+}
+
+/// One worker's measurements over one interval, taken by [`Recorder::snapshot`].
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(super) second: u64,
+    pub(super) data: Box<Interval>,
+}
+
+impl Snapshot {
+    /// The second of the run (0-based) the interval is attributed to.
+    pub fn second(&self) -> u64 {
+        self.second
+    }
+
+    /// Histogram of `metric` over the interval.
+    pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
+        self.data.hist.get(metric)
+    }
+
+    /// Counters over the interval.
+    pub fn counters(&self) -> &Counters {
+        &self.data.counters
+    }
+
+    /// Errors over the interval.
+    pub fn errors(&self) -> &ErrorTable {
+        &self.data.errors
+    }
+
+    /// Connections open at the end of the interval.
+    pub fn open(&self) -> u64 {
+        self.data.open
+    }
+
+    /// Most connections open at once during the interval.
+    pub fn peak_open(&self) -> u64 {
+        self.data.peak_open
+    }
+
+    /// Address of the interval buffer (tests check that buffers are reused).
+    pub fn buffer_addr(&self) -> usize {
+        &*self.data as *const Interval as usize
+    }
+}
+
+/// A worker's measurements. Counting is a field increment; recording a latency is one
+/// histogram slot increment.
+#[derive(Debug)]
+pub struct Recorder {
+    cur: Box<Interval>,
+    spare: Option<Box<Interval>>,
+    open: u64,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    /// A recorder with both interval buffers allocated up front (none on the hot path).
+    pub fn new() -> Self {
+        Self { cur: Box::default(), spare: Some(Box::default()), open: 0 }
+    }
+
+    /// Records `value_us` for `metric` (values above one hour saturate).
+    #[inline]
+    pub fn record(&mut self, metric: Metric, value_us: u64) {
+        self.cur.hist.record(metric, value_us);
+    }
+
+    /// Records the time from `intended_ns` to `now_ns` in µs (0 if `now` is earlier).
+    #[inline]
+    pub fn record_since(&mut self, metric: Metric, intended_ns: u64, now_ns: u64) {
+        self.record(metric, now_ns.saturating_sub(intended_ns) / 1_000);
+    }
+
+    /// Counts an error of kind `name` (never allocates).
+    #[inline]
+    pub fn error(&mut self, name: &'static str) {
+        self.cur.errors.add(name, 1);
+    }
+
+    /// A connection start was submitted.
+    #[inline]
+    pub fn connection_attempted(&mut self) {
+        self.cur.counters.attempted += 1;
+    }
+
+    /// A connection became open (upgrade validated).
+    #[inline]
+    pub fn connection_established(&mut self) {
+        self.cur.counters.established += 1;
+        self.open += 1;
+        self.cur.peak_open = self.cur.peak_open.max(self.open);
+    }
+
+    /// An attempt failed before the connection became open.
+    #[inline]
+    pub fn connection_failed(&mut self) {
+        self.cur.counters.failed += 1;
+    }
+
+    /// An open connection ended (cleanly or not).
+    #[inline]
+    pub fn connection_closed(&mut self) {
+        self.cur.counters.closed += 1;
+        self.open = self.open.saturating_sub(1);
+    }
+
+    /// A message of `payload_bytes` was sent.
+    #[inline]
+    pub fn message_sent(&mut self, payload_bytes: u64) {
+        self.cur.counters.messages_sent += 1;
+        self.cur.counters.bytes_sent += payload_bytes;
+    }
+
+    /// A message of `payload_bytes` was received.
+    #[inline]
+    pub fn message_received(&mut self, payload_bytes: u64) {
+        self.cur.counters.messages_received += 1;
+        self.cur.counters.bytes_received += payload_bytes;
+    }
+
+    /// The kernel reported `n` completion-queue overflows.
+    #[inline]
+    pub fn cq_overflow(&mut self, n: u64) {
+        self.cur.counters.cq_overflow += n;
+    }
+
+    /// `n` receives found the provided-buffer ring empty.
+    #[inline]
+    pub fn buffer_ring_exhausted(&mut self, n: u64) {
+        self.cur.counters.buffer_ring_exhausted += n;
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open
+    }
+
+    /// Addresses of the current and spare interval buffers (0: no spare), so tests can
+    /// check that buffers are reused rather than reallocated.
+    pub fn buffer_addrs(&self) -> [usize; 2] {
+        [&*self.cur as *const Interval as usize, self.spare.as_deref().map_or(0, |s| s as *const Interval as usize)]
+    }
+
+    /// Counters of the current interval.
+    pub fn counters(&self) -> &Counters {
+        &self.cur.counters
+    }
+
+    /// Ends the current interval, attributing it to `second`, and starts the next one
+    /// in the spare buffer (allocating only if none has come back yet).
+    pub fn snapshot(&mut self, second: u64) -> Snapshot {
+        let mut next = self.spare.take().unwrap_or_default();
+        next.peak_open = self.open;
+        self.cur.open = self.open;
+        std::mem::swap(&mut self.cur, &mut next);
+        Snapshot { second, data: next }
+    }
+
+    /// Takes a snapshot's buffers back for reuse (one spare is kept; extras are freed).
+    /// The collector empties buffers before returning them, so the reset here only
+    /// checks that they are empty and costs the worker nothing.
+    pub fn recycle(&mut self, mut snapshot: Snapshot) {
+        if self.spare.is_none() {
+            snapshot.data.reset();
+            self.spare = Some(snapshot.data);
+        }
+    }
+}
