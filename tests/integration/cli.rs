@@ -206,3 +206,52 @@ fn run_against_nothing_exits_3_and_bad_flags_exit_2() {
         assert!(!stderr(&o).contains("panicked"), "{bad:?}");
     }
 }
+
+/// Starts `loadgen serve` and reads its first line for the port.
+fn serve(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("loadgen serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line {line:?}")).to_owned();
+    (child, url)
+}
+
+#[test]
+fn run_against_loadgen_serve_and_serve_stops_on_sigterm() {
+    let (mut server, url) = serve(&["--mode", "echo", "--threads", "2"]);
+    let out = temp_dir("run-serve");
+    let o = loadgen(&[
+        "run",
+        "--target",
+        &url,
+        "--connections",
+        "300",
+        "--duration",
+        "1s",
+        "--echo",
+        "--rate-per-conn",
+        "20",
+        "--ping-interval",
+        "250ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "exit {:?}; stderr: {}", o.status, stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["connections"]["established"], 300, "{r}");
+    let sent = r["messages"]["sent"].as_u64().unwrap();
+    assert!((4_000..=7_000).contains(&sent), "~300 × 20/s over ~1 s: {sent}");
+    assert_eq!(r["messages"]["received"], sent, "every probe echoed by our own server");
+    assert!(r["latency_us"]["ping_rtt"]["count"].as_u64().unwrap() >= 600, "{r}");
+    assert!(r["timeseries"].as_array().unwrap().len() >= 2);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "serve exits cleanly on SIGTERM");
+}

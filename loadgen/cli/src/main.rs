@@ -6,6 +6,7 @@
 mod check_cmd;
 mod run_cmd;
 mod run_report;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Run a load: connections, then idle or echo traffic, measured from intended times.
     #[command(after_help = run_cmd::EXAMPLES)]
     Run(run_cmd::RunArgs),
+    /// Serve WebSocket (echo, sink or push) on io_uring: the target for benchmarks.
+    #[command(after_help = serve_cmd::EXAMPLES)]
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
     }
 }

@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod stats;
 pub mod timer_wheel;
 pub mod uring;

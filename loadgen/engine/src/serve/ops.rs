@@ -1,0 +1,125 @@
+//! Submission-queue entries of the server loop and the `user_data` encoding that routes
+//! completions back to a connection: bits 0-7 operation, 8-31 connection generation,
+//! 32-63 connection index (a slab index, not the fixed slot).
+//!
+//! Pointers handed to the kernel (send buffers) are owned by the connection that
+//! submitted the operation and are not touched until its completion. This module does
+//! not decide when to submit anything.
+
+use io_uring::{opcode, squeue, types};
+
+/// What a completion belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Op {
+    /// Multishot accept on the listener, into direct descriptors.
+    Accept = 1,
+    /// Multishot receive from the provided-buffer ring.
+    Recv = 2,
+    /// Send of the connection's in-flight buffer.
+    Send = 3,
+    /// Shutdown before close (sends FIN and ends an armed multishot receive).
+    Shutdown = 4,
+    /// Close of the connection's fixed slot.
+    Close = 5,
+    /// Cancellation of another operation (its own completion is ignored).
+    Cancel = 6,
+    /// Close of a slot accepted while stopping (no connection was made for it).
+    CloseOrphan = 7,
+}
+
+impl Op {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Accept,
+            2 => Self::Recv,
+            3 => Self::Send,
+            4 => Self::Shutdown,
+            5 => Self::Close,
+            6 => Self::Cancel,
+            7 => Self::CloseOrphan,
+            _ => return None,
+        })
+    }
+}
+
+/// Routing data of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Tag {
+    /// Connection index in the slab.
+    pub conn: u32,
+    /// Connection generation (24 bits; stale completions are recognised by it).
+    pub generation: u32,
+    /// Operation.
+    pub op: Op,
+}
+
+impl Tag {
+    /// A tag that belongs to no connection.
+    pub fn global(op: Op) -> Self {
+        Self { conn: u32::MAX, generation: 0, op }
+    }
+
+    /// Packs into `user_data`.
+    pub fn encode(self) -> u64 {
+        (u64::from(self.conn) << 32) | (u64::from(self.generation & 0xFF_FFFF) << 8) | self.op as u64
+    }
+
+    /// Unpacks `user_data`; `None` for data this loop did not write.
+    pub fn decode(data: u64) -> Option<Self> {
+        Some(Self {
+            conn: (data >> 32) as u32,
+            generation: ((data >> 8) & 0xFF_FFFF) as u32,
+            op: Op::from_u8(data as u8)?,
+        })
+    }
+}
+
+/// Multishot accept on a listening process fd; each connection lands in a free slot
+/// of the ring's fixed-file table (the completion's result is the slot).
+pub(super) fn accept_multi(listener: i32) -> squeue::Entry {
+    opcode::AcceptMulti::new(types::Fd(listener))
+        .allocate_file_index(true)
+        .build()
+        .user_data(Tag::global(Op::Accept).encode())
+}
+
+/// Multishot receive on a fixed slot from buffer group `bgid`.
+pub(super) fn recv_multi(slot: u32, bgid: u16, tag: Tag) -> squeue::Entry {
+    opcode::RecvMulti::new(types::Fixed(slot), bgid).build().user_data(tag.encode())
+}
+
+/// Send `len` bytes at `ptr` (owned by the connection until the completion).
+pub(super) fn send(slot: u32, ptr: *const u8, len: u32, tag: Tag) -> squeue::Entry {
+    opcode::Send::new(types::Fixed(slot), ptr, len).build().user_data(tag.encode())
+}
+
+/// Shut the socket down both ways (sends FIN even with a receive armed).
+pub(super) fn shutdown(slot: u32, tag: Tag) -> squeue::Entry {
+    opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR).build().user_data(tag.encode())
+}
+
+/// Close the fixed slot (frees it for the next accept).
+pub(super) fn close(slot: u32, tag: Tag) -> squeue::Entry {
+    opcode::Close::new(types::Fixed(slot)).build().user_data(tag.encode())
+}
+
+/// Cancel the operation submitted with `target`'s user_data.
+pub(super) fn cancel(target: Tag) -> squeue::Entry {
+    opcode::AsyncCancel::new(target.encode()).build().user_data(Tag::global(Op::Cancel).encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_roundtrip() {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close, Op::Cancel, Op::CloseOrphan] {
+            let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
+            assert_eq!(Tag::decode(t.encode()), Some(t));
+        }
+        assert_eq!(Tag::decode(0), None);
+        assert_eq!(Tag::decode(Tag::global(Op::Accept).encode()).map(|t| t.op), Some(Op::Accept));
+    }
+}

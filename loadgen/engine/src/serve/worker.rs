@@ -1,0 +1,545 @@
+//! One server thread: its listener, its ring (direct descriptors, one provided-buffer
+//! ring), its connections, and the loop that drives them. No locks and no shared
+//! atomics on the hot path (the stop flag is read once per loop turn; the open-count
+//! atomics change once per connection).
+//!
+//! Each turn: start stopping if asked, send due pushes, submit, wait for completions
+//! (bounded, so the stop flag and the push schedule are honoured), handle them.
+//! A connection's life: accept into a fixed slot → multishot receive armed → upgrade
+//! → frames → Draining (flush, shutdown, close of the slot) → slab entry freed when the
+//! Close completes. Nothing is freed while the kernel may still use it: the in-flight
+//! Send owns its buffer, and Close is only submitted once no Send or receive is armed.
+//!
+//! What it does not do: parse HTTP or frames (see `session`), schedule pushes (see
+//! `push`), or print anything.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, squeue, types};
+
+use super::conn::{BufPool, CodecPool, Phase, Slab};
+use super::ops::{self, Op, Tag};
+use super::session::{self, Ctx, NoMask};
+use super::summary::{Counters, Shared, ThreadReport, errno_name, thread_cpu};
+use super::{Mode, ServeConfig};
+use crate::payload::Probe;
+use crate::uring::UringError;
+use crate::uring::buf_ring::BufRing;
+use crate::uring::probe::Capabilities;
+use crate::uring::ring::{Ring, RingConfig};
+
+#[path = "push.rs"]
+mod push;
+
+use push::Push;
+
+const BGID: u16 = 0;
+/// Longest wait for completions, so the stop flag is seen promptly.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// After a stop: how long clients get to answer our close frames.
+const CLOSE_GRACE: Duration = Duration::from_millis(1000);
+/// After a stop: leave even if some connections have not finished closing.
+const HARD_STOP: Duration = Duration::from_millis(1600);
+/// Output queued on a connection above which its receive is paused (cancelled) ...
+const OUT_HIGH: usize = 4 << 20;
+/// ... and below which it is re-armed.
+const OUT_LOW: usize = 1 << 20;
+
+/// A thread's inputs.
+pub(super) struct WorkerSetup {
+    pub index: usize,
+    pub listener: OwnedFd,
+    pub config: ServeConfig,
+    pub fixed_files: u32,
+    pub caps: Capabilities,
+    pub shared: Arc<Shared>,
+    pub started: Instant,
+    pub ready: Sender<Result<(), String>>,
+}
+
+struct Worker {
+    // Dropped first: the ring's teardown cancels whatever still references the
+    // buffers owned by the fields below.
+    ring: Ring,
+    listener: Option<OwnedFd>,
+    accept_armed: bool,
+    index: usize,
+    config: ServeConfig,
+    shared: Arc<Shared>,
+    deadline: Option<Instant>,
+    slab: Slab,
+    bufs: BufPool,
+    codecs: CodecPool,
+    counters: Counters,
+    backlog: Vec<squeue::Entry>,
+    cqes: Vec<cqueue::Entry>,
+    /// Open connections (for push round robin).
+    open: Vec<u32>,
+    push: Option<Push>,
+    stop_at: Option<Instant>,
+    forced: bool,
+    next_sender: u64,
+}
+
+/// Runs one server thread to its end; reports readiness through `setup.ready` first.
+pub(super) fn run(setup: WorkerSetup) -> ThreadReport {
+    let ready = setup.ready.clone();
+    let mut worker = match Worker::new(setup) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = ready.send(Err(e.clone()));
+            return ThreadReport { error: Some(e), ..ThreadReport::default() };
+        }
+    };
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    let error = worker.run_loop().err().map(|e| format!("server thread {}: {e}", worker.index));
+    ThreadReport {
+        counters: std::mem::take(&mut worker.counters),
+        cpu: thread_cpu(),
+        error,
+        flags: worker.ring.flags_used,
+    }
+}
+
+fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size;
+    // sched_setaffinity(0, ..) applies to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(format!("CPU {cpu} is out of range"));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+impl Worker {
+    fn new(s: WorkerSetup) -> Result<Self, String> {
+        if let Some(first) = s.config.pin_cpu {
+            pin_to_cpu(first + s.index)?;
+        }
+        let ring_config = RingConfig { sq_entries: 4096, cq_entries: 32768, fixed_files: s.fixed_files };
+        let setup_err = |e: UringError| format!("server thread {}: {e}", s.index);
+        let mut ring = Ring::new(ring_config, &s.caps).map_err(setup_err)?;
+        let bufs = BufRing::new(BGID, s.config.recv_buffers, s.config.recv_buffer_size);
+        ring.add_buf_ring(bufs).map_err(setup_err)?;
+        let push = match s.config.mode {
+            Mode::Push { rate, message_size } => {
+                let mut payload = Vec::new();
+                Probe { channel: 0, seq: 0, sent_unix_us: 0, sender: 0 }.encode_into(message_size, &mut payload);
+                Some(Push::new(rate, payload))
+            }
+            _ => None,
+        };
+        let mut w = Worker {
+            ring,
+            accept_armed: true,
+            index: s.index,
+            deadline: s.config.duration.map(|d| s.started + d),
+            bufs: BufPool::new(256 << 10, 4096),
+            codecs: CodecPool::new(s.config.max_message_size, 64 << 10),
+            config: s.config,
+            shared: s.shared,
+            slab: Slab::default(),
+            counters: Counters::default(),
+            backlog: Vec::with_capacity(4096),
+            cqes: Vec::with_capacity(4096),
+            open: Vec::new(),
+            push,
+            stop_at: None,
+            forced: false,
+            next_sender: 0,
+            listener: None,
+        };
+        w.backlog.push(ops::accept_multi(s.listener.as_raw_fd()));
+        w.listener = Some(s.listener);
+        w.flush_backlog().map_err(|e| format!("server thread {}: io_uring: {e}", w.index))?;
+        w.ring.uring.submit().map_err(|e| format!("server thread {}: io_uring: {e}", w.index))?;
+        Ok(w)
+    }
+
+    fn run_loop(&mut self) -> Result<(), UringError> {
+        loop {
+            let now = Instant::now();
+            let asked = self.shared.stop.load(std::sync::atomic::Ordering::Relaxed);
+            if self.stop_at.is_none() && (asked || self.deadline.is_some_and(|d| now >= d)) {
+                self.begin_stop(now);
+            }
+            let mut wait = MAX_WAIT;
+            if let Some(at) = self.stop_at {
+                let waited = now - at;
+                if !self.forced && waited >= CLOSE_GRACE {
+                    self.force_all();
+                }
+                if (self.slab.live() == 0 && !self.accept_armed) || waited >= HARD_STOP {
+                    return Ok(());
+                }
+            } else {
+                if self.push.is_some() {
+                    wait = wait.min(self.send_due_pushes(now));
+                }
+                if let Some(d) = self.deadline {
+                    wait = wait.min(d.saturating_duration_since(now));
+                }
+            }
+            self.submit_and_wait(wait)?;
+            self.reap();
+        }
+    }
+
+    fn submit_and_wait(&mut self, wait: Duration) -> Result<(), UringError> {
+        self.flush_backlog()?;
+        let ts = types::Timespec::from(wait.max(Duration::from_micros(10)));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.uring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves queued entries into the submission queue, submitting when it is full.
+    /// What does not fit after one submit stays queued for the next turn (the
+    /// completion queue may need reaping first).
+    fn flush_backlog(&mut self) -> std::io::Result<()> {
+        let mut done = 0;
+        while done < self.backlog.len() {
+            let pushed = {
+                let mut sq = self.ring.uring.submission();
+                let n = (sq.capacity() - sq.len()).min(self.backlog.len() - done);
+                for e in &self.backlog[done..done + n] {
+                    // SAFETY: every entry references memory owned by a connection (send
+                    // buffers) that stays untouched until the entry's completion.
+                    unsafe { sq.push(e).expect("room was checked") };
+                }
+                n
+            };
+            done += pushed;
+            if done < self.backlog.len() {
+                match self.ring.uring.submit() {
+                    Ok(_) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) => break,
+                    Err(e) => return Err(e),
+                }
+                if pushed == 0 {
+                    break;
+                }
+            }
+        }
+        self.backlog.drain(..done);
+        Ok(())
+    }
+
+    fn reap(&mut self) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(self.ring.uring.completion());
+        for cqe in &cqes {
+            let Some(tag) = Tag::decode(cqe.user_data()) else { continue };
+            let (res, flags) = (cqe.result(), cqe.flags());
+            match tag.op {
+                Op::Accept => self.on_accept(res, flags),
+                Op::Recv => self.on_recv(tag, res, flags),
+                Op::Send => self.on_send(tag, res),
+                Op::Shutdown => self.on_shutdown(tag),
+                Op::Close => self.on_close(tag),
+                Op::Cancel | Op::CloseOrphan => {}
+            }
+        }
+        self.cqes = cqes;
+    }
+
+    fn tag(&self, i: u32, op: Op) -> Tag {
+        Tag { conn: i, generation: self.slab.conns[i as usize].generation, op }
+    }
+
+    fn on_accept(&mut self, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.accept_armed = false;
+        }
+        let mut rearm = true;
+        if res >= 0 {
+            let slot = res as u32;
+            if self.stop_at.is_some() {
+                self.backlog.push(ops::close(slot, Tag::global(Op::CloseOrphan)));
+            } else {
+                let i = self.slab.alloc(slot);
+                self.counters.accepted += 1;
+                self.shared.opened();
+                self.slab.conns[i as usize].sender = ((self.index as u64) << 40) | self.next_sender;
+                self.next_sender += 1;
+                self.arm_recv(i);
+            }
+        } else if !(res == -libc::ECANCELED && self.stop_at.is_some()) {
+            *self.counters.accept_errors.entry(errno_name(-res)).or_default() += 1;
+            if res == -libc::ENFILE {
+                self.shared.accept_table_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The listener itself is unusable: do not spin re-arming it.
+            rearm = !matches!(-res, libc::EINVAL | libc::EBADF | libc::ENOTSOCK | libc::EOPNOTSUPP);
+        }
+        if !self.accept_armed {
+            match (&self.listener, self.stop_at) {
+                (Some(l), None) if rearm => {
+                    self.backlog.push(ops::accept_multi(l.as_raw_fd()));
+                    self.accept_armed = true;
+                }
+                _ => self.listener = None,
+            }
+        }
+    }
+
+    fn arm_recv(&mut self, i: u32) {
+        let tag = self.tag(i, Op::Recv);
+        let c = &mut self.slab.conns[i as usize];
+        c.recv_armed = true;
+        self.backlog.push(ops::recv_multi(c.slot, BGID, tag));
+    }
+
+    fn on_recv(&mut self, tag: Tag, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        if self.slab.get(tag.conn, tag.generation).is_none() {
+            if let Some(bid) = bid {
+                self.ring.buf_ring_mut(0).recycle(bid);
+            }
+            return;
+        }
+        let i = tag.conn;
+        let more = cqueue::more(flags);
+        if !more {
+            self.slab.conns[i as usize].recv_armed = false;
+        }
+        if res > 0 {
+            self.counters.bytes_in += res as u64;
+            let bid = bid.expect("a receive with data names its buffer");
+            {
+                let data = self.ring.buf_ring(0).buffer(bid, res as usize);
+                let mut ctx = Ctx {
+                    mode: self.config.mode,
+                    bufs: &mut self.bufs,
+                    codecs: &mut self.codecs,
+                    counters: &mut self.counters,
+                    max_message_size: self.config.max_message_size,
+                    decoder_keep: 64 << 10,
+                };
+                session::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx);
+            }
+            self.ring.buf_ring_mut(0).recycle(bid);
+            self.sync_open(i);
+            self.kick_send(i);
+            self.check_backpressure(i);
+        } else if res == 0 {
+            // The client closed its side (EOF).
+            let c = &mut self.slab.conns[i as usize];
+            if c.phase != Phase::Draining {
+                c.phase = Phase::Draining;
+                self.counters.aborted += 1;
+                self.sync_open(i);
+            }
+        } else if res == -libc::ENOBUFS {
+            // The buffer ring ran dry: buffers are recycled as their completions are
+            // handled (all of this batch's before the re-arm below is submitted).
+            if let Some(bid) = bid {
+                self.ring.buf_ring_mut(0).recycle(bid);
+            }
+            self.counters.enobufs += 1;
+        } else if res != -libc::ECANCELED {
+            self.abort(i);
+        }
+        let c = &self.slab.conns[i as usize];
+        if !c.recv_armed && c.wants_read() && !c.recv_paused {
+            self.arm_recv(i);
+        }
+        self.advance_close(i);
+    }
+
+    /// Keeps the list of open connections (push targets) in step with phases.
+    fn sync_open(&mut self, i: u32) {
+        let c = &mut self.slab.conns[i as usize];
+        let listed = c.open_pos != u32::MAX;
+        if c.phase == Phase::Open && !listed {
+            c.open_pos = self.open.len() as u32;
+            self.open.push(i);
+        } else if c.phase != Phase::Open && listed {
+            let pos = c.open_pos as usize;
+            c.open_pos = u32::MAX;
+            self.open.swap_remove(pos);
+            if let Some(&moved) = self.open.get(pos) {
+                self.slab.conns[moved as usize].open_pos = pos as u32;
+            }
+        }
+    }
+
+    fn kick_send(&mut self, i: u32) {
+        let c = &mut self.slab.conns[i as usize];
+        if c.send_inflight || c.pending.is_empty() || c.shutdown_sent {
+            return;
+        }
+        // `inflight` is empty here; the swap hands its capacity to `pending`.
+        std::mem::swap(&mut c.inflight, &mut c.pending);
+        c.inflight_pos = 0;
+        self.submit_send(i);
+    }
+
+    fn submit_send(&mut self, i: u32) {
+        let tag = self.tag(i, Op::Send);
+        let c = &mut self.slab.conns[i as usize];
+        let rest = &c.inflight[c.inflight_pos..];
+        let len = rest.len().min(u32::MAX as usize) as u32;
+        self.backlog.push(ops::send(c.slot, rest.as_ptr(), len, tag));
+        c.send_inflight = true;
+    }
+
+    fn on_send(&mut self, tag: Tag, res: i32) {
+        let Some(c) = self.slab.get(tag.conn, tag.generation) else { return };
+        let i = tag.conn;
+        c.send_inflight = false;
+        if res > 0 {
+            self.counters.bytes_out += res as u64;
+            c.inflight_pos += res as usize;
+            if c.inflight_pos < c.inflight.len() && !c.shutdown_sent {
+                self.submit_send(i);
+                return;
+            }
+            c.inflight.clear();
+            c.inflight_pos = 0;
+            if c.pending.is_empty() {
+                self.bufs.put(std::mem::take(&mut c.inflight));
+                self.bufs.put(std::mem::take(&mut c.pending));
+            } else {
+                self.kick_send(i);
+            }
+        } else {
+            c.inflight.clear();
+            c.inflight_pos = 0;
+            self.abort(i);
+        }
+        let c = &mut self.slab.conns[i as usize];
+        if c.recv_paused && c.outbound() < OUT_LOW {
+            c.recv_paused = false;
+            if !c.recv_armed && c.wants_read() {
+                self.arm_recv(i);
+            }
+        }
+        self.advance_close(i);
+    }
+
+    /// Pauses reading from a client that does not read what it is sent.
+    fn check_backpressure(&mut self, i: u32) {
+        let tag = self.tag(i, Op::Recv);
+        let c = &mut self.slab.conns[i as usize];
+        if c.recv_armed && !c.recv_paused && c.outbound() > OUT_HIGH {
+            c.recv_paused = true;
+            self.backlog.push(ops::cancel(tag));
+        }
+    }
+
+    /// Ends a connection without flushing: shutdown now, close when nothing is armed.
+    fn abort(&mut self, i: u32) {
+        let tag = self.tag(i, Op::Shutdown);
+        let c = &mut self.slab.conns[i as usize];
+        if c.phase == Phase::Free {
+            return;
+        }
+        if c.phase != Phase::Draining {
+            c.phase = Phase::Draining;
+            self.counters.aborted += 1;
+        }
+        c.pending.clear();
+        if !c.shutdown_sent {
+            c.shutdown_sent = true;
+            self.backlog.push(ops::shutdown(c.slot, tag));
+        }
+        self.sync_open(i);
+    }
+
+    /// Draining: shutdown once the output is flushed, close once nothing is armed.
+    fn advance_close(&mut self, i: u32) {
+        let c = &mut self.slab.conns[i as usize];
+        if c.phase != Phase::Draining {
+            return;
+        }
+        if !c.shutdown_sent {
+            if !c.send_inflight && c.pending.is_empty() {
+                c.shutdown_sent = true;
+                let tag = Tag { conn: i, generation: c.generation, op: Op::Shutdown };
+                self.backlog.push(ops::shutdown(c.slot, tag));
+            }
+            return;
+        }
+        if c.shutdown_done && !c.recv_armed && !c.send_inflight && !c.close_sent {
+            c.close_sent = true;
+            let tag = Tag { conn: i, generation: c.generation, op: Op::Close };
+            self.backlog.push(ops::close(c.slot, tag));
+        }
+    }
+
+    fn on_shutdown(&mut self, tag: Tag) {
+        let Some(c) = self.slab.get(tag.conn, tag.generation) else { return };
+        c.shutdown_done = true;
+        if c.recv_armed {
+            // A shut-down socket ends the receive by itself; cancel in case it did not.
+            let recv = Tag { op: Op::Recv, ..tag };
+            self.backlog.push(ops::cancel(recv));
+        }
+        self.advance_close(tag.conn);
+    }
+
+    fn on_close(&mut self, tag: Tag) {
+        if self.slab.get(tag.conn, tag.generation).is_none() {
+            return;
+        }
+        self.sync_open(tag.conn);
+        self.slab.release(tag.conn, &mut self.bufs, &mut self.codecs);
+        self.shared.closed();
+    }
+
+    /// Stop: cancel the accept (the listener closes when it ends), send close 1001 to
+    /// every open connection, drop connections still upgrading.
+    fn begin_stop(&mut self, now: Instant) {
+        self.stop_at = Some(now);
+        if self.accept_armed {
+            self.backlog.push(ops::cancel(Tag::global(Op::Accept)));
+        } else {
+            self.listener = None;
+        }
+        for i in 0..self.slab.conns.len() as u32 {
+            let c = &mut self.slab.conns[i as usize];
+            match c.phase {
+                Phase::Upgrading => self.abort(i),
+                Phase::Open => {
+                    if c.pending.capacity() == 0 {
+                        c.pending = self.bufs.take();
+                    }
+                    let ws = c.ws.as_mut().expect("open connections have a codec");
+                    let _ = ws.encoder.close(&mut c.pending, Some(loadgen_proto::close::GOING_AWAY), "", &mut NoMask);
+                    c.phase = Phase::Closing;
+                    self.sync_open(i);
+                    self.kick_send(i);
+                }
+                Phase::Free | Phase::Closing | Phase::Draining => {}
+            }
+        }
+    }
+
+    /// The grace period is over: end every remaining connection now.
+    fn force_all(&mut self) {
+        self.forced = true;
+        for i in 0..self.slab.conns.len() as u32 {
+            if self.slab.conns[i as usize].phase != Phase::Free {
+                self.abort(i);
+                self.advance_close(i);
+            }
+        }
+    }
+}
