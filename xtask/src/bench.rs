@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: the protocol benchmarks, then the machine facts to
-//! record next to the figures in docs/benchmarks.md.
+//! `cargo xtask bench`: the protocol benchmarks, the engine benchmarks
+//! (`bench_engine`), then a summary and the machine facts to record next to
+//! the figures in docs/benchmarks.md.
 
 use std::path::Path;
 
@@ -7,8 +8,11 @@ use anyhow::Result;
 
 use crate::cmd::Cmd;
 
-pub fn run(root: &Path) -> Result<()> {
-    Cmd::new("cargo").args(["bench", "-p", "loadgen-proto"]).dir(root).run()?;
+pub fn run(root: &Path, proto: bool, engine: bool, quick: bool) -> Result<()> {
+    if proto {
+        Cmd::new("cargo").args(["bench", "-p", "loadgen-proto"]).dir(root).run()?;
+    }
+    let rows = if engine { Some(crate::bench_engine::run(root, quick)?) } else { None };
 
     let nproc = fact(Cmd::new("nproc"));
     let kernel = fact(Cmd::new("uname").arg("-r"));
@@ -24,6 +28,16 @@ pub fn run(root: &Path) -> Result<()> {
         })
         .unwrap_or_else(|| "unknown".to_string());
 
+    if let Some(rows) = rows {
+        println!();
+        println!("Engine summary (medians; runs in brackets; details in target/bench/engine/*/report.json):");
+        println!();
+        println!("| figure | value |");
+        println!("| --- | --- |");
+        for (k, v) in rows {
+            println!("| {k} | {v} |");
+        }
+    }
     println!();
     println!("Record the figures above in docs/benchmarks.md, with these machine facts:");
     println!();
@@ -32,7 +46,7 @@ pub fn run(root: &Path) -> Result<()> {
     println!("- cores (nproc): {nproc}");
     println!("- kernel (uname -r): {kernel}");
     println!("- toolchain: {rustc}");
-    println!("- command: cargo xtask bench (criterion, target/criterion/ has the details)");
+    println!("- command: cargo xtask bench (criterion: target/criterion/; engine: target/bench/engine/)");
     Ok(())
 }
 

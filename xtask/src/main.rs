@@ -5,9 +5,11 @@
 //! - `demo [--quick]`: build loadgen and run `loadgen check` against a real
 //!   echo server.
 //! - `fuzz [--seconds N] [--target NAME]`: the cargo-fuzz targets on nightly.
-//! - `bench`: the protocol benchmarks and the machine facts to record with them.
+//! - `bench [--engine-only|--proto-only] [--quick]`: the protocol and engine
+//!   benchmarks and the machine facts to record with them.
 
 mod bench;
+mod bench_engine;
 mod cmd;
 mod demo;
 mod deps;
@@ -52,8 +54,18 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Run the loadgen-proto benchmarks and print the machine facts to record.
-    Bench,
+    /// Run the loadgen-proto and engine benchmarks and print the machine facts to record.
+    Bench {
+        /// Only the engine benchmarks (loadgen run / loadgen serve, k6).
+        #[arg(long, conflicts_with = "proto_only")]
+        engine_only: bool,
+        /// Only the loadgen-proto Criterion benchmarks.
+        #[arg(long)]
+        proto_only: bool,
+        /// Engine: one run per figure instead of the median of three, shorter holds.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The workspace root: xtask lives one level below it.
@@ -68,7 +80,9 @@ fn main() -> ExitCode {
         Command::Test { long } => Ok(exit(test::run(&root, long))),
         Command::Demo { quick } => demo::run(&root, quick),
         Command::Fuzz { seconds, target } => fuzz::run(&root, seconds, target.as_deref()).map(exit),
-        Command::Bench => bench::run(&root).map(|()| ExitCode::SUCCESS),
+        Command::Bench { engine_only, proto_only, quick } => {
+            bench::run(&root, !engine_only, !proto_only, quick).map(|()| ExitCode::SUCCESS)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
