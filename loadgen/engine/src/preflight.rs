@@ -297,6 +297,12 @@ pub fn usable_ports(range: (u16, u16), reserved: &[(u16, u16)]) -> u64 {
     u64::from(hi) - u64::from(lo) + 1 - covered
 }
 
+/// Ports one source address can use for connects whose port the kernel chooses: half of
+/// [`usable_ports`], because the kernel prefers ports of one parity for them.
+pub fn connect_ports(range: (u16, u16), reserved: &[(u16, u16)]) -> u64 {
+    usable_ports(range, reserved) / 2
+}
+
 /// Whether `port` lies in a reserved range.
 fn is_reserved(port: u16, reserved: &[(u16, u16)]) -> bool {
     reserved.iter().any(|&(a, b)| (a..=b).contains(&port))

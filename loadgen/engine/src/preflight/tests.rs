@@ -66,7 +66,7 @@ fn ten_thousand_fit_one_ring_per_worker() {
     let p = ok(plan(&this_machine(), &loopback(10_000, 2)));
     assert_eq!(p.rings_per_worker, vec![1, 1]);
     assert_eq!(p.workers[0].ring_connections, vec![5_000]);
-    assert_eq!((p.source_addr_count, p.usable_ports_per_source), (1, 28_232));
+    assert_eq!((p.source_addr_count, p.usable_ports_per_source), (1, 14_116));
 }
 
 #[test]
@@ -76,8 +76,8 @@ fn thirty_thousand_need_two_rings() {
     assert_eq!(p.workers[0].ring_connections, vec![15_000, 15_000]);
     let p = ok(plan(&this_machine(), &loopback(30_000, 2)));
     assert_eq!((p.rings, p.rings_per_worker.clone()), (2, vec![1, 1]));
-    // 30,000 to one target need 2 sources in 28,232 ports.
-    assert_eq!(p.targets[0].sources, 2);
+    // 30,000 to one target need 3 sources at 14,116 connect ports each.
+    assert_eq!(p.targets[0].sources, 3);
 }
 
 #[test]
@@ -86,13 +86,14 @@ fn a_million_on_loopback_with_the_wide_range() {
     assert_eq!((p.rings, p.rings_per_worker.clone()), (52, vec![26, 26]));
     assert!(p.workers.iter().flat_map(|w| &w.ring_connections).all(|&c| c <= u64::from(p.per_ring_capacity)));
     assert_eq!(p.workers.iter().map(|w| w.connections).sum::<u64>(), 1_000_000);
-    assert_eq!((p.usable_ports_per_source, p.source_addr_count), (64_512, 16));
+    // Half of 64,512 per source: the kernel prefers one port parity for connects.
+    assert_eq!((p.usable_ports_per_source, p.source_addr_count), (32_256, 32));
     assert_eq!(p.source_addrs.first(), Some(&v4(1)));
-    assert_eq!(p.source_addrs.last(), Some(&v4(16)));
+    assert_eq!(p.source_addrs.last(), Some(&v4(32)));
     assert!(p.memory.both_ends && p.memory.kernel_bytes > 8_000_000_000);
     let text = p.describe();
     assert!(text.contains("1,000,000 connections over 52 rings"), "{text}");
-    assert!(text.contains("127.0.0.1–127.0.0.16"), "{text}");
+    assert!(text.contains("127.0.0.1–127.0.0.32"), "{text}");
     // The server port 8080 now lies in the range: reserve it.
     assert!(p.warnings.iter().any(|w| w.fix.contains("ip_local_reserved_ports=8080")), "{:?}", p.warnings);
     assert!(serde_json::to_string(&p).unwrap().contains("\"limited_by\":\"RLIMIT_NOFILE 20000\""));
@@ -101,31 +102,31 @@ fn a_million_on_loopback_with_the_wide_range() {
 #[test]
 fn a_million_with_the_default_range_auto_uses_more_sources() {
     let p = ok(plan(&this_machine(), &loopback(1_000_000, 2)));
-    assert_eq!(p.source_addr_count, 36); // ⌈1,000,000 / 28,232⌉
-    assert_eq!(p.source_addrs.last(), Some(&v4(36)));
+    assert_eq!(p.source_addr_count, 71); // ⌈1,000,000 / 14,116⌉ (half of 28,232)
+    assert_eq!(p.source_addrs.last(), Some(&v4(71)));
     // tcp_max_syn_backlog 2048 on this machine: warned, not refused.
     assert!(p.warnings.iter().any(|w| w.fix.contains("sysctl -w net.ipv4.tcp_max_syn_backlog=65535")));
 }
 
 #[test]
-fn a_million_with_the_default_range_and_16_explicit_sources_is_refused() {
+fn a_million_with_the_default_range_and_32_explicit_sources_is_refused() {
     let mut req = loopback(1_000_000, 2);
-    req.sources = SourceAddrs::Explicit((1..=16).map(v4).collect());
+    req.sources = SourceAddrs::Explicit((1..=32).map(v4).collect());
     let problems = refused(plan(&this_machine(), &req));
     assert_eq!(problems.len(), 1, "{problems:?}");
     let fix = &problems[0].fix;
-    assert!(fix.contains("give 36 source addresses"), "{fix}");
+    assert!(fix.contains("give 71 source addresses"), "{fix}");
     assert!(fix.contains("--source-addr"), "{fix}");
     assert!(fix.contains("sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\""), "{fix}");
-    assert!(fix.contains("(16 addresses then)"), "{fix}");
+    assert!(fix.contains("(32 addresses then)"), "{fix}");
     assert!(fix.contains("sysctl -w net.ipv4.ip_local_reserved_ports=8080"), "{fix}");
-    // The same 16 suffice with the wide range.
+    // The same 32 suffice with the wide range.
     ok(plan(&wide(this_machine()), &req));
 }
 
 #[test]
 fn explicit_sources_too_few_or_of_the_wrong_family() {
-    let mut req = loopback(200_000, 2);
+    let mut req = loopback(100_000, 2);
     req.sources = SourceAddrs::Explicit(vec![v4(1), v4(2)]);
     let problems = refused(plan(&wide(this_machine()), &req));
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -138,7 +139,7 @@ fn explicit_sources_too_few_or_of_the_wrong_family() {
 
 #[test]
 fn remote_target_with_auto_sources_gets_one_kernel_chosen_address() {
-    let req = LoadRequest::new(20_000, vec!["10.0.0.5:443".parse().unwrap()], 2);
+    let req = LoadRequest::new(14_000, vec!["10.0.0.5:443".parse().unwrap()], 2);
     assert!(!req.target_on_this_host);
     let p = ok(plan(&this_machine(), &req));
     assert!(p.targets[0].kernel_chooses_source && p.source_addr_count == 0);
@@ -201,8 +202,8 @@ fn reserved_ports_reduce_the_usable_count() {
     let mut facts = this_machine();
     facts.reserved_ports = Some(vec![(32768, 40000)]);
     let p = ok(plan(&facts, &loopback(1_000_000, 2)));
-    assert_eq!(p.usable_ports_per_source, 20_999);
-    assert_eq!(p.source_addr_count, 48);
+    assert_eq!(p.usable_ports_per_source, 10_499); // half of the 20,999 unreserved ports
+    assert_eq!(p.source_addr_count, 96);
 }
 
 #[test]
