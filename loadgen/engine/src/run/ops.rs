@@ -7,6 +7,9 @@
 
 use io_uring::{opcode, squeue, types};
 
+use crate::uring::ops::{self, UserData};
+pub use crate::uring::ops::{close, recv_multi, send, shutdown};
+
 /// What a completion belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -62,19 +65,22 @@ pub struct Tag {
     pub op: Op,
 }
 
+impl UserData for Tag {
+    fn user_data(self) -> u64 {
+        self.encode()
+    }
+}
+
 impl Tag {
-    /// Packs into `user_data`.
+    /// Packs into `user_data` (layout in [`crate::uring::ops`]).
     pub fn encode(self) -> u64 {
-        (u64::from(self.conn) << 32) | (u64::from(self.generation & 0xFF_FFFF) << 8) | self.op as u64
+        ops::pack(self.conn, self.generation, self.op as u8)
     }
 
     /// Unpacks `user_data`; `None` for data the engine did not write.
     pub fn decode(data: u64) -> Option<Self> {
-        Some(Self {
-            conn: (data >> 32) as u32,
-            generation: ((data >> 8) & 0xFF_FFFF) as u32,
-            op: Op::from_u8(data as u8)?,
-        })
+        let (conn, generation, op) = ops::unpack(data);
+        Some(Self { conn, generation, op: Op::from_u8(op)? })
     }
 }
 
@@ -119,26 +125,6 @@ pub fn connect(slot: u32, addr: &libc::sockaddr_in, tag: Tag) -> squeue::Entry {
     )
     .build()
     .user_data(tag.encode())
-}
-
-/// Send `len` bytes at `ptr` (owned by the connection until the completion).
-pub fn send(slot: u32, ptr: *const u8, len: u32, tag: Tag) -> squeue::Entry {
-    opcode::Send::new(types::Fixed(slot), ptr, len).build().user_data(tag.encode())
-}
-
-/// Multishot receive from buffer group `bgid`.
-pub fn recv_multi(slot: u32, bgid: u16, tag: Tag) -> squeue::Entry {
-    opcode::RecvMulti::new(types::Fixed(slot), bgid).build().user_data(tag.encode())
-}
-
-/// Shut the socket down both ways (sends FIN even with a receive armed).
-pub fn shutdown(slot: u32, tag: Tag) -> squeue::Entry {
-    opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR).build().user_data(tag.encode())
-}
-
-/// Close the fixed slot.
-pub fn close(slot: u32, tag: Tag) -> squeue::Entry {
-    opcode::Close::new(types::Fixed(slot)).build().user_data(tag.encode())
 }
 
 /// Multishot poll of an extra ring's eventfd, from ring 0.

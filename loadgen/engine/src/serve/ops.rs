@@ -8,6 +8,9 @@
 
 use io_uring::{opcode, squeue, types};
 
+use crate::uring::ops::{self, UserData};
+pub(super) use crate::uring::ops::{close, recv_multi, send, shutdown};
+
 /// What a completion belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -54,24 +57,27 @@ pub(super) struct Tag {
     pub op: Op,
 }
 
+impl UserData for Tag {
+    fn user_data(self) -> u64 {
+        self.encode()
+    }
+}
+
 impl Tag {
     /// A tag that belongs to no connection.
     pub fn global(op: Op) -> Self {
         Self { conn: u32::MAX, generation: 0, op }
     }
 
-    /// Packs into `user_data`.
+    /// Packs into `user_data` (layout in [`crate::uring::ops`]).
     pub fn encode(self) -> u64 {
-        (u64::from(self.conn) << 32) | (u64::from(self.generation & 0xFF_FFFF) << 8) | self.op as u64
+        ops::pack(self.conn, self.generation, self.op as u8)
     }
 
     /// Unpacks `user_data`; `None` for data this loop did not write.
     pub fn decode(data: u64) -> Option<Self> {
-        Some(Self {
-            conn: (data >> 32) as u32,
-            generation: ((data >> 8) & 0xFF_FFFF) as u32,
-            op: Op::from_u8(data as u8)?,
-        })
+        let (conn, generation, op) = ops::unpack(data);
+        Some(Self { conn, generation, op: Op::from_u8(op)? })
     }
 }
 
@@ -82,26 +88,6 @@ pub(super) fn accept_multi(listener: i32) -> squeue::Entry {
         .allocate_file_index(true)
         .build()
         .user_data(Tag::global(Op::Accept).encode())
-}
-
-/// Multishot receive on a fixed slot from buffer group `bgid`.
-pub(super) fn recv_multi(slot: u32, bgid: u16, tag: Tag) -> squeue::Entry {
-    opcode::RecvMulti::new(types::Fixed(slot), bgid).build().user_data(tag.encode())
-}
-
-/// Send `len` bytes at `ptr` (owned by the connection until the completion).
-pub(super) fn send(slot: u32, ptr: *const u8, len: u32, tag: Tag) -> squeue::Entry {
-    opcode::Send::new(types::Fixed(slot), ptr, len).build().user_data(tag.encode())
-}
-
-/// Shut the socket down both ways (sends FIN even with a receive armed).
-pub(super) fn shutdown(slot: u32, tag: Tag) -> squeue::Entry {
-    opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR).build().user_data(tag.encode())
-}
-
-/// Close the fixed slot (frees it for the next accept).
-pub(super) fn close(slot: u32, tag: Tag) -> squeue::Entry {
-    opcode::Close::new(types::Fixed(slot)).build().user_data(tag.encode())
 }
 
 /// Cancel the operation submitted with `target`'s user_data.

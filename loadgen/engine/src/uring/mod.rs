@@ -9,6 +9,7 @@
 //! WebSocket or connections' life cycles.
 
 pub mod buf_ring;
+pub mod ops;
 pub mod probe;
 pub mod ring;
 
