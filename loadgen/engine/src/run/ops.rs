@@ -7,7 +7,7 @@
 
 use io_uring::{opcode, squeue, types};
 
-use crate::uring::ops::{self, UserData};
+use crate::uring::ops::{self, OpCode};
 pub use crate::uring::ops::{close, recv_multi, send, shutdown};
 
 /// What a completion belongs to.
@@ -36,8 +36,12 @@ pub enum Op {
     PingTimer = 10,
 }
 
-impl Op {
-    fn from_u8(v: u8) -> Option<Self> {
+impl OpCode for Op {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(v: u8) -> Option<Self> {
         Some(match v {
             1 => Self::Socket,
             2 => Self::Bind,
@@ -54,35 +58,8 @@ impl Op {
     }
 }
 
-/// Routing data of an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tag {
-    /// Connection index (also its fixed slot).
-    pub conn: u32,
-    /// Connection generation (stale completions are ignored).
-    pub generation: u32,
-    /// Operation.
-    pub op: Op,
-}
-
-impl UserData for Tag {
-    fn user_data(self) -> u64 {
-        self.encode()
-    }
-}
-
-impl Tag {
-    /// Packs into `user_data` (layout in [`crate::uring::ops`]).
-    pub fn encode(self) -> u64 {
-        ops::pack(self.conn, self.generation, self.op as u8)
-    }
-
-    /// Unpacks `user_data`; `None` for data the engine did not write.
-    pub fn decode(data: u64) -> Option<Self> {
-        let (conn, generation, op) = ops::unpack(data);
-        Some(Self { conn, generation, op: Op::from_u8(op)? })
-    }
-}
+/// Routing data of an operation of this loop.
+pub type Tag = ops::Tag<Op>;
 
 /// A TCP socket created directly in fixed slot `slot`.
 pub fn socket(slot: u32, tag: Tag) -> squeue::Entry {

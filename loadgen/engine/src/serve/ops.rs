@@ -8,7 +8,7 @@
 
 use io_uring::{opcode, squeue, types};
 
-use crate::uring::ops::{self, UserData};
+use crate::uring::ops::{self, OpCode};
 pub(super) use crate::uring::ops::{close, recv_multi, send, shutdown};
 
 /// What a completion belongs to.
@@ -31,8 +31,12 @@ pub(super) enum Op {
     CloseOrphan = 7,
 }
 
-impl Op {
-    fn from_u8(v: u8) -> Option<Self> {
+impl OpCode for Op {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(v: u8) -> Option<Self> {
         Some(match v {
             1 => Self::Accept,
             2 => Self::Recv,
@@ -46,41 +50,15 @@ impl Op {
     }
 }
 
-/// Routing data of an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Tag {
-    /// Connection index in the slab.
-    pub conn: u32,
-    /// Connection generation (24 bits; stale completions are recognised by it).
-    pub generation: u32,
-    /// Operation.
-    pub op: Op,
-}
-
-impl UserData for Tag {
-    fn user_data(self) -> u64 {
-        self.encode()
-    }
-}
+/// Routing data of an operation of this loop.
+pub(super) type Tag = ops::Tag<Op>;
 
 impl Tag {
     /// A tag that belongs to no connection.
     pub fn global(op: Op) -> Self {
         Self { conn: u32::MAX, generation: 0, op }
     }
-
-    /// Packs into `user_data` (layout in [`crate::uring::ops`]).
-    pub fn encode(self) -> u64 {
-        ops::pack(self.conn, self.generation, self.op as u8)
-    }
-
-    /// Unpacks `user_data`; `None` for data this loop did not write.
-    pub fn decode(data: u64) -> Option<Self> {
-        let (conn, generation, op) = ops::unpack(data);
-        Some(Self { conn, generation, op: Op::from_u8(op)? })
-    }
 }
-
 /// Multishot accept on a listening process fd; each connection lands in a free slot
 /// of the ring's fixed-file table (the completion's result is the slot).
 pub(super) fn accept_multi(listener: i32) -> squeue::Entry {

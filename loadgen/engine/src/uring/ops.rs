@@ -11,6 +11,45 @@ pub trait UserData: Copy {
     fn user_data(self) -> u64;
 }
 
+/// A loop's operation enum, stored in the low byte of `user_data`.
+pub trait OpCode: Copy {
+    /// The byte stored.
+    fn code(self) -> u8;
+    /// The operation of a stored byte; `None` for bytes the loop never writes.
+    fn from_code(code: u8) -> Option<Self>;
+}
+
+/// Routing data of an operation: which connection (index and generation, so stale
+/// completions of a reused slot are recognised) and which operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag<O> {
+    /// Connection index.
+    pub conn: u32,
+    /// Connection generation (24 bits are kept).
+    pub generation: u32,
+    /// Operation.
+    pub op: O,
+}
+
+impl<O: OpCode> Tag<O> {
+    /// Packs into `user_data`.
+    pub fn encode(self) -> u64 {
+        pack(self.conn, self.generation, self.op.code())
+    }
+
+    /// Unpacks `user_data`; `None` for data the loop did not write.
+    pub fn decode(data: u64) -> Option<Self> {
+        let (conn, generation, op) = unpack(data);
+        Some(Self { conn, generation, op: O::from_code(op)? })
+    }
+}
+
+impl<O: OpCode> UserData for Tag<O> {
+    fn user_data(self) -> u64 {
+        self.encode()
+    }
+}
+
 /// Packs a connection index, its generation (24 bits kept) and an operation code.
 #[inline]
 pub fn pack(conn: u32, generation: u32, op: u8) -> u64 {
