@@ -255,3 +255,44 @@ fn run_against_loadgen_serve_and_serve_stops_on_sigterm() {
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0), "serve exits cleanly on SIGTERM");
 }
+
+/// 30,000 connections from one process although RLIMIT_NOFILE is 20,000 here: sockets
+/// are direct descriptors spread over several rings, sources over 127.0.0.0/8.
+#[test]
+fn thirty_thousand_connections_despite_the_open_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit with a valid pointer to a local struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let (mut server, url) = serve(&["--mode", "sink", "--threads", "2", "--duration", "60"]);
+    let out = temp_dir("run-30k");
+    let o = loadgen(&[
+        "run",
+        "--target",
+        &url,
+        "--connections",
+        "30000",
+        // Modest rates: the suite runs tests in parallel on two cores.
+        "--connect-rate",
+        "6000",
+        "--close-rate",
+        "6000",
+        "--duration",
+        "1s",
+        "--idle",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    assert!(o.status.success(), "exit {:?}; stderr: {}", o.status, stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let r = report(&out);
+    assert_eq!(r["connections"]["established"], 30_000, "{stdout}\n{}", r["errors"]);
+    assert_eq!(r["connections"]["peak_open"], 30_000);
+    assert_eq!(r["connections"]["failed"], 0);
+    assert!(r.get("errors").is_none(), "clean ramp-up and ramp-down: {}", r["errors"]);
+    if lim.rlim_max < 30_000 {
+        assert!(stdout.contains("rings"), "the plan says how it got past the fd limit: {stdout}");
+    }
+}

@@ -13,14 +13,17 @@ use std::time::Duration;
 
 use clap::Args;
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
-use loadgen_engine::run::{MessageRate, OnOpenStep, RunConfig, RunOutcome, Traffic, WsTarget};
+use loadgen_engine::run::{MessageRate, OnOpenStep, Protocol, RunConfig, RunOutcome, Traffic, WsTarget};
+use loadgen_engine::schedule::Arrivals;
 use loadgen_engine::stats::Metric;
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --message-size 64 --rate 50000
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate-per-conn 10
-  loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop";
+  loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 20000 --arrivals poisson
+  loadgen run --raw --target ws://127.0.0.1:9090/ --connections 1000 --duration 10s --echo   # vs `loadgen serve --raw`";
 
 /// Flags of `loadgen run`.
 #[derive(Debug, Args)]
@@ -28,6 +31,10 @@ pub struct RunArgs {
     /// ws:// URL to load (repeat for several targets, used round robin).
     #[arg(long = "target", value_name = "URL", required = true)]
     targets: Vec<String>,
+    /// Plain TCP instead of WebSocket: the same probe payloads back to back, no
+    /// handshake, no framing (against `loadgen serve --raw`): this host's ceiling.
+    #[arg(long)]
+    raw: bool,
     /// Connections to open.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     connections: u32,
@@ -37,6 +44,10 @@ pub struct RunArgs {
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = 20_000.0)]
     connect_rate: f64,
+    /// Connections closed per second at the end, each with a close handshake
+    /// (default: the connect rate).
+    #[arg(long)]
+    close_rate: Option<f64>,
     /// Hold the connections without sending (the default).
     #[arg(long, conflicts_with = "echo")]
     idle: bool,
@@ -52,6 +63,13 @@ pub struct RunArgs {
     /// Messages per second per connection (open model).
     #[arg(long, requires = "echo")]
     rate_per_conn: Option<f64>,
+    /// How --rate messages are spaced: evenly, or as a Poisson process (real users
+    /// do not take turns).
+    #[arg(long, value_enum, default_value_t = ArrivalsArg::Constant, requires = "rate")]
+    arrivals: ArrivalsArg,
+    /// Seed of the Poisson arrivals (the same seed gives the same schedule).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
@@ -69,6 +87,15 @@ pub struct RunArgs {
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
+}
+
+/// `--arrivals`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ArrivalsArg {
+    /// Evenly spaced.
+    Constant,
+    /// Exponential gaps (a Poisson process).
+    Poisson,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -198,6 +225,9 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
     if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
         return Err("--connect-rate must be a positive number".into());
     }
+    if args.close_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--close-rate must be a positive number".into());
+    }
     let rate = match (args.rate, args.rate_per_conn) {
         (Some(r), _) if !(r.is_finite() && r > 0.0) => return Err("--rate must be a positive number".into()),
         (_, Some(r)) if !(r.is_finite() && r > 0.0) => return Err("--rate-per-conn must be a positive number".into()),
@@ -215,11 +245,17 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cpus).clamp(1, 1024);
     Ok(RunConfig {
+        protocol: if args.raw { Protocol::RawTcp } else { Protocol::WebSocket },
         targets,
         connections: args.connections,
         connect_rate: args.connect_rate,
+        close_rate: args.close_rate.unwrap_or(args.connect_rate),
         hold: args.duration,
         traffic,
+        message_arrivals: match args.arrivals {
+            ArrivalsArg::Constant => Arrivals::Constant,
+            ArrivalsArg::Poisson => Arrivals::Poisson { seed: args.seed },
+        },
         workers,
         sources: args.sources.clone(),
         handshake_timeout: Duration::from_secs(10),

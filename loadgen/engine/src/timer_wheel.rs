@@ -5,8 +5,17 @@
 //! in one slab reused after they fire, so steady state does not allocate. Timers fire
 //! at or after their deadline, never before, in one call to [`TimerWheel::advance`].
 //! The wheel stores opaque `u64` tokens; it knows nothing of connections.
+//!
+//! Timers beyond one rotation wait in an overflow heap and enter the wheel when their
+//! rotation comes, so a million 30-second heartbeats do not occupy every slot (which
+//! would wake the loop every tick to skip entries of later rotations).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 const NIL: u32 = u32::MAX;
+/// `Entry::slot` of a timer waiting in the overflow heap.
+const FAR: u32 = u32::MAX - 1;
 
 /// Handle to cancel a timer; stale handles (fired or cancelled) are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +48,9 @@ pub struct TimerWheel {
     len: usize,
     /// Reused buffer of (deadline, index, token) due in one `advance`.
     scratch: Vec<(u64, u32, u64)>,
+    /// Timers beyond one rotation: (deadline, index, generation); stale items
+    /// (cancelled timers) are skipped when they come up.
+    far: BinaryHeap<Reverse<(u64, u32, u32)>>,
 }
 
 impl TimerWheel {
@@ -56,6 +68,7 @@ impl TimerWheel {
             current_tick: now_ns / tick_ns.max(1),
             len: 0,
             scratch: Vec::new(),
+            far: BinaryHeap::new(),
         }
     }
 
@@ -75,40 +88,76 @@ impl TimerWheel {
             + self.heads.capacity() * 4
             + self.occupied.capacity() * 8
             + self.free.capacity() * 4
+            + self.far.capacity() * std::mem::size_of::<Reverse<(u64, u32, u32)>>()
     }
 
     /// Schedules `token` to fire at `deadline_ns` (a past deadline fires at the next
     /// `advance`).
     pub fn insert(&mut self, deadline_ns: u64, token: u64) -> TimerId {
-        let tick = (deadline_ns / self.tick_ns).max(self.current_tick);
-        let slot = (tick & self.mask) as u32;
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.entries.push(Entry { deadline_ns: 0, token: 0, next: NIL, prev: NIL, slot: 0, generation: 0 });
+                self.entries.push(Entry { deadline_ns: 0, token: 0, next: NIL, prev: NIL, slot: NIL, generation: 0 });
                 (self.entries.len() - 1) as u32
             }
         };
-        let head = self.heads[slot as usize];
         let e = &mut self.entries[index as usize];
         e.deadline_ns = deadline_ns;
         e.token = token;
+        let generation = e.generation;
+        self.len += 1;
+        if deadline_ns / self.tick_ns > self.current_tick + self.mask {
+            self.entries[index as usize].slot = FAR;
+            self.far.push(Reverse((deadline_ns, index, generation)));
+        } else {
+            self.link(index);
+        }
+        TimerId { index, generation }
+    }
+
+    /// Puts entry `index` (deadline within one rotation) into its slot.
+    fn link(&mut self, index: u32) {
+        let tick = (self.entries[index as usize].deadline_ns / self.tick_ns).max(self.current_tick);
+        let slot = (tick & self.mask) as u32;
+        let head = self.heads[slot as usize];
+        let e = &mut self.entries[index as usize];
         e.next = head;
         e.prev = NIL;
         e.slot = slot;
-        let generation = e.generation;
         if head != NIL {
             self.entries[head as usize].prev = index;
         }
         self.heads[slot as usize] = index;
         self.occupied[slot as usize / 64] |= 1 << (slot % 64);
-        self.len += 1;
-        TimerId { index, generation }
+    }
+
+    /// Moves overflow timers whose rotation has come into the wheel.
+    fn admit_far(&mut self) {
+        let horizon = self.current_tick + self.mask;
+        while let Some(&Reverse((deadline, index, generation))) = self.far.peek() {
+            if deadline / self.tick_ns > horizon {
+                break;
+            }
+            self.far.pop();
+            let e = &self.entries[index as usize];
+            if e.generation == generation && e.slot == FAR {
+                self.link(index);
+            }
+        }
     }
 
     /// Cancels a pending timer; returns whether it was pending.
     pub fn cancel(&mut self, id: TimerId) -> bool {
         match self.entries.get(id.index as usize) {
+            Some(e) if e.generation == id.generation && e.slot == FAR => {
+                // The heap item goes stale and is skipped when it comes up.
+                let e = &mut self.entries[id.index as usize];
+                e.slot = NIL;
+                e.generation = e.generation.wrapping_add(1);
+                self.free.push(id.index);
+                self.len -= 1;
+                true
+            }
             Some(e) if e.generation == id.generation && e.slot != NIL => {
                 self.unlink(id.index);
                 true
@@ -165,8 +214,13 @@ impl TimerWheel {
         if self.len == 0 {
             return None;
         }
-        let tick = self.next_occupied_tick(self.current_tick)?;
-        Some(tick * self.tick_ns)
+        let wheel = self.next_occupied_tick(self.current_tick).map(|tick| tick * self.tick_ns);
+        // A stale (cancelled) top only makes this bound earlier, never later.
+        let far = self.far.peek().map(|Reverse((deadline, ..))| *deadline);
+        match (wheel, far) {
+            (Some(w), Some(f)) => Some(w.min(f)),
+            (w, f) => w.or(f),
+        }
     }
 
     /// Fires every timer whose deadline is at or before `now_ns`, calling `fire` with
@@ -174,6 +228,12 @@ impl TimerWheel {
     /// call. Returns how many fired.
     pub fn advance(&mut self, now_ns: u64, mut fire: impl FnMut(u64)) -> usize {
         let now_tick = now_ns / self.tick_ns;
+        // Overflow timers within one rotation of `now` join the wheel first (a slot
+        // may then hold timers of two rotations; the deadline check below tells them apart).
+        let current = self.current_tick;
+        self.current_tick = now_tick.max(current);
+        self.admit_far();
+        self.current_tick = current;
         let mut fired = 0;
         let mut tick = self.current_tick;
         let last = now_tick.min(self.current_tick + self.mask);
@@ -320,5 +380,44 @@ mod tests {
             wheel.advance(now, |_| {});
         }
         assert_eq!(wheel.memory_bytes(), warm, "no growth in steady state");
+    }
+
+    /// The regression behind this test: a million 10 s handshake timers occupied every
+    /// slot, so the loop woke every 100 µs tick to skip them and an idle run burnt a core.
+    #[test]
+    fn timers_beyond_a_rotation_do_not_wake_the_loop_early() {
+        let mut wheel = TimerWheel::new(100_000, 4096, 0);
+        let mut ids = Vec::new();
+        for i in 0..10_000u64 {
+            ids.push(wheel.insert(10_000_000_000 + i * 37_000, i));
+        }
+        assert_eq!(wheel.len(), 10_000);
+        assert_eq!(wheel.next_deadline(), Some(10_000_000_000), "the earliest far deadline, not the next tick");
+        assert_eq!(wheel.advance(5_000_000_000, |_| panic!("nothing is due")), 0);
+        // Cancel half while they wait in the overflow heap; the rest fire in order.
+        for id in ids.iter().step_by(2) {
+            assert!(wheel.cancel(*id));
+            assert!(!wheel.cancel(*id), "stale handle");
+        }
+        assert_eq!(wheel.len(), 5_000);
+        let mut got = Vec::new();
+        let mut now = 5_000_000_000;
+        while !wheel.is_empty() {
+            now = wheel.next_deadline().unwrap().max(now + 100_000);
+            wheel.advance(now, |t| got.push(t));
+        }
+        assert_eq!(got, (0..10_000u64).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+        assert!(now <= 10_000_000_000 + 9_999 * 37_000 + 100_000, "fired on time");
+    }
+
+    #[test]
+    fn a_long_sleep_fires_far_timers_too() {
+        let mut wheel = TimerWheel::new(1_000, 64, 0);
+        wheel.insert(1_000_000, 1);
+        wheel.insert(50_000, 2);
+        let mut got = Vec::new();
+        wheel.advance(5_000_000, |t| got.push(t));
+        assert_eq!(got, [2, 1], "both due after one long sleep, in deadline order");
+        assert!(wheel.is_empty());
     }
 }

@@ -15,6 +15,10 @@ use crate::error::{Error, RequestError, SendError};
 use crate::frame::Opcode;
 use crate::handshake::{Accepted, HandshakeRequest, ResponseParser, ResponseProgress, encode_key};
 
+#[path = "client_park.rs"]
+mod park;
+pub use park::Parked;
+
 /// Limits and timeouts of a client connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {

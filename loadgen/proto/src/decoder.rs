@@ -108,6 +108,34 @@ impl Decoder {
         matches!(self.state, State::Header) && self.header_len == 0
     }
 
+    /// Whether the decoder is between messages: between frames and no fragmented
+    /// message open. Nothing but the configuration and buffer capacity is held then.
+    pub fn at_message_boundary(&self) -> bool {
+        self.at_frame_boundary() && self.message.is_none()
+    }
+
+    /// The inflater, if permessage-deflate is on.
+    pub fn inflater(&self) -> Option<&Inflater> {
+        self.inflater.as_ref()
+    }
+
+    /// The inflater, to reset or reconfigure it.
+    pub fn inflater_mut(&mut self) -> Option<&mut Inflater> {
+        self.inflater.as_mut()
+    }
+
+    /// Forgets any frame or message in progress (buffers and inflater are kept), so the
+    /// decoder can serve a fresh or resumed connection.
+    pub fn reset(&mut self) {
+        self.state = State::Header;
+        self.header_len = 0;
+        self.message = None;
+        self.message_buf.clear();
+        self.compressed_buf.clear();
+        self.utf8.reset();
+        self.control_len = 0;
+    }
+
     /// Decodes from `input`. Returns how many bytes were consumed and, if one completed,
     /// a message or control frame. Call again with the rest of the input until it is
     /// consumed; `(n, None)` always means all `n == input.len()` bytes were absorbed.

@@ -153,6 +153,8 @@ fn window_bits(value: Option<&str>) -> Result<u8, HandshakeError> {
 pub struct Deflater {
     inner: Compress,
     no_context_takeover: bool,
+    window_bits: u8,
+    level: u32,
 }
 
 impl std::fmt::Debug for Deflater {
@@ -166,8 +168,30 @@ impl Deflater {
     pub fn new(window_bits: u8, no_context_takeover: bool, level: u32) -> Self {
         // zlib cannot produce a raw deflate stream with an 8-bit window; stored blocks
         // (level 0) never refer back and so respect any window.
+        let requested = (window_bits, level);
         let (level, bits) = if window_bits < 9 { (0, 9) } else { (level.min(9), window_bits) };
-        Self { inner: Compress::new_with_window_bits(Compression::new(level), false, bits), no_context_takeover }
+        Self {
+            inner: Compress::new_with_window_bits(Compression::new(level), false, bits),
+            no_context_takeover,
+            window_bits: requested.0,
+            level: requested.1,
+        }
+    }
+
+    /// Whether this compressor was made by `Deflater::new` with these arguments, so it
+    /// can be reused (after a reset) for a connection that negotiated the same.
+    pub fn matches(&self, window_bits: u8, no_context_takeover: bool, level: u32) -> bool {
+        (self.window_bits, self.no_context_takeover, self.level) == (window_bits, no_context_takeover, level)
+    }
+
+    /// Whether the context is reset after every message (nothing is carried over).
+    pub fn no_context_takeover(&self) -> bool {
+        self.no_context_takeover
+    }
+
+    /// Forgets the compression history.
+    pub fn reset(&mut self) {
+        self.inner.reset();
     }
 
     /// Appends the compressed form of `input` to `out`. With `fin`, ends the message:
@@ -225,6 +249,17 @@ impl Inflater {
     /// always 15 bits: inflating with a larger window than the sender's is valid.
     pub fn new(no_context_takeover: bool) -> Self {
         Self { inner: Decompress::new_with_window_bits(false, 15), no_context_takeover }
+    }
+
+    /// Whether the context is reset after every message (nothing is carried over).
+    pub fn no_context_takeover(&self) -> bool {
+        self.no_context_takeover
+    }
+
+    /// Reuses this decompressor for a connection that negotiated `no_context_takeover`.
+    pub fn reset(&mut self, no_context_takeover: bool) {
+        self.inner.reset(false);
+        self.no_context_takeover = no_context_takeover;
     }
 
     /// Inflates one whole compressed message (`compressed` without the stripped tail;

@@ -61,6 +61,27 @@ impl Encoder {
         self.deflater = deflater;
     }
 
+    /// The deflater, if permessage-deflate is on.
+    pub fn deflater(&self) -> Option<&Deflater> {
+        self.deflater.as_ref()
+    }
+
+    /// The deflater, to reset it.
+    pub fn deflater_mut(&mut self) -> Option<&mut Deflater> {
+        self.deflater.as_mut()
+    }
+
+    /// Whether no caller-streamed message is open.
+    pub fn at_message_boundary(&self) -> bool {
+        self.streaming.is_none()
+    }
+
+    /// Forgets a streamed message in progress (buffers and deflater are kept).
+    pub fn reset(&mut self) {
+        self.streaming = None;
+        self.scratch.clear();
+    }
+
     /// Capacity held by the encoder's scratch buffer, for memory accounting.
     pub fn buffer_capacity(&self) -> usize {
         self.scratch.capacity()

@@ -46,7 +46,7 @@ pub mod violation;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use client::{Client, ClientConfig, Event, Initiator, PingStamp, State, Timeout};
+pub use client::{Client, ClientConfig, Event, Initiator, Parked, PingStamp, State, Timeout};
 pub use decoder::{Decoded, Decoder, Role};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use encoder::{Encoder, MessageKind};

@@ -2,11 +2,18 @@
 //! sans-IO `loadgen_proto::Client`; this adds what the ring needs: which operations
 //! are in flight, the send buffer owned by the in-flight send, and the intended times
 //! that latencies are measured from.
+//!
+//! Compactness: a connection at rest holds its protocol state as a `Parked` of a few
+//! bytes and no heap memory; it borrows a `Client` (with warm buffers) from the worker's
+//! [`ClientPool`] while bytes flow and gives it back as soon as it is at rest again.
+//! The slab entry ([`Conn`]) is asserted at compile time to stay within 256 bytes.
 
 use io_uring::squeue;
-use loadgen_proto::Client;
+use loadgen_proto::{Client, ClientConfig, Parked};
 
 use super::ops::{self, Op, Tag};
+use super::raw::RawStream;
+use crate::timer_wheel::TimerId;
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +40,8 @@ pub struct Conn {
     pub target: u16,
     /// Intended start of the connection (ns since the run start).
     pub intended_ns: u64,
-    /// The protocol state machine (present from connect to close).
-    pub client: Option<Box<Client>>,
+    /// The protocol state machine (from connect to close): live or parked.
+    pub proto: Proto,
     /// Bytes owned by the in-flight send, taken from the worker's [`SendPool`] and
     /// given back when the send completes (an idle connection holds no buffer).
     pub sending: Vec<u8>,
@@ -52,6 +59,8 @@ pub struct Conn {
     pub next_send_ns: u64,
     /// Closed loop: an echo is awaited before the next send.
     pub awaiting_echo: bool,
+    /// The protocol-deadline timer (handshake or close timeout), to cancel it early.
+    pub deadline_timer: Option<TimerId>,
     /// Next on-open step to complete.
     pub on_open_step: u8,
     /// On-open steps done; traffic may flow.
@@ -68,7 +77,7 @@ impl Conn {
             phase: Phase::Free,
             target: 0,
             intended_ns: 0,
-            client: None,
+            proto: Proto::None,
             sending: Vec::new(),
             send_off: 0,
             send_inflight: false,
@@ -78,6 +87,7 @@ impl Conn {
             next_send_ns: 0,
             awaiting_echo: false,
             on_open_step: 0,
+            deadline_timer: None,
             ready: false,
             next_ping_ns: 0,
         }
@@ -95,18 +105,53 @@ impl Conn {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return None;
         }
-        let client = self.client.as_mut()?;
-        let pending = client.pending_transmit();
+        let pending = match &self.proto {
+            Proto::Live(client) => client.pending_transmit(),
+            Proto::Raw(raw) => raw.pending_transmit(),
+            Proto::None | Proto::Parked(_) => return None,
+        };
         if pending.is_empty() {
             return None;
         }
         self.sending = pool.take();
         self.sending.extend_from_slice(pending);
         let n = pending.len();
-        client.advance_transmit(n);
+        match &mut self.proto {
+            Proto::Live(client) => client.advance_transmit(n),
+            Proto::Raw(raw) => raw.advance_transmit(n),
+            Proto::None | Proto::Parked(_) => {}
+        }
         self.send_off = 0;
         self.send_inflight = true;
         Some(ops::send(slot, self.sending.as_ptr(), self.sending.len() as u32, self.tag(index, Op::Send)))
+    }
+
+    /// The connection's `Client`, resumed from the pool if it was parked.
+    pub fn client<'a>(&'a mut self, pool: &mut ClientPool) -> Option<&'a mut Client> {
+        if let Proto::Parked(parked) = self.proto {
+            self.proto = Proto::Live(pool.resume(parked));
+        }
+        match &mut self.proto {
+            Proto::Live(client) => Some(client),
+            Proto::None | Proto::Parked(_) | Proto::Raw(_) => None,
+        }
+    }
+
+    /// Parks the connection if it is at rest, giving its `Client` back to the pool.
+    pub fn park(&mut self, pool: &mut ClientPool) {
+        if let Proto::Live(client) = &mut self.proto
+            && let Some(parked) = client.park()
+            && let Proto::Live(client) = std::mem::replace(&mut self.proto, Proto::Parked(parked))
+        {
+            pool.give(client);
+        }
+    }
+
+    /// Ends the protocol state (the connection is being freed).
+    pub fn release(&mut self, pool: &mut ClientPool) {
+        if let Proto::Live(client) = std::mem::replace(&mut self.proto, Proto::None) {
+            pool.give(client);
+        }
     }
 
     /// After a send completed with `written` bytes: the rest of a partial write, if any.
@@ -119,6 +164,83 @@ impl Conn {
         self.send_inflight = false;
         pool.give(std::mem::take(&mut self.sending));
         None
+    }
+}
+
+/// The protocol state of a connection.
+#[derive(Debug)]
+pub enum Proto {
+    /// Not connected.
+    None,
+    /// A `Client` of its own (handshaking, bytes in flight, or compression history).
+    Live(Box<Client>),
+    /// At rest: a few bytes, no heap.
+    Parked(Parked),
+    /// Raw-TCP mode: no WebSocket, the probe payloads back to back.
+    Raw(RawStream),
+}
+
+const _: () = assert!(std::mem::size_of::<Conn>() <= 256, "the connection slab entry must stay within 256 bytes");
+
+/// `Client`s of a worker not standing for any connection right now, reused by
+/// connections that resume (their buffers and compression contexts stay warm).
+#[derive(Debug)]
+pub struct ClientPool {
+    // Boxed: a `Client` moves between connections and the pool as a pointer.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Client>>,
+    config: ClientConfig,
+    /// `Client`s created (not reused) so far.
+    pub created: u64,
+}
+
+impl ClientPool {
+    /// Most spare `Client`s kept; beyond that, returned ones are freed.
+    const KEEP: usize = 4096;
+
+    /// An empty pool making `Client`s with `config`.
+    pub fn new(config: ClientConfig) -> Self {
+        Self { spare: Vec::new(), config, created: 0 }
+    }
+
+    /// The configuration new connections use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// A `Client` standing for `parked`.
+    pub fn resume(&mut self, parked: Parked) -> Box<Client> {
+        match self.spare.pop() {
+            Some(mut client) => {
+                client.resume(parked);
+                client
+            }
+            None => {
+                self.created += 1;
+                Box::new(Client::from_parked(self.config.clone(), parked))
+            }
+        }
+    }
+
+    /// Boxes a new connection's `Client`, reusing a spare allocation.
+    pub fn adopt(&mut self, client: Client) -> Box<Client> {
+        match self.spare.pop() {
+            Some(mut spare) => {
+                *spare = client;
+                spare
+            }
+            None => {
+                self.created += 1;
+                Box::new(client)
+            }
+        }
+    }
+
+    /// Takes a `Client` back.
+    pub fn give(&mut self, client: Box<Client>) {
+        if self.spare.len() < Self::KEEP {
+            self.spare.push(client);
+        }
     }
 }
 

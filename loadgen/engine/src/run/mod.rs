@@ -5,6 +5,7 @@
 
 mod conn;
 mod ops;
+mod raw;
 mod worker;
 
 #[cfg(test)]
@@ -30,6 +31,17 @@ pub struct WsTarget {
     pub host: String,
     /// Request path.
     pub path: String,
+}
+
+/// What the connections speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// RFC 6455 WebSocket (ws://).
+    #[default]
+    WebSocket,
+    /// Plain TCP carrying the same probe payloads back to back, no handshake and no
+    /// framing: the ceiling of this engine on this host (against `loadgen serve --raw`).
+    RawTcp,
 }
 
 /// How messages are paced.
@@ -72,14 +84,21 @@ pub struct OnOpenStep {
 pub struct RunConfig {
     /// Targets, used round robin.
     pub targets: Vec<WsTarget>,
+    /// What the connections speak.
+    pub protocol: Protocol,
     /// Connections to open.
     pub connections: u32,
     /// New connections per second (the ramp).
     pub connect_rate: f64,
+    /// Connections closed per second at the end (the ramp-down; a close handshake
+    /// for each). Closing a million at once would only measure the pile-up.
+    pub close_rate: f64,
     /// How long to hold once every connection has been started.
     pub hold: Duration,
     /// What open connections do.
     pub traffic: Traffic,
+    /// How open-model messages (`MessageRate::Total`) are spaced: evenly or Poisson.
+    pub message_arrivals: Arrivals,
     /// Worker threads.
     pub workers: usize,
     /// Source addresses to bind (empty: let the kernel choose).
@@ -160,6 +179,16 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
     if config.targets.is_empty() || config.workers == 0 || config.connections == 0 {
         return Err(RunError::Setup("a run needs at least one target, one worker and one connection".into()));
     }
+    if config.protocol == Protocol::RawTcp && (!config.on_open.is_empty() || config.ping_interval.is_some()) {
+        return Err(RunError::Setup(
+            "on-open steps and pings are WebSocket features; drop them for a raw-TCP run".into(),
+        ));
+    }
+    for (name, rate) in [("connect rate", config.connect_rate), ("close rate", config.close_rate)] {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(RunError::Setup(format!("the {name} must be a positive number of connections per second")));
+        }
+    }
     let caps = Capabilities::probe()?;
     caps.require_engine_opcodes()?;
     let can_bind = caps.supports("bind") && caps.supports("uring_cmd");
@@ -195,7 +224,9 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
                     index,
                     config,
                     connects: Schedule::new(connects.clone(), Arrivals::Constant, index, config.workers),
-                    messages: messages.clone().map(|m| Schedule::new(m, Arrivals::Constant, index, config.workers)),
+                    messages: messages
+                        .clone()
+                        .map(|m| Schedule::new(m, config.message_arrivals, index, config.workers)),
                     capacity: per_worker,
                     clock,
                     caps: &caps,

@@ -14,6 +14,7 @@ use loadgen_proto::frame::Opcode;
 use loadgen_proto::handshake::accept_key;
 
 use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
+use crate::schedule::Arrivals;
 use crate::stats::Metric;
 
 #[derive(Clone, Copy)]
@@ -32,6 +33,8 @@ enum Mode {
     Reset,
     /// Answer the upgrade with this status.
     Reject(u16),
+    /// Raw TCP: echo every byte, no WebSocket.
+    RawEcho,
 }
 
 struct TestServer {
@@ -79,8 +82,24 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, messages: &Atomic
     if let Mode::CloseImmediately = mode {
         return;
     }
-    let mut head = Vec::new();
     let mut buf = vec![0u8; 65536];
+    if let Mode::RawEcho = mode {
+        while !stop.load(Ordering::Relaxed) {
+            match stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    messages.fetch_add(n as u64, Ordering::Relaxed);
+                    if stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+        }
+        return;
+    }
+    let mut head = Vec::new();
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf) {
             Ok(0) => return,
@@ -180,11 +199,14 @@ impl SeedU64 for rand_chacha::ChaCha8Rng {
 /// cores, and the thread-per-connection test server is slow to upgrade under load.
 fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic) -> RunConfig {
     RunConfig {
+        protocol: super::Protocol::WebSocket,
         targets: vec![server.target()],
         connections,
         connect_rate: 5_000.0,
+        close_rate: 20_000.0,
         hold: Duration::from_millis(hold_ms),
         traffic,
+        message_arrivals: Arrivals::Constant,
         workers: 2,
         sources: Vec::new(),
         handshake_timeout: Duration::from_millis(800),
@@ -391,4 +413,32 @@ fn pings_are_timed_from_their_intended_time() {
         "loopback pongs are fast: {} µs",
         m.histogram(Metric::PingRtt).max()
     );
+}
+
+#[test]
+fn raw_tcp_mode_echoes_probes_without_websocket() {
+    let server = TestServer::start(Mode::RawEcho);
+    let mut cfg = config(&server, 20, 1_000, Traffic::Echo { message_size: 100, rate: MessageRate::ClosedLoop });
+    cfg.protocol = super::Protocol::RawTcp;
+    let out = go(&cfg);
+    let m = &out.stats;
+    assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (20, 20, 0), "errors: {:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Handshake).len(), 0, "raw TCP has no upgrade");
+    let (sent, received) = (m.totals.messages_sent, m.totals.messages_received);
+    assert!(received > 1_000, "closed loop ran: {received} round trips");
+    assert!(sent - received <= 20, "at most one message in flight per connection: {sent} sent, {received} back");
+    assert_eq!(m.histogram(Metric::MessageRtt).len(), received, "every echo is timed from its intended send");
+    assert_eq!(server.messages.load(Ordering::Relaxed), sent * 100, "the server saw exactly the probe bytes");
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    assert_eq!(m.open_at_end, 0);
+}
+
+#[test]
+fn raw_tcp_mode_refuses_websocket_only_features() {
+    let server = TestServer::start(Mode::RawEcho);
+    let mut cfg = config(&server, 1, 100, Traffic::Idle);
+    cfg.protocol = super::Protocol::RawTcp;
+    cfg.ping_interval = Some(Duration::from_secs(1));
+    let err = run(&cfg, &AtomicBool::new(false)).expect_err("pings need WebSocket");
+    assert!(err.to_string().contains("raw-TCP"), "{err}");
 }

@@ -15,9 +15,10 @@ use loadgen_proto::{Client, ClientConfig, HandshakeRequest, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::conn::{Conn, Phase, SendPool};
+use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
 use super::ops::{self, Op, Tag};
-use super::{MessageRate, RunConfig, RunError, Traffic};
+use super::raw::RawStream;
+use super::{MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
 use crate::payload::Probe;
 use crate::schedule::Schedule;
@@ -27,6 +28,8 @@ use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
 use crate::uring::ring::{Ring, RingConfig};
 
+#[path = "worker_close.rs"]
+mod close;
 #[path = "worker_recv.rs"]
 mod recv;
 
@@ -71,7 +74,7 @@ struct Worker<'a> {
     targets: Vec<libc::sockaddr_in>,
     sources: Vec<libc::sockaddr_in>,
     requests: Vec<HandshakeRequest>,
-    client_config: ClientConfig,
+    clients: ClientPool,
     rng: ChaCha20Rng,
     timers: TimerWheel,
     ready: Vec<u32>,
@@ -84,9 +87,18 @@ struct Worker<'a> {
     /// Completion-queue overflows seen so far, per ring (the kernel's counter).
     cq_overflow_seen: Vec<u32>,
     closing_all: bool,
+    /// Ramp-down: when it started, the next connection index to close, and when the
+    /// worker gives up waiting for the last operations.
+    close_start_ns: u64,
+    close_cursor: u32,
+    hard_stop_ns: u64,
+    /// Connections not `Free`.
+    live: u32,
     next_connect: Option<u64>,
     next_message: Option<u64>,
     scratch: Vec<u64>,
+    /// Completions copied out of a ring before handling (reused).
+    cqe_batch: Vec<(u64, i32, u32)>,
     send_pool: SendPool,
 }
 
@@ -130,12 +142,12 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
         targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
         sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
         requests: cfg.targets.iter().map(|t| HandshakeRequest::new(t.host.clone(), t.path.clone())).collect(),
-        client_config: ClientConfig {
+        clients: ClientPool::new(ClientConfig {
             max_message_size: cfg.max_message_size,
             handshake_timeout_us: Some(cfg.handshake_timeout.as_micros() as u64),
             close_timeout_us: cfg.close_timeout.as_micros() as u64,
             ..ClientConfig::default()
-        },
+        }),
         conns: (0..setup.capacity).map(|_| Conn::free()).collect(),
         next_conn: 0,
         rng: ChaCha20Rng::from_seed(seed),
@@ -150,9 +162,14 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
         second: now / 1_000_000_000,
         cq_overflow_seen: vec![0; ring_count],
         closing_all: false,
+        close_start_ns: 0,
+        close_cursor: 0,
+        hard_stop_ns: u64::MAX,
+        live: 0,
         next_connect: None,
         next_message: None,
         scratch: Vec::new(),
+        cqe_batch: Vec::with_capacity(256),
         send_pool: SendPool::default(),
         rings,
         eventfds,
@@ -172,28 +189,28 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
 
 impl Worker<'_> {
     fn run_loop(&mut self) -> Result<(), RunError> {
-        let hard_stop = self.setup.end_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         loop {
             let now = self.setup.clock.now_ns();
             self.tick_second(now);
             if !self.closing_all && (now >= self.setup.end_ns || self.setup.stop.load(Ordering::Relaxed)) {
-                self.close_all(now);
+                self.begin_close(now);
             }
-            if !self.closing_all {
+            if self.closing_all {
+                self.close_due(now);
+            } else {
                 self.start_due_connections(now);
                 self.send_due_messages(now);
             }
             self.fire_timers(now);
             self.flush_pending()?;
-            let live = self.conns.iter().any(|c| c.phase != Phase::Free);
-            if self.closing_all && !live {
+            if self.closing_all && !self.closes_pending() && self.live == 0 {
                 return Ok(());
             }
-            if now > hard_stop {
+            if now > self.hard_stop_ns {
                 self.rec.error("worker_stop_timeout");
                 return Ok(());
             }
-            let wait_until = self.next_wakeup(now).min(hard_stop);
+            let wait_until = self.next_wakeup(now).min(self.hard_stop_ns);
             self.wait(now, wait_until)?;
             self.handle_completions();
         }
@@ -234,6 +251,9 @@ impl Worker<'_> {
         }
         if let Some(d) = self.timers.next_deadline() {
             t = t.min(d);
+        }
+        if let Some(c) = self.next_close_ns() {
+            t = t.min(c.max(now + 100_000));
         }
         t
     }
@@ -294,6 +314,7 @@ impl Worker<'_> {
             let targets = self.targets.len() as u64;
             let target = (global % targets) as usize;
             let conn = &mut self.conns[index as usize];
+            self.live += 1;
             conn.phase = Phase::Connecting;
             conn.target = target as u16;
             conn.intended_ns = intended;
@@ -335,13 +356,14 @@ impl Worker<'_> {
             match tag.op {
                 // Protocol deadlines (handshake, close).
                 Op::Close => {
-                    let Some(client) = conn.client.as_mut() else { continue };
+                    let handshaking = conn.phase == Phase::Handshaking;
+                    let Some(client) = conn.client(&mut self.clients) else { continue };
                     if let Some(what) = client.handle_timeout(now / 1_000) {
                         self.rec.error(match what {
                             loadgen_proto::Timeout::Handshake => "handshake_timeout",
                             loadgen_proto::Timeout::Close => "close_timeout",
                         });
-                        if conn.phase == Phase::Handshaking {
+                        if handshaking {
                             self.rec.connection_failed();
                         }
                         self.shutdown(tag.conn);
@@ -351,18 +373,19 @@ impl Worker<'_> {
                 }
                 // Heartbeat pings, stamped with their intended time.
                 Op::PingTimer => {
-                    let intended = conn.next_ping_ns;
-                    let Some(client) = conn.client.as_mut() else { continue };
-                    if conn.phase != Phase::Open {
+                    if conn.phase != Phase::Open || self.closing_all {
                         continue;
                     }
+                    let intended = conn.next_ping_ns;
                     let interval = self.setup.config.ping_interval.map_or(u64::MAX, |d| d.as_nanos().max(1) as u64);
                     conn.next_ping_ns = intended.saturating_add(interval);
                     if conn.next_ping_ns < self.setup.end_ns {
                         self.timers.insert(conn.next_ping_ns, token);
                     }
                     self.rec.record_since(Metric::ScheduleLag, intended, now);
-                    if client.ping(conn.seq, intended / 1_000, &mut self.rng).is_ok()
+                    let id = conn.seq;
+                    if let Some(client) = conn.client(&mut self.clients)
+                        && client.ping(id, intended / 1_000, &mut self.rng).is_ok()
                         && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring, &mut self.send_pool)
                     {
                         self.pending.push(sqe);
@@ -382,6 +405,7 @@ impl Worker<'_> {
                 }
                 _ => {}
             }
+            self.conns[tag.conn as usize].park(&mut self.clients);
         }
         self.scratch = due;
     }
@@ -397,16 +421,22 @@ impl Worker<'_> {
     fn send_probe(&mut self, index: u32, intended_ns: u64) {
         let unix_us = self.setup.clock.unix_us(intended_ns);
         let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Open || !conn.ready {
+        if conn.phase != Phase::Open || !conn.ready || self.closing_all {
             return;
         }
-        let Some(client) = conn.client.as_mut() else { return };
         let probe = Probe { channel: 0, seq: conn.seq, sent_unix_us: unix_us, sender: u64::from(index) };
         probe.write_header(&mut self.message);
-        conn.seq += 1;
-        match client.send(MessageKind::Binary, &self.message, &mut self.rng) {
+        let sent = if let Proto::Raw(raw) = &mut conn.proto {
+            raw.queue(&self.message);
+            Ok(())
+        } else {
+            let Some(client) = conn.client(&mut self.clients) else { return };
+            client.send(MessageKind::Binary, &self.message, &mut self.rng)
+        };
+        match sent {
             Ok(()) => {
                 self.rec.message_sent(self.message.len() as u64);
+                conn.seq += 1;
                 conn.awaiting_echo = true;
             }
             Err(e) => self.rec.error(e_name(e)),
@@ -414,83 +444,25 @@ impl Worker<'_> {
         if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
             self.pending.push(sqe);
         }
-    }
-
-    /// Starts closing every connection: a close handshake for open ones, a plain
-    /// close for the others.
-    fn close_all(&mut self, now: u64) {
-        self.closing_all = true;
-        self.ready.clear();
-        for index in 0..self.next_conn {
-            let conn = &mut self.conns[index as usize];
-            match conn.phase {
-                Phase::Open => {
-                    let client = conn.client.as_mut().expect("open connections have a client");
-                    if client.close(1000, "", now / 1_000, &mut self.rng).is_ok() {
-                        if let Some(deadline) = client.poll_timeout() {
-                            self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
-                        }
-                        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-                            self.pending.push(sqe);
-                        }
-                    } else {
-                        self.shutdown(index);
-                    }
-                }
-                Phase::Connecting | Phase::Handshaking => {
-                    // Neither established nor failed: the run ended first.
-                    self.rec.error("unfinished_at_end");
-                    self.shutdown(index);
-                }
-                Phase::Free | Phase::Closing => {}
-            }
-        }
-    }
-
-    /// Shuts the socket down and closes its slot; the connection is freed when every
-    /// operation on it has completed.
-    fn shutdown(&mut self, index: u32) {
-        let conn = &mut self.conns[index as usize];
-        if matches!(conn.phase, Phase::Free | Phase::Closing) {
-            return;
-        }
-        if conn.phase == Phase::Open {
-            self.rec.connection_closed();
-            self.ready.retain(|&i| i != index);
-        }
-        conn.phase = Phase::Closing;
-        conn.closing_ops = 2;
-        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-        self.pending.push(link(ops::shutdown(index % self.per_ring, conn.tag(index, Op::Shutdown))));
-        self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
-    }
-
-    fn maybe_free(&mut self, index: u32) {
-        let conn = &mut self.conns[index as usize];
-        if conn.phase == Phase::Closing && conn.closing_ops == 0 && !conn.recv_armed && !conn.send_inflight {
-            conn.phase = Phase::Free;
-            conn.client = None;
-            conn.generation = conn.generation.wrapping_add(1);
-        }
+        conn.park(&mut self.clients);
     }
 
     fn handle_completions(&mut self) {
+        let mut batch = std::mem::take(&mut self.cqe_batch);
         for r in 0..self.rings.len() {
             loop {
-                let mut batch = [(0u64, 0i32, 0u32); 256];
-                let mut n = 0;
-                for cqe in self.rings[r].uring.completion().take(batch.len()) {
-                    batch[n] = (cqe.user_data(), cqe.result(), cqe.flags());
-                    n += 1;
-                }
-                if n == 0 {
+                batch.clear();
+                batch
+                    .extend(self.rings[r].uring.completion().take(256).map(|c| (c.user_data(), c.result(), c.flags())));
+                if batch.is_empty() {
                     break;
                 }
-                for &(data, result, flags) in &batch[..n] {
+                for &(data, result, flags) in &batch {
                     self.handle(data, result, flags);
                 }
             }
         }
+        self.cqe_batch = batch;
     }
 
     fn handle(&mut self, data: u64, result: i32, flags: u32) {
@@ -524,9 +496,22 @@ impl Worker<'_> {
                     return;
                 }
                 self.rec.record_since(Metric::Connect, conn.intended_ns, now);
+                conn.recv_armed = true;
+                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+                if self.setup.config.protocol == Protocol::RawTcp {
+                    conn.proto = Proto::Raw(RawStream::new(self.message.len()));
+                    conn.phase = Phase::Open;
+                    self.rec.connection_established();
+                    if self.closing_all {
+                        self.shutdown(index);
+                    } else {
+                        self.next_on_open_step(index, now);
+                    }
+                    return;
+                }
                 let request = &self.requests[usize::from(conn.target)];
-                match Client::new(self.client_config.clone(), request, now / 1_000, &mut self.rng) {
-                    Ok(client) => conn.client = Some(Box::new(client)),
+                match Client::new(self.clients.config().clone(), request, now / 1_000, &mut self.rng) {
+                    Ok(client) => conn.proto = Proto::Live(self.clients.adopt(client)),
                     Err(_) => {
                         self.rec.error("invalid_request");
                         self.rec.connection_failed();
@@ -535,10 +520,9 @@ impl Worker<'_> {
                     }
                 }
                 conn.phase = Phase::Handshaking;
-                conn.recv_armed = true;
-                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
-                if let Some(deadline) = conn.client.as_ref().and_then(|c| c.poll_timeout()) {
-                    self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode());
+                if let Some(deadline) = conn.client(&mut self.clients).and_then(|c| c.poll_timeout()) {
+                    conn.deadline_timer =
+                        Some(self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode()));
                 }
                 if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
                     self.pending.push(sqe);
@@ -567,32 +551,7 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
         }
-    }
-
-    fn connect_failed(&mut self, index: u32, op: Op, result: i32) {
-        let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Connecting {
-            return;
-        }
-        // The link cancels what follows the failed step; count the cause once.
-        if result != -libc::ECANCELED {
-            self.rec.connection_failed();
-            self.rec.error(match (op, -result) {
-                (_, libc::ECONNREFUSED) => "connect_refused",
-                (_, libc::ETIMEDOUT) => "connect_timeout",
-                (_, libc::EADDRNOTAVAIL) | (_, libc::EADDRINUSE) => "no_source_port",
-                (Op::Socket, _) => "socket_error",
-                (Op::Bind, _) | (Op::SockOpt, _) => "bind_error",
-                _ => "connect_error",
-            });
-        }
-        if op == Op::Connect || result != -libc::ECANCELED {
-            // The slot may hold a socket: close it (a close of an empty slot fails
-            // harmlessly with EBADF).
-            conn.phase = Phase::Closing;
-            conn.closing_ops = 1;
-            self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
-        }
+        self.conns[index as usize].park(&mut self.clients);
     }
 }
 

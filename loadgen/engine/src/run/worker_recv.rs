@@ -4,7 +4,7 @@
 use io_uring::cqueue;
 use loadgen_proto::{Error as ProtoError, Event, Initiator};
 
-use super::super::conn::Phase;
+use super::super::conn::{Phase, Proto};
 use super::super::ops::{self, Op};
 use super::super::{MessageRate, Traffic};
 use super::{BGID, Worker};
@@ -78,7 +78,20 @@ impl Worker<'_> {
         let mut outcome = Outcome::default();
         let data = self.rings[(index / self.per_ring) as usize].buf_ring(0).buffer(bid, len);
         let conn = &mut self.conns[index as usize];
-        let Some(client) = conn.client.as_mut() else { return outcome };
+        if let Proto::Raw(raw) = &mut conn.proto {
+            let (rec, clock, size) = (&mut self.rec, &self.setup.clock, self.message.len() as u64);
+            raw.receive(data, |probe| {
+                rec.message_received(size);
+                if let Some(p) = probe.filter(|p| p.sender == u64::from(index)) {
+                    rec.record_since(Metric::MessageRtt, clock.run_ns(p.sent_unix_us), now);
+                    outcome.echoes += 1;
+                }
+            });
+            return outcome;
+        }
+        let intended_ns = conn.intended_ns;
+        let (ready, on_open_step) = (conn.ready, conn.on_open_step);
+        let Some(client) = conn.client(&mut self.clients) else { return outcome };
         let mut rest = data;
         while !rest.is_empty() {
             match client.receive(rest, &mut self.rng) {
@@ -88,7 +101,7 @@ impl Worker<'_> {
                         None => {}
                         Some(Event::Open) => {
                             outcome.opened = true;
-                            self.rec.record_since(Metric::Handshake, conn.intended_ns, now);
+                            self.rec.record_since(Metric::Handshake, intended_ns, now);
                         }
                         Some(Event::Binary(payload)) => {
                             self.rec.message_received(payload.len() as u64);
@@ -101,8 +114,8 @@ impl Worker<'_> {
                         Some(Event::Text(text)) => {
                             self.rec.message_received(text.len() as u64);
                             let steps = &self.setup.config.on_open;
-                            let step = usize::from(conn.on_open_step) + outcome.steps_done as usize;
-                            if !conn.ready
+                            let step = usize::from(on_open_step) + outcome.steps_done as usize;
+                            if !ready
                                 && let Some(pattern) = steps.get(step).and_then(|s| s.expect.as_deref())
                                 && text.contains(pattern)
                             {
@@ -148,11 +161,16 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         if outcome.opened && conn.phase == Phase::Handshaking {
             conn.phase = Phase::Open;
+            // The handshake deadline is met: drop its timer rather than let it wait.
+            if let Some(timer) = conn.deadline_timer.take() {
+                self.timers.cancel(timer);
+            }
             self.rec.connection_established();
             if self.closing_all {
                 // Upgraded after the end was called: close it right away.
-                let client = conn.client.as_mut().expect("open connections have a client");
-                let _ = client.close(1000, "", now / 1_000, &mut self.rng);
+                if let Some(client) = conn.client(&mut self.clients) {
+                    let _ = client.close(1000, "", now / 1_000, &mut self.rng);
+                }
             } else {
                 self.next_on_open_step(index, now);
             }
@@ -184,7 +202,7 @@ impl Worker<'_> {
 
     /// Sends on-open steps until one waits for a reply; once all are done the
     /// connection is ready and its traffic starts.
-    fn next_on_open_step(&mut self, index: u32, now: u64) {
+    pub(super) fn next_on_open_step(&mut self, index: u32, now: u64) {
         let steps = &self.setup.config.on_open;
         loop {
             let conn = &mut self.conns[index as usize];
@@ -192,7 +210,7 @@ impl Worker<'_> {
             if conn.ready {
                 return;
             }
-            let client = conn.client.as_mut().expect("open connections have a client");
+            let Some(client) = conn.client(&mut self.clients) else { return };
             if client.send_text(&step.send, &mut self.rng).is_err() {
                 self.rec.error("on_open_send_failed");
                 return;

@@ -14,7 +14,7 @@ use crate::handshake::{HandshakeRequest, RejectionKind, accept_key};
 use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug, PartialEq, Eq)]
-enum Ev {
+pub(super) enum Ev {
     Open,
     Text(String),
     Binary(Vec<u8>),
@@ -23,7 +23,7 @@ enum Ev {
     Closed(Option<u16>, String, Initiator),
 }
 
-fn own(e: Event<'_>) -> Ev {
+pub(super) fn own(e: Event<'_>) -> Ev {
     match e {
         Event::Open => Ev::Open,
         Event::Text(t) => Ev::Text(t.into()),
@@ -35,7 +35,7 @@ fn own(e: Event<'_>) -> Ev {
 }
 
 /// Feeds `bytes` to the client in reads of `chunk` bytes; collects events or the error.
-fn feed(c: &mut Client, bytes: &[u8], chunk: usize, r: &mut ChaCha8Rng) -> Result<Vec<Ev>, Error> {
+pub(super) fn feed(c: &mut Client, bytes: &[u8], chunk: usize, r: &mut ChaCha8Rng) -> Result<Vec<Ev>, Error> {
     let mut events = Vec::new();
     for piece in bytes.chunks(chunk.max(1)) {
         let mut rest = piece;
@@ -48,19 +48,19 @@ fn feed(c: &mut Client, bytes: &[u8], chunk: usize, r: &mut ChaCha8Rng) -> Resul
     Ok(events)
 }
 
-struct Server {
-    dec: Decoder,
-    enc: Encoder,
-    rng: ChaCha8Rng,
+pub(super) struct Server {
+    pub(super) dec: Decoder,
+    pub(super) enc: Encoder,
+    pub(super) rng: ChaCha8Rng,
 }
 
 impl Server {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { dec: Decoder::new(Role::Server, 1 << 20), enc: Encoder::new(Role::Server, None), rng: rng(99) }
     }
 
     /// Reads the client's upgrade request and returns a 101 with `extra` headers.
-    fn accept(&mut self, c: &mut Client, extra: &str) -> Vec<u8> {
+    pub(super) fn accept(&mut self, c: &mut Client, extra: &str) -> Vec<u8> {
         let request = String::from_utf8(c.pending_transmit().to_vec()).unwrap();
         c.advance_transmit(request.len());
         let key = request.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("request carries a key");
@@ -73,19 +73,19 @@ impl Server {
     }
 
     /// Decodes everything the client has queued.
-    fn read(&mut self, c: &mut Client) -> Vec<Outcome> {
+    pub(super) fn read(&mut self, c: &mut Client) -> Vec<Outcome> {
         let bytes = c.pending_transmit().to_vec();
         c.advance_transmit(bytes.len());
         decode(&mut self.dec, &bytes, 4096)
     }
 
-    fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         self.enc.message(&mut out, kind, payload, &mut self.rng).unwrap();
         out
     }
 
-    fn control(&mut self, op: Opcode, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn control(&mut self, op: Opcode, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         self.enc.control(&mut out, op, payload, &mut self.rng).unwrap();
         out

@@ -3,6 +3,7 @@
 mod client_flow;
 mod corpus_replay;
 mod decoder_checks;
+mod parking;
 mod proptests;
 mod rfc_examples;
 mod support;

@@ -1,0 +1,143 @@
+//! The end of a worker's connections: the paced ramp-down (a close handshake per open
+//! connection at `RunConfig::close_rate`, bounded by the close timeout), shutting a
+//! socket down, freeing a slot once its last operation completed, and failed connects.
+//!
+//! Connections still connecting or upgrading when the end comes are shut down at
+//! once and counted as `unfinished_at_end`: they were neither established nor failed.
+
+use io_uring::squeue;
+
+use super::super::conn::{Phase, Proto};
+use super::super::ops::{self, Op};
+use super::Worker;
+
+impl Worker<'_> {
+    /// The end of the hold (or Ctrl-C): no new work; unfinished connections are shut
+    /// down now, open ones close at the close rate from here on.
+    pub(super) fn begin_close(&mut self, now: u64) {
+        self.closing_all = true;
+        self.close_start_ns = now;
+        self.close_cursor = 0;
+        self.ready.clear();
+        let per_worker = (self.setup.config.close_rate / self.setup.config.workers as f64).max(1e-3);
+        let ramp_down_ns = (f64::from(self.next_conn) / per_worker * 1e9).min(3_600e9) as u64;
+        self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
+        for index in 0..self.next_conn {
+            if matches!(self.conns[index as usize].phase, Phase::Connecting | Phase::Handshaking) {
+                // Neither established nor failed: the run ended first.
+                self.rec.error("unfinished_at_end");
+                self.shutdown(index);
+            }
+        }
+    }
+
+    /// Closes the open connections whose turn in the ramp-down has come.
+    pub(super) fn close_due(&mut self, now: u64) {
+        let per_worker = self.setup.config.close_rate / self.setup.config.workers as f64;
+        let elapsed_s = now.saturating_sub(self.close_start_ns) as f64 / 1e9;
+        let due = ((elapsed_s * per_worker) as u64 + 1).min(u64::from(self.next_conn)) as u32;
+        while self.close_cursor < due {
+            let index = self.close_cursor;
+            self.close_cursor += 1;
+            self.close_one(index, now);
+        }
+    }
+
+    /// Whether connections are still waiting for their turn to close.
+    pub(super) fn closes_pending(&self) -> bool {
+        self.closing_all && self.close_cursor < self.next_conn
+    }
+
+    /// When the next connection's turn to close comes.
+    pub(super) fn next_close_ns(&self) -> Option<u64> {
+        if !self.closes_pending() {
+            return None;
+        }
+        let per_worker = self.setup.config.close_rate / self.setup.config.workers as f64;
+        Some(self.close_start_ns + (f64::from(self.close_cursor) / per_worker * 1e9) as u64)
+    }
+
+    fn close_one(&mut self, index: u32, now: u64) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Open {
+            return;
+        }
+        if matches!(conn.proto, Proto::Raw(_)) {
+            // No close handshake in raw TCP: shut down and close.
+            self.shutdown(index);
+            return;
+        }
+        let tag = conn.tag(index, Op::Close).encode();
+        let Some(client) = conn.client(&mut self.clients) else { return };
+        if client.close(1000, "", now / 1_000, &mut self.rng).is_ok() {
+            if let Some(deadline) = client.poll_timeout() {
+                conn.deadline_timer = Some(self.timers.insert(deadline * 1_000, tag));
+            }
+            if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
+                self.pending.push(sqe);
+            }
+            conn.park(&mut self.clients);
+        } else {
+            self.shutdown(index);
+        }
+    }
+
+    /// Shuts the socket down and closes its slot; the connection is freed when every
+    /// operation on it has completed.
+    pub(super) fn shutdown(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if matches!(conn.phase, Phase::Free | Phase::Closing) {
+            return;
+        }
+        if conn.phase == Phase::Open {
+            self.rec.connection_closed();
+            if !self.closing_all {
+                self.ready.retain(|&i| i != index);
+            }
+        }
+        conn.phase = Phase::Closing;
+        conn.closing_ops = 2;
+        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
+        self.pending.push(link(ops::shutdown(index % self.per_ring, conn.tag(index, Op::Shutdown))));
+        self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
+    }
+
+    pub(super) fn maybe_free(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase == Phase::Closing && conn.closing_ops == 0 && !conn.recv_armed && !conn.send_inflight {
+            conn.phase = Phase::Free;
+            conn.release(&mut self.clients);
+            if let Some(timer) = conn.deadline_timer.take() {
+                self.timers.cancel(timer);
+            }
+            conn.generation = conn.generation.wrapping_add(1);
+            self.live -= 1;
+        }
+    }
+
+    pub(super) fn connect_failed(&mut self, index: u32, op: Op, result: i32) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Connecting {
+            return;
+        }
+        // The link cancels what follows the failed step; count the cause once.
+        if result != -libc::ECANCELED {
+            self.rec.connection_failed();
+            self.rec.error(match (op, -result) {
+                (_, libc::ECONNREFUSED) => "connect_refused",
+                (_, libc::ETIMEDOUT) => "connect_timeout",
+                (_, libc::EADDRNOTAVAIL) | (_, libc::EADDRINUSE) => "no_source_port",
+                (Op::Socket, _) => "socket_error",
+                (Op::Bind, _) | (Op::SockOpt, _) => "bind_error",
+                _ => "connect_error",
+            });
+        }
+        if op == Op::Connect || result != -libc::ECANCELED {
+            // The slot may hold a socket: close it (a close of an empty slot fails
+            // harmlessly with EBADF).
+            conn.phase = Phase::Closing;
+            conn.closing_ops = 1;
+            self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
+        }
+    }
+}
