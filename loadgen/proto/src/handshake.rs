@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::deflate::{self, DeflateConfig, DeflateParams};
 use crate::error::{HandshakeError, RequestError};
+use crate::http1::{is_host_byte, is_token_byte};
 
 /// The GUID of RFC 6455 §1.3.
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -92,16 +93,8 @@ impl HandshakeRequest {
     }
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~:[]%!$&'()*+,;=".contains(&b)
-}
-
 fn is_field_value(v: &str) -> bool {
-    v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    crate::http1::is_field_value(v.as_bytes())
 }
 
 /// Base64 of 16 random bytes, the `Sec-WebSocket-Key`.

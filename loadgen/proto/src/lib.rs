@@ -39,6 +39,7 @@ pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod http1;
 pub mod mask;
 pub mod utf8;
 pub mod violation;
@@ -53,5 +54,6 @@ pub use encoder::{Encoder, MessageKind};
 pub use error::{Error, HandshakeError, ProtocolError, RequestError, SendError};
 pub use frame::{FrameHeader, Opcode};
 pub use handshake::{Accepted, HandshakeRequest, Rejection, RejectionKind};
+pub use http1::{Http1Client, Http1Config, Http1Error, Http1ErrorKind, Http1Event};
 #[cfg(test)]
 mod tests;
