@@ -28,7 +28,7 @@ enum Command {
     /// Run a load: connections, then idle or echo traffic, measured from intended times.
     #[command(after_help = run_cmd::EXAMPLES)]
     Run(run_cmd::RunArgs),
-    /// Serve WebSocket (echo, sink or push) on io_uring: the target for benchmarks.
+    /// Serve WebSocket (echo, sink or push), or raw TCP with --raw on io_uring: the target for benchmarks.
     #[command(after_help = serve_cmd::EXAMPLES)]
     Serve(serve_cmd::ServeArgs),
 }

@@ -1,7 +1,9 @@
-//! `loadgen serve`: runs the engine's WebSocket server (echo, sink or push) until
-//! Ctrl-C, SIGTERM or `--duration`. Prints exactly one line `listening on
-//! ws://ADDR/` to stdout once every thread accepts (scripts read the port from it),
-//! warnings on stderr (at most one per second), and one summary line at exit.
+//! `loadgen serve`: runs the engine's WebSocket server (echo, sink or push), or with
+//! `--raw` the same server on plain TCP (no upgrade, no framing), until Ctrl-C, SIGTERM
+//! or `--duration`. Prints exactly one line `listening on ws://ADDR/` (raw:
+//! `listening on tcp://ADDR`) to stdout once every thread accepts (scripts read the
+//! port from it), the protocol and mode on stderr, warnings on stderr (at most one per
+//! second), and one summary line at exit.
 //!
 //! Exit codes: 0 served and stopped (a signal is a normal stop for a server), 2 usage or
 //! configuration error (address in use included), 3 runtime failure.
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use loadgen_engine::serve::{self, Mode, ServeConfig, ServeError, Summary};
+use loadgen_engine::serve::{self, Mode, ServeConfig, ServeError, ServeProtocol, Summary};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen serve                                   # echo on 127.0.0.1, a free port (printed)
@@ -22,6 +24,8 @@ pub const EXAMPLES: &str = "Examples:
   loadgen serve --mode sink --listen 127.0.0.1:8080 --duration 60
   loadgen serve --mode push --push-rate 50000 --message-size 64 --listen 127.0.0.1:8080
   loadgen serve --pin-cpu 1 --recv-buffers 8192    # benchmark target on CPU 1
+  loadgen serve --raw --mode echo --pin-cpu 1      # plain TCP echo, no WebSocket: this machine's ceiling
+  loadgen serve --raw --mode sink --message-size 64   # count raw bytes, and messages as bytes / 64
   loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1";
 
 /// What the server does with messages.
@@ -38,9 +42,13 @@ pub enum ModeArg {
 /// Flags of `loadgen serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// What to do with messages.
+    /// What to do with messages (with --raw: with the byte stream).
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
     mode: ModeArg,
+    /// Plain TCP, no WebSocket: no upgrade, no framing. Echo writes back the bytes
+    /// received, sink counts bytes, push sends probe payloads back to back.
+    #[arg(long)]
+    raw: bool,
     /// IPv4 address and port to listen on (port 0: a free port, printed at start).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -56,9 +64,10 @@ pub struct ServeArgs {
     /// Push mode: messages per second per thread, spread round robin over its connections.
     #[arg(long, value_name = "R", default_value_t = 1_000.0)]
     push_rate: f64,
-    /// Push mode: bytes per message (at least 36, the probe header).
-    #[arg(long, default_value_t = 64)]
-    message_size: usize,
+    /// Push mode: bytes per message (at least 36, the probe header; default 64).
+    /// With --raw in echo or sink mode: count messages as bytes / this size.
+    #[arg(long, value_name = "BYTES")]
+    message_size: Option<usize>,
     /// Receive buffers per thread (provided-buffer ring; rounded up to a power of two).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..=32768))]
     recv_buffers: u16,
@@ -99,10 +108,12 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     let mode = match args.mode {
         ModeArg::Echo => Mode::Echo,
         ModeArg::Sink => Mode::Sink,
-        ModeArg::Push => Mode::Push { rate: args.push_rate, message_size: args.message_size },
+        ModeArg::Push => Mode::Push { rate: args.push_rate, message_size: args.message_size.unwrap_or(64) },
     };
+    let protocol = if args.raw { ServeProtocol::RawTcp } else { ServeProtocol::WebSocket };
     let config = ServeConfig {
         listen: args.listen,
+        protocol,
         mode,
         threads: args.threads as usize,
         pin_cpu: args.pin_cpu,
@@ -111,6 +122,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         recv_buffer_size: args.recv_buffer_size,
         max_message_size: args.max_message_size,
         max_connections_per_thread: args.max_connections,
+        raw_message_size: if args.raw && args.mode != ModeArg::Push { args.message_size } else { None },
     };
     install_signal_handlers();
     let handle = match serve::start(config) {
@@ -123,11 +135,16 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             });
         }
     };
-    println!("listening on ws://{}/", handle.addr());
+    match protocol {
+        ServeProtocol::WebSocket => println!("listening on ws://{}/", handle.addr()),
+        ServeProtocol::RawTcp => println!("listening on tcp://{}", handle.addr()),
+    }
     let _ = std::io::stdout().flush();
     eprintln!(
-        "serving {:?} on {} thread(s), up to {} connections each; Ctrl-C stops",
-        args.mode,
+        "serving {} ({}) {} on {} thread(s), up to {} connections each; Ctrl-C stops",
+        protocol.name(),
+        if args.raw { "plain TCP, no WebSocket" } else { "RFC 6455" },
+        format!("{:?}", args.mode).to_lowercase(),
         args.threads,
         handle.connections_per_thread()
     );
@@ -172,10 +189,35 @@ fn summary_line(s: &Summary) -> String {
     let per_conn = s
         .rss_per_peak_connection()
         .map_or(String::new(), |b| format!(", ≈ {:.1} KiB per peak connection", b as f64 / 1024.0));
+    if s.protocol == ServeProtocol::RawTcp {
+        return format!(
+            "summary: raw TCP, accepted {}, peak open {}, bytes in {} out {}, messages in {} out {}, client EOFs {}, \
+             aborted {}, accept errors {}, buffer ring exhausted {}, reads paused {}, peak backlog {:.1} KiB, \
+             push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}",
+            s.accepted,
+            s.peak_open,
+            s.bytes_in,
+            s.bytes_out,
+            s.messages_in,
+            s.messages_out,
+            s.closes_in,
+            s.aborted,
+            counts(&s.accept_errors),
+            s.buffer_ring_exhausted,
+            s.recv_paused,
+            s.peak_backlog_bytes as f64 / 1024.0,
+            s.push_dropped,
+            s.cpu.as_secs_f64(),
+            s.elapsed.as_secs_f64(),
+            mib(s.peak_rss_bytes),
+            mib(s.rss_at_ready_bytes),
+            s.ring_flags,
+        );
+    }
     format!(
         "summary: accepted {}, peak open {}, upgraded {}, refused {}, messages in {} out {}, bytes in {} out {}, \
          pings {}, closes {}, aborted {}, accept errors {}, protocol errors {}, buffer ring exhausted {}, \
-         push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}",
+         reads paused {}, push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}",
         s.accepted,
         s.peak_open,
         s.upgraded,
@@ -190,6 +232,7 @@ fn summary_line(s: &Summary) -> String {
         counts(&s.accept_errors),
         counts(&s.protocol_errors),
         s.buffer_ring_exhausted,
+        s.recv_paused,
         s.push_dropped,
         s.cpu.as_secs_f64(),
         s.elapsed.as_secs_f64(),

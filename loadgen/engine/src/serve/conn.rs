@@ -1,7 +1,8 @@
 //! Per-connection state of the server loop and the per-thread pools it draws from: the
 //! connection slab (index + generation, reused), the outgoing-buffer pool, and the pool
 //! of WebSocket codecs, so that steady state does not allocate and an idle connection
-//! holds only its slab entry and its codec (no receive or send buffer).
+//! holds only its slab entry and its codec (no receive or send buffer); an idle raw TCP
+//! connection holds only its slab entry.
 //!
 //! What it does not do: decide anything about the protocol or submit operations.
 
@@ -12,11 +13,11 @@ use loadgen_proto::{Decoder, Encoder, Role};
 pub(super) enum Phase {
     /// Slab entry unused.
     Free,
-    /// Reading the HTTP upgrade request.
+    /// Reading the HTTP upgrade request (WebSocket only).
     Upgrading,
-    /// Messages flow.
+    /// Messages flow (raw TCP: from the accept on).
     Open,
-    /// We sent a close frame (server stopping) and wait for the client's.
+    /// We sent a close frame (server stopping) and wait for the client's (WebSocket only).
     Closing,
     /// Flush what is queued, then shutdown, then close the slot.
     Draining,
@@ -117,8 +118,9 @@ pub(super) struct Slab {
 }
 
 impl Slab {
-    /// Takes a free entry for a socket in `slot`; returns its index.
-    pub fn alloc(&mut self, slot: u32) -> u32 {
+    /// Takes a free entry for a socket in `slot`, starting in `phase` (`Upgrading` for
+    /// WebSocket, `Open` for raw TCP); returns its index.
+    pub fn alloc(&mut self, slot: u32, phase: Phase) -> u32 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -130,7 +132,7 @@ impl Slab {
         debug_assert_eq!(c.phase, Phase::Free);
         c.generation = c.generation.wrapping_add(1) & 0xFF_FFFF;
         c.slot = slot;
-        c.phase = Phase::Upgrading;
+        c.phase = phase;
         c.recv_armed = false;
         c.recv_paused = false;
         c.send_inflight = false;
@@ -250,13 +252,13 @@ mod tests {
     fn slab_reuses_entries_with_new_generations() {
         let mut slab = Slab::default();
         let (mut bufs, mut codecs) = (BufPool::new(1 << 16, 8), CodecPool::new(1 << 20, 1 << 16));
-        let a = slab.alloc(7);
+        let a = slab.alloc(7, Phase::Upgrading);
         let gen_a = slab.conns[a as usize].generation;
         slab.conns[a as usize].pending.extend_from_slice(b"hello");
         slab.release(a, &mut bufs, &mut codecs);
         assert!(slab.get(a, gen_a).is_none());
         assert!(bufs.capacity_bytes() >= 5, "the buffer went back to the pool");
-        let b = slab.alloc(9);
+        let b = slab.alloc(9, Phase::Open);
         assert_eq!(a, b, "the entry is reused");
         assert_ne!(slab.conns[b as usize].generation, gen_a);
         assert_eq!(slab.live(), 1);
@@ -268,5 +270,8 @@ mod tests {
         // An idle open connection holds its slab entry and its codec, no buffers.
         let size = std::mem::size_of::<Conn>() + std::mem::size_of::<Ws>();
         assert!(size < 1024, "{size} bytes per idle connection");
+        // An idle raw TCP connection holds its slab entry only.
+        let raw = std::mem::size_of::<Conn>();
+        assert!(raw <= 160, "{raw} bytes per idle raw connection");
     }
 }

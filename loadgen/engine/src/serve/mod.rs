@@ -1,5 +1,7 @@
-//! The server role of the engine: a WebSocket server on io_uring, fast enough not to
-//! be the bottleneck of loadgen's own benchmarks (`loadgen serve`).
+//! The server role of the engine (`loadgen serve`): a WebSocket server on io_uring,
+//! fast enough not to be the bottleneck of loadgen's own benchmarks, and the same
+//! server without WebSocket ([`ServeProtocol::RawTcp`]): the measured ceiling of this
+//! machine for the I/O pattern below.
 //!
 //! [`start`] binds one SO_REUSEPORT listener per thread (backlog 65535, clamped by the
 //! kernel to `net.core.somaxconn`), starts one thread per listener with its own ring
@@ -10,16 +12,32 @@
 //! fail with ENFILE, which is counted ([`ServerHandle::live`]) while serving goes on.
 //! Receives are multishot from one provided-buffer ring per thread, so an idle
 //! connection holds no receive buffer; `-ENOBUFS` is counted and the receive re-armed.
-//! Modes ([`Mode`]): echo every message, sink (count and drop), push probe payloads
-//! ([`crate::payload`]) at a total rate per thread. Pings get pongs, a client close is
-//! echoed, a protocol violation gets a close with its code.
+//! Sends own their buffer until their completion; partial sends are resumed.
+//!
+//! Two protocols ([`ServeProtocol`]), one worker loop:
+//! - WebSocket (default): any path upgrades; modes ([`Mode`]) echo every message, sink
+//!   (count and drop), push probe payloads ([`crate::payload`]) at a total rate per
+//!   thread. Pings get pongs, a client close is echoed, a protocol violation gets a
+//!   close with its code.
+//! - Raw TCP: no upgrade, no framing; the byte stream is the application's. Echo
+//!   writes back exactly the bytes received, in order; sink counts bytes; push sends
+//!   probe payloads back to back. Messages are counted as bytes ÷
+//!   [`ServeConfig::raw_message_size`] when one is given, else only bytes are.
+//!
+//! Backpressure: a connection whose queued output passes a limit (4 MiB WebSocket,
+//! 256 KiB raw) has its receive cancelled (counted: [`Summary::recv_paused`]) until
+//! the output drains below a quarter of it, so a client that writes without reading
+//! cannot grow the server's memory ([`Summary::peak_backlog_bytes`]); push messages
+//! to such a connection are dropped and counted.
 //!
 //! Stopping ([`ServerHandle::stop`], or [`ServeConfig::duration`]): listeners close,
-//! every open connection gets close 1001, clients have 1 s to answer, and threads are
-//! gone within 2 s. [`ServerHandle::join`] returns the [`Summary`].
+//! every open WebSocket connection gets close 1001 and 1 s to answer; raw connections
+//! get their queued output flushed, then FIN; whatever is left after 1 s is reset, and
+//! threads are gone within 2 s. [`ServerHandle::join`] returns the [`Summary`].
 //!
 //! What it does not do: TLS, permessage-deflate (offers are ignored), subprotocols,
-//! IPv6 listeners, HTTP routing (any path upgrades), printing.
+//! IPv6 listeners, HTTP routing (any path upgrades), message boundaries in raw TCP
+//! (a raw "message" is a byte count, nothing is parsed), printing.
 
 mod conn;
 mod ops;
@@ -61,12 +79,35 @@ pub enum Mode {
     },
 }
 
+/// What is spoken on accepted connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServeProtocol {
+    /// RFC 6455 WebSocket: HTTP upgrade, then frames.
+    #[default]
+    WebSocket,
+    /// Plain TCP: no upgrade and no framing; the modes act on the byte stream.
+    RawTcp,
+}
+
+impl ServeProtocol {
+    /// Name for people (`WebSocket`, `raw TCP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebSocket => "WebSocket",
+            Self::RawTcp => "raw TCP",
+        }
+    }
+}
+
 /// How to serve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServeConfig {
     /// Address to listen on (IPv4; port 0 picks a free port shared by all threads).
     pub listen: SocketAddr,
-    /// What to do with messages.
+    /// WebSocket or raw TCP.
+    pub protocol: ServeProtocol,
+    /// What to do with messages (raw TCP: with the byte stream).
     pub mode: Mode,
     /// Server threads, each with its own listener and ring.
     pub threads: usize,
@@ -82,12 +123,16 @@ pub struct ServeConfig {
     pub max_message_size: usize,
     /// Caps the fixed-file table (connections per thread) below what RLIMIT_NOFILE allows.
     pub max_connections_per_thread: Option<u32>,
+    /// Raw TCP only: bytes per application message, so that messages are counted as
+    /// bytes ÷ size (received; and sent, in echo). `None`: raw messages are not counted.
+    pub raw_message_size: Option<usize>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            protocol: ServeProtocol::WebSocket,
             mode: Mode::Echo,
             threads: 1,
             pin_cpu: None,
@@ -96,6 +141,7 @@ impl Default for ServeConfig {
             recv_buffer_size: 4096,
             max_message_size: 16 << 20,
             max_connections_per_thread: None,
+            raw_message_size: None,
         }
     }
 }
@@ -131,6 +177,9 @@ pub struct ServerHandle {
     rss_at_ready: u64,
     fixed_files: u32,
     recv_buffer_bytes: u64,
+    protocol: ServeProtocol,
+    mode: Mode,
+    raw_message_size: Option<usize>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -155,7 +204,8 @@ impl ServerHandle {
         self.threads.iter().all(JoinHandle::is_finished)
     }
 
-    /// Live figures (accepted, open, accepts refused for a full table).
+    /// Live figures (connections, accepts refused for a full table, bytes, paused
+    /// receives); the byte and pause counts lag by up to 50 ms.
     pub fn live(&self) -> Live {
         self.shared.live()
     }
@@ -184,6 +234,14 @@ impl ServerHandle {
         s.rss_at_ready_bytes = self.rss_at_ready;
         s.peak_rss_bytes = summary::peak_rss_bytes().max(summary::rss_bytes()).max(self.rss_at_ready);
         s.recv_buffer_bytes = self.recv_buffer_bytes;
+        s.protocol = self.protocol;
+        if let (ServeProtocol::RawTcp, Some(size)) = (self.protocol, self.raw_message_size) {
+            let size = size as u64;
+            s.messages_in = s.bytes_in / size;
+            if self.mode == Mode::Echo {
+                s.messages_out = s.bytes_out / size;
+            }
+        }
         s
     }
 }
@@ -238,6 +296,9 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
         recv_buffer_bytes: (config.threads as u64)
             * u64::from(config.recv_buffers.next_power_of_two())
             * u64::from(config.recv_buffer_size),
+        protocol: config.protocol,
+        mode: config.mode,
+        raw_message_size: config.raw_message_size,
     };
     for (index, listener) in listeners.into_iter().enumerate() {
         let setup = worker::WorkerSetup {
@@ -281,6 +342,13 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
     }
     if c.max_message_size == 0 {
         return bad("the largest message size must be positive".into());
+    }
+    match (c.protocol, c.raw_message_size) {
+        (_, Some(0)) => return bad("the raw message size must be positive".into()),
+        (ServeProtocol::WebSocket, Some(_)) => {
+            return bad("a raw message size applies to raw TCP only (WebSocket counts frames)".into());
+        }
+        _ => {}
     }
     if let Mode::Push { rate, message_size } = c.mode {
         if !(rate.is_finite() && rate > 0.0) {

@@ -1,7 +1,8 @@
 //! Push mode of a server thread: probe payloads at a total rate, round robin over the
 //! thread's open connections, each with its own sequence numbers and sender id, and
 //! a CLOCK_REALTIME microsecond stamp so a client on the same host can compute
-//! delivery latency. Messages to a connection with too much output queued are dropped
+//! delivery latency. WebSocket: one binary message per probe; raw TCP: the payloads
+//! back to back on the byte stream, unframed. Messages to a connection with too much output queued are dropped
 //! and counted, so a client that stops reading cannot grow the server's memory.
 //!
 //! After a stall of the loop, the messages that fell due are sent at once (the rate
@@ -67,8 +68,13 @@ impl Worker {
                 if c.pending.capacity() == 0 {
                     c.pending = self.bufs.take();
                 }
-                let ws = c.ws.as_mut().expect("open connections have a codec");
-                let _ = ws.encoder.message(&mut c.pending, MessageKind::Binary, &p.payload, &mut NoMask);
+                if self.raw {
+                    c.pending.extend_from_slice(&p.payload);
+                } else {
+                    let ws = c.ws.as_mut().expect("open connections have a codec");
+                    let _ = ws.encoder.message(&mut c.pending, MessageKind::Binary, &p.payload, &mut NoMask);
+                }
+                self.counters.peak_backlog = self.counters.peak_backlog.max(c.outbound() as u64);
                 self.counters.messages_out += 1;
                 self.kick_send(i);
             }

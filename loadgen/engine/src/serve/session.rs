@@ -1,18 +1,21 @@
 //! What a connection does with the bytes it receives: the upgrade request while
 //! upgrading, then WebSocket frames according to the mode (echo each message back,
 //! or read and count), pings answered with pongs, a client close echoed, a protocol
-//! error answered with a close carrying the error's code. Replies are appended to the
-//! connection's `pending` buffer; the worker sends them.
+//! error answered with a close carrying the error's code. In raw TCP the bytes are the
+//! application's stream: echo appends them to the output as they came, sink and push
+//! drop them (the worker counts bytes). Replies are appended to the connection's
+//! `pending` buffer; the worker sends them.
 //!
-//! What it does not do: submit operations, shut sockets down, or send pushes.
+//! What it does not do: submit operations, shut sockets down, apply backpressure,
+//! or send pushes.
 
 use loadgen_proto::{Decoded, Decoder, MessageKind, Opcode, Role};
 use rand_core::RngCore;
 
-use super::Mode;
 use super::conn::{BufPool, CodecPool, Conn, Phase};
 use super::summary::Counters;
 use super::upgrade::{self, Parsed};
+use super::{Mode, ServeProtocol};
 
 /// The encoder wants an RNG for mask keys; the server role never masks, so it is
 /// never called for output that matters.
@@ -36,6 +39,7 @@ impl RngCore for NoMask {
 
 /// What the handlers need besides the connection.
 pub(super) struct Ctx<'a> {
+    pub protocol: ServeProtocol,
     pub mode: Mode,
     pub bufs: &'a mut BufPool,
     pub codecs: &'a mut CodecPool,
@@ -48,10 +52,22 @@ pub(super) struct Ctx<'a> {
 
 /// Handles bytes received on `conn` (in phase Upgrading, Open or Closing).
 pub(super) fn on_bytes(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
-    match conn.phase {
-        Phase::Upgrading => on_upgrade_bytes(conn, data, ctx),
-        Phase::Open | Phase::Closing => on_frames(conn, data, ctx),
-        Phase::Draining | Phase::Free => {}
+    match (ctx.protocol, conn.phase) {
+        (ServeProtocol::RawTcp, Phase::Open) => on_stream(conn, data, ctx),
+        (ServeProtocol::WebSocket, Phase::Upgrading) => on_upgrade_bytes(conn, data, ctx),
+        (ServeProtocol::WebSocket, Phase::Open | Phase::Closing) => on_frames(conn, data, ctx),
+        _ => {}
+    }
+}
+
+/// Raw TCP: echo queues exactly the bytes received, behind what is queued already
+/// (order kept); sink and push only count them (the worker does).
+fn on_stream(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
+    if ctx.mode == Mode::Echo {
+        if conn.pending.capacity() == 0 {
+            conn.pending = ctx.bufs.take();
+        }
+        conn.pending.extend_from_slice(data);
     }
 }
 
@@ -204,7 +220,7 @@ mod tests {
     impl Harness {
         fn new() -> Self {
             let mut slab = super::super::conn::Slab::default();
-            let i = slab.alloc(0);
+            let i = slab.alloc(0, Phase::Upgrading);
             let conn = slab.conns.swap_remove(i as usize);
             Self {
                 conn,
@@ -214,7 +230,11 @@ mod tests {
             }
         }
         fn feed(&mut self, mode: Mode, data: &[u8]) -> Vec<u8> {
+            self.feed_as(ServeProtocol::WebSocket, mode, data)
+        }
+        fn feed_as(&mut self, protocol: ServeProtocol, mode: Mode, data: &[u8]) -> Vec<u8> {
             let mut ctx = Ctx {
+                protocol,
                 mode,
                 bufs: &mut self.bufs,
                 codecs: &mut self.codecs,
@@ -288,5 +308,21 @@ mod tests {
         assert_eq!(out, [0x88, 0x02, 0x03, 0xEA], "close 1002");
         assert_eq!(h.conn.phase, Phase::Draining);
         assert_eq!(h.counters.protocol_errors.get("unmasked_frame"), Some(&1));
+    }
+
+    #[test]
+    fn raw_stream_echoes_bytes_as_they_came_and_sink_keeps_nothing() {
+        let mut h = Harness::new();
+        h.conn.phase = Phase::Open;
+        let raw = ServeProtocol::RawTcp;
+        // Not an upgrade request, and not frames: just bytes, queued behind each other.
+        h.conn.pending = b"GET ".to_vec();
+        assert_eq!(h.feed_as(raw, Mode::Echo, b"/ HTTP/1.1\r\n\x88\x00"), b"GET / HTTP/1.1\r\n\x88\x00");
+        assert_eq!(h.conn.phase, Phase::Open, "nothing is parsed");
+        assert!(h.feed_as(raw, Mode::Sink, b"dropped").is_empty());
+        let push = Mode::Push { rate: 1.0, message_size: 64 };
+        assert!(h.feed_as(raw, push, b"dropped").is_empty());
+        assert!(h.conn.ws.is_none() && h.conn.head.capacity() == 0, "no codec, no head buffer");
+        assert_eq!(h.counters.messages_in + h.counters.upgraded, 0, "the worker counts raw bytes");
     }
 }

@@ -24,6 +24,10 @@ pub(super) struct Counters {
     pub enobufs: u64,
     pub push_dropped: u64,
     pub aborted: u64,
+    /// Receives cancelled because a connection's output passed the backpressure limit.
+    pub recv_paused: u64,
+    /// Most output queued on one connection (bytes).
+    pub peak_backlog: u64,
     pub accept_errors: BTreeMap<&'static str, u64>,
     pub refused: BTreeMap<u16, u64>,
     pub protocol_errors: BTreeMap<&'static str, u64>,
@@ -37,6 +41,10 @@ pub(super) struct Shared {
     pub peak_open: AtomicU64,
     pub accepted: AtomicU64,
     pub accept_table_full: AtomicU64,
+    // Published by each thread every few tens of milliseconds, not per operation.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub recv_paused: AtomicU64,
 }
 
 impl Shared {
@@ -49,6 +57,15 @@ impl Shared {
     pub fn closed(&self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// Adds what a thread counted since its last publication.
+    pub fn publish(&self, bytes_in: u64, bytes_out: u64, recv_paused: u64) {
+        for (a, v) in [(&self.bytes_in, bytes_in), (&self.bytes_out, bytes_out), (&self.recv_paused, recv_paused)] {
+            if v > 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A snapshot of a running server, for progress lines.
@@ -60,6 +77,12 @@ pub struct Live {
     pub open: u64,
     /// Accepts refused because a ring's direct-descriptor table was full (ENFILE).
     pub accept_table_full: u64,
+    /// Bytes received so far (TCP payload; published by each thread every ≤ 50 ms).
+    pub bytes_in: u64,
+    /// Bytes sent so far (as `bytes_in`).
+    pub bytes_out: u64,
+    /// Receives paused so far for backpressure (as `bytes_in`).
+    pub recv_paused: u64,
 }
 
 impl Shared {
@@ -68,6 +91,9 @@ impl Shared {
             accepted: self.accepted.load(Ordering::Relaxed),
             open: self.open.load(Ordering::Relaxed),
             accept_table_full: self.accept_table_full.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            recv_paused: self.recv_paused.load(Ordering::Relaxed),
         }
     }
 }
@@ -84,6 +110,8 @@ pub(super) struct ThreadReport {
 /// The outcome of a server run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
+    /// What was served.
+    pub protocol: super::ServeProtocol,
     /// Server threads (one ring each).
     pub threads: usize,
     /// io_uring setup flags used.
@@ -92,13 +120,15 @@ pub struct Summary {
     pub accepted: u64,
     /// Most connections open at once (all threads).
     pub peak_open: u64,
-    /// Connections that completed the WebSocket upgrade.
+    /// Connections that completed the WebSocket upgrade (0 in raw TCP).
     pub upgraded: u64,
     /// Upgrade requests refused, by HTTP status.
     pub refused: BTreeMap<u16, u64>,
-    /// Data messages received.
+    /// Data messages received. Raw TCP: `bytes_in` ÷ the configured raw message size
+    /// (0 without one).
     pub messages_in: u64,
-    /// Data messages sent (echoes and pushes).
+    /// Data messages sent (echoes and pushes). Raw TCP: pushes, or in echo `bytes_out`
+    /// ÷ the configured raw message size (0 without one).
     pub messages_out: u64,
     /// Bytes received (TCP payload, upgrade requests included).
     pub bytes_in: u64,
@@ -106,9 +136,11 @@ pub struct Summary {
     pub bytes_out: u64,
     /// Pings answered.
     pub pings: u64,
-    /// Close frames received from clients.
+    /// Close frames received from clients; raw TCP: connections the client ended with
+    /// EOF (the normal end of a raw connection).
     pub closes_in: u64,
-    /// Connections ended without a close handshake (reset, EOF, forced at stop).
+    /// Connections ended without a close handshake (reset, receive or send error,
+    /// forced at stop; WebSocket: also EOF without a close frame).
     pub aborted: u64,
     /// Failed accepts by errno name (`ENFILE`: direct-descriptor table full).
     pub accept_errors: BTreeMap<String, u64>,
@@ -118,6 +150,12 @@ pub struct Summary {
     pub buffer_ring_exhausted: u64,
     /// Push messages dropped because a connection had too much output queued.
     pub push_dropped: u64,
+    /// Receives paused (cancelled, re-armed once the output drains) because a client
+    /// did not read what it was sent and its connection's output passed the limit.
+    pub recv_paused: u64,
+    /// Most output queued on one connection at once, in bytes (the backpressure limit
+    /// plus at most what the receives of one completion batch held).
+    pub peak_backlog_bytes: u64,
     /// Wall time from start to the end of the last thread.
     pub elapsed: Duration,
     /// CPU time (user + system) of the server threads.
@@ -152,6 +190,8 @@ impl Summary {
         self.aborted += c.aborted;
         self.buffer_ring_exhausted += c.enobufs;
         self.push_dropped += c.push_dropped;
+        self.recv_paused += c.recv_paused;
+        self.peak_backlog_bytes = self.peak_backlog_bytes.max(c.peak_backlog);
         self.cpu += r.cpu;
         for (k, v) in c.refused {
             *self.refused.entry(k).or_default() += v;

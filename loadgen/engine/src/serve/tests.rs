@@ -1,5 +1,5 @@
 //! The server on real loopback sockets: blocking `std::net` clients driven by
-//! loadgen-proto's `Client`. Every read has a timeout, so a failure is an error, not a
+//! loadgen-proto's `Client` (WebSocket), or plain byte streams (raw TCP). Every read has a timeout, so a failure is an error, not a
 //! hang. Rates are checked loosely (±20 %); no test asserts a latency.
 
 use std::io::{ErrorKind, Read, Write};
@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use loadgen_proto::violation::Violation;
 use loadgen_proto::{Client, ClientConfig, Event, HandshakeRequest, MessageKind, Opcode};
 use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 
-use super::{Mode, ServeConfig, ServerHandle, start};
+use super::{Mode, ServeConfig, ServeProtocol, ServerHandle, start};
 use crate::payload::Probe;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -473,4 +473,296 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     server.stop();
     let s = server.join();
     assert_eq!(s.upgraded, CONNS as u64);
+}
+
+// ---- Raw TCP (no WebSocket) ----
+
+fn raw_server(mode: Mode) -> ServerHandle {
+    serve(ServeConfig { protocol: ServeProtocol::RawTcp, mode, ..ServeConfig::default() })
+}
+
+fn raw_stream(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Reads until EOF (or a reset), tolerating the EINTR of ring teardowns; returns the bytes.
+fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let (mut all, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Waits (bounded) until the server has no open connection.
+fn wait_all_closed(server: &ServerHandle) {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while server.live().open > 0 {
+        assert!(Instant::now() < deadline, "{:?}", server.live());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn raw_echo_returns_the_exact_byte_stream_in_any_chunking() {
+    const CONNS: usize = 6;
+    let server = serve(ServeConfig { protocol: ServeProtocol::RawTcp, threads: 2, ..ServeConfig::default() });
+    let addr = server.addr();
+    let workers: Vec<_> = (0..CONNS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut rng = ChaCha8Rng::seed_from_u64(c as u64);
+                // Writes of 0 B to 1 MiB (connection 0 writes nothing at all), each split
+                // into write calls of random sizes.
+                let sizes: Vec<usize> = if c == 0 {
+                    Vec::new()
+                } else {
+                    let mut v = vec![0, 1, 100, 4_095, 4_096, 4_097, 65_536, 1 << 20];
+                    v.push(rng.next_u32() as usize % (1 << 20));
+                    v.rotate_left(c % 9);
+                    v
+                };
+                let total: usize = sizes.iter().sum();
+                let mut stream = vec![0u8; total];
+                rng.fill_bytes(&mut stream);
+                let stream = std::sync::Arc::new(stream);
+                let mut writer = raw_stream(addr);
+                let mut reader = writer.try_clone().unwrap();
+                let sent = std::sync::Arc::clone(&stream);
+                let w = std::thread::spawn(move || {
+                    let mut rng = ChaCha8Rng::seed_from_u64(100 + c as u64);
+                    let mut at = 0;
+                    for size in sizes {
+                        let end = at + size;
+                        while at < end {
+                            let n = (1 + rng.next_u32() as usize % (256 << 10)).min(end - at);
+                            writer.write_all(&sent[at..at + n]).unwrap();
+                            at += n;
+                        }
+                    }
+                    // Half close: the server still sends what it owes, then closes.
+                    writer.shutdown(std::net::Shutdown::Write).unwrap();
+                });
+                let (mut got, mut buf) = (Vec::with_capacity(total), vec![0u8; 128 << 10]);
+                loop {
+                    let n = 1 + rng.next_u32() as usize % buf.len();
+                    match reader.read(&mut buf[..n]) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => panic!("connection {c}: read after {} of {total} bytes: {e}", got.len()),
+                    }
+                }
+                w.join().unwrap();
+                assert_eq!(got.len(), total, "connection {c}: every byte comes back, then EOF");
+                assert!(got == *stream, "connection {c}: the same bytes in the same order");
+                total as u64
+            })
+        })
+        .collect();
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    wait_all_closed(&server);
+    let live = server.live();
+    server.stop();
+    let s = server.join();
+    let n = CONNS as u64;
+    assert_eq!(s.protocol, ServeProtocol::RawTcp);
+    assert_eq!((s.bytes_in, s.bytes_out), (total, total), "{s:?}");
+    assert_eq!((s.accepted, s.upgraded, s.closes_in, s.aborted), (n, 0, n, 0), "{s:?}");
+    assert_eq!((s.messages_in, s.messages_out), (0, 0), "no raw message size: bytes only");
+    assert!(s.errors.is_empty() && s.accept_errors.is_empty() && s.protocol_errors.is_empty(), "{s:?}");
+    assert!(s.peak_backlog_bytes > 0 && s.peak_open >= 1, "{s:?}");
+    assert!(live.bytes_in <= total && s.bytes_in == total, "live figures lag, never lead: {live:?}");
+}
+
+#[test]
+fn raw_sink_counts_bytes_and_messages_by_size() {
+    const SIZE: usize = 100;
+    let server = serve(ServeConfig {
+        protocol: ServeProtocol::RawTcp,
+        mode: Mode::Sink,
+        raw_message_size: Some(SIZE),
+        ..ServeConfig::default()
+    });
+    let mut total = 0;
+    for c in 0..3 {
+        let mut s = raw_stream(server.addr());
+        let data = vec![c as u8; 10_000 * (c + 1) + 50];
+        for chunk in data.chunks(777) {
+            s.write_all(chunk).unwrap();
+        }
+        total += data.len() as u64;
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(read_to_eof(&mut s).is_empty(), "sink sends nothing, then closes after the client's EOF");
+    }
+    wait_all_closed(&server);
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while server.live().bytes_in < total {
+        assert!(Instant::now() < deadline, "live bytes {:?}", server.live());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!((server.live().bytes_in, server.live().bytes_out), (total, 0));
+    server.stop();
+    let s = server.join();
+    assert_eq!((s.bytes_in, s.bytes_out, s.messages_out), (total, 0, 0), "{s:?}");
+    assert_eq!(s.messages_in, total / SIZE as u64, "messages = bytes / size");
+    assert_eq!((s.accepted, s.closes_in, s.aborted, s.recv_paused), (3, 3, 0, 0), "{s:?}");
+}
+
+#[test]
+fn raw_push_sends_probes_back_to_back() {
+    const RATE: f64 = 2_000.0;
+    const SIZE: usize = 100;
+    const CONNS: usize = 2;
+    let window = Duration::from_millis(1_500);
+    let server = raw_server(Mode::Push { rate: RATE, message_size: SIZE });
+    let streams: Vec<TcpStream> = (0..CONNS).map(|_| raw_stream(server.addr())).collect();
+    let from = unix_us() + 100_000;
+    let to = from + window.as_micros() as u64;
+    let read_until = Instant::now() + Duration::from_millis(100) + window + Duration::from_millis(300);
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                let (mut pending, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);
+                let (mut count, mut next_seq, mut sender) = (0u64, 0u64, None);
+                while Instant::now() < read_until {
+                    match s.read(&mut buf) {
+                        Ok(0) => panic!("the server closed early"),
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                    let whole = pending.len() / SIZE * SIZE;
+                    for payload in pending[..whole].chunks(SIZE) {
+                        let probe = Probe::decode(payload).expect("back-to-back probe payloads, unframed");
+                        assert_eq!(probe.seq, next_seq, "every probe, in order");
+                        assert!(sender.is_none_or(|s| s == probe.sender), "one sender id per connection");
+                        assert!(unix_us().abs_diff(probe.sent_unix_us) < 5_000_000, "a realtime µs stamp");
+                        (next_seq, sender) = (probe.seq + 1, Some(probe.sender));
+                        count += u64::from((from..to).contains(&probe.sent_unix_us));
+                    }
+                    pending.drain(..whole);
+                }
+                (count, sender)
+            })
+        })
+        .collect();
+    let results: Vec<(u64, Option<u64>)> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    let expected = RATE * window.as_secs_f64();
+    assert!((total as f64 - expected).abs() <= 0.2 * expected, "{total} probes, expected ≈ {expected}");
+    assert!(results[0].1.is_some() && results[0].1 != results[1].1, "a sender id per connection");
+    server.stop();
+    let s = server.join();
+    assert!(s.messages_out >= total && s.push_dropped == 0 && s.bytes_in == 0, "{s:?}");
+    assert!(s.bytes_out >= total * SIZE as u64 && s.bytes_out.is_multiple_of(SIZE as u64), "unframed: {s:?}");
+}
+
+#[test]
+fn raw_client_that_writes_without_reading_is_paused_not_buffered() {
+    const RING: (u16, u32) = (64, 4096);
+    const OFFERED: usize = 64 << 20;
+    let server = serve(ServeConfig {
+        protocol: ServeProtocol::RawTcp,
+        recv_buffers: RING.0,
+        recv_buffer_size: RING.1,
+        ..ServeConfig::default()
+    });
+    let stream = raw_stream(server.addr());
+    stream.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    // A reading neighbour keeps being served meanwhile.
+    let mut neighbour = raw_stream(server.addr());
+    let writer = std::thread::spawn(move || {
+        let (mut stream, chunk) = (stream, vec![0x5Au8; 64 << 10]);
+        let mut written = 0;
+        while written < OFFERED {
+            match stream.write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // Blocked for the whole timeout: the server stopped reading.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        (stream, written)
+    });
+    let (stalled, written) = writer.join().unwrap();
+    assert!(written < OFFERED, "the client's writes block once the server pauses ({written} B written)");
+    neighbour.write_all(b"still served").unwrap();
+    let mut back = [0u8; 12];
+    neighbour.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still served");
+    drop(neighbour);
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while server.live().open > 1 || server.live().recv_paused == 0 {
+        assert!(Instant::now() < deadline, "{:?}", server.live());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Stop: the stuck connection (a send that cannot complete) is reset after the grace.
+    let t = Instant::now();
+    server.stop();
+    let s = server.join();
+    assert!(t.elapsed() < Duration::from_secs(2), "stopped in {:?}", t.elapsed());
+    drop(stalled);
+    let ring_bytes = u64::from(RING.0) * u64::from(RING.1);
+    assert!(s.recv_paused >= 1, "{s:?}");
+    assert!(
+        s.peak_backlog_bytes > super::worker::RAW_OUT_HIGH as u64
+            && s.peak_backlog_bytes <= super::worker::RAW_OUT_HIGH as u64 + ring_bytes,
+        "queued output bounded by the limit plus one ring of receives: {s:?}"
+    );
+    assert!(s.bytes_in < OFFERED as u64 && s.bytes_in <= written as u64, "{s:?}");
+    assert_eq!((s.closes_in, s.aborted), (1, 1), "neighbour closed by EOF, the stuck one forced: {s:?}");
+}
+
+#[test]
+fn raw_stop_flushes_then_closes_every_connection() {
+    let server = raw_server(Mode::Echo);
+    let mut streams: Vec<TcpStream> = (0..20).map(|_| raw_stream(server.addr())).collect();
+    for (i, s) in streams.iter_mut().enumerate().skip(10) {
+        // Half of them have talked (and read their echo); the others are idle.
+        s.write_all(format!("hello {i}").as_bytes()).unwrap();
+        let mut back = vec![0u8; format!("hello {i}").len()];
+        s.read_exact(&mut back).unwrap();
+    }
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while server.live().accepted < 20 {
+        assert!(Instant::now() < deadline, "{:?}", server.live());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let t = Instant::now();
+    server.stop();
+    for s in &mut streams {
+        assert!(read_to_eof(s).is_empty(), "EOF, nothing else");
+    }
+    let s = server.join();
+    assert!(t.elapsed() < Duration::from_secs(2), "stopped in {:?}", t.elapsed());
+    assert_eq!((s.accepted, s.peak_open, s.aborted, s.closes_in), (20, 20, 0, 0), "closed gracefully: {s:?}");
+    assert_eq!(s.bytes_in, s.bytes_out, "{s:?}");
+}
+
+#[test]
+fn raw_settings_are_checked() {
+    let refused = |c: ServeConfig| matches!(start(c), Err(super::ServeError::Config(_)));
+    assert!(refused(ServeConfig { raw_message_size: Some(64), ..ServeConfig::default() }), "WebSocket counts frames");
+    assert!(refused(ServeConfig {
+        protocol: ServeProtocol::RawTcp,
+        raw_message_size: Some(0),
+        ..ServeConfig::default()
+    }));
+    assert!(refused(ServeConfig {
+        protocol: ServeProtocol::RawTcp,
+        mode: Mode::Push { rate: 10.0, message_size: 10 },
+        ..ServeConfig::default()
+    }));
 }

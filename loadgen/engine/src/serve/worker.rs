@@ -3,12 +3,15 @@
 //! atomics on the hot path (the stop flag is read once per loop turn; the open-count
 //! atomics change once per connection).
 //!
-//! Each turn: start stopping if asked, send due pushes, submit, wait for completions
-//! (bounded, so the stop flag and the push schedule are honoured), handle them.
+//! Each turn: start stopping if asked, send due pushes, publish live counters (every
+//! 20 ms at most), submit, wait for completions (bounded, so the stop flag and the push
+//! schedule are honoured), handle them.
 //! A connection's life: accept into a fixed slot → multishot receive armed → upgrade
 //! → frames → Draining (flush, shutdown, close of the slot) → slab entry freed when the
-//! Close completes. Nothing is freed while the kernel may still use it: the in-flight
-//! Send owns its buffer, and Close is only submitted once no Send or receive is armed.
+//! Close completes. Raw TCP is the same life without the upgrade (Open from the accept)
+//! and with the client's EOF as its normal end; the few places that differ branch on
+//! `raw`. Nothing is freed while the kernel may still use it: the in-flight Send owns
+//! its buffer, and Close is only submitted once no Send or receive is armed.
 //!
 //! What it does not do: parse HTTP or frames (see `session`), schedule pushes (see
 //! `push`), or print anything.
@@ -24,7 +27,7 @@ use super::conn::{BufPool, CodecPool, Phase, Slab};
 use super::ops::{self, Op, Tag};
 use super::session::{self, Ctx, NoMask};
 use super::summary::{Counters, Shared, ThreadReport, errno_name, thread_cpu};
-use super::{Mode, ServeConfig};
+use super::{Mode, ServeConfig, ServeProtocol};
 use crate::payload::Probe;
 use crate::uring::UringError;
 use crate::uring::buf_ring::BufRing;
@@ -43,10 +46,16 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 const CLOSE_GRACE: Duration = Duration::from_millis(1000);
 /// After a stop: leave even if some connections have not finished closing.
 const HARD_STOP: Duration = Duration::from_millis(1600);
-/// Output queued on a connection above which its receive is paused (cancelled) ...
+/// Output queued on a WebSocket connection above which its receive is paused
+/// (cancelled) ...
 const OUT_HIGH: usize = 4 << 20;
 /// ... and below which it is re-armed.
 const OUT_LOW: usize = 1 << 20;
+/// The same for raw TCP, where nothing needs a whole (large) message queued at once.
+pub(super) const RAW_OUT_HIGH: usize = 256 << 10;
+const RAW_OUT_LOW: usize = 64 << 10;
+/// How often live counters are added to the shared ones.
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 
 /// A thread's inputs.
 pub(super) struct WorkerSetup {
@@ -82,6 +91,14 @@ struct Worker {
     stop_at: Option<Instant>,
     forced: bool,
     next_sender: u64,
+    /// Raw TCP (no upgrade, no frames).
+    raw: bool,
+    /// Backpressure thresholds of the protocol (`OUT_HIGH`/`OUT_LOW` or the raw ones).
+    out_high: usize,
+    out_low: usize,
+    /// Counters as last published to `shared` (bytes in, bytes out, receives paused).
+    published: [u64; 3],
+    next_publish: Instant,
 }
 
 /// Runs one server thread to its end; reports readiness through `setup.ready` first.
@@ -97,6 +114,7 @@ pub(super) fn run(setup: WorkerSetup) -> ThreadReport {
     let _ = ready.send(Ok(()));
     drop(ready);
     let error = worker.run_loop().err().map(|e| format!("server thread {}: {e}", worker.index));
+    worker.publish();
     ThreadReport {
         counters: std::mem::take(&mut worker.counters),
         cpu: thread_cpu(),
@@ -139,6 +157,8 @@ impl Worker {
             }
             _ => None,
         };
+        let raw = s.config.protocol == ServeProtocol::RawTcp;
+        let (out_high, out_low) = if raw { (RAW_OUT_HIGH, RAW_OUT_LOW) } else { (OUT_HIGH, OUT_LOW) };
         let mut w = Worker {
             ring,
             accept_armed: true,
@@ -158,6 +178,11 @@ impl Worker {
             forced: false,
             next_sender: 0,
             listener: None,
+            raw,
+            out_high,
+            out_low,
+            published: [0; 3],
+            next_publish: s.started,
         };
         w.backlog.push(ops::accept_multi(s.listener.as_raw_fd()));
         w.listener = Some(s.listener);
@@ -190,9 +215,22 @@ impl Worker {
                     wait = wait.min(d.saturating_duration_since(now));
                 }
             }
+            if now >= self.next_publish {
+                self.publish();
+                self.next_publish = now + PUBLISH_EVERY;
+            }
             self.submit_and_wait(wait)?;
             self.reap();
         }
+    }
+
+    /// Adds what was counted since the last publication to the shared live counters.
+    fn publish(&mut self) {
+        let c = &self.counters;
+        let now = [c.bytes_in, c.bytes_out, c.recv_paused];
+        let [a, b, p] = [0, 1, 2].map(|k| now[k] - self.published[k]);
+        self.shared.publish(a, b, p);
+        self.published = now;
     }
 
     fn submit_and_wait(&mut self, wait: Duration) -> Result<(), UringError> {
@@ -273,11 +311,12 @@ impl Worker {
             if self.stop_at.is_some() {
                 self.backlog.push(ops::close(slot, Tag::global(Op::CloseOrphan)));
             } else {
-                let i = self.slab.alloc(slot);
+                let i = self.slab.alloc(slot, if self.raw { Phase::Open } else { Phase::Upgrading });
                 self.counters.accepted += 1;
                 self.shared.opened();
                 self.slab.conns[i as usize].sender = ((self.index as u64) << 40) | self.next_sender;
                 self.next_sender += 1;
+                self.sync_open(i);
                 self.arm_recv(i);
             }
         } else if !(res == -libc::ECANCELED && self.stop_at.is_some()) {
@@ -325,6 +364,7 @@ impl Worker {
             {
                 let data = self.ring.buf_ring(0).buffer(bid, res as usize);
                 let mut ctx = Ctx {
+                    protocol: self.config.protocol,
                     mode: self.config.mode,
                     bufs: &mut self.bufs,
                     codecs: &mut self.codecs,
@@ -339,11 +379,16 @@ impl Worker {
             self.kick_send(i);
             self.check_backpressure(i);
         } else if res == 0 {
-            // The client closed its side (EOF).
+            // The client closed its side (EOF): the normal end of a raw connection (what
+            // is queued is still sent), an abort for WebSocket (no close frame came).
             let c = &mut self.slab.conns[i as usize];
             if c.phase != Phase::Draining {
                 c.phase = Phase::Draining;
-                self.counters.aborted += 1;
+                if self.raw {
+                    self.counters.closes_in += 1;
+                } else {
+                    self.counters.aborted += 1;
+                }
                 self.sync_open(i);
             }
         } else if res == -libc::ENOBUFS {
@@ -425,7 +470,7 @@ impl Worker {
             self.abort(i);
         }
         let c = &mut self.slab.conns[i as usize];
-        if c.recv_paused && c.outbound() < OUT_LOW {
+        if c.recv_paused && c.outbound() < self.out_low {
             c.recv_paused = false;
             if !c.recv_armed && c.wants_read() {
                 self.arm_recv(i);
@@ -434,13 +479,22 @@ impl Worker {
         self.advance_close(i);
     }
 
-    /// Pauses reading from a client that does not read what it is sent.
+    /// Pauses reading from a client that does not read what it is sent: an armed
+    /// receive is cancelled, an ended one is not re-armed (whatever ended it) until
+    /// the output drains. What the receive delivers until the cancel lands is still
+    /// handled, so the output may pass the limit by what one batch of completions held
+    /// (at most the buffer ring). Also keeps the peak of queued output.
     fn check_backpressure(&mut self, i: u32) {
         let tag = self.tag(i, Op::Recv);
         let c = &mut self.slab.conns[i as usize];
-        if c.recv_armed && !c.recv_paused && c.outbound() > OUT_HIGH {
+        let out = c.outbound();
+        self.counters.peak_backlog = self.counters.peak_backlog.max(out as u64);
+        if !c.recv_paused && out > self.out_high {
             c.recv_paused = true;
-            self.backlog.push(ops::cancel(tag));
+            self.counters.recv_paused += 1;
+            if c.recv_armed {
+                self.backlog.push(ops::cancel(tag));
+            }
         }
     }
 
@@ -505,7 +559,8 @@ impl Worker {
     }
 
     /// Stop: cancel the accept (the listener closes when it ends), send close 1001 to
-    /// every open connection, drop connections still upgrading.
+    /// every open WebSocket connection, drop connections still upgrading; raw
+    /// connections flush what is queued, then shut down.
     fn begin_stop(&mut self, now: Instant) {
         self.stop_at = Some(now);
         if self.accept_armed {
@@ -517,6 +572,11 @@ impl Worker {
             let c = &mut self.slab.conns[i as usize];
             match c.phase {
                 Phase::Upgrading => self.abort(i),
+                Phase::Open if self.raw => {
+                    c.phase = Phase::Draining;
+                    self.sync_open(i);
+                    self.advance_close(i);
+                }
                 Phase::Open => {
                     if c.pending.capacity() == 0 {
                         c.pending = self.bufs.take();
@@ -532,11 +592,16 @@ impl Worker {
         }
     }
 
-    /// The grace period is over: end every remaining connection now.
+    /// The grace period is over: end every remaining connection now. One still
+    /// flushing its output (Draining, no shutdown yet) counts as aborted too.
     fn force_all(&mut self) {
         self.forced = true;
         for i in 0..self.slab.conns.len() as u32 {
-            if self.slab.conns[i as usize].phase != Phase::Free {
+            let c = &self.slab.conns[i as usize];
+            if c.phase != Phase::Free {
+                if c.phase == Phase::Draining && !c.shutdown_sent {
+                    self.counters.aborted += 1;
+                }
                 self.abort(i);
                 self.advance_close(i);
             }
