@@ -200,6 +200,9 @@ fn run_against_nothing_exits_3_and_bad_flags_exit_2() {
         vec!["run", "--target", &url, "--echo", "--message-size", "10"],
         vec!["run", "--target", "http://x/"],
         vec!["run", "--target", &url, "--duration", "5 parsecs"],
+        vec!["run", "--target", &url, "--raw", "--ping-interval", "1s"],
+        vec!["run", "--target", &url, "--close-rate", "0"],
+        vec!["run", "--target", &url, "--arrivals", "poisson"],
     ] {
         let o = loadgen(&bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));

@@ -33,7 +33,7 @@ pub struct RunArgs {
     targets: Vec<String>,
     /// Plain TCP instead of WebSocket: the same probe payloads back to back, no
     /// handshake, no framing (against `loadgen serve --raw`): this host's ceiling.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["on_open", "ping_interval"])]
     raw: bool,
     /// Connections to open.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]

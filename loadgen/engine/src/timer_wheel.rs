@@ -151,11 +151,7 @@ impl TimerWheel {
         match self.entries.get(id.index as usize) {
             Some(e) if e.generation == id.generation && e.slot == FAR => {
                 // The heap item goes stale and is skipped when it comes up.
-                let e = &mut self.entries[id.index as usize];
-                e.slot = NIL;
-                e.generation = e.generation.wrapping_add(1);
-                self.free.push(id.index);
-                self.len -= 1;
+                self.release(id.index);
                 true
             }
             Some(e) if e.generation == id.generation && e.slot != NIL => {
@@ -179,6 +175,12 @@ impl TimerWheel {
         if next != NIL {
             self.entries[next as usize].prev = prev;
         }
+        self.release(index);
+    }
+
+    /// Returns entry `index` (already out of its slot or heap) to the free list; its
+    /// handles go stale.
+    fn release(&mut self, index: u32) {
         let e = &mut self.entries[index as usize];
         e.slot = NIL;
         e.generation = e.generation.wrapping_add(1);

@@ -19,8 +19,7 @@ impl Worker<'_> {
         self.close_start_ns = now;
         self.close_cursor = 0;
         self.ready.clear();
-        let per_worker = (self.setup.config.close_rate / self.setup.config.workers as f64).max(1e-3);
-        let ramp_down_ns = (f64::from(self.next_conn) / per_worker * 1e9).min(3_600e9) as u64;
+        let ramp_down_ns = (f64::from(self.next_conn) / self.close_rate_per_worker() * 1e9).min(3_600e9) as u64;
         self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         for index in 0..self.next_conn {
             if matches!(self.conns[index as usize].phase, Phase::Connecting | Phase::Handshaking) {
@@ -33,9 +32,8 @@ impl Worker<'_> {
 
     /// Closes the open connections whose turn in the ramp-down has come.
     pub(super) fn close_due(&mut self, now: u64) {
-        let per_worker = self.setup.config.close_rate / self.setup.config.workers as f64;
         let elapsed_s = now.saturating_sub(self.close_start_ns) as f64 / 1e9;
-        let due = ((elapsed_s * per_worker) as u64 + 1).min(u64::from(self.next_conn)) as u32;
+        let due = ((elapsed_s * self.close_rate_per_worker()) as u64 + 1).min(u64::from(self.next_conn)) as u32;
         while self.close_cursor < due {
             let index = self.close_cursor;
             self.close_cursor += 1;
@@ -53,8 +51,12 @@ impl Worker<'_> {
         if !self.closes_pending() {
             return None;
         }
-        let per_worker = self.setup.config.close_rate / self.setup.config.workers as f64;
-        Some(self.close_start_ns + (f64::from(self.close_cursor) / per_worker * 1e9) as u64)
+        Some(self.close_start_ns + (f64::from(self.close_cursor) / self.close_rate_per_worker() * 1e9) as u64)
+    }
+
+    /// This worker's share of the close rate (connections per second).
+    fn close_rate_per_worker(&self) -> f64 {
+        (self.setup.config.close_rate / self.setup.config.workers as f64).max(1e-3)
     }
 
     fn close_one(&mut self, index: u32, now: u64) {
