@@ -192,14 +192,17 @@ impl Worker<'_> {
         loop {
             let now = self.setup.clock.now_ns();
             self.tick_second(now);
-            if !self.closing_all && (now >= self.setup.end_ns || self.setup.stop.load(Ordering::Relaxed)) {
-                self.begin_close(now);
+            if !self.closing_all {
+                // What was due before the end still goes out (and is counted): every
+                // intended time of the schedules lies before `end_ns`.
+                self.start_due_connections(now);
+                self.send_due_messages(now);
+                if now >= self.setup.end_ns || self.setup.stop.load(Ordering::Relaxed) {
+                    self.begin_close(now);
+                }
             }
             if self.closing_all {
                 self.close_due(now);
-            } else {
-                self.start_due_connections(now);
-                self.send_due_messages(now);
             }
             self.fire_timers(now);
             self.flush_pending()?;
