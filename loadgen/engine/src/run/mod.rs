@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::report::{ProcessUsage, UsageBaseline};
 use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
-use crate::stats::{RunStats, SaturationPolicy, channel};
+use crate::stats::{RunStats, SaturationPolicy, SecondStats, channel};
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
 
@@ -176,6 +176,17 @@ pub fn default_slots_per_ring() -> u32 {
 
 /// Runs the load described by `config` until done or until `stop` is set.
 pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError> {
+    run_with_progress(config, stop, &mut |_| {})
+}
+
+/// [`run`], calling `on_second` on the collecting thread with each second as soon as
+/// every worker has reported it (live progress). The callback must return quickly: the
+/// workers' snapshots queue behind it (they never block on it).
+pub fn run_with_progress(
+    config: &RunConfig,
+    stop: &AtomicBool,
+    on_second: &mut dyn FnMut(&SecondStats),
+) -> Result<RunOutcome, RunError> {
     if config.targets.is_empty() || config.workers == 0 || config.connections == 0 {
         return Err(RunError::Setup("a run needs at least one target, one worker and one connection".into()));
     }
@@ -239,7 +250,18 @@ pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError
             .collect();
         // The collector merges seconds while the workers run; it returns when every
         // worker has finished (or dropped its reporter).
-        let stats = collector.run();
+        let mut collector = collector;
+        let mut shown = 0;
+        while collector.step(Duration::from_millis(100)) {
+            for second in &collector.seconds()[shown..] {
+                on_second(second);
+            }
+            shown = collector.seconds().len();
+        }
+        let stats = collector.finish();
+        for second in &stats.seconds[shown..] {
+            on_second(second);
+        }
         let results: Vec<Result<(), RunError>> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err(RunError::Setup("a worker panicked".into()))))

@@ -89,6 +89,16 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts(self.bufs.as_ptr().add(usize::from(bid) * self.buf_size as usize), len) }
     }
 
+    /// The first `len` bytes of buffer `bid`, writable (TLS decrypts in place there).
+    pub fn buffer_mut(&mut self, bid: u16, len: usize) -> &mut [u8] {
+        assert!(bid < self.entries && len <= self.buf_size as usize, "buffer {bid} len {len}");
+        // SAFETY: as in `buffer`; `&mut self` makes this the only view of the buffer,
+        // and the kernel does not touch it until it is recycled.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.bufs.as_ptr().add(usize::from(bid) * self.buf_size as usize), len)
+        }
+    }
+
     /// Gives buffer `bid` back to the kernel.
     pub fn recycle(&mut self, bid: u16) {
         assert!(bid < self.entries, "buffer {bid} out of range");
