@@ -299,3 +299,62 @@ fn thirty_thousand_connections_despite_the_open_file_limit() {
         assert!(stdout.contains("rings"), "the plan says how it got past the fd limit: {stdout}");
     }
 }
+
+/// wss:// end to end: `loadgen serve --tls` writes its certificate, `loadgen run`
+/// trusts it with --ca-file, resumes sessions, and reports TLS and deflate memory.
+#[test]
+fn wss_run_against_serve_tls_with_resumption_and_deflate() {
+    let out = temp_dir("run-wss");
+    std::fs::create_dir_all(&out).unwrap();
+    let cert = out.join("cert.pem");
+    let (mut server, url) =
+        serve(&["--mode", "echo", "--threads", "2", "--tls", "--tls-cert-out", cert.to_str().unwrap()]);
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
+    let o = loadgen(&[
+        "run",
+        "--target",
+        &url,
+        "--ca-file",
+        cert.to_str().unwrap(),
+        "--connections",
+        "200",
+        // Debug builds on two busy cores: a session ticket can take 100 ms to arrive.
+        "--connect-rate",
+        "400",
+        "--duration",
+        "1s",
+        "--echo",
+        "--rate",
+        "1000",
+        "--deflate",
+        "--progress",
+        "plain",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // Without trust settings a wss:// run is refused up front, on one line.
+    let refused = loadgen(&["run", "--target", &url, "--connections", "1", "--duration", "0s"]);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    assert!(o.status.success(), "exit {:?}; stderr: {}", o.status, stderr(&o));
+    let r = report(&out);
+    assert_eq!(r["connections"]["established"], 200, "{}", r["errors"]);
+    assert!(r.get("errors").is_none(), "clean TLS run: {}", r["errors"]);
+    assert_eq!(r["latency_us"]["tls_handshake"]["count"], 200, "{r}");
+    let (full, resumed) =
+        (r["tls"]["handshakes_full"].as_u64().unwrap(), r["tls"]["handshakes_resumed"].as_u64().unwrap());
+    assert_eq!(full + resumed, 200);
+    assert!(resumed >= 50, "a worker's later connections resume: {full} full, {resumed} resumed");
+    let per_session = r["tls"]["bytes_per_session"].as_u64().unwrap();
+    assert!((2_000..16_000).contains(&per_session), "{per_session} B per held TLS session");
+    let sent = r["messages"]["sent"].as_u64().unwrap();
+    assert!(sent >= 900 && r["messages"]["received"] == sent, "echoed over TLS: {}", r["messages"]);
+    let offer = r["config"]["deflate"].as_str().unwrap();
+    assert!(offer.starts_with("permessage-deflate; server_no_context_takeover; client_no_context_takeover"), "{offer}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("tls ") && stdout.contains("resumed"), "summary names TLS: {stdout}");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--ca-file"), "{}", stderr(&refused));
+    assert_eq!(stderr(&refused).trim().lines().count(), 1, "{}", stderr(&refused));
+}

@@ -1,23 +1,32 @@
 //! `loadgen` command line: parses flags into library options and maps outcomes to exit
 //! codes (0 ok, 1 checks failed, 2 usage or configuration error, 3 runtime failure,
-//! 130 interrupted).
+//! 130 interrupted). Usage errors are printed on one line naming the problem and
+//! where the fix is (`--help`); `--version` also says what the host offers.
 //! No protocol or measurement logic lives here.
 
 mod check_cmd;
+mod doctor;
+mod host_info;
+mod progress;
 mod run_cmd;
 mod run_report;
 mod serve_cmd;
+mod summary;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 /// eBPF-assisted WebSocket load generator for real-time systems.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about, long_about = None)]
+#[command(name = "loadgen", version, about, long_about = None, disable_version_flag = true, arg_required_else_help = true)]
 struct Cli {
+    /// Print the version and what this host offers (io_uring, open-file limit, BPF).
+    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,10 +36,53 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Run a load: connections, then idle or echo traffic, measured from intended times.
     #[command(after_help = run_cmd::EXAMPLES)]
-    Run(run_cmd::RunArgs),
+    Run {
+        #[command(flatten)]
+        args: run_cmd::RunArgs,
+        #[command(flatten)]
+        output: progress::OutputArgs,
+    },
     /// Serve WebSocket (echo, sink or push), or raw TCP with --raw on io_uring: the target for benchmarks.
     #[command(after_help = serve_cmd::EXAMPLES)]
     Serve(serve_cmd::ServeArgs),
+    /// Check whether this host can hold a load (pre-flight checks only) and print each fix.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Subcommands, to point a usage error at the right `--help`.
+const SUBCOMMANDS: [&str; 4] = ["check", "run", "serve", "doctor"];
+
+/// A clap usage error on one line: the message, any tip, the usage and where the help
+/// is (`args`: the command line, for the subcommand).
+fn one_line(rendered: &str, args: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut help = match args.iter().skip(1).find(|a| SUBCOMMANDS.contains(&a.as_str())) {
+        Some(sub) => format!("loadgen {sub} --help"),
+        None => "loadgen --help".to_string(),
+    };
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("For more information") {
+            continue;
+        }
+        if let Some(usage) = line.strip_prefix("Usage: ") {
+            let words: Vec<&str> = usage.split_whitespace().take_while(|w| !w.starts_with(['-', '<', '['])).collect();
+            help = format!("{} --help", words.join(" "));
+            parts.push(format!("usage: {usage}"));
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if last.ends_with(':') => {
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ => parts.push(line.to_string()),
+        }
+    }
+    if !parts.first().is_some_and(|p| p.starts_with("error:")) {
+        parts.insert(0, "error:".into());
+    }
+    format!("{}; see `{help}`", parts.join("; "))
 }
 
 fn main() -> ExitCode {
@@ -38,13 +90,61 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let usage = e.use_stderr();
-            let _ = e.print();
+            if usage && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let args: Vec<String> = std::env::args().collect();
+                eprintln!("{}", one_line(&e.render().to_string(), &args));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if usage { 2 } else { 0 });
         }
     };
+    if cli.version {
+        println!("{}", host_info::version_text());
+        return ExitCode::SUCCESS;
+    }
     match cli.command {
-        Command::Check(args) => check_cmd::run(&args),
-        Command::Run(args) => run_cmd::run(&args),
-        Command::Serve(args) => serve_cmd::run(&args),
+        Some(Command::Check(args)) => check_cmd::run(&args),
+        Some(Command::Run { args, output }) => run_cmd::run(&args, &output),
+        Some(Command::Serve(args)) => serve_cmd::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        None => {
+            let _ = Cli::command().print_help();
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_become_one_line_with_the_help_command() {
+        let line = |args: &[&str]| {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let line = one_line(&e.render().to_string(), &args);
+            assert_eq!(line.lines().count(), 1, "{line}");
+            assert!(line.starts_with("error: "), "{line}");
+            line
+        };
+        let l = line(&["loadgen", "run", "--target", "ws://h/", "--ech"]);
+        assert!(l.starts_with("error: unexpected argument '--ech'"), "{l}");
+        assert!(l.contains("'--echo'") && l.ends_with("see `loadgen run --help`"), "{l}");
+        let l = line(&["loadgen", "run"]);
+        assert!(l.contains("not provided: --target <URL>;"), "{l}");
+        let l = line(&["loadgen", "doctor", "--connections", "0"]);
+        assert!(l.contains("--connections") && l.ends_with("see `loadgen doctor --help`"), "{l}");
+        let l = line(&["loadgen", "frobnicate"]);
+        assert!(l.contains("'frobnicate'") && l.ends_with("see `loadgen --help`"), "{l}");
+    }
+
+    #[test]
+    fn run_help_ends_with_examples_including_progress_flags() {
+        let help = Cli::command().find_subcommand_mut("run").unwrap().render_long_help().to_string();
+        let examples = help.rsplit_once("Examples:").expect("examples in --help").1;
+        assert!(examples.contains("--progress json") && examples.contains("--quiet"), "{examples}");
+        assert!(help.contains("--progress <PROGRESS>"), "{help}");
     }
 }

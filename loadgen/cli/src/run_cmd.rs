@@ -1,10 +1,12 @@
 //! `loadgen run`: ad-hoc runs from flags. Builds the engine's `RunConfig`, installs a
 //! Ctrl-C handler (stop new work, close with a bounded close handshake, still write the
-//! report), runs, prints a summary and writes `report.json`.
+//! report), runs with live progress (`progress`), prints the summary (`summary`) and
+//! writes `report.json`. The pre-flight helpers here are shared with `loadgen doctor`.
 //!
 //! Exit codes: 0 ran, 2 usage or configuration error, 3 runtime failure (target
 //! unreachable and the like), 130 interrupted.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +15,10 @@ use std::time::Duration;
 
 use clap::Args;
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
-use loadgen_engine::run::{MessageRate, OnOpenStep, Protocol, RunConfig, RunOutcome, Traffic, WsTarget};
+use loadgen_engine::run::{MessageRate, OnOpenStep, Protocol, RunConfig, Traffic, WsTarget};
 use loadgen_engine::schedule::Arrivals;
-use loadgen_engine::stats::Metric;
+
+use crate::progress::{Mode, OutputArgs, Progress};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
@@ -23,12 +26,20 @@ pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate-per-conn 10
   loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 20000 --arrivals poisson
-  loadgen run --raw --target ws://127.0.0.1:9090/ --connections 1000 --duration 10s --echo   # vs `loadgen serve --raw`";
+  loadgen run --raw --target ws://127.0.0.1:9090/ --connections 1000 --duration 10s --echo   # vs `loadgen serve --raw`
+  loadgen run --target wss://127.0.0.1:8443/ --ca-file cert.pem --connections 5000 --duration 30s --echo --rate 5000   # TLS, sessions resumed
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 30s --echo --rate 5000 --deflate   # permessage-deflate
+  loadgen run --target http://127.0.0.1:8080/status --connections 5000 --duration 60s --echo --rate-per-conn 0.5   # HTTP pollers (cookies, Retry-After)
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 1000 --progress plain   # one line per second (CI logs)
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 1000 --progress json > progress.jsonl   # summary on stderr
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --idle --quiet   # only the summary
+  loadgen doctor --connections 100000   # will this host hold it? (each limit and its fix)";
 
 /// Flags of `loadgen run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// ws:// URL to load (repeat for several targets, used round robin).
+    /// ws:// or wss:// URL to load (repeat for several targets, used round robin);
+    /// http:// or https:// for HTTP/1.1 keep-alive polling (each message is a GET).
     #[arg(long = "target", value_name = "URL", required = true)]
     targets: Vec<String>,
     /// Plain TCP instead of WebSocket: the same probe payloads back to back, no
@@ -84,6 +95,24 @@ pub struct RunArgs {
     /// Send a ping this often on every ready connection and time its pong (e.g. 1s).
     #[arg(long, value_parser = parse_duration)]
     ping_interval: Option<Duration>,
+    /// Trust the certificates in this PEM file for wss:// targets (e.g. the file
+    /// `loadgen serve --tls --tls-cert-out FILE` wrote).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// wss:// without verifying the server's certificate (test servers only).
+    #[arg(long, conflicts_with = "ca_file")]
+    insecure: bool,
+    /// Full TLS handshakes every time (by default each worker resumes its sessions).
+    #[arg(long)]
+    no_tls_resumption: bool,
+    /// Offer permessage-deflate (no context takeover either way: compression contexts
+    /// are pooled per core, so a held connection keeps none).
+    #[arg(long, conflicts_with = "raw")]
+    deflate: bool,
+    /// With --deflate: keep compression contexts between messages (better ratio, but
+    /// each connection then holds its own contexts, about 300 KB with zlib defaults).
+    #[arg(long, requires = "deflate")]
+    deflate_context_takeover: bool,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
@@ -117,7 +146,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Parses `ws://host:port/path` into an engine target (IPv4 for now).
 fn target(url: &str) -> Result<WsTarget, String> {
-    let t = loadgen_conformance::Target::parse(url).map_err(|e| e.to_string())?;
+    // http:// and https:// (HTTP polling) share the URL grammar of ws:// and wss://.
+    let (_, url) = http_scheme(url);
+    let url = url.as_str();
+    let t = loadgen_conformance::Target::parse_url(url).map_err(|e| e.to_string())?;
     let addr = (t.host.as_str(), t.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
@@ -126,7 +158,7 @@ fn target(url: &str) -> Result<WsTarget, String> {
             SocketAddr::V6(_) => None,
         })
         .ok_or_else(|| format!("{} has no IPv4 address (IPv6 targets are not supported yet)", t.host))?;
-    Ok(WsTarget { addr: SocketAddrV4::new(*addr.ip(), addr.port()), host: t.host_header(), path: t.path })
+    Ok(WsTarget { addr: SocketAddrV4::new(*addr.ip(), addr.port()), host: t.host_header(), path: t.path, tls: t.tls })
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -143,15 +175,49 @@ fn install_signal_handlers() {
     }
 }
 
+/// Reads the host as a run sees it: the soft RLIMIT_NOFILE raised to the hard one
+/// first (shared with `loadgen doctor`).
+pub(crate) fn host_facts() -> Result<HostFacts, String> {
+    let _ = preflight::raise_nofile_soft_to_hard();
+    HostFacts::read().map_err(|e| e.to_string())
+}
+
+/// The pre-flight request of `connections` to `targets` on `workers` threads, from
+/// `sources` (empty: automatic). Shared with `loadgen doctor`.
+pub(crate) fn load_request(
+    connections: u32,
+    targets: &[SocketAddrV4],
+    workers: usize,
+    sources: &[Ipv4Addr],
+) -> LoadRequest {
+    let targets = targets.iter().map(|&a| SocketAddr::V4(a)).collect();
+    let mut request = LoadRequest::new(u64::from(connections), targets, workers);
+    if !sources.is_empty() {
+        request.sources = SourceAddrs::Explicit(sources.iter().map(|ip| IpAddr::V4(*ip)).collect());
+    }
+    request
+}
+
+/// The address of a target URL, resolved as `loadgen run` resolves it.
+/// Whether `url` is http:// or https://, and the URL with the matching ws:// or wss://
+/// scheme (same defaults and grammar).
+fn http_scheme(url: &str) -> (bool, String) {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (true, format!("ws://{rest}")),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, format!("wss://{rest}")),
+        _ => (false, url.to_owned()),
+    }
+}
+
+pub(crate) fn target_addr(url: &str) -> Result<SocketAddrV4, String> {
+    target(url).map(|t| t.addr)
+}
+
 /// Checks the host against the load and adopts the plan: ring size, source addresses.
 fn preflight(config: &mut RunConfig) -> Result<Plan, String> {
-    let _ = preflight::raise_nofile_soft_to_hard();
-    let facts = HostFacts::read().map_err(|e| e.to_string())?;
-    let targets = config.targets.iter().map(|t| SocketAddr::V4(t.addr)).collect();
-    let mut request = LoadRequest::new(u64::from(config.connections), targets, config.workers);
-    if !config.sources.is_empty() {
-        request.sources = SourceAddrs::Explicit(config.sources.iter().map(|ip| IpAddr::V4(*ip)).collect());
-    }
+    let facts = host_facts()?;
+    let targets: Vec<SocketAddrV4> = config.targets.iter().map(|t| t.addr).collect();
+    let request = load_request(config.connections, &targets, config.workers, &config.sources);
     let plan = preflight::plan(&facts, &request).map_err(|e| e.to_string())?;
     config.max_slots_per_ring = plan.per_ring_capacity;
     if config.sources.is_empty() && plan.targets.iter().any(|t| !t.kernel_chooses_source) {
@@ -167,7 +233,8 @@ fn preflight(config: &mut RunConfig) -> Result<Plan, String> {
     Ok(plan)
 }
 
-pub fn run(args: &RunArgs) -> ExitCode {
+pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
+    let mode = output.mode();
     let mut config = match config(args) {
         Ok(c) => c,
         Err(e) => {
@@ -182,17 +249,33 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("{}", plan.describe());
+    // Human-readable text goes to stdout, except in json mode (stdout holds only the
+    // JSON lines then) and, for the plan, in quiet mode (warnings still on stderr).
+    let mut human: Box<dyn Write> =
+        if mode == Mode::Json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    if mode == Mode::Quiet {
+        for w in &plan.warnings {
+            eprintln!("warning: {w}");
+        }
+    } else {
+        let _ = writeln!(human, "{}", plan.describe());
+        let _ = writeln!(
+            human,
+            "loadgen run: {} connections to {} at {}/s, hold {:?}, {} workers",
+            config.connections,
+            args.targets.join(", "),
+            config.connect_rate,
+            config.hold,
+            config.workers
+        );
+        let _ = human.flush();
+    }
     install_signal_handlers();
-    println!(
-        "loadgen run: {} connections to {} at {}/s, hold {:?}, {} workers",
-        config.connections,
-        args.targets.join(", "),
-        config.connect_rate,
-        config.hold,
-        config.workers
-    );
-    let outcome = match loadgen_engine::run::run(&config, &STOP) {
+    let mut progress = Progress::new(mode, &config);
+    let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second| {
+        progress.second(second, STOP.load(Ordering::Relaxed));
+    });
+    let outcome = match result {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
@@ -200,9 +283,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     let interrupted = STOP.load(Ordering::Relaxed);
-    print_summary(&outcome);
+    crate::summary::write(&mut human, &outcome, interrupted);
     match crate::run_report::write(&outcome, &config, &plan, interrupted, &args.out) {
-        Ok(path) => println!("report: {}", path.display()),
+        Ok(path) => {
+            let _ = writeln!(human, "report: {}", path.display());
+            let _ = human.flush();
+        }
         Err(e) => {
             eprintln!("error: cannot write the report into {}: {e} (choose another --out)", args.out.display());
             return ExitCode::from(3);
@@ -212,16 +298,51 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if interrupted {
         ExitCode::from(130)
     } else if s.totals.established == 0 {
-        let cause = s.errors.iter().max_by_key(|(_, n)| **n).map_or("unknown", |(k, _)| *k);
-        eprintln!("error: no connection was established (most frequent error: {cause}); is the target listening?");
+        eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, &args.targets));
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     }
 }
 
+/// The TLS settings of wss:// targets from `--ca-file` / `--insecure`.
+fn tls_config(args: &RunArgs, any_wss: bool) -> Result<Option<loadgen_tls::TlsClientConfig>, String> {
+    if !any_wss {
+        if args.ca_file.is_some() || args.insecure {
+            return Err("--ca-file and --insecure apply to wss:// targets; every target is ws://".into());
+        }
+        return Ok(None);
+    }
+    let mut builder = loadgen_tls::TlsClientConfig::builder().resumption(!args.no_tls_resumption);
+    match (&args.ca_file, args.insecure) {
+        (Some(path), _) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read --ca-file {}: {e} (give a PEM certificate file)", path.display()))?;
+            builder = builder.ca_pem(pem);
+        }
+        (None, true) => builder = builder.insecure_skip_verify(true),
+        (None, false) => {
+            return Err(
+                "wss:// targets need trust settings: --ca-file FILE (PEM), or --insecure for a test server".into()
+            );
+        }
+    }
+    builder.build().map(Some).map_err(|e| format!("TLS settings: {e} (check --ca-file)"))
+}
+
 fn config(args: &RunArgs) -> Result<RunConfig, String> {
     let targets = args.targets.iter().map(|u| target(u)).collect::<Result<Vec<_>, _>>()?;
+    let targets_tls = targets.iter().any(|t| t.tls);
+    let http = args.targets.iter().filter(|u| http_scheme(u).0).count();
+    if http > 0 && http < args.targets.len() {
+        return Err("mix of http(s):// and ws(s):// targets: one run speaks one protocol".into());
+    }
+    if http > 0 && (args.raw || !args.on_open.is_empty() || args.ping_interval.is_some() || args.deflate) {
+        return Err("--raw, --on-open, --ping-interval and --deflate do not apply to http(s):// polling".into());
+    }
+    if args.raw && targets_tls {
+        return Err("--raw speaks plain TCP; give ws:// targets".into());
+    }
     if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
         return Err("--connect-rate must be a positive number".into());
     }
@@ -245,7 +366,13 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cpus).clamp(1, 1024);
     Ok(RunConfig {
-        protocol: if args.raw { Protocol::RawTcp } else { Protocol::WebSocket },
+        protocol: if args.raw {
+            Protocol::RawTcp
+        } else if http > 0 {
+            Protocol::Http1
+        } else {
+            Protocol::WebSocket
+        },
         targets,
         connections: args.connections,
         connect_rate: args.connect_rate,
@@ -273,55 +400,11 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
             .collect(),
         ping_interval: args.ping_interval.filter(|d| !d.is_zero()),
         max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
+        tls: tls_config(args, targets_tls)?,
+        deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
+            server_no_context_takeover: !args.deflate_context_takeover,
+            client_no_context_takeover: !args.deflate_context_takeover,
+            ..loadgen_proto::DeflateConfig::default()
+        }),
     })
-}
-
-fn print_summary(o: &RunOutcome) {
-    let s = &o.stats;
-    let t = &s.totals;
-    println!();
-    println!(
-        "connections: {} attempted, {} established, {} failed, peak open {}",
-        t.attempted, t.established, t.failed, s.peak_open
-    );
-    for metric in Metric::ALL {
-        let h = s.histogram(metric);
-        if h.is_empty() {
-            continue;
-        }
-        println!(
-            "{:>13}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
-            metric.name(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max(),
-            h.len()
-        );
-    }
-    if t.messages_sent + t.messages_received > 0 {
-        let secs = o.elapsed.as_secs_f64().max(1e-9);
-        println!(
-            "messages: {} sent, {} received ({:.0}/s received)",
-            t.messages_sent,
-            t.messages_received,
-            t.messages_received as f64 / secs
-        );
-    }
-    for (kind, n) in &s.errors {
-        println!("errors: {kind} x {n}");
-    }
-    if let Some(cpu) = o.usage.cpu_s {
-        println!("generator: {cpu:.2} CPU-s, peak RSS {} KB", o.usage.peak_rss_bytes.unwrap_or(0) / 1024);
-    }
-    let reasons = s.saturation_reasons();
-    if reasons.is_empty() {
-        println!("verdict: the generator kept up (no saturated second)");
-    } else {
-        for r in reasons {
-            println!("verdict: GENERATOR SATURATED: {r}");
-        }
-    }
-    println!("io_uring: {}", o.ring_flags);
 }

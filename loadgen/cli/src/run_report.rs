@@ -14,9 +14,13 @@ use serde_json::{Value, json};
 pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bool) -> Value {
     let info =
         RunInfo { started_unix_s: o.started_unix_s, duration_s: o.elapsed.as_secs_f64(), interrupted, usage: o.usage };
-    let mut doc = Report::new(&o.stats, &info).to_value();
+    let mut doc = Report::new(&o.stats, &info).with_protocol_memory(&o.memory, o.stats.peak_open).to_value();
     doc["config"] = json!({
-        "targets": config.targets.iter().map(|t| format!("ws://{}{}", t.host, t.path)).collect::<Vec<_>>(),
+        "targets": config
+            .targets
+            .iter()
+            .map(|t| format!("{}://{}{}", if t.tls { "wss" } else { "ws" }, t.host, t.path))
+            .collect::<Vec<_>>(),
         "connections": config.connections,
         "connect_rate": config.connect_rate,
         "hold_s": config.hold.as_secs_f64(),
@@ -24,6 +28,8 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
         "traffic": format!("{:?}", config.traffic),
         "on_open_steps": config.on_open.len(),
         "ping_interval_s": config.ping_interval.map(|d| d.as_secs_f64()),
+        "deflate": config.deflate.as_ref().map(|d| d.offer()),
+        "tls_resumption": config.tls.as_ref().map(|t| t.resumption_cache_size() > 0),
     });
     doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
     doc["generator"]["io_uring"] = json!(o.ring_flags);

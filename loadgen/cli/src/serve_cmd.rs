@@ -1,22 +1,27 @@
 //! `loadgen serve`: runs the engine's WebSocket server (echo, sink or push), or with
 //! `--raw` the same server on plain TCP (no upgrade, no framing), until Ctrl-C, SIGTERM
-//! or `--duration`. Prints exactly one line `listening on ws://ADDR/` (raw:
-//! `listening on tcp://ADDR`) to stdout once every thread accepts (scripts read the
-//! port from it), the protocol and mode on stderr, warnings on stderr (at most one per
-//! second), and one summary line at exit.
+//! or `--duration`; with `--tls`, either one inside TLS (a self-signed certificate made
+//! at start, or `--tls-cert`/`--tls-key`; `--tls-cert-out` writes the certificate in
+//! use for clients to trust). Prints exactly one line `listening on ws://ADDR/` (TLS:
+//! `wss://`; raw: `tcp://ADDR`, raw TLS: `tls://ADDR`) to stdout once every thread
+//! accepts (scripts read the port from it), the protocol and mode on stderr, warnings on
+//! stderr (at most one per second), and one summary line at exit.
 //!
 //! Exit codes: 0 served and stopped (a signal is a normal stop for a server), 2 usage or
-//! configuration error (address in use included), 3 runtime failure.
+//! configuration error (address in use, unreadable or invalid certificate files
+//! included), 3 runtime failure.
 //! No server logic lives here: flags become a `ServeConfig`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use loadgen_engine::serve::{self, Mode, ServeConfig, ServeError, ServeProtocol, Summary};
+use loadgen_engine::serve::{self, Mode, ServeConfig, ServeError, ServeProtocol, Summary, TlsError, TlsServerConfig};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen serve                                   # echo on 127.0.0.1, a free port (printed)
@@ -26,7 +31,12 @@ pub const EXAMPLES: &str = "Examples:
   loadgen serve --pin-cpu 1 --recv-buffers 8192    # benchmark target on CPU 1
   loadgen serve --raw --mode echo --pin-cpu 1      # plain TCP echo, no WebSocket: this machine's ceiling
   loadgen serve --raw --mode sink --message-size 64   # count raw bytes, and messages as bytes / 64
+  loadgen serve --tls --tls-cert-out serve-cert.pem  # wss:// (self-signed); clients: --ca-file serve-cert.pem
+  loadgen serve --tls --tls-cert chain.pem --tls-key key.pem --listen 127.0.0.1:8443
   loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1";
+
+/// Names of the self-signed certificate `--tls` generates.
+pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// What the server does with messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,6 +90,21 @@ pub struct ServeArgs {
     /// Cap on connections per thread (default: what RLIMIT_NOFILE allows, minus 256).
     #[arg(long, value_name = "N")]
     max_connections: Option<u32>,
+    /// Speak TLS: wss:// (with --raw: TLS around the byte stream). Without --tls-cert and
+    /// --tls-key, a self-signed certificate for localhost, 127.0.0.1 and ::1 is made at start.
+    #[arg(long)]
+    tls: bool,
+    /// PEM certificate chain (leaf first) to serve instead of a self-signed one; needs
+    /// --tls-key (implies --tls).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Write the certificate in use (PEM) to FILE, for clients to trust
+    /// (`loadgen run --ca-file FILE`). Needs --tls.
+    #[arg(long, value_name = "FILE")]
+    tls_cert_out: Option<PathBuf>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -104,13 +129,93 @@ fn install_signal_handlers() {
     }
 }
 
-pub fn run(args: &ServeArgs) -> ExitCode {
+/// A configuration error for people: one line, and the exit code.
+#[derive(Debug)]
+struct Refusal {
+    message: String,
+    code: u8,
+}
+
+impl Refusal {
+    fn usage(message: String) -> Self {
+        Self { message, code: 2 }
+    }
+}
+
+/// The TLS side of the flags: the certificate to serve (loaded or generated), a
+/// description for the banner, and the certificate written out when asked.
+fn tls_config(args: &ServeArgs) -> Result<Option<(Arc<TlsServerConfig>, String)>, Refusal> {
+    let enabled = args.tls || args.tls_cert.is_some();
+    if !enabled {
+        return match &args.tls_cert_out {
+            Some(_) => Err(Refusal::usage(
+                "--tls-cert-out writes the certificate of a TLS server: add --tls (or --tls-cert and --tls-key)".into(),
+            )),
+            None => Ok(None),
+        };
+    }
+    let (config, what) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (load_pem(cert, key)?, format!("certificate from {}", cert.display())),
+        _ => {
+            let config = TlsServerConfig::self_signed(SELF_SIGNED_NAMES)
+                .map_err(|e| Refusal { message: format!("cannot generate a self-signed certificate: {e}"), code: 3 })?;
+            (config, format!("self-signed certificate for {}", SELF_SIGNED_NAMES.join(", ")))
+        }
+    };
+    let mut what = what;
+    if let Some(out) = &args.tls_cert_out {
+        std::fs::write(out, config.cert_pem()).map_err(|e| {
+            Refusal::usage(format!(
+                "cannot write --tls-cert-out {}: {e}; give a path in a writable directory",
+                out.display()
+            ))
+        })?;
+        what.push_str(&format!(", written to {}", out.display()));
+    }
+    Ok(Some((Arc::new(config), what)))
+}
+
+/// Reads and parses `--tls-cert` and `--tls-key`, naming the file at fault.
+fn load_pem(cert: &Path, key: &Path) -> Result<TlsServerConfig, Refusal> {
+    let read = |path: &Path, flag: &str, fix: &str| {
+        std::fs::read(path).map_err(|e| Refusal::usage(format!("cannot read {flag} {}: {e}; {fix}", path.display())))
+    };
+    let cert_pem =
+        read(cert, "--tls-cert", "give a PEM certificate chain, or drop --tls-cert/--tls-key for a self-signed one")?;
+    let key_pem = read(key, "--tls-key", "give the PEM private key of --tls-cert")?;
+    TlsServerConfig::from_pem(&cert_pem, &key_pem).map_err(|e| {
+        Refusal::usage(match e {
+            TlsError::Pem { what: "certificate chain", detail } => format!(
+                "--tls-cert {} holds no usable PEM certificate ({detail}); give a file of \
+                 -----BEGIN CERTIFICATE----- sections, leaf first",
+                cert.display()
+            ),
+            TlsError::Pem { detail, .. } => format!(
+                "--tls-key {} holds no usable PEM private key ({detail}); give a -----BEGIN PRIVATE KEY----- \
+                 (or RSA/EC PRIVATE KEY) file",
+                key.display()
+            ),
+            other => format!(
+                "--tls-cert {} with --tls-key {}: {other}; check that the key belongs to the certificate",
+                cert.display(),
+                key.display()
+            ),
+        })
+    })
+}
+
+/// Flags to configuration (certificate files read, `--tls-cert-out` written).
+fn build_config(args: &ServeArgs) -> Result<(ServeConfig, Option<String>), Refusal> {
     let mode = match args.mode {
         ModeArg::Echo => Mode::Echo,
         ModeArg::Sink => Mode::Sink,
         ModeArg::Push => Mode::Push { rate: args.push_rate, message_size: args.message_size.unwrap_or(64) },
     };
     let protocol = if args.raw { ServeProtocol::RawTcp } else { ServeProtocol::WebSocket };
+    let (tls, tls_what) = match tls_config(args)? {
+        Some((config, what)) => (Some(config), Some(what)),
+        None => (None, None),
+    };
     let config = ServeConfig {
         listen: args.listen,
         protocol,
@@ -123,7 +228,30 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         max_message_size: args.max_message_size,
         max_connections_per_thread: args.max_connections,
         raw_message_size: if args.raw && args.mode != ModeArg::Push { args.message_size } else { None },
+        tls,
     };
+    Ok((config, tls_what))
+}
+
+/// The first line on stdout, which scripts parse for the port.
+fn listening_line(protocol: ServeProtocol, tls: bool, addr: SocketAddr) -> String {
+    match (protocol, tls) {
+        (ServeProtocol::WebSocket, false) => format!("listening on ws://{addr}/"),
+        (ServeProtocol::WebSocket, true) => format!("listening on wss://{addr}/"),
+        (ServeProtocol::RawTcp, false) => format!("listening on tcp://{addr}"),
+        (ServeProtocol::RawTcp, true) => format!("listening on tls://{addr}"),
+    }
+}
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    let (config, tls_what) = match build_config(args) {
+        Ok(built) => built,
+        Err(r) => {
+            eprintln!("error: {}", r.message);
+            return ExitCode::from(r.code);
+        }
+    };
+    let protocol = config.protocol;
     install_signal_handlers();
     let handle = match serve::start(config) {
         Ok(h) => h,
@@ -135,15 +263,17 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             });
         }
     };
-    match protocol {
-        ServeProtocol::WebSocket => println!("listening on ws://{}/", handle.addr()),
-        ServeProtocol::RawTcp => println!("listening on tcp://{}", handle.addr()),
-    }
+    println!("{}", listening_line(protocol, tls_what.is_some(), handle.addr()));
     let _ = std::io::stdout().flush();
+    let kind = match (args.raw, tls_what.is_some()) {
+        (true, false) => "plain TCP, no WebSocket",
+        (true, true) => "no WebSocket",
+        (false, _) => "RFC 6455",
+    };
     eprintln!(
         "serving {} ({}) {} on {} thread(s), up to {} connections each; Ctrl-C stops",
         protocol.name(),
-        if args.raw { "plain TCP, no WebSocket" } else { "RFC 6455" },
+        tls_what.map_or_else(|| kind.to_string(), |what| format!("{kind}, TLS with a {what}")),
         format!("{:?}", args.mode).to_lowercase(),
         args.threads,
         handle.connections_per_thread()
@@ -189,11 +319,21 @@ fn summary_line(s: &Summary) -> String {
     let per_conn = s
         .rss_per_peak_connection()
         .map_or(String::new(), |b| format!(", ≈ {:.1} KiB per peak connection", b as f64 / 1024.0));
+    let tls = if s.tls {
+        format!(
+            ", TLS handshakes {} failed {} errors {}",
+            s.tls_handshakes,
+            s.tls_handshakes_failed,
+            counts(&s.tls_errors)
+        )
+    } else {
+        String::new()
+    };
     if s.protocol == ServeProtocol::RawTcp {
         return format!(
             "summary: raw TCP, accepted {}, peak open {}, bytes in {} out {}, messages in {} out {}, client EOFs {}, \
              aborted {}, accept errors {}, buffer ring exhausted {}, reads paused {}, peak backlog {:.1} KiB, \
-             push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}",
+             push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}{tls}",
             s.accepted,
             s.peak_open,
             s.bytes_in,
@@ -217,7 +357,8 @@ fn summary_line(s: &Summary) -> String {
     format!(
         "summary: accepted {}, peak open {}, upgraded {}, refused {}, messages in {} out {}, bytes in {} out {}, \
          pings {}, closes {}, aborted {}, accept errors {}, protocol errors {}, buffer ring exhausted {}, \
-         reads paused {}, push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}",
+         reads paused {}, push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), \
+         ring {}{tls}",
         s.accepted,
         s.peak_open,
         s.upgraded,
@@ -240,4 +381,163 @@ fn summary_line(s: &Summary) -> String {
         mib(s.rss_at_ready_bytes),
         s.ring_flags,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flags end to end: parsed by clap, turned into a configuration (files read
+    //! and written), served on 127.0.0.1 port 0, checked on the wire. The full wss://
+    //! round trip with a TLS client lives in the engine (`serve::tls_tests`).
+
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    use clap::Parser;
+
+    use super::*;
+
+    /// A throw-away P-256 key and its self-signed certificate (localhost, 127.0.0.1),
+    /// made with openssl for this test only.
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgGSx+bAhTjkROxl2g
+uoRM0lyq+KreG72sH+Pds1RH6nmhRANCAATueJH+IBMyczpm0ayhDenCwK9YJRvw
+e4zh8uw3/oyNDYPSr5DpO9ZOhQjVQ880J4xw7NvdQtl/uWG0fGsuEmIV
+-----END PRIVATE KEY-----
+";
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBmjCCAUGgAwIBAgIUFjCeKPCYr/9d7YJL8JxiGO+brKswCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMzEyMjQ1NloYDzIxMjYxMDMw
+MTIyNDU2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAATueJH+IBMyczpm0ayhDenCwK9YJRvwe4zh8uw3/oyNDYPSr5DpO9ZO
+hQjVQ880J4xw7NvdQtl/uWG0fGsuEmIVo28wbTAdBgNVHQ4EFgQUfYN3R6sXyHhZ
+O4JJmthOvwmDClkwHwYDVR0jBBgwFoAUfYN3R6sXyHhZO4JJmthOvwmDClkwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDRwAwRAIgWvDQPEQGLEpbrtVh+QqZYzzlqjQbPnaF3XTHVdKiORUCICWo
+n4FeAIMMu0pFFOUFP8vfaRLZ4gHc2d7G3WXpCoZh
+-----END CERTIFICATE-----
+";
+    /// Another key, which does not belong to `TEST_CERT`.
+    const OTHER_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgfC02pQeOw/pOUexM
+tXgUaa5BFras6y3NeOvuCH5/YKihRANCAAS+7M3A5mX1dI8/FzAc+f+xXVjqj/yX
+xVEK7RnqaU1p32mYp7HXDYPM1QjWRvvwj0EQ0k1jspLB+0TkhETAiGqe
+-----END PRIVATE KEY-----
+";
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("serve").chain(flags.iter().copied())).map(|c| c.args)
+    }
+
+    /// A fresh directory for this test's files.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("loadgen-serve-cmd-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn refusal(flags: &[&str]) -> Refusal {
+        build_config(&parse(flags).unwrap()).expect_err("refused")
+    }
+
+    /// `loadgen serve --tls --tls-cert-out FILE`: a self-signed certificate written out,
+    /// `wss://` in the first line, TLS on the wire (a plain HTTP request gets a fatal
+    /// alert record, counted in the summary line).
+    #[test]
+    fn tls_flags_serve_wss_and_write_the_certificate() {
+        let dir = temp_dir("self-signed");
+        let out = dir.join("cert.pem");
+        let args = parse(&["--tls", "--tls-cert-out", out.to_str().unwrap(), "--duration", "30"]).unwrap();
+        let (config, what) = build_config(&args).unwrap();
+        let tls = config.tls.clone().expect("TLS on");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), tls.cert_pem(), "the certificate in use");
+        assert!(what.unwrap().contains("self-signed certificate for localhost, 127.0.0.1, ::1"));
+        let handle = serve::start(config).unwrap();
+        let line = listening_line(ServeProtocol::WebSocket, true, handle.addr());
+        assert_eq!(line, format!("listening on wss://127.0.0.1:{}/", handle.addr().port()));
+        let mut s = TcpStream::connect(handle.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert_eq!(answer.first(), Some(&0x15), "a TLS alert record, not HTTP: {answer:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.live().open > 0 {
+            assert!(Instant::now() < deadline, "{:?}", handle.live());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        handle.stop();
+        let summary = handle.join();
+        let line = summary_line(&summary);
+        assert!(line.ends_with(", TLS handshakes 0 failed 1 errors tls_protocol=1"), "{line}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn certificate_files_are_loaded_and_bad_ones_refused_naming_the_file() {
+        let dir = temp_dir("files");
+        let path = |name: &str, content: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, content).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let (cert, key, other) = (path("cert.pem", TEST_CERT), path("key.pem", TEST_KEY), path("other.pem", OTHER_KEY));
+        let garbage = path("garbage.pem", "not a certificate\n");
+        let out = dir.join("out.pem");
+        let out = out.to_str().unwrap();
+
+        // --tls-cert and --tls-key imply --tls; the certificate written out is the one loaded.
+        let (config, what) =
+            build_config(&parse(&["--tls-cert", &cert, "--tls-key", &key, "--tls-cert-out", out]).unwrap()).unwrap();
+        assert!(config.tls.is_some() && what.unwrap().contains(&cert));
+        assert_eq!(std::fs::read_to_string(out).unwrap(), TEST_CERT);
+        let raw = build_config(&parse(&["--raw", "--tls", "--tls-cert", &cert, "--tls-key", &key]).unwrap()).unwrap();
+        assert!(raw.0.tls.is_some() && raw.0.protocol == ServeProtocol::RawTcp, "TLS around raw TCP");
+
+        let missing = dir.join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let no_dir = dir.join("no/such/dir.pem");
+        let cases: [(&[&str], &str); 5] = [
+            (&["--tls", "--tls-cert", missing, "--tls-key", &key], "cannot read --tls-cert "),
+            (&["--tls", "--tls-cert", &garbage, "--tls-key", &key], "--tls-cert "),
+            (&["--tls", "--tls-cert", &cert, "--tls-key", &garbage], "--tls-key "),
+            (&["--tls", "--tls-cert", &cert, "--tls-key", &other], "--tls-cert "),
+            (&["--tls", "--tls-cert-out", no_dir.to_str().unwrap()], "cannot write --tls-cert-out "),
+        ];
+        let messages: Vec<String> = cases
+            .iter()
+            .map(|(flags, start)| {
+                let r = refusal(flags);
+                assert!(r.code == 2 && r.message.starts_with(start) && !r.message.contains('\n'), "{r:?}");
+                r.message
+            })
+            .collect();
+        assert!(messages[0].contains("missing.pem") && messages[0].contains("self-signed"), "{}", messages[0]);
+        assert!(messages[1].contains("garbage.pem") && messages[1].contains("BEGIN CERTIFICATE"), "{}", messages[1]);
+        assert!(messages[2].contains("garbage.pem") && messages[2].contains("PRIVATE KEY"), "{}", messages[2]);
+        assert!(messages[3].contains("belongs to the certificate"), "{}", messages[3]);
+
+        // Flags that make no sense alone.
+        assert!(parse(&["--tls-cert", &cert]).is_err(), "--tls-cert needs --tls-key");
+        assert!(parse(&["--tls-key", &key]).is_err(), "--tls-key needs --tls-cert");
+        let r = refusal(&["--tls-cert-out", out]);
+        assert!(r.code == 2 && r.message.contains("add --tls"), "{r:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn listening_lines() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(listening_line(ServeProtocol::WebSocket, false, addr), "listening on ws://127.0.0.1:8080/");
+        assert_eq!(listening_line(ServeProtocol::WebSocket, true, addr), "listening on wss://127.0.0.1:8080/");
+        assert_eq!(listening_line(ServeProtocol::RawTcp, false, addr), "listening on tcp://127.0.0.1:8080");
+        assert_eq!(listening_line(ServeProtocol::RawTcp, true, addr), "listening on tls://127.0.0.1:8080");
+        assert!(EXAMPLES.contains("--tls --tls-cert-out"), "serve --help ends with a TLS example");
+    }
 }

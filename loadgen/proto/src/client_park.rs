@@ -39,6 +39,15 @@ impl Parked {
 }
 
 impl Client {
+    /// Compression contexts this client holds (compressor and decompressor counted
+    /// apart) and their estimated bytes ([`Deflater::memory_estimate`],
+    /// [`Inflater::memory_estimate`]); `(0, 0)` without permessage-deflate.
+    pub fn deflate_memory(&self) -> (u32, usize) {
+        let d = self.encoder.deflater().map(Deflater::memory_estimate);
+        let i = self.decoder.inflater().map(Inflater::memory_estimate);
+        (u32::from(d.is_some()) + u32::from(i.is_some()), d.unwrap_or(0) + i.unwrap_or(0))
+    }
+
     /// Whether [`Client::park`] would succeed now.
     pub fn is_at_rest(&self) -> bool {
         let state_ok = match self.state {

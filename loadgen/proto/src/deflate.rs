@@ -194,6 +194,14 @@ impl Deflater {
         self.inner.reset();
     }
 
+    /// Bytes this compressor holds, from zlib's documented formula (zconf.h): a window
+    /// of 2^(w+2) bytes plus 2^(memLevel+9) for the hash chains (memLevel 8), plus
+    /// about 6 KB of state. zlib-rs allocates the same structures.
+    pub fn memory_estimate(&self) -> usize {
+        let bits = if self.window_bits < 9 { 9 } else { u32::from(self.window_bits.min(15)) };
+        (1 << (bits + 2)) + (1 << (8 + 9)) + 6 * 1024
+    }
+
     /// Appends the compressed form of `input` to `out`. With `fin`, ends the message:
     /// the trailing `00 00 FF FF` is stripped and, without context takeover, the
     /// context is reset. Without `fin` (a fragment of a streamed message) the sync
@@ -254,6 +262,12 @@ impl Inflater {
     /// Whether the context is reset after every message (nothing is carried over).
     pub fn no_context_takeover(&self) -> bool {
         self.no_context_takeover
+    }
+
+    /// Bytes this decompressor holds, from zlib's documented formula: a 2^15-byte window
+    /// plus about 7 KB of state.
+    pub fn memory_estimate(&self) -> usize {
+        (1 << 15) + 7 * 1024
     }
 
     /// Reuses this decompressor for a connection that negotiated `no_context_takeover`.

@@ -51,6 +51,12 @@ pub struct Report {
     #[serde(skip_serializing_if = "Latencies::is_empty")]
     pub latency_us: Latencies,
     /// Message counts (absent when nothing was sent or received).
+    /// TLS handshakes and session memory (wss:// runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
+    /// permessage-deflate contexts (runs that negotiated compression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<DeflateReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessagesReport>,
     /// The generator's own health.
@@ -77,6 +83,26 @@ pub struct ConnectionsReport {
 }
 
 /// `messages`.
+/// `tls` of the report (fields in [`REPORT_FIELDS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TlsReport {
+    pub handshakes_full: u64,
+    pub handshakes_resumed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_held: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_session: Option<u64>,
+}
+
+/// `deflate` of the report (fields in [`REPORT_FIELDS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DeflateReport {
+    pub contexts: u64,
+    pub bytes_estimate: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_connection: Option<u64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct MessagesReport {
     /// Data messages sent.
@@ -185,6 +211,13 @@ impl Report {
             interrupted: info.interrupted,
             connections,
             latency_us: stats.latencies(),
+            tls: (t.tls_full_handshakes + t.tls_resumed_handshakes > 0).then_some(TlsReport {
+                handshakes_full: t.tls_full_handshakes,
+                handshakes_resumed: t.tls_resumed_handshakes,
+                sessions_held: None,
+                bytes_per_session: None,
+            }),
+            deflate: None,
             messages,
             generator: GeneratorReport {
                 cpu_s: u.cpu_s,
@@ -200,6 +233,22 @@ impl Report {
     }
 
     /// The report as a JSON value.
+    /// Adds what the workers sampled of protocol memory when the hold ended.
+    pub fn with_protocol_memory(mut self, m: &crate::run::MemorySample, connections_held: u64) -> Self {
+        if let Some(tls) = self.tls.as_mut().filter(|_| m.tls_sessions > 0) {
+            tls.sessions_held = Some(m.tls_sessions);
+            tls.bytes_per_session = Some(m.tls_bytes / m.tls_sessions);
+        }
+        if m.deflate_contexts > 0 {
+            self.deflate = Some(DeflateReport {
+                contexts: m.deflate_contexts,
+                bytes_estimate: m.deflate_bytes,
+                bytes_per_connection: (connections_held > 0).then(|| m.deflate_bytes / connections_held),
+            });
+        }
+        self
+    }
+
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("the report serializes")
     }

@@ -37,7 +37,29 @@ pub const REPORT_SCHEMA: &str = r##"{
         "ready": { "$ref": "#/$defs/percentiles" },
         "message_rtt": { "$ref": "#/$defs/percentiles" },
         "ping_rtt": { "$ref": "#/$defs/percentiles" },
-        "delivery": { "$ref": "#/$defs/percentiles" }
+        "delivery": { "$ref": "#/$defs/percentiles" },
+        "tls_handshake": { "$ref": "#/$defs/percentiles" }
+      }
+    },
+    "tls": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["handshakes_full", "handshakes_resumed"],
+      "properties": {
+        "handshakes_full": { "$ref": "#/$defs/count" },
+        "handshakes_resumed": { "$ref": "#/$defs/count" },
+        "sessions_held": { "$ref": "#/$defs/count" },
+        "bytes_per_session": { "$ref": "#/$defs/count" }
+      }
+    },
+    "deflate": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["contexts", "bytes_estimate"],
+      "properties": {
+        "contexts": { "$ref": "#/$defs/count" },
+        "bytes_estimate": { "$ref": "#/$defs/count" },
+        "bytes_per_connection": { "$ref": "#/$defs/count" }
       }
     },
     "messages": {
@@ -175,6 +197,31 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "latency_us.delivery",
         "Timestamp in the probe payload (the publisher's intended send time, Unix µs) → message received by this subscriber: end-to-end fan-out latency. Publisher and subscriber clocks must agree when they are different hosts.",
     ),
+    (
+        "latency_us.tls_handshake",
+        "wss:// only: intended connection start → TLS handshake complete (the upgrade request goes out right after).",
+    ),
+    ("tls", "wss:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed."),
+    ("tls.handshakes_full", "TLS handshakes that negotiated a new session."),
+    (
+        "tls.handshakes_resumed",
+        "TLS handshakes that resumed an earlier session of the same worker (TLS 1.3 tickets, TLS 1.2 ids or tickets).",
+    ),
+    ("tls.sessions_held", "Open connections with a TLS session when the hold ended (when memory was sampled)."),
+    (
+        "tls.bytes_per_session",
+        "Memory of one held TLS session: its slab box plus rustls's heap state (measured per version by loadgen-tls's counting-allocator test) plus any unfinished record, averaged over `sessions_held`. Included in `generator.bytes_per_connection`.",
+    ),
+    (
+        "deflate",
+        "Runs with `--deflate`: permessage-deflate contexts alive when the hold ended (pooled per core without context takeover, one pair per connection with it). Absent when none was negotiated.",
+    ),
+    ("deflate.contexts", "Compressors plus decompressors alive (in use or pooled)."),
+    (
+        "deflate.bytes_estimate",
+        "Their memory, from zlib's documented sizes for the negotiated window: a compressor 2^(w+2) + 2^(memLevel+9) bytes, a decompressor 2^w + 7 KB.",
+    ),
+    ("deflate.bytes_per_connection", "`bytes_estimate` / `connections.peak_open`."),
     ("messages", "Data message counts over the run. Absent when nothing was sent or received."),
     ("messages.sent", "Data messages sent (whole messages, not frames; control frames excluded)."),
     ("messages.received", "Data messages received."),

@@ -13,6 +13,7 @@ use loadgen_proto::{Client, ClientConfig, Parked};
 
 use super::ops::{self, Op, Tag};
 use super::raw::RawStream;
+use super::tls::TlsConn;
 use crate::timer_wheel::TimerId;
 
 /// Where a connection is.
@@ -42,6 +43,8 @@ pub struct Conn {
     pub intended_ns: u64,
     /// The protocol state machine (from connect to close): live or parked.
     pub proto: Proto,
+    /// wss://: the TLS session between the socket and `proto`.
+    pub tls: Option<Box<TlsConn>>,
     /// Bytes owned by the in-flight send, taken from the worker's [`SendPool`] and
     /// given back when the send completes (an idle connection holds no buffer).
     pub sending: Vec<u8>,
@@ -67,6 +70,16 @@ pub struct Conn {
     pub ready: bool,
     /// Intended time of the next ping.
     pub next_ping_ns: u64,
+    /// HTTP polling: intended time of the request in flight.
+    pub request_ns: u64,
+    /// HTTP polling: polls that came due while a request was in flight, sent one after
+    /// another as responses end (each timed from its own intended time), and the
+    /// intended time of the oldest.
+    pub backlog: u16,
+    /// See `backlog`.
+    pub backlog_ns: u64,
+    /// HTTP polling: no poll before this time (the server's `Retry-After`).
+    pub retry_at_ns: u64,
 }
 
 impl Conn {
@@ -78,6 +91,7 @@ impl Conn {
             target: 0,
             intended_ns: 0,
             proto: Proto::None,
+            tls: None,
             sending: Vec::new(),
             send_off: 0,
             send_inflight: false,
@@ -90,6 +104,10 @@ impl Conn {
             deadline_timer: None,
             ready: false,
             next_ping_ns: 0,
+            request_ns: 0,
+            backlog: 0,
+            backlog_ns: 0,
+            retry_at_ns: 0,
         }
     }
 
@@ -98,32 +116,63 @@ impl Conn {
         Tag { conn: index, generation: self.generation, op }
     }
 
-    /// If nothing is being sent and the client has bytes queued, moves them into the
-    /// send buffer and returns the send to submit. The client's own buffer may grow
-    /// while the kernel reads `sending`, which never moves during the operation.
-    pub fn next_send(&mut self, index: u32, slot: u32, pool: &mut SendPool) -> Option<squeue::Entry> {
+    /// If nothing is being sent and the protocol (or the TLS layer) has bytes queued,
+    /// moves them into the send buffer (sealed into TLS records on wss://) and returns
+    /// the send to submit. The protocol's own buffer may grow while the kernel reads
+    /// `sending`, which never moves during the operation. Fails with the TLS error kind
+    /// if sealing failed.
+    pub fn next_send(
+        &mut self,
+        index: u32,
+        slot: u32,
+        pool: &mut SendPool,
+    ) -> Result<Option<squeue::Entry>, &'static str> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
-            return None;
+            return Ok(None);
         }
         let pending = match &self.proto {
             Proto::Live(client) => client.pending_transmit(),
             Proto::Raw(raw) => raw.pending_transmit(),
-            Proto::None | Proto::Parked(_) => return None,
+            Proto::Http(http) => &http.out,
+            Proto::None | Proto::Parked(_) => &[],
         };
-        if pending.is_empty() {
-            return None;
+        if pending.is_empty() && !self.tls.as_ref().is_some_and(|t| t.has_output()) {
+            return Ok(None);
         }
         self.sending = pool.take();
-        self.sending.extend_from_slice(pending);
-        let n = pending.len();
+        let consumed = match &mut self.tls {
+            None => {
+                self.sending.extend_from_slice(pending);
+                pending.len()
+            }
+            Some(tls) => match tls.seal(pending, &mut self.sending) {
+                Ok(n) => n,
+                Err(kind) => {
+                    pool.give(std::mem::take(&mut self.sending));
+                    return Err(kind.name());
+                }
+            },
+        };
         match &mut self.proto {
-            Proto::Live(client) => client.advance_transmit(n),
-            Proto::Raw(raw) => raw.advance_transmit(n),
+            Proto::Live(client) => client.advance_transmit(consumed),
+            Proto::Raw(raw) => raw.advance_transmit(consumed),
+            Proto::Http(http) => {
+                http.out.drain(..consumed);
+            }
             Proto::None | Proto::Parked(_) => {}
         }
+        if self.sending.is_empty() {
+            pool.give(std::mem::take(&mut self.sending));
+            return Ok(None);
+        }
+        Ok(Some(self.submit_send(index, slot)))
+    }
+
+    /// Starts sending all of `sending` (set by the caller).
+    pub fn submit_send(&mut self, index: u32, slot: u32) -> squeue::Entry {
         self.send_off = 0;
         self.send_inflight = true;
-        Some(ops::send(slot, self.sending.as_ptr(), self.sending.len() as u32, self.tag(index, Op::Send)))
+        ops::send(slot, self.sending.as_ptr(), self.sending.len() as u32, self.tag(index, Op::Send))
     }
 
     /// The connection's `Client`, resumed from the pool if it was parked.
@@ -133,7 +182,7 @@ impl Conn {
         }
         match &mut self.proto {
             Proto::Live(client) => Some(client),
-            Proto::None | Proto::Parked(_) | Proto::Raw(_) => None,
+            Proto::None | Proto::Parked(_) | Proto::Raw(_) | Proto::Http(_) => None,
         }
     }
 
@@ -149,6 +198,7 @@ impl Conn {
 
     /// Ends the protocol state (the connection is being freed).
     pub fn release(&mut self, pool: &mut ClientPool) {
+        self.tls = None;
         if let Proto::Live(client) = std::mem::replace(&mut self.proto, Proto::None) {
             pool.give(client);
         }
@@ -178,6 +228,20 @@ pub enum Proto {
     Parked(Parked),
     /// Raw-TCP mode: no WebSocket, the probe payloads back to back.
     Raw(RawStream),
+    /// HTTP/1.1 polling.
+    Http(Box<HttpStream>),
+}
+
+/// An HTTP/1.1 polling connection: the sans-IO client and the request bytes not yet
+/// handed to a send.
+#[derive(Debug)]
+pub struct HttpStream {
+    /// The keep-alive client (cookies, framing, `Retry-After`).
+    pub client: loadgen_proto::Http1Client,
+    /// Request bytes queued (no heap until the first request).
+    pub out: Vec<u8>,
+    /// Body bytes of the response in progress.
+    pub body_bytes: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Conn>() <= 256, "the connection slab entry must stay within 256 bytes");
@@ -234,6 +298,14 @@ impl ClientPool {
                 Box::new(client)
             }
         }
+    }
+
+    /// Compression contexts held by the spare `Client`s, and their estimated bytes.
+    pub fn deflate_memory(&self) -> (u64, u64) {
+        self.spare
+            .iter()
+            .map(|c| c.deflate_memory())
+            .fold((0, 0), |(n, b), (cn, cb)| (n + u64::from(cn), b + cb as u64))
     }
 
     /// Takes a `Client` back.

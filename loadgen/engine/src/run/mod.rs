@@ -6,6 +6,7 @@
 mod conn;
 mod ops;
 mod raw;
+mod tls;
 mod worker;
 
 #[cfg(test)]
@@ -31,6 +32,20 @@ pub struct WsTarget {
     pub host: String,
     /// Request path.
     pub path: String,
+    /// wss://: TLS first (SNI and certificate name: `host` without its port), with
+    /// [`RunConfig::tls`].
+    pub tls: bool,
+}
+
+impl WsTarget {
+    /// The TLS server name: the `Host` header without its port (and IPv6 brackets).
+    pub fn server_name(&self) -> &str {
+        let host = match self.host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => &self.host,
+        };
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
 /// What the connections speak.
@@ -42,6 +57,11 @@ pub enum Protocol {
     /// Plain TCP carrying the same probe payloads back to back, no handshake and no
     /// framing: the ceiling of this engine on this host (against `loadgen serve --raw`).
     RawTcp,
+    /// HTTP/1.1 keep-alive polling (http:// and https://): each "message" is a GET of
+    /// the target's path, timed from its intended time to the end of the response;
+    /// cookies are kept per connection and `Retry-After` on 429/503 delays that
+    /// connection's next poll. One request in flight per connection.
+    Http1,
 }
 
 /// How messages are paced.
@@ -121,6 +141,11 @@ pub struct RunConfig {
     /// Most direct descriptors per ring (a ring's table may not exceed RLIMIT_NOFILE);
     /// a worker with more connections drives several rings.
     pub max_slots_per_ring: u32,
+    /// TLS settings of wss:// targets (trust, resumption); each worker derives its own
+    /// session cache from it. Required when a target is wss://.
+    pub tls: Option<loadgen_tls::TlsClientConfig>,
+    /// permessage-deflate offer of every connection (`None`: no compression).
+    pub deflate: Option<loadgen_proto::DeflateConfig>,
 }
 
 /// Why a run could not start or continue.
@@ -156,6 +181,31 @@ pub struct RunOutcome {
     pub started_unix_s: u64,
     /// What the host's io_uring offered (setup flags and opcodes used).
     pub ring_flags: String,
+    /// Memory of TLS sessions and compression contexts, sampled at the end of the hold.
+    pub memory: MemorySample,
+}
+
+/// Protocol memory the workers hold, sampled when the hold ends (before any
+/// connection closes): what a held connection costs beyond its slab entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemorySample {
+    /// Open connections with a TLS session.
+    pub tls_sessions: u64,
+    /// Heap and inline bytes of those sessions (rustls state, unfinished records).
+    pub tls_bytes: u64,
+    /// Live permessage-deflate contexts (compressors and decompressors, in use or pooled).
+    pub deflate_contexts: u64,
+    /// Their estimated bytes (zlib's documented sizes for the negotiated window).
+    pub deflate_bytes: u64,
+}
+
+impl MemorySample {
+    fn add(&mut self, o: &MemorySample) {
+        self.tls_sessions += o.tls_sessions;
+        self.tls_bytes += o.tls_bytes;
+        self.deflate_contexts += o.deflate_contexts;
+        self.deflate_bytes += o.deflate_bytes;
+    }
 }
 
 /// Direct-descriptor slots per ring this process may register: RLIMIT_NOFILE (soft
@@ -190,10 +240,33 @@ pub fn run_with_progress(
     if config.targets.is_empty() || config.workers == 0 || config.connections == 0 {
         return Err(RunError::Setup("a run needs at least one target, one worker and one connection".into()));
     }
-    if config.protocol == Protocol::RawTcp && (!config.on_open.is_empty() || config.ping_interval.is_some()) {
+    if config.protocol == Protocol::RawTcp
+        && (!config.on_open.is_empty() || config.ping_interval.is_some() || config.deflate.is_some())
+    {
         return Err(RunError::Setup(
-            "on-open steps and pings are WebSocket features; drop them for a raw-TCP run".into(),
+            "on-open steps, pings and compression are WebSocket features; drop them for a raw-TCP run".into(),
         ));
+    }
+    if config.protocol == Protocol::Http1
+        && (!config.on_open.is_empty() || config.ping_interval.is_some() || config.deflate.is_some())
+    {
+        return Err(RunError::Setup(
+            "on-open steps, pings and compression are WebSocket features; drop them for an HTTP polling run".into(),
+        ));
+    }
+    if config.targets.iter().any(|t| t.tls) {
+        if config.protocol == Protocol::RawTcp {
+            return Err(RunError::Setup("raw-TCP runs speak plain TCP; use a ws:// target with --raw".into()));
+        }
+        if config.tls.is_none() {
+            return Err(RunError::Setup(
+                "wss:// targets need trust settings: pass --ca-file FILE (or --insecure for a test server)".into(),
+            ));
+        }
+        for t in config.targets.iter().filter(|t| t.tls) {
+            loadgen_tls::config::parse_server_name(t.server_name())
+                .map_err(|e| RunError::Setup(format!("{e}: use a DNS name or an IP address in the wss:// URL")))?;
+        }
     }
     for (name, rate) in [("connect rate", config.connect_rate), ("close rate", config.close_rate)] {
         if !(rate.is_finite() && rate > 0.0) {
@@ -262,14 +335,15 @@ pub fn run_with_progress(
         for second in &stats.seconds[shown..] {
             on_second(second);
         }
-        let results: Vec<Result<(), RunError>> = handles
+        let results: Vec<Result<MemorySample, RunError>> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err(RunError::Setup("a worker panicked".into()))))
             .collect();
         (stats, results)
     });
+    let mut memory = MemorySample::default();
     for r in results {
-        r?;
+        memory.add(&r?);
     }
     Ok(RunOutcome {
         stats,
@@ -277,5 +351,6 @@ pub fn run_with_progress(
         elapsed: Duration::from_nanos(clock.now_ns()),
         started_unix_s: clock.start_unix_s(),
         ring_flags: caps.describe(),
+        memory,
     })
 }

@@ -34,6 +34,8 @@ pub enum Op {
     Wake = 9,
     /// Timer only: the next ping of a connection is due.
     PingTimer = 10,
+    /// Timer only: an HTTP poller's `Retry-After` hold-off ended.
+    RetryTimer = 11,
 }
 
 impl OpCode for Op {
@@ -53,6 +55,7 @@ impl OpCode for Op {
             8 => Self::SockOpt,
             9 => Self::Wake,
             10 => Self::PingTimer,
+            11 => Self::RetryTimer,
             _ => return None,
         })
     }
@@ -126,9 +129,18 @@ mod tests {
 
     #[test]
     fn tags_roundtrip() {
-        for op in
-            [Op::Socket, Op::Bind, Op::Connect, Op::Send, Op::Recv, Op::Shutdown, Op::Close, Op::SockOpt, Op::Wake]
-        {
+        for op in [
+            Op::Socket,
+            Op::Bind,
+            Op::Connect,
+            Op::Send,
+            Op::Recv,
+            Op::Shutdown,
+            Op::Close,
+            Op::SockOpt,
+            Op::Wake,
+            Op::RetryTimer,
+        ] {
             let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
             assert_eq!(Tag::decode(t.encode()), Some(t));
         }

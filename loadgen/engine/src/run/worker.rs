@@ -18,7 +18,8 @@ use rand_core::SeedableRng;
 use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
 use super::ops::{self, Op, Tag};
 use super::raw::RawStream;
-use super::{MessageRate, Protocol, RunConfig, RunError, Traffic};
+use super::tls::TlsConn;
+use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
 use crate::payload::Probe;
 use crate::schedule::Schedule;
@@ -30,8 +31,12 @@ use crate::uring::ring::{Ring, RingConfig};
 
 #[path = "worker_close.rs"]
 mod close;
+#[path = "worker_http.rs"]
+mod http;
 #[path = "worker_recv.rs"]
 mod recv;
+#[path = "worker_timers.rs"]
+mod timers;
 
 const BGID: u16 = 1;
 static ONE: i32 = 1;
@@ -74,6 +79,12 @@ struct Worker<'a> {
     targets: Vec<libc::sockaddr_in>,
     sources: Vec<libc::sockaddr_in>,
     requests: Vec<HandshakeRequest>,
+    /// This worker's TLS settings (its own resumption cache) and each target's server
+    /// name (`None`: ws://).
+    tls_config: Option<loadgen_tls::TlsClientConfig>,
+    server_names: Vec<Option<loadgen_tls::ServerName<'static>>>,
+    /// Protocol memory sampled when the hold ended.
+    memory: MemorySample,
     clients: ClientPool,
     rng: ChaCha20Rng,
     timers: TimerWheel,
@@ -102,8 +113,9 @@ struct Worker<'a> {
     send_pool: SendPool,
 }
 
-/// Runs a worker to completion on the calling thread.
-pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
+/// Runs a worker to completion on the calling thread; returns the protocol memory it
+/// sampled when the hold ended.
+pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
     let cfg = setup.config;
     let capacity = setup.capacity.max(1);
     let per_ring = cfg.max_slots_per_ring.clamp(1, 1 << 20).min(capacity);
@@ -141,7 +153,22 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
     let mut w = Worker {
         targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
         sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
-        requests: cfg.targets.iter().map(|t| HandshakeRequest::new(t.host.clone(), t.path.clone())).collect(),
+        requests: cfg
+            .targets
+            .iter()
+            .map(|t| {
+                let mut request = HandshakeRequest::new(t.host.clone(), t.path.clone());
+                request.deflate = cfg.deflate.clone();
+                request
+            })
+            .collect(),
+        tls_config: cfg.tls.as_ref().map(loadgen_tls::TlsClientConfig::for_worker),
+        server_names: cfg
+            .targets
+            .iter()
+            .map(|t| t.tls.then(|| loadgen_tls::config::parse_server_name(t.server_name()).ok()).flatten())
+            .collect(),
+        memory: MemorySample::default(),
         clients: ClientPool::new(ClientConfig {
             max_message_size: cfg.max_message_size,
             handshake_timeout_us: Some(cfg.handshake_timeout.as_micros() as u64),
@@ -181,10 +208,10 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<(), RunError> {
     w.next_connect = w.setup.connects.next();
     w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
     let result = w.run_loop();
-    let Worker { setup, mut rec, second, .. } = w;
+    let Worker { setup, mut rec, second, memory, .. } = w;
     // The last (partial) second, and the end of this worker, even after an error.
     let _ = setup.reporter.finish(&mut rec, second);
-    result
+    result.map(|()| memory)
 }
 
 impl Worker<'_> {
@@ -339,81 +366,25 @@ impl Worker<'_> {
                 self.rec.error("no_open_connection_for_message");
                 continue;
             }
-            self.ready_cursor = (self.ready_cursor + 1) % self.ready.len();
-            let index = self.ready[self.ready_cursor];
+            let index = if self.setup.config.protocol == Protocol::Http1 {
+                // One request in flight per connection: the next idle poller takes it.
+                match self.idle_poller(now) {
+                    Some(index) => index,
+                    None => {
+                        self.rec.error("no_idle_connection_for_request");
+                        continue;
+                    }
+                }
+            } else {
+                self.ready_cursor = (self.ready_cursor + 1) % self.ready.len();
+                self.ready[self.ready_cursor]
+            };
             self.rec.record_since(Metric::ScheduleLag, intended, now);
             self.send_probe(index, intended);
         }
     }
 
-    fn fire_timers(&mut self, now: u64) {
-        let mut due = std::mem::take(&mut self.scratch);
-        self.timers.advance(now, |token| due.push(token));
-        let rate = self.message_rate();
-        for token in due.drain(..) {
-            let Some(tag) = Tag::decode(token) else { continue };
-            let Some(conn) = self.conns.get_mut(tag.conn as usize) else { continue };
-            if conn.generation != tag.generation || conn.phase == Phase::Free {
-                continue;
-            }
-            match tag.op {
-                // Protocol deadlines (handshake, close).
-                Op::Close => {
-                    let handshaking = conn.phase == Phase::Handshaking;
-                    let Some(client) = conn.client(&mut self.clients) else { continue };
-                    if let Some(what) = client.handle_timeout(now / 1_000) {
-                        self.rec.error(match what {
-                            loadgen_proto::Timeout::Handshake => "handshake_timeout",
-                            loadgen_proto::Timeout::Close => "close_timeout",
-                        });
-                        if handshaking {
-                            self.rec.connection_failed();
-                        }
-                        self.shutdown(tag.conn);
-                    } else if let Some(next) = client.poll_timeout() {
-                        self.timers.insert(next * 1_000, token);
-                    }
-                }
-                // Heartbeat pings, stamped with their intended time.
-                Op::PingTimer => {
-                    if conn.phase != Phase::Open || self.closing_all {
-                        continue;
-                    }
-                    let intended = conn.next_ping_ns;
-                    let interval = self.setup.config.ping_interval.map_or(u64::MAX, |d| d.as_nanos().max(1) as u64);
-                    conn.next_ping_ns = intended.saturating_add(interval);
-                    if conn.next_ping_ns < self.setup.end_ns {
-                        self.timers.insert(conn.next_ping_ns, token);
-                    }
-                    self.rec.record_since(Metric::ScheduleLag, intended, now);
-                    let id = conn.seq;
-                    if let Some(client) = conn.client(&mut self.clients)
-                        && client.ping(id, intended / 1_000, &mut self.rng).is_ok()
-                        && let Some(sqe) = conn.next_send(tag.conn, tag.conn % self.per_ring, &mut self.send_pool)
-                    {
-                        self.pending.push(sqe);
-                    }
-                }
-                // Paced sends (per-connection rate).
-                Op::Send => {
-                    let intended = conn.next_send_ns;
-                    if let MessageRate::PerConnection(rate) = rate {
-                        conn.next_send_ns = intended + (1e9 / rate) as u64;
-                        if conn.next_send_ns < self.setup.end_ns {
-                            self.timers.insert(conn.next_send_ns, token);
-                        }
-                    }
-                    self.rec.record_since(Metric::ScheduleLag, intended, now);
-                    self.send_probe(tag.conn, intended);
-                }
-                _ => {}
-            }
-            self.conns[tag.conn as usize].park(&mut self.clients);
-        }
-        self.scratch = due;
-    }
-
-    fn message_rate(&self) -> MessageRate {
+    pub(super) fn message_rate(&self) -> MessageRate {
         match self.setup.config.traffic {
             Traffic::Echo { rate, .. } => rate,
             Traffic::Idle => MessageRate::ClosedLoop,
@@ -421,10 +392,15 @@ impl Worker<'_> {
     }
 
     /// Queues a probe message on `index`, stamped with its intended time.
-    fn send_probe(&mut self, index: u32, intended_ns: u64) {
+    pub(super) fn send_probe(&mut self, index: u32, intended_ns: u64) {
         let unix_us = self.setup.clock.unix_us(intended_ns);
         let conn = &mut self.conns[index as usize];
         if conn.phase != Phase::Open || !conn.ready || self.closing_all {
+            return;
+        }
+        if matches!(conn.proto, Proto::Http(_)) {
+            let now = self.setup.clock.now_ns();
+            self.poll_due(index, intended_ns, now);
             return;
         }
         let probe = Probe { channel: 0, seq: conn.seq, sent_unix_us: unix_us, sender: u64::from(index) };
@@ -444,10 +420,25 @@ impl Worker<'_> {
             }
             Err(e) => self.rec.error(e_name(e)),
         }
-        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-            self.pending.push(sqe);
+        self.send_more(index);
+        self.conns[index as usize].park(&mut self.clients);
+    }
+
+    /// Submits what the connection has queued, if no send is in flight; a TLS failure
+    /// while sealing ends the connection (counted by kind).
+    pub(super) fn send_more(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        match conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
+            Ok(Some(sqe)) => self.pending.push(sqe),
+            Ok(None) => {}
+            Err(kind) => {
+                self.rec.error(kind);
+                if conn.phase == Phase::Handshaking {
+                    self.rec.connection_failed();
+                }
+                self.shutdown(index);
+            }
         }
-        conn.park(&mut self.clients);
     }
 
     fn handle_completions(&mut self) {
@@ -512,8 +503,24 @@ impl Worker<'_> {
                     }
                     return;
                 }
-                let request = &self.requests[usize::from(conn.target)];
-                match Client::new(self.clients.config().clone(), request, now / 1_000, &mut self.rng) {
+                let target = usize::from(conn.target);
+                let http = self.setup.config.protocol == Protocol::Http1;
+                if let (Some(config), Some(name)) = (&self.tls_config, &self.server_names[target]) {
+                    match TlsConn::start(config, name) {
+                        Ok(tls) => conn.tls = Some(tls),
+                        Err(kind) => {
+                            self.rec.error(kind.name());
+                            self.rec.connection_failed();
+                            self.shutdown(index);
+                            return;
+                        }
+                    }
+                }
+                if http {
+                    self.http_connected(index, now);
+                    return;
+                }
+                match Client::new(self.clients.config().clone(), &self.requests[target], now / 1_000, &mut self.rng) {
                     Ok(client) => conn.proto = Proto::Live(self.clients.adopt(client)),
                     Err(_) => {
                         self.rec.error("invalid_request");
@@ -527,28 +534,29 @@ impl Worker<'_> {
                     conn.deadline_timer =
                         Some(self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode()));
                 }
-                if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-                    self.pending.push(sqe);
-                }
+                self.send_more(index);
             }
             Op::Send => {
                 if result < 0 {
                     conn.send_inflight = false;
                     self.send_pool.give(std::mem::take(&mut conn.sending));
-                    self.rec.error("send_error");
+                    if conn.phase != Phase::Closing {
+                        // (A close_notify racing the peer's reset is no news.)
+                        self.rec.error("send_error");
+                    }
                     self.shutdown(index);
                     self.maybe_free(index);
                     return;
                 }
                 if let Some(sqe) = conn.send_done(index, index % self.per_ring, result as usize, &mut self.send_pool) {
                     self.pending.push(sqe);
-                } else if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-                    self.pending.push(sqe);
+                } else {
+                    self.send_more(index);
                 }
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake | Op::PingTimer => {}
+            Op::Wake | Op::PingTimer | Op::RetryTimer => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -17,6 +17,7 @@ impl Worker<'_> {
     pub(super) fn begin_close(&mut self, now: u64) {
         self.closing_all = true;
         self.close_start_ns = now;
+        self.sample_memory();
         self.close_cursor = 0;
         self.ready.clear();
         let ramp_down_ns = (f64::from(self.next_conn) / self.close_rate_per_worker() * 1e9).min(3_600e9) as u64;
@@ -28,6 +29,26 @@ impl Worker<'_> {
                 self.shutdown(index);
             }
         }
+    }
+
+    /// Protocol memory of the connections held right now (before any closes).
+    fn sample_memory(&mut self) {
+        let mut m = super::MemorySample::default();
+        for conn in &self.conns[..self.next_conn as usize] {
+            if let Some(tls) = conn.tls.as_ref().filter(|_| conn.phase == Phase::Open) {
+                m.tls_sessions += 1;
+                m.tls_bytes += tls.memory_bytes() as u64;
+            }
+            if let Proto::Live(client) = &conn.proto {
+                let (contexts, bytes) = client.deflate_memory();
+                m.deflate_contexts += u64::from(contexts);
+                m.deflate_bytes += bytes as u64;
+            }
+        }
+        let (contexts, bytes) = self.clients.deflate_memory();
+        m.deflate_contexts += contexts;
+        m.deflate_bytes += bytes;
+        self.memory = m;
     }
 
     /// Closes the open connections whose turn in the ramp-down has come.
@@ -64,8 +85,8 @@ impl Worker<'_> {
         if conn.phase != Phase::Open {
             return;
         }
-        if matches!(conn.proto, Proto::Raw(_)) {
-            // No close handshake in raw TCP: shut down and close.
+        if matches!(conn.proto, Proto::Raw(_) | Proto::Http(_)) {
+            // No close handshake in raw TCP or HTTP: shut down and close.
             self.shutdown(index);
             return;
         }
@@ -75,10 +96,8 @@ impl Worker<'_> {
             if let Some(deadline) = client.poll_timeout() {
                 conn.deadline_timer = Some(self.timers.insert(deadline * 1_000, tag));
             }
-            if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-                self.pending.push(sqe);
-            }
-            conn.park(&mut self.clients);
+            self.send_more(index);
+            self.conns[index as usize].park(&mut self.clients);
         } else {
             self.shutdown(index);
         }
@@ -97,9 +116,24 @@ impl Worker<'_> {
                 self.ready.retain(|&i| i != index);
             }
         }
+        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
+        // wss://: close_notify before the FIN when nothing else is being written. A hard
+        // link, so the shutdown and close follow even if the peer is already gone.
+        if let Some(tls) = conn.tls.as_mut()
+            && tls.session.is_handshake_complete()
+            && !conn.send_inflight
+        {
+            let mut buf = self.send_pool.take();
+            if tls.session.close(&mut buf).is_ok() && !buf.is_empty() {
+                conn.sending = buf;
+                let sqe = conn.submit_send(index, index % self.per_ring);
+                self.pending.push(sqe.flags(squeue::Flags::IO_HARDLINK));
+            } else {
+                self.send_pool.give(buf);
+            }
+        }
         conn.phase = Phase::Closing;
         conn.closing_ops = 2;
-        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
         self.pending.push(link(ops::shutdown(index % self.per_ring, conn.tag(index, Op::Shutdown))));
         self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
     }

@@ -4,22 +4,28 @@
 use io_uring::cqueue;
 use loadgen_proto::{Error as ProtoError, Event, Initiator};
 
+use rand_chacha::ChaCha20Rng;
+
 use super::super::conn::{Phase, Proto};
 use super::super::ops::{self, Op};
-use super::super::{MessageRate, Traffic};
+use super::super::{MessageRate, OnOpenStep, Traffic};
 use super::{BGID, Worker};
+use crate::clock::Clock;
 use crate::payload::Probe;
-use crate::stats::Metric;
+use crate::stats::{Metric, Recorder};
 
 /// What the events of one read asked the worker to do.
 #[derive(Default)]
-struct Outcome {
-    opened: bool,
+pub(super) struct Outcome {
+    pub(super) opened: bool,
     /// Text messages that matched the pending on-open step's expectation.
-    steps_done: u32,
-    echoes: u32,
-    closed: bool,
-    error: Option<&'static str>,
+    pub(super) steps_done: u32,
+    /// Echoes (WebSocket, raw) or responses (HTTP) received.
+    pub(super) echoes: u32,
+    pub(super) closed: bool,
+    pub(super) error: Option<&'static str>,
+    /// HTTP: the server asked to wait this long (429/503 `Retry-After`).
+    pub(super) retry_after_s: Option<u64>,
 }
 
 impl Worker<'_> {
@@ -50,6 +56,10 @@ impl Worker<'_> {
                     self.rec.error(match -result {
                         libc::ECONNRESET => "connection_reset",
                         libc::ETIMEDOUT => "recv_timeout",
+                        libc::ENOTCONN => "recv_not_connected",
+                        libc::ECANCELED => "recv_canceled",
+                        libc::EBADF => "recv_bad_descriptor",
+                        libc::EPIPE => "recv_broken_pipe",
                         _ => "recv_error",
                     });
                 }
@@ -73,82 +83,48 @@ impl Worker<'_> {
         self.maybe_free(index);
     }
 
-    /// Feeds one received buffer to the client; measures what it can on the way.
+    /// Feeds one received buffer to the connection (through its TLS session on wss://);
+    /// measures what it can on the way.
     fn feed(&mut self, index: u32, bid: u16, len: usize, now: u64) -> Outcome {
         let mut outcome = Outcome::default();
-        let data = self.rings[(index / self.per_ring) as usize].buf_ring(0).buffer(bid, len);
+        let ring = &mut self.rings[(index / self.per_ring) as usize];
         let conn = &mut self.conns[index as usize];
-        if let Proto::Raw(raw) = &mut conn.proto {
-            let (rec, clock, size) = (&mut self.rec, &self.setup.clock, self.message.len() as u64);
-            raw.receive(data, |probe| {
-                rec.message_received(size);
-                if let Some(p) = probe.filter(|p| p.sender == u64::from(index)) {
-                    rec.record_since(Metric::MessageRtt, clock.run_ns(p.sent_unix_us), now);
-                    outcome.echoes += 1;
-                }
-            });
+        // Resume a parked WebSocket client (raw streams are never parked).
+        let _ = conn.client(&mut self.clients);
+        let mut ctx = FeedCtx {
+            rec: &mut self.rec,
+            rng: &mut self.rng,
+            clock: &self.setup.clock,
+            steps: &self.setup.config.on_open,
+            message_len: self.message.len() as u64,
+            index,
+            now,
+            intended_ns: conn.intended_ns,
+            request_ns: conn.request_ns,
+            ready: conn.ready,
+            on_open_step: conn.on_open_step,
+        };
+        let Some(tls) = conn.tls.as_mut() else {
+            ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut outcome);
             return outcome;
+        };
+        let proto = &mut conn.proto;
+        let ciphertext = ring.buf_ring_mut(0).buffer_mut(bid, len);
+        let result =
+            tls.session.receive_with(ciphertext, &mut tls.out, |plain| ctx.plaintext(proto, plain, &mut outcome));
+        if !tls.handshake_seen && tls.session.is_handshake_complete() {
+            tls.handshake_seen = true;
+            // https://: the connection is open once TLS is (WebSocket waits for its 101).
+            outcome.opened |= matches!(conn.proto, Proto::Http(_));
+            ctx.rec.record_since(Metric::TlsHandshake, ctx.intended_ns, now);
+            ctx.rec.tls_handshake_done(tls.session.is_resumed());
         }
-        let intended_ns = conn.intended_ns;
-        let (ready, on_open_step) = (conn.ready, conn.on_open_step);
-        let Some(client) = conn.client(&mut self.clients) else { return outcome };
-        let mut rest = data;
-        while !rest.is_empty() {
-            match client.receive(rest, &mut self.rng) {
-                Ok((n, event)) => {
-                    rest = &rest[n..];
-                    match event {
-                        None => {}
-                        Some(Event::Open) => {
-                            outcome.opened = true;
-                            self.rec.record_since(Metric::Handshake, intended_ns, now);
-                        }
-                        Some(Event::Binary(payload)) => {
-                            self.rec.message_received(payload.len() as u64);
-                            if let Some(p) = Probe::decode(payload).filter(|p| p.sender == u64::from(index)) {
-                                let intended = self.setup.clock.run_ns(p.sent_unix_us);
-                                self.rec.record_since(Metric::MessageRtt, intended, now);
-                                outcome.echoes += 1;
-                            }
-                        }
-                        Some(Event::Text(text)) => {
-                            self.rec.message_received(text.len() as u64);
-                            let steps = &self.setup.config.on_open;
-                            let step = usize::from(on_open_step) + outcome.steps_done as usize;
-                            if !ready
-                                && let Some(pattern) = steps.get(step).and_then(|s| s.expect.as_deref())
-                                && text.contains(pattern)
-                            {
-                                outcome.steps_done += 1;
-                            }
-                        }
-                        Some(Event::Pong(p)) => {
-                            if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {
-                                self.rec.record_since(Metric::PingRtt, stamp.sent_us * 1_000, now);
-                            }
-                        }
-                        Some(Event::Ping(_)) => {}
-                        Some(Event::Closed { initiator, .. }) => {
-                            if initiator == Initiator::Server {
-                                self.rec.error("server_closed");
-                            }
-                            outcome.closed = true;
-                            break;
-                        }
-                    }
-                }
-                Err(ProtoError::Handshake(h)) => {
-                    outcome.error = Some(match &h {
-                        loadgen_proto::HandshakeError::Rejected(r) => r.kind().name(),
-                        other => other.name(),
-                    });
-                    self.rec.connection_failed();
-                    break;
-                }
-                Err(ProtoError::Protocol(p)) => {
-                    outcome.error = Some(p.name());
-                    break;
-                }
+        if let Err(e) = result
+            && outcome.error.is_none()
+        {
+            outcome.error = Some(e.kind().name());
+            if conn.phase == Phase::Handshaking {
+                ctx.rec.connection_failed();
             }
         }
         outcome
@@ -167,9 +143,12 @@ impl Worker<'_> {
             }
             self.rec.connection_established();
             if self.closing_all {
-                // Upgraded after the end was called: close it right away.
-                if let Some(client) = conn.client(&mut self.clients) {
-                    let _ = client.close(1000, "", now / 1_000, &mut self.rng);
+                // Opened after the end was called: close it right away.
+                match conn.client(&mut self.clients) {
+                    Some(client) => {
+                        let _ = client.close(1000, "", now / 1_000, &mut self.rng);
+                    }
+                    None => self.shutdown(index),
                 }
             } else {
                 self.next_on_open_step(index, now);
@@ -181,7 +160,9 @@ impl Worker<'_> {
             self.next_on_open_step(index, now);
         }
         let conn = &mut self.conns[index as usize];
-        if outcome.echoes > 0 {
+        if outcome.echoes > 0 && matches!(conn.proto, Proto::Http(_)) {
+            self.http_response_done(index, &outcome, now);
+        } else if outcome.echoes > 0 {
             conn.awaiting_echo = false;
             if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. })
                 && !self.closing_all
@@ -191,10 +172,7 @@ impl Worker<'_> {
                 }
             }
         }
-        let conn = &mut self.conns[index as usize];
-        if let Some(sqe) = conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-            self.pending.push(sqe);
-        }
+        self.send_more(index);
         if outcome.closed || outcome.error.is_some() {
             self.shutdown(index);
         }
@@ -248,6 +226,108 @@ impl Worker<'_> {
                     self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
                 }
                 MessageRate::Total(_) => {}
+            }
+        }
+    }
+}
+
+/// What feeding plaintext to a connection's protocol needs from the worker (borrowed
+/// apart from the connection, so the TLS session can hand plaintext over piece by piece).
+pub(super) struct FeedCtx<'a> {
+    pub(super) rec: &'a mut Recorder,
+    rng: &'a mut ChaCha20Rng,
+    pub(super) clock: &'a Clock,
+    steps: &'a [OnOpenStep],
+    message_len: u64,
+    index: u32,
+    pub(super) now: u64,
+    intended_ns: u64,
+    /// HTTP: intended time of the request in flight.
+    pub(super) request_ns: u64,
+    ready: bool,
+    on_open_step: u8,
+}
+
+impl FeedCtx<'_> {
+    /// Plaintext bytes in order into the WebSocket client or the raw stream. Ignores
+    /// bytes after the connection closed or failed.
+    fn plaintext(&mut self, proto: &mut Proto, data: &[u8], outcome: &mut Outcome) {
+        if outcome.closed || outcome.error.is_some() {
+            return;
+        }
+        let (index, now) = (self.index, self.now);
+        let client = match proto {
+            Proto::Live(client) => client,
+            Proto::Raw(raw) => {
+                let (rec, clock, size) = (&mut *self.rec, self.clock, self.message_len);
+                raw.receive(data, |probe| {
+                    rec.message_received(size);
+                    if let Some(p) = probe.filter(|p| p.sender == u64::from(index)) {
+                        rec.record_since(Metric::MessageRtt, clock.run_ns(p.sent_unix_us), now);
+                        outcome.echoes += 1;
+                    }
+                });
+                return;
+            }
+            Proto::Http(http) => return self.http(http, data, outcome),
+            Proto::None | Proto::Parked(_) => return,
+        };
+        let mut rest = data;
+        while !rest.is_empty() {
+            match client.receive(rest, &mut *self.rng) {
+                Ok((n, event)) => {
+                    rest = &rest[n..];
+                    match event {
+                        None => {}
+                        Some(Event::Open) => {
+                            outcome.opened = true;
+                            self.rec.record_since(Metric::Handshake, self.intended_ns, now);
+                        }
+                        Some(Event::Binary(payload)) => {
+                            self.rec.message_received(payload.len() as u64);
+                            if let Some(p) = Probe::decode(payload).filter(|p| p.sender == u64::from(index)) {
+                                let intended = self.clock.run_ns(p.sent_unix_us);
+                                self.rec.record_since(Metric::MessageRtt, intended, now);
+                                outcome.echoes += 1;
+                            }
+                        }
+                        Some(Event::Text(text)) => {
+                            self.rec.message_received(text.len() as u64);
+                            let step = usize::from(self.on_open_step) + outcome.steps_done as usize;
+                            if !self.ready
+                                && let Some(pattern) = self.steps.get(step).and_then(|s| s.expect.as_deref())
+                                && text.contains(pattern)
+                            {
+                                outcome.steps_done += 1;
+                            }
+                        }
+                        Some(Event::Pong(p)) => {
+                            if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {
+                                self.rec.record_since(Metric::PingRtt, stamp.sent_us * 1_000, now);
+                            }
+                        }
+                        Some(Event::Ping(_)) => {}
+                        Some(Event::Closed { initiator, .. }) => {
+                            if initiator == Initiator::Server {
+                                self.rec.error("server_closed");
+                            }
+                            outcome.closed = true;
+                            return;
+                        }
+                    }
+                }
+                Err(ProtoError::Handshake(h)) => {
+                    outcome.error = Some(match &h {
+                        loadgen_proto::HandshakeError::Rejected(r) => r.kind().name(),
+                        other => other.name(),
+                    });
+                    self.rec.connection_failed();
+                    return;
+                }
+                Err(ProtoError::Protocol(p)) => {
+                    outcome.error = Some(p.name());
+                    return;
+                }
             }
         }
     }

@@ -2,18 +2,22 @@
 //! connection slab (index + generation, reused), the outgoing-buffer pool, and the pool
 //! of WebSocket codecs, so that steady state does not allocate and an idle connection
 //! holds only its slab entry and its codec (no receive or send buffer); an idle raw TCP
-//! connection holds only its slab entry.
+//! connection holds only its slab entry. With TLS, a connection also owns its boxed
+//! TLS session (one pointer in the slab entry; `None` without TLS).
 //!
 //! What it does not do: decide anything about the protocol or submit operations.
 
 use loadgen_proto::{Decoder, Encoder, Role};
+
+use super::tls::TlsConn;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
     /// Slab entry unused.
     Free,
-    /// Reading the HTTP upgrade request (WebSocket only).
+    /// TLS handshake (with TLS), then reading the HTTP upgrade request (WebSocket).
+    /// Raw TCP without TLS skips it.
     Upgrading,
     /// Messages flow (raw TCP: from the accept on).
     Open,
@@ -67,6 +71,8 @@ pub(super) struct Conn {
     pub head: Vec<u8>,
     /// Codec, once upgraded.
     pub ws: Option<Box<Ws>>,
+    /// TLS session (boxed: a plain connection pays one pointer).
+    pub tls: Option<Box<TlsConn>>,
     /// Next push sequence number.
     pub seq: u64,
     /// Sender id written into push payloads.
@@ -92,6 +98,7 @@ impl Conn {
             pending: Vec::new(),
             head: Vec::new(),
             ws: None,
+            tls: None,
             seq: 0,
             sender: 0,
             open_pos: u32::MAX,
@@ -129,7 +136,7 @@ impl Slab {
             }
         };
         let c = &mut self.conns[index as usize];
-        debug_assert_eq!(c.phase, Phase::Free);
+        debug_assert!(c.phase == Phase::Free && c.tls.is_none());
         c.generation = c.generation.wrapping_add(1) & 0xFF_FFFF;
         c.slot = slot;
         c.phase = phase;
@@ -157,6 +164,7 @@ impl Slab {
         if let Some(ws) = c.ws.take() {
             codecs.put(ws);
         }
+        c.tls = None;
         self.free.push(index);
         self.live -= 1;
     }
@@ -273,5 +281,7 @@ mod tests {
         // An idle raw TCP connection holds its slab entry only.
         let raw = std::mem::size_of::<Conn>();
         assert!(raw <= 160, "{raw} bytes per idle raw connection");
+        // TLS state costs a plain connection one pointer.
+        assert_eq!(std::mem::size_of::<Option<Box<TlsConn>>>(), std::mem::size_of::<usize>());
     }
 }

@@ -35,19 +35,31 @@
 //! get their queued output flushed, then FIN; whatever is left after 1 s is reset, and
 //! threads are gone within 2 s. [`ServerHandle::join`] returns the [`Summary`].
 //!
-//! What it does not do: TLS, permessage-deflate (offers are ignored), subprotocols,
-//! IPv6 listeners, HTTP routing (any path upgrades), message boundaries in raw TCP
-//! (a raw "message" is a byte count, nothing is parsed), printing.
+//! TLS ([`ServeConfig::tls`]): every accepted connection gets its own rustls server
+//! session (boxed; made at accept). Received ciphertext is decrypted into a per-thread
+//! scratch buffer, so an idle connection still holds no receive buffer beyond what
+//! rustls keeps in the session; every byte sent (handshake records, the 101, frames,
+//! raw bytes, alerts) is a TLS record; a graceful end sends `close_notify` before the
+//! FIN, and a client that just closes is a normal end. TLS failures are counted by kind
+//! ([`Summary::tls_errors`]) and answered with rustls's fatal alert. Works for both
+//! protocols (a raw connection is open once its handshake completes).
+//!
+//! What it does not do: TLS client certificates, permessage-deflate (offers are
+//! ignored), subprotocols, IPv6 listeners, HTTP routing (any path upgrades), message
+//! boundaries in raw TCP (a raw "message" is a byte count, nothing is parsed), printing.
 
 mod conn;
 mod ops;
 mod session;
 mod summary;
+mod tls;
 mod upgrade;
 mod worker;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -56,6 +68,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use loadgen_tls::{TlsError, TlsServerConfig};
 pub use summary::{Live, Summary};
 
 use crate::uring::UringError;
@@ -101,7 +114,7 @@ impl ServeProtocol {
 }
 
 /// How to serve.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ServeConfig {
     /// Address to listen on (IPv4; port 0 picks a free port shared by all threads).
     pub listen: SocketAddr,
@@ -126,6 +139,9 @@ pub struct ServeConfig {
     /// Raw TCP only: bytes per application message, so that messages are counted as
     /// bytes ÷ size (received; and sent, in echo). `None`: raw messages are not counted.
     pub raw_message_size: Option<usize>,
+    /// Speak TLS on every connection with this certificate (wss://; with
+    /// [`ServeProtocol::RawTcp`], TLS around the byte stream). `None`: plain TCP.
+    pub tls: Option<Arc<TlsServerConfig>>,
 }
 
 impl Default for ServeConfig {
@@ -142,6 +158,7 @@ impl Default for ServeConfig {
             max_message_size: 16 << 20,
             max_connections_per_thread: None,
             raw_message_size: None,
+            tls: None,
         }
     }
 }
@@ -180,6 +197,7 @@ pub struct ServerHandle {
     protocol: ServeProtocol,
     mode: Mode,
     raw_message_size: Option<usize>,
+    tls: bool,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -235,6 +253,7 @@ impl ServerHandle {
         s.peak_rss_bytes = summary::peak_rss_bytes().max(summary::rss_bytes()).max(self.rss_at_ready);
         s.recv_buffer_bytes = self.recv_buffer_bytes;
         s.protocol = self.protocol;
+        s.tls = self.tls;
         if let (ServeProtocol::RawTcp, Some(size)) = (self.protocol, self.raw_message_size) {
             let size = size as u64;
             s.messages_in = s.bytes_in / size;
@@ -299,6 +318,7 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
         protocol: config.protocol,
         mode: config.mode,
         raw_message_size: config.raw_message_size,
+        tls: config.tls.is_some(),
     };
     for (index, listener) in listeners.into_iter().enumerate() {
         let setup = worker::WorkerSetup {
@@ -360,6 +380,23 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
                 crate::payload::HEADER_LEN,
                 c.max_message_size
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size;
+    // sched_setaffinity(0, ..) applies to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(format!("CPU {cpu} is out of range"));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
         }
     }
     Ok(())

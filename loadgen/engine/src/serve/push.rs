@@ -2,8 +2,9 @@
 //! thread's open connections, each with its own sequence numbers and sender id, and
 //! a CLOCK_REALTIME microsecond stamp so a client on the same host can compute
 //! delivery latency. WebSocket: one binary message per probe; raw TCP: the payloads
-//! back to back on the byte stream, unframed. Messages to a connection with too much output queued are dropped
-//! and counted, so a client that stops reading cannot grow the server's memory.
+//! back to back on the byte stream, unframed; with TLS, encrypted as they are queued.
+//! Messages to a connection with too much output queued are dropped and counted, so a
+//! client that stops reading cannot grow the server's memory.
 //!
 //! After a stall of the loop, the messages that fell due are sent at once (the rate
 //! holds over any second); beyond one second of them the rest are skipped, not sent.
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use loadgen_proto::MessageKind;
 
-use super::{MAX_WAIT, NoMask, Worker};
+use super::{MAX_WAIT, NoMask, Worker, tls};
 use crate::payload::Probe;
 
 /// Output queued above which push messages to a connection are dropped (counted).
@@ -56,6 +57,9 @@ impl Worker {
         if n > 0 {
             let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
             for _ in 0..n {
+                if self.open.is_empty() {
+                    break;
+                }
                 let i = self.open[p.cursor % self.open.len()];
                 p.cursor = p.cursor.wrapping_add(1);
                 let c = &mut self.slab.conns[i as usize];
@@ -68,14 +72,17 @@ impl Worker {
                 if c.pending.capacity() == 0 {
                     c.pending = self.bufs.take();
                 }
+                let mark = c.pending.len();
                 if self.raw {
                     c.pending.extend_from_slice(&p.payload);
                 } else {
                     let ws = c.ws.as_mut().expect("open connections have a codec");
                     let _ = ws.encoder.message(&mut c.pending, MessageKind::Binary, &p.payload, &mut NoMask);
                 }
+                tls::seal(c, mark, &mut self.bufs, &mut self.counters);
                 self.counters.peak_backlog = self.counters.peak_backlog.max(c.outbound() as u64);
                 self.counters.messages_out += 1;
+                self.sync_open(i);
                 self.kick_send(i);
             }
             p.sent += n;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use loadgen_tls::TlsErrorKind;
 use serde::Serialize;
 
 /// Counters of one thread.
@@ -31,6 +32,12 @@ pub(super) struct Counters {
     pub accept_errors: BTreeMap<&'static str, u64>,
     pub refused: BTreeMap<u16, u64>,
     pub protocol_errors: BTreeMap<&'static str, u64>,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS sessions that failed before their handshake completed.
+    pub tls_handshakes_failed: u64,
+    /// TLS failures by kind (indexed by `TlsErrorKind::index`).
+    pub tls_errors: [u64; TlsErrorKind::ALL.len()],
 }
 
 /// Live figures shared by the threads and the handle.
@@ -112,6 +119,8 @@ pub(super) struct ThreadReport {
 pub struct Summary {
     /// What was served.
     pub protocol: super::ServeProtocol,
+    /// Whether connections spoke TLS (wss://, or TLS around raw TCP).
+    pub tls: bool,
     /// Server threads (one ring each).
     pub threads: usize,
     /// io_uring setup flags used.
@@ -137,7 +146,7 @@ pub struct Summary {
     /// Pings answered.
     pub pings: u64,
     /// Close frames received from clients; raw TCP: connections the client ended with
-    /// EOF (the normal end of a raw connection).
+    /// EOF or, with TLS, `close_notify` (the normal end of a raw connection).
     pub closes_in: u64,
     /// Connections ended without a close handshake (reset, receive or send error,
     /// forced at stop; WebSocket: also EOF without a close frame).
@@ -146,6 +155,16 @@ pub struct Summary {
     pub accept_errors: BTreeMap<String, u64>,
     /// Client protocol violations by kind (each answered with a close code).
     pub protocol_errors: BTreeMap<String, u64>,
+    /// TLS handshakes completed (0 without TLS).
+    pub tls_handshakes: u64,
+    /// TLS sessions that failed before their handshake completed (each also counted
+    /// in `tls_errors`). A client that goes away mid-handshake is not a failure: it is
+    /// counted in `aborted`.
+    pub tls_handshakes_failed: u64,
+    /// TLS failures by kind ([`TlsErrorKind::name`]: `tls_protocol`,
+    /// `tls_handshake_failure`, `tls_decrypt`, ...), each answered with the fatal alert
+    /// rustls chose and a close. A client that closes without `close_notify` is not one.
+    pub tls_errors: BTreeMap<String, u64>,
     /// Multishot receives ended by an empty provided-buffer ring (`-ENOBUFS`).
     pub buffer_ring_exhausted: u64,
     /// Push messages dropped because a connection had too much output queued.
@@ -201,6 +220,13 @@ impl Summary {
         }
         for (k, v) in c.protocol_errors {
             *self.protocol_errors.entry(k.to_string()).or_default() += v;
+        }
+        self.tls_handshakes += c.tls_handshakes;
+        self.tls_handshakes_failed += c.tls_handshakes_failed;
+        for (kind, &v) in TlsErrorKind::ALL.iter().zip(&c.tls_errors) {
+            if v > 0 {
+                *self.tls_errors.entry(kind.name().to_string()).or_default() += v;
+            }
         }
         self.errors.extend(r.error);
     }

@@ -13,8 +13,11 @@
 //! `raw`. Nothing is freed while the kernel may still use it: the in-flight Send owns
 //! its buffer, and Close is only submitted once no Send or receive is armed.
 //!
-//! What it does not do: parse HTTP or frames (see `session`), schedule pushes (see
-//! `push`), or print anything.
+//! With TLS, bytes pass through the connection's session on the way in and out (see
+//! `tls`); the loop itself only adds `close_notify` before a graceful shutdown.
+//!
+//! What it does not do: parse HTTP or frames (see `session`), TLS (see `tls`), schedule
+//! pushes (see `push`), or print anything.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -25,9 +28,9 @@ use io_uring::{cqueue, squeue, types};
 
 use super::conn::{BufPool, CodecPool, Phase, Slab};
 use super::ops::{self, Op, Tag};
-use super::session::{self, Ctx, NoMask};
+use super::session::{Ctx, NoMask};
 use super::summary::{Counters, Shared, ThreadReport, errno_name, thread_cpu};
-use super::{Mode, ServeConfig, ServeProtocol};
+use super::{Mode, ServeConfig, ServeProtocol, pin_to_cpu, tls};
 use crate::payload::Probe;
 use crate::uring::UringError;
 use crate::uring::buf_ring::BufRing;
@@ -96,6 +99,8 @@ struct Worker {
     /// Backpressure thresholds of the protocol (`OUT_HIGH`/`OUT_LOW` or the raw ones).
     out_high: usize,
     out_low: usize,
+    /// Decrypted bytes of the receive being handled (TLS only; one per thread).
+    tls_plain: Vec<u8>,
     /// Counters as last published to `shared` (bytes in, bytes out, receives paused).
     published: [u64; 3],
     next_publish: Instant,
@@ -121,22 +126,6 @@ pub(super) fn run(setup: WorkerSetup) -> ThreadReport {
         error,
         flags: worker.ring.flags_used,
     }
-}
-
-fn pin_to_cpu(cpu: usize) -> Result<(), String> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size;
-    // sched_setaffinity(0, ..) applies to the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-            return Err(format!("CPU {cpu} is out of range"));
-        }
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
 }
 
 impl Worker {
@@ -181,6 +170,7 @@ impl Worker {
             raw,
             out_high,
             out_low,
+            tls_plain: Vec::new(),
             published: [0; 3],
             next_publish: s.started,
         };
@@ -311,13 +301,18 @@ impl Worker {
             if self.stop_at.is_some() {
                 self.backlog.push(ops::close(slot, Tag::global(Op::CloseOrphan)));
             } else {
-                let i = self.slab.alloc(slot, if self.raw { Phase::Open } else { Phase::Upgrading });
+                let plain_raw = self.raw && self.config.tls.is_none();
+                let i = self.slab.alloc(slot, if plain_raw { Phase::Open } else { Phase::Upgrading });
                 self.counters.accepted += 1;
                 self.shared.opened();
                 self.slab.conns[i as usize].sender = ((self.index as u64) << 40) | self.next_sender;
                 self.next_sender += 1;
                 self.sync_open(i);
-                self.arm_recv(i);
+                if tls::attach(&mut self.slab.conns[i as usize], self.config.tls.as_deref(), &mut self.counters) {
+                    self.arm_recv(i);
+                } else {
+                    self.abort(i);
+                }
             }
         } else if !(res == -libc::ECANCELED && self.stop_at.is_some()) {
             *self.counters.accept_errors.entry(errno_name(-res)).or_default() += 1;
@@ -372,7 +367,7 @@ impl Worker {
                     max_message_size: self.config.max_message_size,
                     decoder_keep: 64 << 10,
                 };
-                session::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx);
+                tls::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx, &mut self.tls_plain);
             }
             self.ring.buf_ring_mut(0).recycle(bid);
             self.sync_open(i);
@@ -383,8 +378,9 @@ impl Worker {
             // is queued is still sent), an abort for WebSocket (no close frame came).
             let c = &mut self.slab.conns[i as usize];
             if c.phase != Phase::Draining {
+                let open = c.phase == Phase::Open;
                 c.phase = Phase::Draining;
-                if self.raw {
+                if self.raw && open {
                     self.counters.closes_in += 1;
                 } else {
                     self.counters.aborted += 1;
@@ -525,6 +521,10 @@ impl Worker {
         }
         if !c.shutdown_sent {
             if !c.send_inflight && c.pending.is_empty() {
+                if tls::close_notify(c, &mut self.bufs) {
+                    self.kick_send(i);
+                    return;
+                }
                 c.shutdown_sent = true;
                 let tag = Tag { conn: i, generation: c.generation, op: Op::Shutdown };
                 self.backlog.push(ops::shutdown(c.slot, tag));
@@ -581,9 +581,10 @@ impl Worker {
                     if c.pending.capacity() == 0 {
                         c.pending = self.bufs.take();
                     }
-                    let ws = c.ws.as_mut().expect("open connections have a codec");
+                    let (ws, mark) = (c.ws.as_mut().expect("open connections have a codec"), c.pending.len());
                     let _ = ws.encoder.close(&mut c.pending, Some(loadgen_proto::close::GOING_AWAY), "", &mut NoMask);
                     c.phase = Phase::Closing;
+                    tls::seal(c, mark, &mut self.bufs, &mut self.counters);
                     self.sync_open(i);
                     self.kick_send(i);
                 }

@@ -65,11 +65,13 @@ pub enum Metric {
     Delivery,
     /// Actual submission − intended time of connects and sends (generator health).
     ScheduleLag,
+    /// Intended connection start → TLS handshake complete (wss:// only).
+    TlsHandshake,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// Every metric, in declaration order (the index of a metric is `metric as usize`).
     pub const ALL: [Metric; Self::COUNT] = [
@@ -80,6 +82,7 @@ impl Metric {
         Metric::PingRtt,
         Metric::Delivery,
         Metric::ScheduleLag,
+        Metric::TlsHandshake,
     ];
 
     /// Stable snake_case name, used as the report key.
@@ -92,6 +95,7 @@ impl Metric {
             Metric::PingRtt => "ping_rtt",
             Metric::Delivery => "delivery",
             Metric::ScheduleLag => "schedule_lag",
+            Metric::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -137,7 +141,7 @@ impl HistogramSet {
         }
     }
 
-    /// Summaries of the six latency metrics (schedule lag excluded).
+    /// Summaries of the latency metrics (schedule lag excluded).
     pub fn latencies(&self) -> Latencies {
         let p = |m| Percentiles::from_nonempty(self.get(m));
         Latencies {
@@ -147,6 +151,7 @@ impl HistogramSet {
             message_rtt: p(Metric::MessageRtt),
             ping_rtt: p(Metric::PingRtt),
             delivery: p(Metric::Delivery),
+            tls_handshake: p(Metric::TlsHandshake),
         }
     }
 }
@@ -208,6 +213,9 @@ pub struct Latencies {
     /// [`Metric::Delivery`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Percentiles>,
+    /// [`Metric::TlsHandshake`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshake: Option<Percentiles>,
 }
 
 impl Latencies {

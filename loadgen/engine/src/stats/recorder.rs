@@ -31,6 +31,10 @@ pub struct Counters {
     pub cq_overflow: u64,
     /// Receives that found the provided-buffer ring empty (generator saturation).
     pub buffer_ring_exhausted: u64,
+    /// TLS handshakes completed with a full handshake (wss://).
+    pub tls_full_handshakes: u64,
+    /// TLS handshakes that resumed an earlier session (wss://).
+    pub tls_resumed_handshakes: u64,
 }
 
 impl Counters {
@@ -46,6 +50,8 @@ impl Counters {
         self.bytes_received += o.bytes_received;
         self.cq_overflow += o.cq_overflow;
         self.buffer_ring_exhausted += o.buffer_ring_exhausted;
+        self.tls_full_handshakes += o.tls_full_handshakes;
+        self.tls_resumed_handshakes += o.tls_resumed_handshakes;
     }
 }
 
@@ -207,6 +213,16 @@ impl Recorder {
     #[inline]
     pub fn buffer_ring_exhausted(&mut self, n: u64) {
         self.cur.counters.buffer_ring_exhausted += n;
+    }
+
+    /// A TLS handshake completed, resumed or full.
+    #[inline]
+    pub fn tls_handshake_done(&mut self, resumed: bool) {
+        if resumed {
+            self.cur.counters.tls_resumed_handshakes += 1;
+        } else {
+            self.cur.counters.tls_full_handshakes += 1;
+        }
     }
 
     /// Connections open now.

@@ -75,6 +75,13 @@ fn context_takeover_keeps_its_own_client() {
     assert!(!c.is_at_rest(), "compression history must stay with the connection");
     assert!(c.park().is_none());
     assert_eq!(c.state(), State::Open, "a refused park changes nothing");
+    // A compressor (window 15: 128 KiB + 128 KiB of hash chains) and a decompressor
+    // (32 KiB window), as zlib documents them.
+    let (contexts, bytes) = c.deflate_memory();
+    assert_eq!(contexts, 2);
+    assert_eq!(bytes, (1 << 17) + (1 << 17) + 6 * 1024 + (1 << 15) + 7 * 1024);
+    let plain = Client::new(ClientConfig::default(), &HandshakeRequest::new("h", "/"), 0, &mut r).unwrap();
+    assert_eq!(plain.deflate_memory(), (0, 0), "no compression, no contexts");
 }
 
 /// Several connections share one `Client`, each parked between reads; a connection

@@ -1,0 +1,107 @@
+//! HTTP/1.1 keep-alive polling on the engine: responses timed, cookies kept per
+//! connection, `Retry-After` honoured, over plain TCP and TLS.
+
+use std::sync::atomic::AtomicU64;
+
+use super::*;
+use crate::run::Protocol;
+
+/// Smallest gap (ms) the retry server saw between a connection's 503 and its next
+/// request (one test uses it).
+static MIN_RETRY_GAP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Answers requests on one connection. `messages` counts the requests that carried the
+/// cookie the first response set (every request but the first, if cookies work).
+pub(super) fn serve_http(stream: &mut impl ServerStream, retry_first: bool, stop: &AtomicBool, messages: &AtomicU64) {
+    let mut buf = vec![0u8; 16_384];
+    let mut pending = Vec::new();
+    let mut served = 0u64;
+    let mut refused_at: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+        pending.drain(..end + 4);
+        assert!(head.starts_with("GET /poll HTTP/1.1\r\n"), "{head}");
+        if head.lines().any(|l| l == "Cookie: queue=ticket-7") {
+            messages.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(t) = refused_at.take() {
+            MIN_RETRY_GAP_MS.fetch_min(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        let response: &[u8] = if served == 0 && retry_first {
+            refused_at = Some(Instant::now());
+            b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nSet-Cookie: queue=ticket-7\r\nContent-Length: 4\r\n\r\nwait"
+        } else if served == 0 {
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: queue=ticket-7\r\nContent-Length: 9\r\n\r\nposition1"
+        } else {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nadmit\r\n0\r\n\r\n"
+        };
+        served += 1;
+        if stream.write_all(response).is_err() {
+            return;
+        }
+    }
+}
+
+fn http_config(server: &TestServer, connections: u32, hold_ms: u64, rate: MessageRate) -> RunConfig {
+    let mut cfg = config(server, connections, hold_ms, Traffic::Echo { message_size: 64, rate });
+    cfg.protocol = Protocol::Http1;
+    cfg.targets[0].path = "/poll".into();
+    cfg
+}
+
+#[test]
+fn http_polling_times_every_response_and_keeps_cookies() {
+    let server = TestServer::start(Mode::Http { retry_first: false });
+    let out = go(&http_config(&server, 10, 1_000, MessageRate::PerConnection(20.0)));
+    let m = &out.stats;
+    assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (10, 10, 0), "{:?}", m.errors);
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Handshake).len(), 0, "HTTP has no upgrade");
+    // 20 polls/s per connection for about 1 s.
+    assert!((150..=230).contains(&m.totals.messages_sent), "polls sent: {}", m.totals.messages_sent);
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent, "every poll answered");
+    assert_eq!(m.histogram(Metric::MessageRtt).len(), m.totals.messages_received, "every response timed");
+    assert_eq!(
+        server.messages.load(Ordering::Relaxed),
+        m.totals.messages_sent - 10,
+        "every request after a connection's first carried the cookie it was given"
+    );
+    assert_eq!(m.open_at_end, 0);
+}
+
+#[test]
+fn http_polling_honours_retry_after_and_counts_statuses() {
+    let server = TestServer::start(Mode::Http { retry_first: true });
+    let m = go(&http_config(&server, 4, 1_600, MessageRate::ClosedLoop)).stats;
+    assert_eq!(m.totals.established, 4, "{:?}", m.errors);
+    assert_eq!(m.errors.get("http_503").copied(), Some(4), "{:?}", m.errors);
+    let gap = MIN_RETRY_GAP_MS.load(Ordering::Relaxed);
+    assert!((990..1_500).contains(&gap), "the next poll waited for Retry-After: {gap} ms");
+    assert!(m.totals.messages_received > 40, "closed loop resumed: {}", m.totals.messages_received);
+}
+
+#[test]
+fn open_model_polls_go_to_idle_connections_and_over_tls() {
+    let server = TestServer::start_tls(Mode::Http { retry_first: false }, TestTls::new());
+    let mut cfg = http_config(&server, 8, 1_000, MessageRate::Total(200.0));
+    cfg.targets[0].tls = true;
+    cfg.connect_rate = 1_000.0;
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.established, m.totals.failed), (8, 0), "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::TlsHandshake).len(), 8, "https: TLS first");
+    let dropped = m.errors.get("no_idle_connection_for_request").copied().unwrap_or(0);
+    let unplaced = m.errors.get("no_open_connection_for_message").copied().unwrap_or(0);
+    assert_eq!(m.totals.messages_sent + dropped + unplaced, 200, "R×T intended polls, each accounted: {:?}", m.errors);
+    assert!(dropped + unplaced < 10, "8 idle pollers keep up with 200/s: {:?}", m.errors);
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent);
+    assert_eq!(server.messages.load(Ordering::Relaxed) + 8, m.totals.messages_sent, "cookies over TLS too");
+}

@@ -1,0 +1,217 @@
+//! HTTP/1.1 keep-alive polling on the worker loop ([`super::super::Protocol::Http1`]):
+//! a connection is a `loadgen_proto::Http1Client` (over TLS for https://); each due
+//! "message" is a GET of the target's path, timed from its intended time to the end
+//! of its response.
+//!
+//! Pacing with one request in flight per connection: a poll due while the previous
+//! one is unanswered waits in a per-connection backlog and is sent when the response
+//! ends, still timed from its own intended time (no coordinated omission). A 429 or
+//! 503 with `Retry-After` holds the connection's polls off until then: polls due in the
+//! hold-off are skipped and counted (`retry_after_skipped_poll`), a closed-loop poller
+//! resumes when it ends. Statuses ≥ 400 are counted by code. What it does not do:
+//! reconnect (a connection the server closes stays closed, counted), pipelining,
+//! redirects, request bodies.
+
+use loadgen_proto::http1::Request as Http1Request;
+use loadgen_proto::{Http1Client, Http1Config, Http1Event};
+
+use super::super::conn::{HttpStream, Phase, Proto};
+use super::super::ops::Op;
+use super::super::{MessageRate, Traffic};
+use super::Worker;
+use super::recv::{FeedCtx, Outcome};
+use crate::stats::Metric;
+
+impl Worker<'_> {
+    /// The TCP connection is up: an HTTP client starts. Plain http:// is open at once;
+    /// https:// opens when its TLS handshake completes.
+    pub(super) fn http_connected(&mut self, index: u32, now: u64) {
+        let conn = &mut self.conns[index as usize];
+        let config =
+            Http1Config { response_timeout_us: None, secure_transport: conn.tls.is_some(), ..Http1Config::default() };
+        conn.proto =
+            Proto::Http(Box::new(HttpStream { client: Http1Client::new(config), out: Vec::new(), body_bytes: 0 }));
+        if conn.tls.is_some() {
+            conn.phase = Phase::Handshaking;
+            self.send_more(index);
+            return;
+        }
+        conn.phase = Phase::Open;
+        self.rec.connection_established();
+        if self.closing_all {
+            self.shutdown(index);
+        } else {
+            self.next_on_open_step(index, now);
+        }
+    }
+
+    /// A poll of `index` is due at `intended_ns`: sent now, kept in the backlog while a
+    /// request is in flight, or skipped during a `Retry-After` hold-off.
+    pub(super) fn poll_due(&mut self, index: u32, intended_ns: u64, now: u64) {
+        let closed_loop = self.message_rate() == MessageRate::ClosedLoop;
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Open || !conn.ready || self.closing_all {
+            return;
+        }
+        if now < conn.retry_at_ns {
+            if !closed_loop {
+                self.rec.error("retry_after_skipped_poll");
+            }
+            // (Closed loop: the hold-off timer sends the next poll.)
+            return;
+        }
+        if conn.awaiting_echo {
+            if conn.backlog == 0 {
+                conn.backlog_ns = intended_ns;
+            }
+            conn.backlog = conn.backlog.saturating_add(1);
+            return;
+        }
+        self.send_poll(index, intended_ns);
+    }
+
+    /// Writes the GET of the connection's target and submits it.
+    fn send_poll(&mut self, index: u32, intended_ns: u64) {
+        let now_unix_s = self.setup.clock.unix_us(self.setup.clock.now_ns()) / 1_000_000;
+        let conn = &mut self.conns[index as usize];
+        let target = &self.setup.config.targets[usize::from(conn.target)];
+        let Proto::Http(http) = &mut conn.proto else { return };
+        let request = Http1Request::get(&target.host, &target.path);
+        match http.client.send_request(&request, intended_ns / 1_000, now_unix_s, &mut http.out) {
+            Ok(()) => {
+                conn.request_ns = intended_ns;
+                conn.awaiting_echo = true;
+                http.body_bytes = 0;
+                self.rec.message_sent(0);
+                self.send_more(index);
+            }
+            Err(_) => {
+                // Busy or closed cannot happen here (the caller checked); anything else
+                // is a target path or host the request line cannot carry.
+                self.rec.error("http_invalid_request");
+                self.shutdown(index);
+            }
+        }
+    }
+
+    /// A response ended on `index` (`outcome` says how): honours `Retry-After`, then
+    /// sends the next poll the backlog or the closed loop calls for.
+    pub(super) fn http_response_done(&mut self, index: u32, outcome: &Outcome, now: u64) {
+        let interval = match self.message_rate() {
+            MessageRate::PerConnection(r) => Some((1e9 / r) as u64),
+            _ => None,
+        };
+        let closed_loop = matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. });
+        let conn = &mut self.conns[index as usize];
+        conn.awaiting_echo = false;
+        if self.closing_all || conn.phase != Phase::Open {
+            return;
+        }
+        if let Some(s) = outcome.retry_after_s {
+            conn.retry_at_ns = now.saturating_add(s.saturating_mul(1_000_000_000));
+            // Polls already due fall in the hold-off: skipped, like the ones to come.
+            if conn.backlog > 0 {
+                for _ in 0..conn.backlog {
+                    self.rec.error("retry_after_skipped_poll");
+                }
+                conn.backlog = 0;
+            }
+            if closed_loop && conn.retry_at_ns < self.setup.end_ns {
+                self.timers.insert(conn.retry_at_ns, conn.tag(index, Op::RetryTimer).encode());
+            }
+            return;
+        }
+        if conn.backlog > 0 {
+            conn.backlog -= 1;
+            let intended = conn.backlog_ns;
+            conn.backlog_ns += interval.unwrap_or(0);
+            self.send_poll(index, intended);
+        } else if closed_loop {
+            self.send_poll(index, now);
+        }
+    }
+
+    /// A closed-loop poller's `Retry-After` hold-off ended: its next poll, intended now.
+    pub(super) fn retry_hold_off_ended(&mut self, index: u32) {
+        let conn = &self.conns[index as usize];
+        if conn.phase == Phase::Open && !conn.awaiting_echo && !self.closing_all {
+            let intended = conn.retry_at_ns;
+            self.send_poll(index, intended);
+        }
+    }
+
+    /// Open model over HTTP pollers: the next ready connection with no request in
+    /// flight and no hold-off after `from` (round robin), if any.
+    pub(super) fn idle_poller(&mut self, now: u64) -> Option<u32> {
+        let n = self.ready.len();
+        for _ in 0..n {
+            self.ready_cursor = (self.ready_cursor + 1) % n;
+            let index = self.ready[self.ready_cursor];
+            let conn = &self.conns[index as usize];
+            if !conn.awaiting_echo && conn.retry_at_ns <= now {
+                return Some(index);
+            }
+        }
+        None
+    }
+}
+
+impl FeedCtx<'_> {
+    /// Response bytes into the HTTP client: times each response from the intended time
+    /// of its request, counts error statuses, notes `Retry-After` and a server close.
+    pub(super) fn http(&mut self, http: &mut HttpStream, mut data: &[u8], outcome: &mut Outcome) {
+        let now_unix_s = self.clock.unix_us(self.now) / 1_000_000;
+        loop {
+            let (used, event) = match http.client.receive(data, now_unix_s) {
+                Ok(step) => step,
+                Err(e) => {
+                    outcome.error = Some(e.name());
+                    return;
+                }
+            };
+            data = &data[used..];
+            match event {
+                None => return,
+                Some(Http1Event::Informational { .. }) => {}
+                Some(Http1Event::ResponseHead(head)) => {
+                    if let Some(kind) = status_error(head.status) {
+                        self.rec.error(kind);
+                    }
+                    if matches!(head.status, 429 | 503) {
+                        outcome.retry_after_s = head.retry_after_s;
+                    }
+                }
+                Some(Http1Event::Body(bytes)) => http.body_bytes += bytes.len() as u64,
+                Some(Http1Event::ResponseEnd { keep_alive, .. }) => {
+                    self.rec.message_received(http.body_bytes);
+                    self.rec.record_since(Metric::MessageRtt, self.request_ns, self.now);
+                    outcome.echoes += 1;
+                    if !keep_alive {
+                        self.rec.error("http_connection_close");
+                        outcome.closed = true;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The error kind a status counts as (`None` below 400).
+fn status_error(status: u16) -> Option<&'static str> {
+    Some(match status {
+        0..=399 => return None,
+        400 => "http_400",
+        401 => "http_401",
+        403 => "http_403",
+        404 => "http_404",
+        408 => "http_408",
+        429 => "http_429",
+        402..=499 => "http_4xx_other",
+        500 => "http_500",
+        502 => "http_502",
+        503 => "http_503",
+        504 => "http_504",
+        _ => "http_5xx_other",
+    })
+}

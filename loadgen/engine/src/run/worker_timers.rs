@@ -1,0 +1,78 @@
+//! Timers of the worker loop: protocol deadlines (handshake, close), heartbeat pings
+//! stamped with their intended time, per-connection message pacing and HTTP
+//! `Retry-After` hold-offs, all from the one hashed timer wheel.
+
+use super::super::MessageRate;
+use super::super::conn::Phase;
+use super::super::ops::{Op, Tag};
+use super::Worker;
+use crate::stats::Metric;
+
+impl Worker<'_> {
+    pub(super) fn fire_timers(&mut self, now: u64) {
+        let mut due = std::mem::take(&mut self.scratch);
+        self.timers.advance(now, |token| due.push(token));
+        let rate = self.message_rate();
+        for token in due.drain(..) {
+            let Some(tag) = Tag::decode(token) else { continue };
+            let Some(conn) = self.conns.get_mut(tag.conn as usize) else { continue };
+            if conn.generation != tag.generation || conn.phase == Phase::Free {
+                continue;
+            }
+            match tag.op {
+                // Protocol deadlines (handshake, close).
+                Op::Close => {
+                    let handshaking = conn.phase == Phase::Handshaking;
+                    let Some(client) = conn.client(&mut self.clients) else { continue };
+                    if let Some(what) = client.handle_timeout(now / 1_000) {
+                        self.rec.error(match what {
+                            loadgen_proto::Timeout::Handshake => "handshake_timeout",
+                            loadgen_proto::Timeout::Close => "close_timeout",
+                        });
+                        if handshaking {
+                            self.rec.connection_failed();
+                        }
+                        self.shutdown(tag.conn);
+                    } else if let Some(next) = client.poll_timeout() {
+                        self.timers.insert(next * 1_000, token);
+                    }
+                }
+                // Heartbeat pings, stamped with their intended time.
+                Op::PingTimer => {
+                    if conn.phase != Phase::Open || self.closing_all {
+                        continue;
+                    }
+                    let intended = conn.next_ping_ns;
+                    let interval = self.setup.config.ping_interval.map_or(u64::MAX, |d| d.as_nanos().max(1) as u64);
+                    conn.next_ping_ns = intended.saturating_add(interval);
+                    if conn.next_ping_ns < self.setup.end_ns {
+                        self.timers.insert(conn.next_ping_ns, token);
+                    }
+                    self.rec.record_since(Metric::ScheduleLag, intended, now);
+                    let id = conn.seq;
+                    if let Some(client) = conn.client(&mut self.clients)
+                        && client.ping(id, intended / 1_000, &mut self.rng).is_ok()
+                    {
+                        self.send_more(tag.conn);
+                    }
+                }
+                // Paced sends (per-connection rate).
+                Op::Send => {
+                    let intended = conn.next_send_ns;
+                    if let MessageRate::PerConnection(rate) = rate {
+                        conn.next_send_ns = intended + (1e9 / rate) as u64;
+                        if conn.next_send_ns < self.setup.end_ns {
+                            self.timers.insert(conn.next_send_ns, token);
+                        }
+                    }
+                    self.rec.record_since(Metric::ScheduleLag, intended, now);
+                    self.send_probe(tag.conn, intended);
+                }
+                Op::RetryTimer => self.retry_hold_off_ended(tag.conn),
+                _ => {}
+            }
+            self.conns[tag.conn as usize].park(&mut self.clients);
+        }
+        self.scratch = due;
+    }
+}
