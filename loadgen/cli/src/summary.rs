@@ -160,6 +160,15 @@ const ATTEMPT_ERRORS: &[&str] = &[
     "unrequested_subprotocol",
     "unrequested_extension",
     "invalid_extension_params",
+    "invalid_request",
+    "tls_bad_certificate",
+    "tls_handshake_failure",
+    "tls_decrypt",
+    "tls_protocol",
+    "tls_alert",
+    "tls_closed",
+    "tls_config",
+    "tls_other",
 ];
 
 /// Whether `kind` is a failed connection attempt (see [`ATTEMPT_ERRORS`]).

@@ -199,9 +199,12 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "latency_us.tls_handshake",
-        "wss:// only: intended connection start → TLS handshake complete (the upgrade request goes out right after).",
+        "wss:// and https:// only: intended connection start → TLS handshake complete (the upgrade or first request goes out right after).",
     ),
-    ("tls", "wss:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed."),
+    (
+        "tls",
+        "wss:// and https:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed.",
+    ),
     ("tls.handshakes_full", "TLS handshakes that negotiated a new session."),
     (
         "tls.handshakes_resumed",

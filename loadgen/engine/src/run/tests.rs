@@ -41,11 +41,8 @@ enum Mode {
     Reject(u16),
     /// Raw TCP: echo every byte, no WebSocket.
     RawEcho,
-    /// HTTP/1.1 keep-alive: a cookie on the first response, 200s after; with
-    /// `retry_first`, the first answer is a 503 with `Retry-After: 1`.
-    Http {
-        retry_first: bool,
-    },
+    /// HTTP/1.1 (see `http::Behaviour`).
+    Http(http::Behaviour),
 }
 
 struct TestServer {
@@ -205,8 +202,8 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
     if let Mode::CloseImmediately = mode {
         return;
     }
-    if let Mode::Http { retry_first } = mode {
-        http::serve_http(&mut stream, retry_first, stop, messages);
+    if let Mode::Http(behaviour) = mode {
+        http::serve_http(&mut stream, behaviour, stop, messages);
         return;
     }
     let mut buf = vec![0u8; 65536];

@@ -489,6 +489,10 @@ impl Worker<'_> {
                     self.connect_failed(index, tag.op, result);
                     return;
                 }
+                if conn.phase != Phase::Connecting {
+                    // The end came first (`unfinished_at_end`): its shutdown is under way.
+                    return;
+                }
                 self.rec.record_since(Metric::Connect, conn.intended_ns, now);
                 conn.recv_armed = true;
                 self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
@@ -543,6 +547,9 @@ impl Worker<'_> {
                     if conn.phase != Phase::Closing {
                         // (A close_notify racing the peer's reset is no news.)
                         self.rec.error("send_error");
+                    }
+                    if conn.phase == Phase::Handshaking {
+                        self.rec.connection_failed();
                     }
                     self.shutdown(index);
                     self.maybe_free(index);

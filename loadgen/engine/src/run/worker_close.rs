@@ -106,19 +106,23 @@ impl Worker<'_> {
     /// Shuts the socket down and closes its slot; the connection is freed when every
     /// operation on it has completed.
     pub(super) fn shutdown(&mut self, index: u32) {
-        let conn = &mut self.conns[index as usize];
-        if matches!(conn.phase, Phase::Free | Phase::Closing) {
+        if matches!(self.conns[index as usize].phase, Phase::Free | Phase::Closing) {
             return;
         }
+        self.drop_http_backlog(index);
+        let conn = &mut self.conns[index as usize];
         if conn.phase == Phase::Open {
             self.rec.connection_closed();
             if !self.closing_all {
                 self.ready.retain(|&i| i != index);
             }
         }
-        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-        // wss://: close_notify before the FIN when nothing else is being written. A hard
-        // link, so the shutdown and close follow even if the peer is already gone.
+        // A hard link: the close runs even when the shutdown fails (the peer reset
+        // first), so the slot is always emptied.
+        let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_HARDLINK);
+        // wss:// and https://: close_notify before the FIN, best effort: only when nothing
+        // else is being written, and not linked, so a peer that stopped reading cannot
+        // hold the shutdown back (the send then fails and is not counted).
         if let Some(tls) = conn.tls.as_mut()
             && tls.session.is_handshake_complete()
             && !conn.send_inflight
@@ -127,7 +131,7 @@ impl Worker<'_> {
             if tls.session.close(&mut buf).is_ok() && !buf.is_empty() {
                 conn.sending = buf;
                 let sqe = conn.submit_send(index, index % self.per_ring);
-                self.pending.push(sqe.flags(squeue::Flags::IO_HARDLINK));
+                self.pending.push(sqe);
             } else {
                 self.send_pool.give(buf);
             }

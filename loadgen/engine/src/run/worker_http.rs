@@ -8,9 +8,13 @@
 //! ends, still timed from its own intended time (no coordinated omission). A 429 or
 //! 503 with `Retry-After` holds the connection's polls off until then: polls due in the
 //! hold-off are skipped and counted (`retry_after_skipped_poll`), a closed-loop poller
-//! resumes when it ends. Statuses ≥ 400 are counted by code. What it does not do:
-//! reconnect (a connection the server closes stays closed, counted), pipelining,
-//! redirects, request bodies.
+//! resumes when it ends. Statuses ≥ 400 are counted by code. Every intended poll is
+//! counted once: sent, skipped for `Retry-After`, or `http_poll_not_sent` when its
+//! connection ended first (server close, response timeout, end of the run). Responses
+//! time out after the run's handshake timeout (`http_response_timeout`); https:// waits
+//! for its TLS handshake under the same deadline. What it does not do: reconnect (a
+//! connection the server closes stays closed, counted), pipelining, redirects, request
+//! bodies.
 
 use loadgen_proto::http1::Request as Http1Request;
 use loadgen_proto::{Http1Client, Http1Config, Http1Event};
@@ -26,13 +30,19 @@ impl Worker<'_> {
     /// The TCP connection is up: an HTTP client starts. Plain http:// is open at once;
     /// https:// opens when its TLS handshake completes.
     pub(super) fn http_connected(&mut self, index: u32, now: u64) {
+        let timeout_ns = self.setup.config.handshake_timeout.as_nanos() as u64;
         let conn = &mut self.conns[index as usize];
-        let config =
-            Http1Config { response_timeout_us: None, secure_transport: conn.tls.is_some(), ..Http1Config::default() };
+        let config = Http1Config {
+            response_timeout_us: Some(timeout_ns / 1_000),
+            secure_transport: conn.tls.is_some(),
+            ..Http1Config::default()
+        };
         conn.proto =
             Proto::Http(Box::new(HttpStream { client: Http1Client::new(config), out: Vec::new(), body_bytes: 0 }));
         if conn.tls.is_some() {
+            // The TLS handshake has the WebSocket upgrade's deadline.
             conn.phase = Phase::Handshaking;
+            conn.deadline_timer = Some(self.timers.insert(now + timeout_ns, conn.tag(index, Op::Close).encode()));
             self.send_more(index);
             return;
         }
@@ -53,6 +63,10 @@ impl Worker<'_> {
         if conn.phase != Phase::Open || !conn.ready || self.closing_all {
             return;
         }
+        if conn.backlog == u16::MAX {
+            self.rec.error("http_poll_not_sent");
+            return;
+        }
         if now < conn.retry_at_ns {
             if !closed_loop {
                 self.rec.error("retry_after_skipped_poll");
@@ -64,7 +78,7 @@ impl Worker<'_> {
             if conn.backlog == 0 {
                 conn.backlog_ns = intended_ns;
             }
-            conn.backlog = conn.backlog.saturating_add(1);
+            conn.backlog += 1;
             return;
         }
         self.send_poll(index, intended_ns);
@@ -77,20 +91,62 @@ impl Worker<'_> {
         let target = &self.setup.config.targets[usize::from(conn.target)];
         let Proto::Http(http) = &mut conn.proto else { return };
         let request = Http1Request::get(&target.host, &target.path);
-        match http.client.send_request(&request, intended_ns / 1_000, now_unix_s, &mut http.out) {
+        let now_us = self.setup.clock.now_ns() / 1_000;
+        match http.client.send_request(&request, now_us, now_unix_s, &mut http.out) {
             Ok(()) => {
                 conn.request_ns = intended_ns;
                 conn.awaiting_echo = true;
                 http.body_bytes = 0;
                 self.rec.message_sent(0);
+                // The response deadline (one timer per request, cancelled at its end).
+                let deadline_us = http.client.poll_timeout();
+                let early = http.client.buffered() > 0;
+                if let Some(deadline_us) = deadline_us {
+                    if let Some(old) = conn.deadline_timer.take() {
+                        self.timers.cancel(old);
+                    }
+                    let tag = conn.tag(index, Op::Close).encode();
+                    conn.deadline_timer = Some(self.timers.insert(deadline_us * 1_000, tag));
+                }
                 self.send_more(index);
+                if early {
+                    // Bytes the server sent before the request: the client asks to be
+                    // fed (an empty read) once the request is out.
+                    self.feed_http_buffered(index);
+                }
             }
             Err(_) => {
-                // Busy or closed cannot happen here (the caller checked); anything else
-                // is a target path or host the request line cannot carry.
-                self.rec.error("http_invalid_request");
+                let closed = http.client.state() != loadgen_proto::http1::Http1State::Idle;
+                self.rec.error(if closed { "http_poll_not_sent" } else { "http_invalid_request" });
                 self.shutdown(index);
             }
+        }
+    }
+
+    /// Counts the polls waiting in a connection's backlog as not sent (it is ending).
+    pub(super) fn drop_http_backlog(&mut self, index: u32) {
+        let conn = &mut self.conns[index as usize];
+        if matches!(conn.proto, Proto::Http(_)) {
+            for _ in 0..std::mem::take(&mut conn.backlog) {
+                self.rec.error("http_poll_not_sent");
+            }
+        }
+    }
+
+    /// The HTTP deadline of `index` expired: TLS handshake (https://) or response.
+    pub(super) fn http_deadline(&mut self, index: u32, token: u64, now: u64) {
+        let conn = &mut self.conns[index as usize];
+        conn.deadline_timer = None;
+        let Proto::Http(http) = &mut conn.proto else { return };
+        if conn.phase == Phase::Handshaking {
+            self.rec.error("handshake_timeout");
+            self.rec.connection_failed();
+            self.shutdown(index);
+        } else if let Some(what) = http.client.handle_timeout(now / 1_000) {
+            self.rec.error(what.name());
+            self.shutdown(index);
+        } else if let Some(next_us) = http.client.poll_timeout() {
+            conn.deadline_timer = Some(self.timers.insert(next_us * 1_000, token));
         }
     }
 
@@ -104,7 +160,11 @@ impl Worker<'_> {
         let closed_loop = matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. });
         let conn = &mut self.conns[index as usize];
         conn.awaiting_echo = false;
-        if self.closing_all || conn.phase != Phase::Open {
+        if let Some(timer) = conn.deadline_timer.take() {
+            self.timers.cancel(timer);
+        }
+        if self.closing_all || conn.phase != Phase::Open || outcome.closed || outcome.error.is_some() {
+            // The connection is ending: what waits will not be sent (counted there).
             return;
         }
         if let Some(s) = outcome.retry_after_s {

@@ -44,6 +44,12 @@ impl Worker<'_> {
             }
             return;
         }
+        if result == 0 && conn.phase == Phase::Open && matches!(conn.proto, Proto::Http(_)) {
+            // The server closed: it may end a close-delimited response.
+            self.http_eof(index, now);
+            self.maybe_free(index);
+            return;
+        }
         if result <= 0 {
             if conn.phase != Phase::Closing {
                 if result == 0 {
@@ -108,6 +114,10 @@ impl Worker<'_> {
             ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut outcome);
             return outcome;
         };
+        if tls.session.failed().is_some() {
+            // Counted when it failed; what was already in flight is ignored.
+            return outcome;
+        }
         let proto = &mut conn.proto;
         let ciphertext = ring.buf_ring_mut(0).buffer_mut(bid, len);
         let result =
@@ -123,11 +133,54 @@ impl Worker<'_> {
             && outcome.error.is_none()
         {
             outcome.error = Some(e.kind().name());
-            if conn.phase == Phase::Handshaking {
+            // (Opened by this very read: established first, then the error ends it.)
+            if conn.phase == Phase::Handshaking && !outcome.opened {
                 ctx.rec.connection_failed();
             }
         }
         outcome
+    }
+
+    /// Feeds an HTTP client the bytes it buffered while idle (see `Http1Client::buffered`).
+    pub(super) fn feed_http_buffered(&mut self, index: u32) {
+        let now = self.setup.clock.now_ns();
+        let mut outcome = Outcome::default();
+        let conn = &mut self.conns[index as usize];
+        let mut ctx = FeedCtx {
+            rec: &mut self.rec,
+            rng: &mut self.rng,
+            clock: &self.setup.clock,
+            steps: &self.setup.config.on_open,
+            message_len: self.message.len() as u64,
+            index,
+            now,
+            intended_ns: conn.intended_ns,
+            request_ns: conn.request_ns,
+            ready: conn.ready,
+            on_open_step: conn.on_open_step,
+        };
+        if let Proto::Http(http) = &mut conn.proto {
+            ctx.http(http, &[], &mut outcome);
+        }
+        self.apply(index, outcome, now);
+    }
+
+    /// End of stream on an open HTTP connection: ends a close-delimited response (timed
+    /// and counted like any other), or counts a truncated one; then the connection ends.
+    fn http_eof(&mut self, index: u32, now: u64) {
+        let conn = &mut self.conns[index as usize];
+        let Proto::Http(http) = &mut conn.proto else { return };
+        match http.client.peer_closed() {
+            Ok(Some(loadgen_proto::Http1Event::ResponseEnd { .. })) => {
+                self.rec.message_received(http.body_bytes);
+                self.rec.record_since(Metric::MessageRtt, conn.request_ns, now);
+                conn.awaiting_echo = false;
+                self.rec.error("http_connection_close");
+            }
+            Ok(_) => self.rec.error("server_closed_tcp"),
+            Err(e) => self.rec.error(e.name()),
+        }
+        self.shutdown(index);
     }
 
     fn apply(&mut self, index: u32, outcome: Outcome, now: u64) {

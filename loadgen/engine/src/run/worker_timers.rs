@@ -3,7 +3,7 @@
 //! `Retry-After` hold-offs, all from the one hashed timer wheel.
 
 use super::super::MessageRate;
-use super::super::conn::Phase;
+use super::super::conn::{Phase, Proto};
 use super::super::ops::{Op, Tag};
 use super::Worker;
 use crate::stats::Metric;
@@ -21,6 +21,10 @@ impl Worker<'_> {
             }
             match tag.op {
                 // Protocol deadlines (handshake, close).
+                Op::Close if matches!(conn.proto, Proto::Http(_)) => {
+                    self.http_deadline(tag.conn, token, now);
+                    continue;
+                }
                 Op::Close => {
                     let handshaking = conn.phase == Phase::Handshaking;
                     let Some(client) = conn.client(&mut self.clients) else { continue };

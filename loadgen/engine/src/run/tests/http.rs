@@ -10,9 +10,30 @@ use crate::run::Protocol;
 /// request (one test uses it).
 static MIN_RETRY_GAP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// How the HTTP test server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Behaviour {
+    /// A cookie on the first response, 200s after (length-delimited, then chunked).
+    KeepAlive,
+    /// The first answer is a 503 with `Retry-After: 1`, then as `KeepAlive`.
+    RetryFirst,
+    /// Reads requests, never answers.
+    NeverAnswer,
+    /// Answers the first request with `Connection: close` and closes.
+    CloseAfterOne,
+    /// Answers the first request with a body delimited by the end of the connection.
+    CloseDelimited,
+}
+
 /// Answers requests on one connection. `messages` counts the requests that carried the
 /// cookie the first response set (every request but the first, if cookies work).
-pub(super) fn serve_http(stream: &mut impl ServerStream, retry_first: bool, stop: &AtomicBool, messages: &AtomicU64) {
+pub(super) fn serve_http(
+    stream: &mut impl ServerStream,
+    behaviour: Behaviour,
+    stop: &AtomicBool,
+    messages: &AtomicU64,
+) {
+    let retry_first = behaviour == Behaviour::RetryFirst;
     let mut buf = vec![0u8; 16_384];
     let mut pending = Vec::new();
     let mut served = 0u64;
@@ -35,6 +56,18 @@ pub(super) fn serve_http(stream: &mut impl ServerStream, retry_first: bool, stop
         }
         if let Some(t) = refused_at.take() {
             MIN_RETRY_GAP_MS.fetch_min(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        match behaviour {
+            Behaviour::NeverAnswer => continue,
+            Behaviour::CloseAfterOne => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+                return;
+            }
+            Behaviour::CloseDelimited => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
+                return;
+            }
+            Behaviour::KeepAlive | Behaviour::RetryFirst => {}
         }
         let response: &[u8] = if served == 0 && retry_first {
             refused_at = Some(Instant::now());
@@ -60,7 +93,7 @@ fn http_config(server: &TestServer, connections: u32, hold_ms: u64, rate: Messag
 
 #[test]
 fn http_polling_times_every_response_and_keeps_cookies() {
-    let server = TestServer::start(Mode::Http { retry_first: false });
+    let server = TestServer::start(Mode::Http(Behaviour::KeepAlive));
     let out = go(&http_config(&server, 10, 1_000, MessageRate::PerConnection(20.0)));
     let m = &out.stats;
     assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (10, 10, 0), "{:?}", m.errors);
@@ -80,7 +113,7 @@ fn http_polling_times_every_response_and_keeps_cookies() {
 
 #[test]
 fn http_polling_honours_retry_after_and_counts_statuses() {
-    let server = TestServer::start(Mode::Http { retry_first: true });
+    let server = TestServer::start(Mode::Http(Behaviour::RetryFirst));
     let m = go(&http_config(&server, 4, 1_600, MessageRate::ClosedLoop)).stats;
     assert_eq!(m.totals.established, 4, "{:?}", m.errors);
     assert_eq!(m.errors.get("http_503").copied(), Some(4), "{:?}", m.errors);
@@ -91,7 +124,7 @@ fn http_polling_honours_retry_after_and_counts_statuses() {
 
 #[test]
 fn open_model_polls_go_to_idle_connections_and_over_tls() {
-    let server = TestServer::start_tls(Mode::Http { retry_first: false }, TestTls::new());
+    let server = TestServer::start_tls(Mode::Http(Behaviour::KeepAlive), TestTls::new());
     let mut cfg = http_config(&server, 8, 1_000, MessageRate::Total(200.0));
     cfg.targets[0].tls = true;
     cfg.connect_rate = 1_000.0;
@@ -104,4 +137,43 @@ fn open_model_polls_go_to_idle_connections_and_over_tls() {
     assert!(dropped + unplaced < 10, "8 idle pollers keep up with 200/s: {:?}", m.errors);
     assert_eq!(m.totals.messages_received, m.totals.messages_sent);
     assert_eq!(server.messages.load(Ordering::Relaxed) + 8, m.totals.messages_sent, "cookies over TLS too");
+}
+
+#[test]
+fn http_polls_of_ending_connections_are_counted_never_lost() {
+    // Never answered: each connection's response times out; the polls that came due
+    // meanwhile are counted as not sent.
+    let server = TestServer::start(Mode::Http(Behaviour::NeverAnswer));
+    let m = go(&http_config(&server, 2, 1_200, MessageRate::PerConnection(20.0))).stats;
+    assert_eq!(m.totals.established, 2, "{:?}", m.errors);
+    assert_eq!(m.errors.get("http_response_timeout").copied(), Some(2), "{:?}", m.errors);
+    let not_sent = m.errors.get("http_poll_not_sent").copied().unwrap_or(0);
+    assert_eq!(m.totals.messages_sent, 2, "one request each, never answered");
+    assert!(not_sent >= 20, "polls due during the 800 ms wait are accounted: {:?}", m.errors);
+
+    // `Connection: close`: the response counts, and nothing is sent on the dead connection.
+    let server = TestServer::start(Mode::Http(Behaviour::CloseAfterOne));
+    let m = go(&http_config(&server, 4, 300, MessageRate::ClosedLoop)).stats;
+    assert_eq!((m.totals.messages_sent, m.totals.messages_received), (4, 4), "{:?}", m.errors);
+    assert_eq!(m.errors.get("http_connection_close").copied(), Some(4), "{:?}", m.errors);
+    assert_eq!(m.errors.get("http_invalid_request"), None, "{:?}", m.errors);
+
+    // A body delimited by the end of the connection is a complete, timed response.
+    let server = TestServer::start(Mode::Http(Behaviour::CloseDelimited));
+    let m = go(&http_config(&server, 4, 300, MessageRate::ClosedLoop)).stats;
+    assert_eq!((m.totals.messages_sent, m.totals.messages_received), (4, 4), "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::MessageRtt).len(), 4);
+    assert_eq!(m.errors.get("http_connection_close").copied(), Some(4), "{:?}", m.errors);
+}
+
+#[test]
+fn https_handshake_has_a_deadline() {
+    // A plain server behind an https:// URL never answers the ClientHello.
+    let server = TestServer::start(Mode::Http(Behaviour::KeepAlive));
+    let mut cfg = http_config(&server, 3, 1_500, MessageRate::ClosedLoop);
+    cfg.targets[0].tls = true;
+    cfg.tls = Some(TestTls::new().client);
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.established, m.totals.failed), (0, 3), "{:?}", m.errors);
+    assert_eq!(m.errors.get("handshake_timeout").copied(), Some(3), "{:?}", m.errors);
 }

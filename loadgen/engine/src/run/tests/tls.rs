@@ -89,3 +89,73 @@ fn wss_without_trust_settings_is_refused_up_front() {
     let err = run(&cfg, &AtomicBool::new(false)).expect_err("no trust settings");
     assert!(err.to_string().contains("--ca-file"), "{err}");
 }
+
+/// A TLS server that appends `records` bogus application-data records to its first
+/// handshake flight (a hostile or broken server).
+fn garbage_after_flight_server(records: usize) -> TestServer {
+    let tls = TestTls::new();
+    let server_cfg = tls.server.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else { unreachable!() };
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            let (s, config) = (s.clone(), server_cfg.clone());
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut session = TlsServerSession::new(&config).unwrap();
+                let (mut buf, mut plain, mut sent_flight) = ([0u8; 16_384], Vec::new(), false);
+                while !s.load(Ordering::Relaxed) {
+                    match stream.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            let _ = session.receive(&buf[..n], &mut plain);
+                            let mut wire = Vec::new();
+                            let _ = session.poll_transmit(&mut wire);
+                            if !sent_flight && !wire.is_empty() {
+                                sent_flight = true;
+                                for _ in 0..records {
+                                    wire.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+                                    wire.extend_from_slice(&[0xAB; 32]);
+                                }
+                            }
+                            if stream.write_all(&wire).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    TestServer { addr, stop, messages: Arc::new(AtomicU64::new(0)), tls: Some(tls) }
+}
+
+#[test]
+fn a_tls_failure_is_counted_once_per_connection() {
+    // 64 bad records after the flight, read 256 B at a time: many receive completions
+    // arrive after the session failed; the failure still counts once.
+    let server = garbage_after_flight_server(64);
+    let mut cfg = config(&server, 4, 300, Traffic::Idle);
+    cfg.recv_buffer_size = 256;
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (4, 0, 4), "{:?}", m.errors);
+    let tls_errors: u64 = m.errors.iter().filter(|(k, _)| k.starts_with("tls_")).map(|(_, n)| n).sum();
+    assert_eq!(tls_errors, 4, "{:?}", m.errors);
+
+    // https://: the read that completes the handshake also holds the bad record; the
+    // connection counts as established (then ended by the error), never also as failed.
+    let server = garbage_after_flight_server(1);
+    let mut cfg = config(&server, 4, 300, Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(5.0) });
+    cfg.protocol = crate::run::Protocol::Http1;
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.attempted, 4);
+    assert_eq!(m.totals.established + m.totals.failed, 4, "each attempt counted once: {:?}", m.errors);
+}
