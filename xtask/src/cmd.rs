@@ -20,6 +20,7 @@ pub struct Cmd {
     envs: Vec<(OsString, OsString)>,
     env_removes: Vec<OsString>,
     dir: Option<PathBuf>,
+    own_group: bool,
 }
 
 impl Cmd {
@@ -31,6 +32,7 @@ impl Cmd {
             envs: Vec::new(),
             env_removes: Vec::new(),
             dir: None,
+            own_group: false,
         }
     }
 
@@ -64,6 +66,13 @@ impl Cmd {
         self
     }
 
+    /// Starts it in a process group of its own: a Ctrl-C at the terminal then reaches
+    /// xtask only, which decides what to forward to whom (see `demo`).
+    pub fn own_process_group(mut self) -> Cmd {
+        self.own_group = true;
+        self
+    }
+
     /// The command as a shell line, e.g. `(cd dir && FOO=1 prog 'a b')`.
     pub fn display(&self) -> String {
         let mut words: Vec<String> = Vec::new();
@@ -88,6 +97,10 @@ impl Cmd {
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);
+        }
+        if self.own_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
         cmd
     }
@@ -133,12 +146,12 @@ impl Cmd {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Starts it with piped stdin and stdout and inherited stderr.
-    pub fn spawn_piped(&self) -> Result<Child> {
+    /// Starts it with no stdin, `stdout` as given and inherited stderr.
+    pub fn spawn_with(&self, stdout: Stdio) -> Result<Child> {
         self.log();
         self.command()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .stdout(stdout)
             .spawn()
             .with_context(|| format!("cannot start `{}`", self.display()))
     }

@@ -2,11 +2,13 @@
 //! but cargo (alias in `.cargo/config.toml`).
 //!
 //! - `test [--long]`: the whole suite, as CI runs it (`.ci/run`).
-//! - `demo [--quick]`: build loadgen and run `loadgen check` against a real
-//!   echo server.
+//! - `demo [--quick]`: build loadgen, start its echo target and run one load
+//!   test against it (50,000 held connections; `--quick`: 3,000), with checks on
+//!   the report.
 //! - `fuzz [--seconds N] [--target NAME]`: the cargo-fuzz targets on nightly.
-//! - `bench [--engine-only|--proto-only] [--quick]`: the protocol and engine
-//!   benchmarks and the machine facts to record with them.
+//! - `bench [--engine-only|--proto-only] [--quick] [--runs N] [--only SECTION]`:
+//!   the protocol and engine benchmarks and the machine facts to record with them
+//!   (engine table also in target/bench/engine.md).
 
 mod bench;
 mod bench_engine;
@@ -16,6 +18,8 @@ mod deps;
 mod fuzz;
 mod interop;
 mod phases;
+mod signal;
+mod target;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -39,11 +43,20 @@ enum Command {
         #[arg(long)]
         long: bool,
     },
-    /// Build loadgen and run `loadgen check` against the Node ws echo server.
+    /// Build loadgen, start `loadgen serve --mode echo` and run one load test against it.
     Demo {
-        /// Pass --quick to `loadgen check`.
+        /// 3,000 connections held 5 s instead of 50,000 held 20 s (for CI).
         #[arg(long)]
         quick: bool,
+        /// Skip the setup (packages, release build): target/release/loadgen must exist.
+        #[arg(long, hide = true)]
+        no_setup: bool,
+        /// Directory for report.json.
+        #[arg(long, value_name = "DIR", default_value = "target/demo")]
+        out: PathBuf,
+        /// Run only the Ctrl-C test of `cargo xtask test` (phase demo-ctrl-c).
+        #[arg(long, hide = true)]
+        test_ctrl_c: bool,
     },
     /// Fuzz loadgen-proto with cargo-fuzz (nightly); crashes become regression inputs.
     Fuzz {
@@ -62,9 +75,18 @@ enum Command {
         /// Only the loadgen-proto Criterion benchmarks.
         #[arg(long)]
         proto_only: bool,
-        /// Engine: one run per figure instead of the median of three, shorter holds.
+        /// Engine: small sizes (idle 10k and 40k, connect 20k), short holds, one run per figure.
         #[arg(long)]
         quick: bool,
+        /// Engine: repetitions per figure (medians); default 3, 1 with --quick.
+        #[arg(long, value_name = "N")]
+        runs: Option<usize>,
+        /// Engine: run only these sections (repeatable): idle, connect, echo, lag.
+        #[arg(long, value_enum, value_name = "SECTION")]
+        only: Vec<bench_engine::Section>,
+        /// Engine: benchmark this loadgen binary instead of building target/release/loadgen.
+        #[arg(long, value_name = "PATH")]
+        loadgen: Option<PathBuf>,
     },
 }
 
@@ -78,10 +100,22 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result: Result<ExitCode> = match cli.command {
         Command::Test { long } => Ok(exit(test::run(&root, long))),
-        Command::Demo { quick } => demo::run(&root, quick),
+        Command::Demo { test_ctrl_c: true, .. } => demo::test_ctrl_c(&root).map(|()| ExitCode::SUCCESS),
+        Command::Demo { quick, no_setup, out, test_ctrl_c: false } => {
+            let setup = if no_setup { demo::Setup::None } else { demo::Setup::Full };
+            let out = if out.is_absolute() { out } else { root.join(out) };
+            demo::run(&root, &demo::Options { quick, setup, out: Some(out) }).map(|outcome| match outcome {
+                demo::Outcome::Passed => {
+                    println!("demo: OK");
+                    ExitCode::SUCCESS
+                }
+                demo::Outcome::Interrupted => ExitCode::from(130),
+            })
+        }
         Command::Fuzz { seconds, target } => fuzz::run(&root, seconds, target.as_deref()).map(exit),
-        Command::Bench { engine_only, proto_only, quick } => {
-            bench::run(&root, !engine_only, !proto_only, quick).map(|()| ExitCode::SUCCESS)
+        Command::Bench { engine_only, proto_only, quick, runs, only, loadgen } => {
+            let engine = (!proto_only).then_some(bench_engine::Options { quick, runs, only, loadgen });
+            bench::run(&root, !engine_only, engine).map(|()| ExitCode::SUCCESS)
         }
     };
     result.unwrap_or_else(|e| {

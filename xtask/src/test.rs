@@ -1,8 +1,12 @@
-//! `cargo xtask test [--long]`: the whole suite, as CI runs it (`.ci/run`).
+//! `cargo xtask test [--long]`: the whole suite, as CI runs it (`.ci/run`): deps,
+//! interop servers, fmt, clippy, the tests, then `demo --quick` and its Ctrl-C path.
 
 use std::path::Path;
 
+use anyhow::bail;
+
 use crate::cmd::Cmd;
+use crate::demo;
 use crate::deps;
 use crate::interop::Interop;
 use crate::phases::Phases;
@@ -28,5 +32,16 @@ pub fn run(root: &Path, long: bool) -> bool {
     if long {
         phases.run("tests-ignored", || cargo_test().args(["--", "--ignored"]).run());
     }
+    // The README's first command, in its CI size: release build, embedded target,
+    // one `loadgen run`, checks on its report.json.
+    phases.run("demo-quick", || {
+        let opts = demo::Options { quick: true, setup: demo::Setup::BuildOnly, out: None };
+        match demo::run(root, &opts)? {
+            demo::Outcome::Passed => Ok(()),
+            demo::Outcome::Interrupted => bail!("the demo was interrupted"),
+        }
+    });
+    // Ctrl-C during the demo: exit 130, report.json written with interrupted: true.
+    phases.run("demo-ctrl-c", || demo::test_ctrl_c(root));
     phases.finish()
 }

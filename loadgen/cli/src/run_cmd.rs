@@ -24,6 +24,7 @@ pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --message-size 64 --rate 50000
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate-per-conn 10
+  loadgen run --target ws://127.0.0.1:8080/ --connections 50000 --duration 20s --echo --rate 2000 --echo-connections 1000   # 1,000 active among 50,000 held
   loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 20000 --arrivals poisson
   loadgen run --raw --target ws://127.0.0.1:9090/ --connections 1000 --duration 10s --echo   # vs `loadgen serve --raw`
@@ -71,6 +72,10 @@ pub struct RunArgs {
     /// Total messages per second over all connections (open model).
     #[arg(long, requires = "echo", conflicts_with = "rate_per_conn")]
     rate: Option<f64>,
+    /// Only the first N connections carry messages (the rest are held idle): a few
+    /// active clients among many connected ones.
+    #[arg(long, value_name = "N", requires = "echo", value_parser = clap::value_parser!(u32).range(1..))]
+    echo_connections: Option<u32>,
     /// Messages per second per connection (open model).
     #[arg(long, requires = "echo")]
     rate_per_conn: Option<f64>,
@@ -401,6 +406,7 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         ping_interval: args.ping_interval.filter(|d| !d.is_zero()),
         max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
         tls: tls_config(args, targets_tls)?,
+        echo_connections: args.echo_connections.filter(|&n| n < args.connections),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

@@ -144,6 +144,9 @@ pub struct RunConfig {
     /// TLS settings of wss:// targets (trust, resumption); each worker derives its own
     /// session cache from it. Required when a target is wss://.
     pub tls: Option<loadgen_tls::TlsClientConfig>,
+    /// Only connections `0..n` of the run (in start order) carry messages; the rest are
+    /// held (`None`: all). Models a few active clients among many idle ones.
+    pub echo_connections: Option<u32>,
     /// permessage-deflate offer of every connection (`None`: no compression).
     pub deflate: Option<loadgen_proto::DeflateConfig>,
 }

@@ -346,6 +346,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         max_slots_per_ring: 1 << 20,
         tls: server.tls.as_ref().map(|t| t.client.clone()),
         deflate: None,
+        echo_connections: None,
     }
 }
 
@@ -588,4 +589,17 @@ fn progress_sees_every_second_once_in_order_while_the_run_lasts() {
     assert!(seconds.len() >= 3, "{seconds:?}");
     // Live: the first second is handed over long before the run ends.
     assert!(seen[0].1 + Duration::from_millis(1_000) < out.elapsed, "first at {:?} of {:?}", seen[0].1, out.elapsed);
+}
+
+#[test]
+fn only_the_echo_connections_carry_messages() {
+    let server = TestServer::start(Mode::Echo);
+    let traffic = Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(20.0) };
+    let mut cfg = config(&server, 40, 1_000, traffic);
+    cfg.echo_connections = Some(5);
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 40, "every connection held: {:?}", m.errors);
+    // 5 connections × 20/s × ~1 s (not 40 × 20).
+    assert!((80..=120).contains(&m.totals.messages_sent), "sent {}", m.totals.messages_sent);
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent);
 }

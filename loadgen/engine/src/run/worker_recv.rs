@@ -260,12 +260,18 @@ impl Worker<'_> {
         if !steps.is_empty() {
             self.rec.record_since(Metric::Ready, conn.intended_ns, now);
         }
-        self.ready.push(index);
         if let Some(interval) = self.setup.config.ping_interval {
             let interval = interval.as_nanos().max(1) as u64;
             conn.next_ping_ns = now + (u64::from(index) * 7_919) % interval;
             self.timers.insert(conn.next_ping_ns, conn.tag(index, Op::PingTimer).encode());
         }
+        // Only the first `echo_connections` connections of the run carry messages; the
+        // others are held (and pinged).
+        let global = u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64;
+        if self.setup.config.echo_connections.is_some_and(|n| global >= u64::from(n)) {
+            return;
+        }
+        self.ready.push(index);
         if let Traffic::Echo { rate, .. } = self.setup.config.traffic {
             match rate {
                 MessageRate::ClosedLoop => self.send_probe(index, now),
