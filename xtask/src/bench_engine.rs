@@ -382,15 +382,8 @@ impl Bench {
     /// Closed-loop (`rate` None) or open-model echo, 1,000 connections, 64 B.
     fn loadgen_echo(&mut self, name: &str, raw: bool, hold: u64, rate: Option<f64>) -> Result<Value> {
         let mut server = self.serve(raw, "echo", 1, hold + 60)?;
-        let mut args: Vec<String> = Vec::new();
-        if raw {
-            args.push("--raw".into());
-        }
+        let mut args = run_args(raw, server.port().context("server port")?, ECHO_CONNS);
         args.extend([
-            "--target".into(),
-            format!("ws://127.0.0.1:{}/", server.port().context("server port")?),
-            "--connections".into(),
-            ECHO_CONNS.to_string(),
             "--duration".into(),
             format!("{hold}s"),
             "--echo".into(),
@@ -663,15 +656,8 @@ impl Bench {
         let timeout = Duration::from_secs(2 * (ramp + close) + hold + 120);
         // Stopped explicitly after the run; the duration is only a safety net.
         let mut server = self.serve(raw, "sink", threads, timeout.as_secs() + 120)?;
-        let mut args: Vec<String> = Vec::new();
-        if raw {
-            args.push("--raw".into());
-        }
+        let mut args = run_args(raw, server.port().context("server port")?, n);
         args.extend([
-            "--target".into(),
-            format!("ws://127.0.0.1:{}/", server.port().context("server port")?),
-            "--connections".into(),
-            n.to_string(),
             "--connect-rate".into(),
             rate.to_string(),
             "--close-rate".into(),
@@ -1191,6 +1177,22 @@ pub fn markdown(rows: &[Row], facts: &[(String, String)], opts: &Options) -> Str
 /// A table cell: no pipes or newlines.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The start of a `loadgen run` command line against the local target on `port`:
+/// `[--raw] --target ws://127.0.0.1:PORT/ --connections N`.
+fn run_args(raw: bool, port: u16, connections: u64) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    if raw {
+        args.push("--raw".into());
+    }
+    args.extend([
+        "--target".into(),
+        format!("ws://127.0.0.1:{port}/"),
+        "--connections".into(),
+        connections.to_string(),
+    ]);
+    args
 }
 
 #[cfg(test)]

@@ -16,18 +16,8 @@ use std::io::Write;
 use loadgen_engine::run::RunOutcome;
 use loadgen_engine::stats::{Metric, Percentiles, RunStats, SecondStats};
 
-/// `n` with thousands separators: 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `n` with thousands separators (the pre-flight plan's format).
+pub use loadgen_engine::preflight::thousands;
 
 /// Three significant digits (at least the integer part, with separators).
 fn three_digits(v: f64) -> String {

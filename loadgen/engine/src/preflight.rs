@@ -310,8 +310,9 @@ fn is_reserved(port: u16, reserved: &[(u16, u16)]) -> bool {
     reserved.iter().any(|&(a, b)| (a..=b).contains(&port))
 }
 
-/// `n` with thousands separators.
-pub(crate) fn thousands(n: u64) -> String {
+/// `n` with thousands separators: 1234567 → "1,234,567" (the plan's and the CLI's
+/// number format).
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -424,6 +424,19 @@ impl Worker<'_> {
         self.conns[index as usize].park(&mut self.clients);
     }
 
+    /// A connection with no upgrade to wait for (raw TCP, plain HTTP) is open as soon as
+    /// it is connected: established, then closed at once if the end already came, else
+    /// its traffic starts.
+    pub(super) fn open_now(&mut self, index: u32, now: u64) {
+        self.conns[index as usize].phase = Phase::Open;
+        self.rec.connection_established();
+        if self.closing_all {
+            self.shutdown(index);
+        } else {
+            self.next_on_open_step(index, now);
+        }
+    }
+
     /// Submits what the connection has queued, if no send is in flight; a TLS failure
     /// while sealing ends the connection (counted by kind).
     pub(super) fn send_more(&mut self, index: u32) {
@@ -498,13 +511,7 @@ impl Worker<'_> {
                 self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
                 if self.setup.config.protocol == Protocol::RawTcp {
                     conn.proto = Proto::Raw(RawStream::new(self.message.len()));
-                    conn.phase = Phase::Open;
-                    self.rec.connection_established();
-                    if self.closing_all {
-                        self.shutdown(index);
-                    } else {
-                        self.next_on_open_step(index, now);
-                    }
+                    self.open_now(index, now);
                     return;
                 }
                 let target = usize::from(conn.target);

@@ -46,13 +46,7 @@ impl Worker<'_> {
             self.send_more(index);
             return;
         }
-        conn.phase = Phase::Open;
-        self.rec.connection_established();
-        if self.closing_all {
-            self.shutdown(index);
-        } else {
-            self.next_on_open_step(index, now);
-        }
+        self.open_now(index, now);
     }
 
     /// A poll of `index` is due at `intended_ns`: sent now, kept in the backlog while a
@@ -86,13 +80,13 @@ impl Worker<'_> {
 
     /// Writes the GET of the connection's target and submits it.
     fn send_poll(&mut self, index: u32, intended_ns: u64) {
-        let now_unix_s = self.setup.clock.unix_us(self.setup.clock.now_ns()) / 1_000_000;
+        let now_ns = self.setup.clock.now_ns();
+        let now_unix_s = self.setup.clock.unix_us(now_ns) / 1_000_000;
         let conn = &mut self.conns[index as usize];
         let target = &self.setup.config.targets[usize::from(conn.target)];
         let Proto::Http(http) = &mut conn.proto else { return };
         let request = Http1Request::get(&target.host, &target.path);
-        let now_us = self.setup.clock.now_ns() / 1_000;
-        match http.client.send_request(&request, now_us, now_unix_s, &mut http.out) {
+        match http.client.send_request(&request, now_ns / 1_000, now_unix_s, &mut http.out) {
             Ok(()) => {
                 conn.request_ns = intended_ns;
                 conn.awaiting_echo = true;

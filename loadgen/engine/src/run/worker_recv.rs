@@ -6,10 +6,10 @@ use loadgen_proto::{Error as ProtoError, Event, Initiator};
 
 use rand_chacha::ChaCha20Rng;
 
-use super::super::conn::{Phase, Proto};
+use super::super::conn::{Conn, Phase, Proto};
 use super::super::ops::{self, Op};
 use super::super::{MessageRate, OnOpenStep, Traffic};
-use super::{BGID, Worker};
+use super::{BGID, Worker, WorkerSetup};
 use crate::clock::Clock;
 use crate::payload::Probe;
 use crate::stats::{Metric, Recorder};
@@ -97,19 +97,7 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         // Resume a parked WebSocket client (raw streams are never parked).
         let _ = conn.client(&mut self.clients);
-        let mut ctx = FeedCtx {
-            rec: &mut self.rec,
-            rng: &mut self.rng,
-            clock: &self.setup.clock,
-            steps: &self.setup.config.on_open,
-            message_len: self.message.len() as u64,
-            index,
-            now,
-            intended_ns: conn.intended_ns,
-            request_ns: conn.request_ns,
-            ready: conn.ready,
-            on_open_step: conn.on_open_step,
-        };
+        let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
         let Some(tls) = conn.tls.as_mut() else {
             ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut outcome);
             return outcome;
@@ -146,19 +134,7 @@ impl Worker<'_> {
         let now = self.setup.clock.now_ns();
         let mut outcome = Outcome::default();
         let conn = &mut self.conns[index as usize];
-        let mut ctx = FeedCtx {
-            rec: &mut self.rec,
-            rng: &mut self.rng,
-            clock: &self.setup.clock,
-            steps: &self.setup.config.on_open,
-            message_len: self.message.len() as u64,
-            index,
-            now,
-            intended_ns: conn.intended_ns,
-            request_ns: conn.request_ns,
-            ready: conn.ready,
-            on_open_step: conn.on_open_step,
-        };
+        let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
         if let Proto::Http(http) = &mut conn.proto {
             ctx.http(http, &[], &mut outcome);
         }
@@ -307,7 +283,32 @@ pub(super) struct FeedCtx<'a> {
     on_open_step: u8,
 }
 
-impl FeedCtx<'_> {
+impl<'a> FeedCtx<'a> {
+    /// What feeding `conn` (connection `index`) needs, at `now`.
+    fn new(
+        rec: &'a mut Recorder,
+        rng: &'a mut ChaCha20Rng,
+        setup: &'a WorkerSetup<'_>,
+        message_len: usize,
+        conn: &Conn,
+        index: u32,
+        now: u64,
+    ) -> Self {
+        Self {
+            rec,
+            rng,
+            clock: &setup.clock,
+            steps: &setup.config.on_open,
+            message_len: message_len as u64,
+            index,
+            now,
+            intended_ns: conn.intended_ns,
+            request_ns: conn.request_ns,
+            ready: conn.ready,
+            on_open_step: conn.on_open_step,
+        }
+    }
+
     /// Plaintext bytes in order into the WebSocket client or the raw stream. Ignores
     /// bytes after the connection closed or failed.
     fn plaintext(&mut self, proto: &mut Proto, data: &[u8], outcome: &mut Outcome) {
