@@ -3,8 +3,11 @@
 //! report), runs with live progress (`progress`), prints the summary (`summary`) and
 //! writes `report.json`. The pre-flight helpers here are shared with `loadgen doctor`.
 //!
-//! Exit codes: 0 ran, 2 usage or configuration error, 3 runtime failure (target
-//! unreachable and the like), 130 interrupted.
+//! Exit codes (docs/scenarios.md, "Exit codes"): 0 pass, 1 a check failed (by default:
+//! a connection failed or dropped, a message went unanswered, late or lost), 2 usage or
+//! configuration error, 3 runtime failure (nothing could connect and the like), 4
+//! invalid (the generator was saturated), 130 SIGINT and 143 SIGTERM; every one after
+//! writing the (partial) report.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
+use loadgen_engine::report::Outcome;
 use loadgen_engine::run::{MessageRate, OnOpenStep, Protocol, RunConfig, Traffic, WsTarget};
 use loadgen_engine::schedule::Arrivals;
 
@@ -118,6 +122,14 @@ pub struct RunArgs {
     /// each connection then holds its own contexts, about 300 KB with zlib defaults).
     #[arg(long, requires = "deflate")]
     deflate_context_takeover: bool,
+    /// An echo later than this after its intended time counts as late (not answered);
+    /// in a closed loop the connection then stops waiting and sends its next message.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    reply_timeout: Duration,
+    /// Closed loop (--echo without a rate): wait this long after each reply before the
+    /// next send (0: at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "echo", conflicts_with_all = ["rate", "rate_per_conn"])]
+    think_time: Duration,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
@@ -167,8 +179,11 @@ fn target(url: &str) -> Result<WsTarget, String> {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that stopped the run (SIGINT or SIGTERM), for the exit code.
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
+    SIGNAL.store(signal, Ordering::Relaxed);
     STOP.store(true, Ordering::Relaxed);
 }
 
@@ -300,13 +315,28 @@ pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
         }
     }
     let s = &outcome.stats;
+    let verdict = outcome.verdict();
     if interrupted {
-        ExitCode::from(130)
+        ExitCode::from(if SIGNAL.load(Ordering::Relaxed) == libc::SIGTERM { 143 } else { 130 })
     } else if s.totals.established == 0 {
         eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, &args.targets));
         ExitCode::from(3)
     } else {
-        ExitCode::SUCCESS
+        match verdict.outcome {
+            Outcome::Pass => ExitCode::SUCCESS,
+            Outcome::Fail => {
+                for failure in verdict.failures() {
+                    eprintln!("check failed: {failure}");
+                }
+                ExitCode::from(1)
+            }
+            Outcome::Invalid => {
+                for why in &verdict.invalid_because {
+                    eprintln!("invalid: {why}");
+                }
+                ExitCode::from(4)
+            }
+        }
     }
 }
 
@@ -392,6 +422,8 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         sources: args.sources.clone(),
         handshake_timeout: Duration::from_secs(10),
         close_timeout: Duration::from_secs(2),
+        reply_timeout: args.reply_timeout,
+        think_time: args.think_time,
         max_message_size: 16 << 20,
         recv_buffers: 4096,
         recv_buffer_size: 4096,

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use loadgen_engine::report::{Outcome, Verdict};
 use loadgen_engine::run::RunOutcome;
 use loadgen_engine::stats::{Metric, Percentiles, RunStats, SecondStats};
 
@@ -181,6 +182,7 @@ const ROWS: &[(&str, &str)] = &[
     ("handshake", "handshake"),
     ("ready", "ready"),
     ("message_rtt", "message round trip"),
+    ("message_rtt_corrected", "  corrected for coordinated omission"),
     ("ping_rtt", "ping round trip"),
     ("delivery", "delivery"),
     ("schedule_lag", "schedule lag (generator)"),
@@ -195,10 +197,8 @@ pub fn latency_table(stats: &RunStats) -> Option<Table> {
     let mut metrics = Metric::ALL.to_vec();
     metrics.sort_by_key(rank);
     let mut any = false;
-    for m in metrics {
-        let Some(p) = Percentiles::from_nonempty(stats.histogram(m)) else { continue };
-        any |= m != Metric::ScheduleLag;
-        let label = ROWS.iter().find(|(n, _)| *n == m.name()).map_or(m.name(), |(_, l)| *l);
+    let corrected = stats.corrected_rtt();
+    let mut row = |label: &str, p: Percentiles| {
         t.row([
             label.to_string(),
             latency(p.p50),
@@ -208,6 +208,25 @@ pub fn latency_table(stats: &RunStats) -> Option<Table> {
             latency(p.max),
             thousands(p.count),
         ]);
+    };
+    for m in metrics {
+        if m == Metric::ConnectLag {
+            continue;
+        }
+        let Some(p) = Percentiles::from_nonempty(stats.histogram(m)) else { continue };
+        any |= m != Metric::ScheduleLag;
+        let label = ROWS.iter().find(|(n, _)| *n == m.name()).map_or(m.name(), |(_, l)| *l);
+        if m == Metric::MessageRtt && corrected.is_some() {
+            row("message round trip (closed loop)", p);
+            if let Some(c) = corrected.as_ref().and_then(Percentiles::from_nonempty) {
+                row(ROWS.iter().find(|(n, _)| *n == "message_rtt_corrected").map_or("", |(_, l)| *l), c);
+            }
+            continue;
+        }
+        row(label, p);
+    }
+    if let Some(p) = Percentiles::from_nonempty(stats.histogram(Metric::ConnectLag)) {
+        row("connect lag (generator)", p);
     }
     any.then_some(t)
 }
@@ -242,16 +261,61 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io:
     rows.row([
         "connections".to_string(),
         format!(
-            "{} attempted · {} established · {} failed · {} peak open",
+            "{} attempted · {} established · {} failed · {} dropped · {} peak open · {} open when the hold ended",
             thousands(t.attempted),
             thousands(t.established),
             thousands(t.failed),
-            thousands(s.peak_open)
+            thousands(t.dropped),
+            thousands(s.peak_open),
+            thousands(t.open_at_end)
         ),
     ]);
     let failed = by_kind(s.errors.iter().filter(|(k, _)| is_attempt_error(k)));
     if !failed.is_empty() {
         rows.row(["  failed by kind".to_string(), failed]);
+    }
+    if !s.refusals.is_empty() {
+        let refused: Vec<String> = s
+            .refusals
+            .iter()
+            .map(|(status, c)| {
+                let retry = match c.retry_after_count {
+                    0 => String::new(),
+                    _ if c.retry_after_min_s == c.retry_after_max_s => {
+                        format!(", Retry-After {} s", c.retry_after_min_s)
+                    }
+                    _ => format!(", Retry-After {}–{} s", c.retry_after_min_s, c.retry_after_max_s),
+                };
+                format!("HTTP {status} × {}{retry}", thousands(c.count))
+            })
+            .collect();
+        rows.row(["  refused".to_string(), refused.join(" · ")]);
+    }
+    if !s.drops.is_empty() {
+        let mut line = by_kind(s.drops.iter());
+        if !s.close_codes.is_empty() {
+            let codes: Vec<String> = s.close_codes.iter().map(|(c, n)| format!("{c} × {}", thousands(*n))).collect();
+            line.push_str(&format!(" (close codes {})", codes.join(", ")));
+        }
+        rows.row(["  dropped by cause".to_string(), line]);
+    }
+    if t.messages_sent + t.messages_received + t.not_sent > 0 {
+        let mut parts = vec![
+            format!("{} answered", thousands(t.answered)),
+            format!("{} late", thousands(t.late)),
+            format!("{} unanswered", thousands(t.unanswered)),
+            format!("{} not sent", thousands(t.not_sent)),
+            format!("{} lost", thousands(t.lost)),
+            format!("{} duplicated", thousands(t.duplicated)),
+            format!("{} reordered", thousands(t.reordered)),
+        ];
+        if t.pushes_received > 0 {
+            parts.push(format!("{} pushes received", thousands(t.pushes_received)));
+        }
+        if t.reply_timeouts > 0 {
+            parts.push(format!("{} reply timeouts", thousands(t.reply_timeouts)));
+        }
+        rows.row(["messages".to_string(), parts.join(" · ")]);
     }
     for line in rows.lines() {
         writeln!(w, "{line}")?;
@@ -261,7 +325,15 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io:
         for line in table.lines() {
             writeln!(w, "{line}")?;
         }
-        writeln!(w, "(every latency from the intended time of the action)")?;
+        if s.closed_loop_think_us.is_some() {
+            writeln!(
+                w,
+                "(every latency from the intended time of the action; in the closed loop a message is due when the \
+                 previous reply arrives, so a stall also holds back the sends it prevented: the corrected row counts them)"
+            )?;
+        } else {
+            writeln!(w, "(every latency from the intended time of the action)")?;
+        }
     }
     writeln!(w)?;
     let mut rows = Table::new(&[Align::Left, Align::Left]);
@@ -306,7 +378,8 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io:
     if !other.is_empty() {
         rows.row(["other errors".to_string(), other]);
     }
-    rows.row(["verdict".to_string(), verdict(s)]);
+    rows.row(["generator health".to_string(), verdict(s)]);
+    rows.row(["verdict".to_string(), run_verdict(&o.verdict())]);
     for line in rows.lines() {
         writeln!(w, "{line}")?;
     }
@@ -334,6 +407,19 @@ fn generator_cost(o: &RunOutcome) -> String {
         }
     }
     if parts.is_empty() { "CPU and memory unknown (/proc unreadable)".into() } else { parts.join(" · ") }
+}
+
+/// One line: pass, fail (the failed checks) or invalid (why).
+pub fn run_verdict(v: &Verdict) -> String {
+    match v.outcome {
+        Outcome::Pass => format!("PASS ({} checks held)", v.checks.len()),
+        Outcome::Fail => format!("FAIL: {}", v.failures().collect::<Vec<_>>().join("; ")),
+        Outcome::Invalid => {
+            let failed: Vec<&str> = v.failures().collect();
+            let also = if failed.is_empty() { String::new() } else { format!("; also failed: {}", failed.join("; ")) };
+            format!("INVALID: the generator was saturated, so the numbers are partly loadgen's{also}")
+        }
+    }
 }
 
 /// One line: whether the generator kept up, and if not why.

@@ -11,6 +11,7 @@
 //! terminals.
 
 mod schema;
+pub mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use schema::{REPORT_FIELDS, REPORT_SCHEMA};
+pub use verdict::{Check, Outcome, Verdict, default_checks};
 
 use crate::stats::{Latencies, Metric, Percentiles, RunStats, SecondStats, procfs};
 
@@ -64,13 +66,16 @@ pub struct Report {
     /// Errors by kind (absent when none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<&'static str, u64>,
+    /// Pass, fail or invalid, with the checks (the default checks unless the run
+    /// defines its own).
+    pub verdict: Verdict,
     /// One entry per second (absent when no second completed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeseries: Vec<SecondStats>,
 }
 
 /// `connections`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConnectionsReport {
     /// Connection starts submitted.
     pub attempted: u64,
@@ -78,8 +83,37 @@ pub struct ConnectionsReport {
     pub established: u64,
     /// Attempts that failed before becoming open.
     pub failed: u64,
+    /// Open connections ended by the target or the network before loadgen closed them.
+    pub dropped: u64,
+    /// `dropped` by cause (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped_by_cause: BTreeMap<&'static str, u64>,
+    /// Close codes of the connections the server dropped with a close frame (1005: no
+    /// code given; absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub close_codes: BTreeMap<String, u64>,
+    /// Upgrades refused, by HTTP status (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, RefusalReport>,
+    /// Connections open when the hold ended (before the ramp-down).
+    pub open_at_end: u64,
     /// Most connections open at once.
     pub peak_open: u64,
+}
+
+/// One HTTP status of `connections.refused`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RefusalReport {
+    /// Upgrades refused with this status.
+    pub count: u64,
+    /// How many of them carried `Retry-After` (delta-seconds).
+    pub retry_after_count: u64,
+    /// Smallest and largest `Retry-After` seen, seconds (absent when none carried one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_min_s: Option<u64>,
+    /// See `retry_after_min_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_max_s: Option<u64>,
 }
 
 /// `messages`.
@@ -109,6 +143,27 @@ pub struct MessagesReport {
     pub sent: u64,
     /// Data messages received.
     pub received: u64,
+    /// Echoes (HTTP: responses) back within the reply timeout.
+    pub answered: u64,
+    /// Echoes back after the reply timeout.
+    pub late: u64,
+    /// Probes sent that got no echo before their connection ended.
+    pub unanswered: u64,
+    /// Messages that fell due but could not be sent (no open connection, or polls
+    /// queued on a connection that ended).
+    pub not_sent: u64,
+    /// Sequence numbers never received below the highest received, per connection
+    /// (echoes) and per sender and channel (pushes).
+    pub lost: u64,
+    /// Messages received twice.
+    pub duplicated: u64,
+    /// Messages received after a later one of the same stream.
+    pub reordered: u64,
+    /// Server-pushed probe messages received (`latency_us.delivery` samples).
+    pub pushes_received: u64,
+    /// Closed loop: replies that did not come within the reply timeout (the connection
+    /// then sent its next message).
+    pub reply_timeouts: u64,
 }
 
 /// `generator`.
@@ -123,11 +178,17 @@ pub struct GeneratorReport {
     /// (peak RSS − RSS before the run) / peak open connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_per_connection: Option<u64>,
-    /// Actual − intended submission time of connects and sends.
+    /// Actual − intended submission time of sends, pings and paced messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag_us: Option<Percentiles>,
+    /// Actual − intended start of connections (the ramp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_lag_us: Option<Percentiles>,
     /// Some second was saturated.
     pub saturated: bool,
+    /// The seconds judged saturated (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub saturated_seconds: Vec<u64>,
     /// Why, one line per cause (absent when not saturated).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub saturation_reasons: Vec<String>,
@@ -189,14 +250,43 @@ impl Report {
     /// Builds the report of a run (complete or partial).
     pub fn new(stats: &RunStats, info: &RunInfo) -> Self {
         let t = &stats.totals;
-        let connections = (t.attempted + t.established + t.failed > 0).then_some(ConnectionsReport {
+        let connections = (t.attempted + t.established + t.failed > 0).then(|| ConnectionsReport {
             attempted: t.attempted,
             established: t.established,
             failed: t.failed,
+            dropped: t.dropped,
+            dropped_by_cause: stats.drops.clone(),
+            close_codes: stats.close_codes.iter().map(|(code, n)| (code.to_string(), *n)).collect(),
+            refused: stats
+                .refusals
+                .iter()
+                .map(|(status, c)| {
+                    let with = c.retry_after_count > 0;
+                    let refusal = RefusalReport {
+                        count: c.count,
+                        retry_after_count: c.retry_after_count,
+                        retry_after_min_s: with.then_some(c.retry_after_min_s),
+                        retry_after_max_s: with.then_some(c.retry_after_max_s),
+                    };
+                    (status.to_string(), refusal)
+                })
+                .collect(),
+            open_at_end: t.open_at_end,
             peak_open: stats.peak_open,
         });
-        let messages = (t.messages_sent + t.messages_received > 0)
-            .then_some(MessagesReport { sent: t.messages_sent, received: t.messages_received });
+        let messages = (t.messages_sent + t.messages_received + t.not_sent > 0).then_some(MessagesReport {
+            sent: t.messages_sent,
+            received: t.messages_received,
+            answered: t.answered,
+            late: t.late,
+            unanswered: t.unanswered,
+            not_sent: t.not_sent,
+            lost: t.lost,
+            duplicated: t.duplicated,
+            reordered: t.reordered,
+            pushes_received: t.pushes_received,
+            reply_timeouts: t.reply_timeouts,
+        });
         let u = &info.usage;
         let bytes_per_connection = match (u.peak_rss_bytes, stats.peak_open) {
             (Some(peak), open) if open > 0 => Some(peak.saturating_sub(u.baseline_rss_bytes.unwrap_or(0)) / open),
@@ -224,10 +314,13 @@ impl Report {
                 peak_rss_bytes: u.peak_rss_bytes,
                 bytes_per_connection,
                 schedule_lag_us: Percentiles::from_nonempty(stats.histogram(Metric::ScheduleLag)),
+                connect_lag_us: Percentiles::from_nonempty(stats.histogram(Metric::ConnectLag)),
                 saturated: !saturation_reasons.is_empty(),
+                saturated_seconds: stats.saturated_seconds(),
                 saturation_reasons,
             },
             errors: stats.errors.clone(),
+            verdict: Verdict::new(stats, default_checks(stats)),
             timeseries: stats.seconds.clone(),
         }
     }

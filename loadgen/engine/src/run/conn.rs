@@ -14,6 +14,7 @@ use loadgen_proto::{Client, ClientConfig, Parked};
 use super::ops::{self, Op, Tag};
 use super::raw::RawStream;
 use super::tls::TlsConn;
+use crate::stats::seq::SeqTracker;
 use crate::timer_wheel::TimerId;
 
 /// Where a connection is.
@@ -80,6 +81,16 @@ pub struct Conn {
     pub backlog_ns: u64,
     /// HTTP polling: no poll before this time (the server's `Retry-After`).
     pub retry_at_ns: u64,
+    /// Sequence check of this connection's echoes (its own probes coming back).
+    pub echo_rx: SeqTracker,
+    /// Sequence check of the server's pushes to this connection (one sender's stream).
+    pub push_rx: SeqTracker,
+    /// Sender id of the push stream `push_rx` follows.
+    pub push_sender: u64,
+    /// loadgen started the close (ramp-down, Ctrl-C, a timeout): the end is no drop.
+    pub closing_by_us: bool,
+    /// Closed loop: a reply-timeout timer is armed (at most one per connection).
+    pub reply_timer: bool,
 }
 
 impl Conn {
@@ -108,7 +119,30 @@ impl Conn {
             backlog: 0,
             backlog_ns: 0,
             retry_at_ns: 0,
+            echo_rx: SeqTracker::default(),
+            push_rx: SeqTracker::default(),
+            push_sender: 0,
+            closing_by_us: false,
+            reply_timer: false,
         }
+    }
+
+    /// Messages of this connection's streams not accounted yet, as the connection
+    /// ends: probes sent without an echo back (`unanswered`) and sequence numbers
+    /// missing below the highest received (`lost`, echoes and pushes). Resets the
+    /// streams, so a connection is accounted once.
+    pub fn take_stream_verdict(&mut self) -> (u64, u64) {
+        let unanswered = match self.proto {
+            // One request in flight at most; its response never came.
+            Proto::Http(_) => u64::from(self.awaiting_echo),
+            _ => self.seq - self.echo_rx.unique().min(self.seq),
+        };
+        self.awaiting_echo = false;
+        let lost = self.echo_rx.missing() + self.push_rx.missing();
+        self.echo_rx = SeqTracker::default();
+        self.push_rx = SeqTracker::default();
+        self.seq = 0;
+        (unanswered, lost)
     }
 
     /// The routing tag of an operation on this connection.
@@ -226,8 +260,9 @@ pub enum Proto {
     Live(Box<Client>),
     /// At rest: a few bytes, no heap.
     Parked(Parked),
-    /// Raw-TCP mode: no WebSocket, the probe payloads back to back.
-    Raw(RawStream),
+    /// Raw-TCP mode: no WebSocket, the probe payloads back to back (boxed: the
+    /// benchmark mode should not widen every slab entry).
+    Raw(Box<RawStream>),
     /// HTTP/1.1 polling.
     Http(Box<HttpStream>),
 }

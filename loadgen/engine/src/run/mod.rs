@@ -127,6 +127,11 @@ pub struct RunConfig {
     pub handshake_timeout: Duration,
     /// Give up the close handshake after this long.
     pub close_timeout: Duration,
+    /// An echo (or HTTP response) later than this after its intended time is `late`;
+    /// in a closed loop the connection then stops waiting and sends its next message.
+    pub reply_timeout: Duration,
+    /// Closed loop: wait this long after a reply before the next send (0: at once).
+    pub think_time: Duration,
     /// Largest message accepted.
     pub max_message_size: usize,
     /// Provided receive buffers per worker, and their size.
@@ -186,6 +191,13 @@ pub struct RunOutcome {
     pub ring_flags: String,
     /// Memory of TLS sessions and compression contexts, sampled at the end of the hold.
     pub memory: MemorySample,
+}
+
+impl RunOutcome {
+    /// The run's verdict by the default checks (a run without checks of its own).
+    pub fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::new(&self.stats, crate::report::default_checks(&self.stats))
+    }
 }
 
 /// Protocol memory the workers hold, sampled when the hold ends (before any
@@ -271,6 +283,12 @@ pub fn run_with_progress(
                 .map_err(|e| RunError::Setup(format!("{e}: use a DNS name or an IP address in the wss:// URL")))?;
         }
     }
+    if config.hold.is_zero() {
+        return Err(RunError::Setup("the hold must be longer than 0 (e.g. 10s)".into()));
+    }
+    if config.reply_timeout.is_zero() {
+        return Err(RunError::Setup("the reply timeout must be longer than 0 (e.g. 5s)".into()));
+    }
     for (name, rate) in [("connect rate", config.connect_rate), ("close rate", config.close_rate)] {
         if !(rate.is_finite() && rate > 0.0) {
             return Err(RunError::Setup(format!("the {name} must be a positive number of connections per second")));
@@ -302,6 +320,11 @@ pub fn run_with_progress(
     };
     let (collector, reporters) = channel(config.workers, SaturationPolicy { send_interval_us, ..Default::default() });
     let baseline = UsageBaseline::now();
+    let gate = worker::StartGate::new(config.workers);
+    let mut nonce = [0u8; 4];
+    getrandom::getrandom(&mut nonce).map_err(|e| RunError::Setup(format!("OS randomness unavailable: {e}")))?;
+    // Never 0, so no sender id of this run equals a bare connection index.
+    let sender_base = u64::from(u32::from_le_bytes(nonce) | 1) << 32;
     let (stats, results) = std::thread::scope(|s| {
         let handles: Vec<_> = reporters
             .into_iter()
@@ -320,6 +343,8 @@ pub fn run_with_progress(
                     end_ns,
                     stop,
                     reporter,
+                    gate: &gate,
+                    sender_base,
                 };
                 s.spawn(move || worker::run(setup))
             })
@@ -344,10 +369,17 @@ pub fn run_with_progress(
             .collect();
         (stats, results)
     });
+    let mut stats = stats;
+    if let Traffic::Echo { rate: MessageRate::ClosedLoop, .. } = config.traffic
+        && config.protocol != Protocol::Http1
+    {
+        stats.closed_loop_think_us = Some(config.think_time.as_micros() as u64);
+    }
     let mut memory = MemorySample::default();
     for r in results {
         memory.add(&r?);
     }
+    let clock = gate.clock().unwrap_or(clock);
     Ok(RunOutcome {
         stats,
         usage: ProcessUsage::since(&baseline),

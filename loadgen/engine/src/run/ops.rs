@@ -36,6 +36,8 @@ pub enum Op {
     PingTimer = 10,
     /// Timer only: an HTTP poller's `Retry-After` hold-off ended.
     RetryTimer = 11,
+    /// Timer only: closed loop, the reply to the message in flight is overdue.
+    ReplyTimer = 12,
 }
 
 impl OpCode for Op {
@@ -56,6 +58,7 @@ impl OpCode for Op {
             9 => Self::Wake,
             10 => Self::PingTimer,
             11 => Self::RetryTimer,
+            12 => Self::ReplyTimer,
             _ => return None,
         })
     }

@@ -17,6 +17,7 @@ use loadgen_tls::{TlsClientConfig, TlsServerConfig, TlsServerSession};
 
 use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
 
+mod accounting;
 mod deflate;
 mod http;
 mod tls;
@@ -43,6 +44,8 @@ enum Mode {
     RawEcho,
     /// HTTP/1.1 (see `http::Behaviour`).
     Http(http::Behaviour),
+    /// Echo with faults (see `accounting::Misbehaviour`).
+    Misbehave(accounting::Misbehaviour),
 }
 
 struct TestServer {
@@ -245,6 +248,11 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
             let _ = write!(stream, "HTTP/1.1 {status} No\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
             return;
         }
+        Mode::Misbehave(m) if m.refuse.is_some() => {
+            let (status, retry) = m.refuse.unwrap();
+            let _ = write!(stream, "HTTP/1.1 {status} No\r\nRetry-After: {retry}\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
         _ => {}
     }
     let text = String::from_utf8_lossy(&head);
@@ -273,7 +281,29 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
     let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(1);
     let mut out = Vec::new();
     let mut stalled = false;
+    let mut faults = match mode {
+        Mode::Misbehave(m) => Some(accounting::Faults::new(m)),
+        _ => None,
+    };
     while !stop.load(Ordering::Relaxed) {
+        if let Some(f) = faults.as_mut() {
+            match f.tick(&mut enc, &mut out, &mut rng) {
+                accounting::Tick::Go => {}
+                accounting::Tick::Reset => return stream.reset(),
+                accounting::Tick::Closed => {
+                    let _ = stream.write_all(&out);
+                    // Wait for the client's close reply (or its FIN), then end.
+                    let _ = stream.read(&mut buf);
+                    return;
+                }
+            }
+            if !out.is_empty() {
+                if stream.write_all(&out).is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        }
         let n = match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
@@ -293,7 +323,10 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
                         stalled = true;
                         std::thread::sleep(Duration::from_millis(ms));
                     }
-                    enc.message(&mut out, MessageKind::Binary, b, &mut rng).unwrap();
+                    let copies = faults.as_mut().map_or(1, |f| f.echoes(count));
+                    for _ in 0..copies {
+                        enc.message(&mut out, MessageKind::Binary, b, &mut rng).unwrap();
+                    }
                 }
                 Some(Decoded::Text(t)) => enc.message(&mut out, MessageKind::Text, t.as_bytes(), &mut rng).unwrap(),
                 Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
@@ -338,6 +371,8 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         sources: Vec::new(),
         handshake_timeout: Duration::from_millis(800),
         close_timeout: Duration::from_millis(500),
+        reply_timeout: Duration::from_secs(5),
+        think_time: Duration::ZERO,
         max_message_size: 1 << 20,
         recv_buffers: 256,
         recv_buffer_size: 4096,

@@ -53,7 +53,8 @@ pub struct WorkerSetup<'a> {
     pub messages: Option<Schedule>,
     /// Connections this worker will open.
     pub capacity: u32,
-    /// Run clock.
+    /// Run clock: a placeholder until the start gate, which hands every worker the
+    /// run's clock.
     pub clock: Clock,
     /// Host capabilities.
     pub caps: &'a Capabilities,
@@ -63,6 +64,41 @@ pub struct WorkerSetup<'a> {
     pub stop: &'a AtomicBool,
     /// Hands a snapshot of the measurements to the collector once a second.
     pub reporter: Reporter,
+    /// Every worker waits here once its rings are set up; the run's clock starts when
+    /// all have arrived, so set-up time is never counted as schedule lag.
+    pub gate: &'a StartGate,
+    /// High 32 bits of this run's probe sender ids (random per run): a probe with this
+    /// connection's id is its own echo; any other is a server push.
+    pub sender_base: u64,
+}
+
+/// Where the workers wait for each other before the run's clock starts.
+#[derive(Debug)]
+pub struct StartGate {
+    barrier: std::sync::Barrier,
+    clock: std::sync::OnceLock<Clock>,
+}
+
+impl StartGate {
+    /// A gate for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self { barrier: std::sync::Barrier::new(workers.max(1)), clock: std::sync::OnceLock::new() }
+    }
+
+    /// Waits for every worker; the last to arrive starts the clock. Every worker must
+    /// call this once, even one whose set-up failed, or the others wait forever.
+    pub fn wait(&self) -> Clock {
+        if self.barrier.wait().is_leader() {
+            let _ = self.clock.set(Clock::start());
+        }
+        self.barrier.wait();
+        *self.clock.get().expect("the leader started the clock")
+    }
+
+    /// The run's clock, once started.
+    pub fn clock(&self) -> Option<Clock> {
+        self.clock.get().copied()
+    }
 }
 
 struct Worker<'a> {
@@ -116,6 +152,20 @@ struct Worker<'a> {
 /// Runs a worker to completion on the calling thread; returns the protocol memory it
 /// sampled when the hold ended.
 pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
+    let gate = setup.gate;
+    match build_rings(&setup) {
+        Ok((rings, eventfds, per_ring)) => run_rings(setup, rings, eventfds, per_ring),
+        Err(e) => {
+            // The others wait for every worker at the gate.
+            gate.wait();
+            Err(e)
+        }
+    }
+}
+
+type Rings = (Vec<Ring>, Vec<std::os::fd::OwnedFd>, u32);
+
+fn build_rings(setup: &WorkerSetup<'_>) -> Result<Rings, RunError> {
     let cfg = setup.config;
     let capacity = setup.capacity.max(1);
     let per_ring = cfg.max_slots_per_ring.clamp(1, 1 << 20).min(capacity);
@@ -141,15 +191,30 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
         }
         rings.push(ring);
     }
+    Ok((rings, eventfds, per_ring))
+}
+
+fn run_rings(
+    setup: WorkerSetup<'_>,
+    rings: Vec<Ring>,
+    eventfds: Vec<std::os::fd::OwnedFd>,
+    per_ring: u32,
+) -> Result<MemorySample, RunError> {
+    let cfg = setup.config;
+    let ring_count = rings.len();
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| RunError::Setup(format!("OS randomness unavailable: {e}")))?;
+    if let Err(e) = getrandom::getrandom(&mut seed) {
+        setup.gate.wait();
+        return Err(RunError::Setup(format!("OS randomness unavailable: {e}")));
+    }
     let size = match cfg.traffic {
         Traffic::Echo { message_size, .. } => message_size,
         Traffic::Idle => 0,
     };
     let mut message = Vec::new();
     Probe { channel: 0, seq: 0, sent_unix_us: 0, sender: 0 }.encode_into(size, &mut message);
-    let now = setup.clock.now_ns();
+    // The run's clock starts at the gate, after every worker's set-up: now is 0.
+    let now = 0;
     let mut w = Worker {
         targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
         sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
@@ -205,6 +270,7 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
     for (i, fd) in w.eventfds.iter().enumerate() {
         w.pending.push(ops::wake(fd.as_raw_fd(), i as u32 + 1));
     }
+    w.setup.clock = w.setup.gate.wait();
     w.next_connect = w.setup.connects.next();
     w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
     let result = w.run_loop();
@@ -338,9 +404,9 @@ impl Worker<'_> {
             let index = self.next_conn;
             self.next_conn += 1;
             self.rec.connection_attempted();
-            self.rec.record_since(Metric::ScheduleLag, intended, now);
+            self.rec.record_since(Metric::ConnectLag, intended, now);
             // Global connection number → target and source address (round robin).
-            let global = u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64;
+            let global = self.global_index(index);
             let targets = self.targets.len() as u64;
             let target = (global % targets) as usize;
             let conn = &mut self.conns[index as usize];
@@ -348,6 +414,11 @@ impl Worker<'_> {
             conn.phase = Phase::Connecting;
             conn.target = target as u16;
             conn.intended_ns = intended;
+            conn.closing_by_us = false;
+            conn.reply_timer = false;
+            conn.awaiting_echo = false;
+            conn.ready = false;
+            conn.on_open_step = 0;
             let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
             self.pending.push(link(ops::socket(index % self.per_ring, conn.tag(index, Op::Socket))));
             if !self.sources.is_empty() {
@@ -363,7 +434,7 @@ impl Worker<'_> {
         while let Some(intended) = self.next_message.filter(|&t| t <= now) {
             self.next_message = self.setup.messages.as_mut().and_then(Iterator::next);
             if self.ready.is_empty() {
-                self.rec.error("no_open_connection_for_message");
+                self.rec.not_sent("no_open_connection_for_message");
                 continue;
             }
             let index = if self.setup.config.protocol == Protocol::Http1 {
@@ -371,7 +442,7 @@ impl Worker<'_> {
                 match self.idle_poller(now) {
                     Some(index) => index,
                     None => {
-                        self.rec.error("no_idle_connection_for_request");
+                        self.rec.not_sent("no_idle_connection_for_request");
                         continue;
                     }
                 }
@@ -394,6 +465,7 @@ impl Worker<'_> {
     /// Queues a probe message on `index`, stamped with its intended time.
     pub(super) fn send_probe(&mut self, index: u32, intended_ns: u64) {
         let unix_us = self.setup.clock.unix_us(intended_ns);
+        let sender = self.setup.sender_base | self.global_index(index);
         let conn = &mut self.conns[index as usize];
         if conn.phase != Phase::Open || !conn.ready || self.closing_all {
             return;
@@ -403,7 +475,7 @@ impl Worker<'_> {
             self.poll_due(index, intended_ns, now);
             return;
         }
-        let probe = Probe { channel: 0, seq: conn.seq, sent_unix_us: unix_us, sender: u64::from(index) };
+        let probe = Probe { channel: 0, seq: conn.seq, sent_unix_us: unix_us, sender };
         probe.write_header(&mut self.message);
         let sent = if let Proto::Raw(raw) = &mut conn.proto {
             raw.queue(&self.message);
@@ -417,11 +489,25 @@ impl Worker<'_> {
                 self.rec.message_sent(self.message.len() as u64);
                 conn.seq += 1;
                 conn.awaiting_echo = true;
+                if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. }) {
+                    // The one message in flight: its intended time, and a reply timer.
+                    conn.next_send_ns = intended_ns;
+                    if !conn.reply_timer {
+                        conn.reply_timer = true;
+                        let deadline = intended_ns + self.setup.config.reply_timeout.as_nanos() as u64;
+                        self.timers.insert(deadline, conn.tag(index, Op::ReplyTimer).encode());
+                    }
+                }
             }
             Err(e) => self.rec.error(e_name(e)),
         }
         self.send_more(index);
         self.conns[index as usize].park(&mut self.clients);
+    }
+
+    /// The connection's number in the whole run (all workers).
+    pub(super) fn global_index(&self, index: u32) -> u64 {
+        u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64
     }
 
     /// A connection with no upgrade to wait for (raw TCP, plain HTTP) is open as soon as
@@ -510,7 +596,7 @@ impl Worker<'_> {
                 conn.recv_armed = true;
                 self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
                 if self.setup.config.protocol == Protocol::RawTcp {
-                    conn.proto = Proto::Raw(RawStream::new(self.message.len()));
+                    conn.proto = Proto::Raw(Box::new(RawStream::new(self.message.len())));
                     self.open_now(index, now);
                     return;
                 }
@@ -558,7 +644,7 @@ impl Worker<'_> {
                     if conn.phase == Phase::Handshaking {
                         self.rec.connection_failed();
                     }
-                    self.shutdown(index);
+                    self.drop_conn(index, if -result == libc::ECONNRESET { "reset" } else { "send_error" });
                     self.maybe_free(index);
                     return;
                 }
@@ -570,7 +656,7 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake | Op::PingTimer | Op::RetryTimer => {}
+            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -22,6 +22,8 @@ impl Worker<'_> {
         self.ready.clear();
         let ramp_down_ns = (f64::from(self.next_conn) / self.close_rate_per_worker() * 1e9).min(3_600e9) as u64;
         self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
+        let open = self.conns[..self.next_conn as usize].iter().filter(|c| c.phase == Phase::Open).count();
+        self.rec.open_at_end(open as u64);
         for index in 0..self.next_conn {
             if matches!(self.conns[index as usize].phase, Phase::Connecting | Phase::Handshaking) {
                 // Neither established nor failed: the run ended first.
@@ -85,6 +87,7 @@ impl Worker<'_> {
         if conn.phase != Phase::Open {
             return;
         }
+        conn.closing_by_us = true;
         if matches!(conn.proto, Proto::Raw(_) | Proto::Http(_)) {
             // No close handshake in raw TCP or HTTP: shut down and close.
             self.shutdown(index);
@@ -101,6 +104,18 @@ impl Worker<'_> {
         } else {
             self.shutdown(index);
         }
+    }
+
+    /// An open connection ends without loadgen having closed it (`cause`: `reset`,
+    /// `server_close`, `eof`, a protocol or TLS error kind): counted as dropped, then
+    /// shut down. Connections not open, or whose close loadgen started, are only shut
+    /// down.
+    pub(super) fn drop_conn(&mut self, index: u32, cause: &'static str) {
+        let conn = &self.conns[index as usize];
+        if conn.phase == Phase::Open && !conn.closing_by_us {
+            self.rec.connection_dropped(cause);
+        }
+        self.shutdown(index);
     }
 
     /// Shuts the socket down and closes its slot; the connection is freed when every
@@ -146,6 +161,8 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         if conn.phase == Phase::Closing && conn.closing_ops == 0 && !conn.recv_armed && !conn.send_inflight {
             conn.phase = Phase::Free;
+            let (unanswered, lost) = conn.take_stream_verdict();
+            self.rec.stream_ended(unanswered, lost);
             conn.release(&mut self.clients);
             if let Some(timer) = conn.deadline_timer.take() {
                 self.timers.cancel(timer);

@@ -58,7 +58,7 @@ impl Worker<'_> {
             return;
         }
         if conn.backlog == u16::MAX {
-            self.rec.error("http_poll_not_sent");
+            self.rec.not_sent("http_poll_not_sent");
             return;
         }
         if now < conn.retry_at_ns {
@@ -111,8 +111,12 @@ impl Worker<'_> {
             }
             Err(_) => {
                 let closed = http.client.state() != loadgen_proto::http1::Http1State::Idle;
-                self.rec.error(if closed { "http_poll_not_sent" } else { "http_invalid_request" });
-                self.shutdown(index);
+                if closed {
+                    self.rec.not_sent("http_poll_not_sent");
+                } else {
+                    self.rec.error("http_invalid_request");
+                }
+                self.drop_conn(index, if closed { "eof" } else { "http_invalid_request" });
             }
         }
     }
@@ -122,7 +126,7 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         if matches!(conn.proto, Proto::Http(_)) {
             for _ in 0..std::mem::take(&mut conn.backlog) {
-                self.rec.error("http_poll_not_sent");
+                self.rec.not_sent("http_poll_not_sent");
             }
         }
     }
@@ -138,7 +142,7 @@ impl Worker<'_> {
             self.shutdown(index);
         } else if let Some(what) = http.client.handle_timeout(now / 1_000) {
             self.rec.error(what.name());
-            self.shutdown(index);
+            self.drop_conn(index, what.name());
         } else if let Some(next_us) = http.client.poll_timeout() {
             conn.deadline_timer = Some(self.timers.insert(next_us * 1_000, token));
         }
@@ -239,10 +243,13 @@ impl FeedCtx<'_> {
                 Some(Http1Event::ResponseEnd { keep_alive, .. }) => {
                     self.rec.message_received(http.body_bytes);
                     self.rec.record_since(Metric::MessageRtt, self.request_ns, self.now);
+                    self.rec.echo_received(self.now.saturating_sub(self.request_ns) > self.reply_timeout_ns);
                     outcome.echoes += 1;
+                    outcome.current_echo = true;
                     if !keep_alive {
                         self.rec.error("http_connection_close");
                         outcome.closed = true;
+                        outcome.drop_cause = Some("http_connection_close");
                         return;
                     }
                 }

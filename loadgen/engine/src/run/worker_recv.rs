@@ -12,6 +12,7 @@ use super::super::{MessageRate, OnOpenStep, Traffic};
 use super::{BGID, Worker, WorkerSetup};
 use crate::clock::Clock;
 use crate::payload::Probe;
+use crate::stats::seq::{Arrival, SeqTracker};
 use crate::stats::{Metric, Recorder};
 
 /// What the events of one read asked the worker to do.
@@ -23,6 +24,12 @@ pub(super) struct Outcome {
     /// Echoes (WebSocket, raw) or responses (HTTP) received.
     pub(super) echoes: u32,
     pub(super) closed: bool,
+    /// The connection ends by the server's doing (a close frame, `Connection: close`):
+    /// dropped, for this cause.
+    pub(super) drop_cause: Option<&'static str>,
+    /// Closed loop: the echo of the message in flight arrived (late echoes of earlier
+    /// messages do not start the next send).
+    pub(super) current_echo: bool,
     pub(super) error: Option<&'static str>,
     /// HTTP: the server asked to wait this long (429/503 `Retry-After`).
     pub(super) retry_after_s: Option<u64>,
@@ -52,14 +59,10 @@ impl Worker<'_> {
         }
         if result <= 0 {
             if conn.phase != Phase::Closing {
-                if result == 0 {
-                    self.rec.error(if conn.phase == Phase::Handshaking {
-                        "closed_during_handshake"
-                    } else {
-                        "server_closed_tcp"
-                    });
+                let kind = if result == 0 {
+                    if conn.phase == Phase::Handshaking { "closed_during_handshake" } else { "server_closed_tcp" }
                 } else {
-                    self.rec.error(match -result {
+                    match -result {
                         libc::ECONNRESET => "connection_reset",
                         libc::ETIMEDOUT => "recv_timeout",
                         libc::ENOTCONN => "recv_not_connected",
@@ -67,12 +70,19 @@ impl Worker<'_> {
                         libc::EBADF => "recv_bad_descriptor",
                         libc::EPIPE => "recv_broken_pipe",
                         _ => "recv_error",
-                    });
-                }
+                    }
+                };
+                self.rec.error(kind);
                 if conn.phase == Phase::Handshaking {
                     self.rec.connection_failed();
                 }
-                self.shutdown(index);
+                let cause = match kind {
+                    "server_closed_tcp" => "eof",
+                    "connection_reset" => "reset",
+                    "recv_timeout" => "timeout",
+                    other => other,
+                };
+                self.drop_conn(index, cause);
             }
             self.maybe_free(index);
             return;
@@ -100,6 +110,7 @@ impl Worker<'_> {
         let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
         let Some(tls) = conn.tls.as_mut() else {
             ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut outcome);
+            ctx.streams.store(conn);
             return outcome;
         };
         if tls.session.failed().is_some() {
@@ -126,6 +137,7 @@ impl Worker<'_> {
                 ctx.rec.connection_failed();
             }
         }
+        ctx.streams.store(conn);
         outcome
     }
 
@@ -138,6 +150,7 @@ impl Worker<'_> {
         if let Proto::Http(http) = &mut conn.proto {
             ctx.http(http, &[], &mut outcome);
         }
+        ctx.streams.store(conn);
         self.apply(index, outcome, now);
     }
 
@@ -150,13 +163,21 @@ impl Worker<'_> {
             Ok(Some(loadgen_proto::Http1Event::ResponseEnd { .. })) => {
                 self.rec.message_received(http.body_bytes);
                 self.rec.record_since(Metric::MessageRtt, conn.request_ns, now);
+                let timeout = self.setup.config.reply_timeout.as_nanos() as u64;
+                self.rec.echo_received(now.saturating_sub(conn.request_ns) > timeout);
                 conn.awaiting_echo = false;
                 self.rec.error("http_connection_close");
+                self.drop_conn(index, "http_connection_close");
             }
-            Ok(_) => self.rec.error("server_closed_tcp"),
-            Err(e) => self.rec.error(e.name()),
+            Ok(_) => {
+                self.rec.error("server_closed_tcp");
+                self.drop_conn(index, "eof");
+            }
+            Err(e) => {
+                self.rec.error(e.name());
+                self.drop_conn(index, e.name());
+            }
         }
-        self.shutdown(index);
     }
 
     fn apply(&mut self, index: u32, outcome: Outcome, now: u64) {
@@ -191,18 +212,25 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         if outcome.echoes > 0 && matches!(conn.proto, Proto::Http(_)) {
             self.http_response_done(index, &outcome, now);
-        } else if outcome.echoes > 0 {
+        } else if outcome.current_echo {
             conn.awaiting_echo = false;
             if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. })
                 && !self.closing_all
             {
-                for _ in 0..outcome.echoes {
+                // The next message is due now, or after the think time.
+                let think = self.setup.config.think_time.as_nanos() as u64;
+                if think == 0 {
                     self.send_probe(index, now);
+                } else {
+                    conn.next_send_ns = now + think;
+                    self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
                 }
             }
         }
         self.send_more(index);
-        if outcome.closed || outcome.error.is_some() {
+        if let Some(cause) = outcome.drop_cause.or(outcome.error) {
+            self.drop_conn(index, cause);
+        } else if outcome.closed {
             self.shutdown(index);
         }
     }
@@ -243,7 +271,7 @@ impl Worker<'_> {
         }
         // Only the first `echo_connections` connections of the run carry messages; the
         // others are held (and pinged).
-        let global = u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64;
+        let global = self.global_index(index);
         if self.setup.config.echo_connections.is_some_and(|n| global >= u64::from(n)) {
             return;
         }
@@ -274,13 +302,91 @@ pub(super) struct FeedCtx<'a> {
     pub(super) clock: &'a Clock,
     steps: &'a [OnOpenStep],
     message_len: u64,
-    index: u32,
     pub(super) now: u64,
     intended_ns: u64,
     /// HTTP: intended time of the request in flight.
     pub(super) request_ns: u64,
     ready: bool,
     on_open_step: u8,
+    /// Sequence state of the connection's streams, written back after the read.
+    pub(super) streams: Streams,
+    /// This connection's probe sender id.
+    sender: u64,
+    /// Messages this connection has sent (its next sequence number).
+    sent: u64,
+    /// Echoes later than this are `late`, ns.
+    pub(super) reply_timeout_ns: u64,
+}
+
+/// A copy of a connection's sequence state (small and `Copy`), so feeding can update
+/// it while the protocol state is borrowed apart.
+#[derive(Clone, Copy)]
+pub(super) struct Streams {
+    echo: SeqTracker,
+    push: SeqTracker,
+    push_sender: u64,
+}
+
+impl Streams {
+    fn load(conn: &Conn) -> Self {
+        Self { echo: conn.echo_rx, push: conn.push_rx, push_sender: conn.push_sender }
+    }
+
+    fn store(&self, conn: &mut Conn) {
+        conn.echo_rx = self.echo;
+        conn.push_rx = self.push;
+        conn.push_sender = self.push_sender;
+    }
+}
+
+/// One received probe payload, judged: this connection's own echo (timed from its
+/// intended time, checked for order and duplicates, late after the reply timeout), or a
+/// server push (delivery latency from its intended publish time, checked per sender).
+#[allow(clippy::too_many_arguments)]
+fn probe_arrived(
+    p: Probe,
+    streams: &mut Streams,
+    rec: &mut Recorder,
+    clock: &Clock,
+    own: u64,
+    sent: u64,
+    reply_timeout_ns: u64,
+    now: u64,
+    outcome: &mut Outcome,
+) {
+    let intended = clock.run_ns(p.sent_unix_us);
+    if p.sender == own {
+        match streams.echo.observe(p.seq) {
+            Arrival::Duplicate => {
+                rec.duplicated();
+                return;
+            }
+            Arrival::Reordered => rec.reordered(),
+            Arrival::Ahead { .. } => {}
+        }
+        rec.record_since(Metric::MessageRtt, intended, now);
+        rec.echo_received(now.saturating_sub(intended) > reply_timeout_ns);
+        outcome.echoes += 1;
+        outcome.current_echo |= p.seq + 1 == sent;
+        return;
+    }
+    if p.sender != streams.push_sender || streams.push.is_empty() {
+        // A new stream (first push, or the server's sender changed): what the old one
+        // missed is lost.
+        rec.stream_ended(0, streams.push.missing());
+        streams.push = SeqTracker::default();
+        streams.push_sender = p.sender;
+    }
+    match streams.push.observe(p.seq) {
+        Arrival::Duplicate => {
+            rec.duplicated();
+            return;
+        }
+        Arrival::Reordered => rec.reordered(),
+        Arrival::Ahead { .. } => {}
+    }
+    rec.push_received();
+    rec.record_since(Metric::Delivery, intended, now);
 }
 
 impl<'a> FeedCtx<'a> {
@@ -300,12 +406,15 @@ impl<'a> FeedCtx<'a> {
             clock: &setup.clock,
             steps: &setup.config.on_open,
             message_len: message_len as u64,
-            index,
             now,
             intended_ns: conn.intended_ns,
             request_ns: conn.request_ns,
             ready: conn.ready,
             on_open_step: conn.on_open_step,
+            streams: Streams::load(conn),
+            sender: setup.sender_base | (u64::from(index) * setup.config.workers as u64 + setup.index as u64),
+            sent: conn.seq,
+            reply_timeout_ns: setup.config.reply_timeout.as_nanos() as u64,
         }
     }
 
@@ -315,16 +424,16 @@ impl<'a> FeedCtx<'a> {
         if outcome.closed || outcome.error.is_some() {
             return;
         }
-        let (index, now) = (self.index, self.now);
+        let now = self.now;
         let client = match proto {
             Proto::Live(client) => client,
             Proto::Raw(raw) => {
-                let (rec, clock, size) = (&mut *self.rec, self.clock, self.message_len);
+                let (rec, clock, size, streams) = (&mut *self.rec, self.clock, self.message_len, &mut self.streams);
+                let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
                 raw.receive(data, |probe| {
                     rec.message_received(size);
-                    if let Some(p) = probe.filter(|p| p.sender == u64::from(index)) {
-                        rec.record_since(Metric::MessageRtt, clock.run_ns(p.sent_unix_us), now);
-                        outcome.echoes += 1;
+                    if let Some(p) = probe {
+                        probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
                     }
                 });
                 return;
@@ -345,10 +454,10 @@ impl<'a> FeedCtx<'a> {
                         }
                         Some(Event::Binary(payload)) => {
                             self.rec.message_received(payload.len() as u64);
-                            if let Some(p) = Probe::decode(payload).filter(|p| p.sender == u64::from(index)) {
-                                let intended = self.clock.run_ns(p.sent_unix_us);
-                                self.rec.record_since(Metric::MessageRtt, intended, now);
-                                outcome.echoes += 1;
+                            if let Some(p) = Probe::decode(payload) {
+                                let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
+                                let (rec, clock) = (&mut *self.rec, self.clock);
+                                probe_arrived(p, &mut self.streams, rec, clock, own, sent, timeout, now, outcome);
                             }
                         }
                         Some(Event::Text(text)) => {
@@ -367,9 +476,12 @@ impl<'a> FeedCtx<'a> {
                             }
                         }
                         Some(Event::Ping(_)) => {}
-                        Some(Event::Closed { initiator, .. }) => {
+                        Some(Event::Closed { initiator, code, .. }) => {
                             if initiator == Initiator::Server {
                                 self.rec.error("server_closed");
+                                // 1005: the close frame carried no code (RFC 6455 §7.1.5).
+                                self.rec.close_code(code.unwrap_or(1005));
+                                outcome.drop_cause = Some("server_close");
                             }
                             outcome.closed = true;
                             return;
@@ -378,7 +490,10 @@ impl<'a> FeedCtx<'a> {
                 }
                 Err(ProtoError::Handshake(h)) => {
                     outcome.error = Some(match &h {
-                        loadgen_proto::HandshakeError::Rejected(r) => r.kind().name(),
+                        loadgen_proto::HandshakeError::Rejected(r) => {
+                            self.rec.refused(r.status, r.retry_after_secs());
+                            r.kind().name()
+                        }
                         other => other.name(),
                     });
                     self.rec.connection_failed();

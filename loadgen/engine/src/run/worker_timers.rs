@@ -29,14 +29,16 @@ impl Worker<'_> {
                     let handshaking = conn.phase == Phase::Handshaking;
                     let Some(client) = conn.client(&mut self.clients) else { continue };
                     if let Some(what) = client.handle_timeout(now / 1_000) {
-                        self.rec.error(match what {
+                        let kind = match what {
                             loadgen_proto::Timeout::Handshake => "handshake_timeout",
                             loadgen_proto::Timeout::Close => "close_timeout",
-                        });
+                        };
+                        self.rec.error(kind);
                         if handshaking {
                             self.rec.connection_failed();
                         }
-                        self.shutdown(tag.conn);
+                        // A close timeout of a close the server started is a drop too.
+                        self.drop_conn(tag.conn, kind);
                     } else if let Some(next) = client.poll_timeout() {
                         self.timers.insert(next * 1_000, token);
                     }
@@ -73,6 +75,28 @@ impl Worker<'_> {
                     self.send_probe(tag.conn, intended);
                 }
                 Op::RetryTimer => self.retry_hold_off_ended(tag.conn),
+                // Closed loop: the reply to the message in flight is overdue.
+                Op::ReplyTimer => {
+                    let timeout = self.setup.config.reply_timeout.as_nanos() as u64;
+                    if !conn.awaiting_echo || conn.phase != Phase::Open {
+                        conn.reply_timer = false;
+                        continue;
+                    }
+                    let deadline = conn.next_send_ns + timeout;
+                    if now < deadline {
+                        // A later message is in flight: wait for its deadline.
+                        self.timers.insert(deadline, token);
+                        continue;
+                    }
+                    conn.reply_timer = false;
+                    conn.awaiting_echo = false;
+                    self.rec.reply_timeout();
+                    if !self.closing_all {
+                        // Counted when it comes (late) or not at all (unanswered); the
+                        // loop goes on with the next message, due now.
+                        self.send_probe(tag.conn, now);
+                    }
+                }
                 _ => {}
             }
             self.conns[tag.conn as usize].park(&mut self.clients);

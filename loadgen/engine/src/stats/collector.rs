@@ -21,7 +21,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::{Counters, HistogramSet, Latencies, Metric, Percentiles, Recorder, Snapshot};
+use super::{CodeCount, CodeTable, Counters, HistogramSet, Latencies, Metric, Percentiles, Recorder, Snapshot};
 
 /// Snapshots a worker may have queued before its sends block.
 const QUEUE_PER_WORKER: usize = 64;
@@ -113,14 +113,27 @@ impl Drop for Reporter {
     }
 }
 
-/// When a second counts as generator-saturated: its schedule-lag p99 exceeds the
-/// threshold, or the kernel reported a completion-queue overflow, or a receive found
-/// the provided-buffer ring empty. Saturated seconds measure the generator, not only
-/// the target.
+/// When a second counts as generator-saturated (rules documented in docs/metrics.md,
+/// "Saturation verdict"):
+/// - `schedule_lag`: the p99 of the lag of messages, pings and paced sends exceeds
+///   `max_lag_p99_us` (or 10% of the per-connection send interval, if smaller);
+/// - `connect_lag`: the p99 of the lag of connection starts (the ramp) exceeds
+///   `max_connect_lag_p99_us`: connect and handshake latencies then include the
+///   generator's delay;
+/// - `cq_overflow`: the kernel reported a completion-queue overflow;
+/// - `buffer_ring_exhausted`: a receive found the provided-buffer ring empty.
+///
+/// A lag rule needs at least `min_samples` samples in the second: with fewer, its p99
+/// is one sample (the first connection of a run, a lone ping) and says nothing about
+/// the generator keeping up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SaturationPolicy {
     /// Largest acceptable schedule-lag p99 in a second, µs (default 1000).
     pub max_lag_p99_us: u64,
+    /// Largest acceptable connect-lag p99 in a second, µs (default 10,000).
+    pub max_connect_lag_p99_us: u64,
+    /// Fewest samples a lag rule judges (default 20).
+    pub min_samples: u64,
     /// Intended interval between one connection's consecutive sends, µs, if the
     /// scenario sends at a fixed pace; the threshold is then also at most 10% of it.
     pub send_interval_us: Option<u64>,
@@ -128,7 +141,7 @@ pub struct SaturationPolicy {
 
 impl Default for SaturationPolicy {
     fn default() -> Self {
-        Self { max_lag_p99_us: 1_000, send_interval_us: None }
+        Self { max_lag_p99_us: 1_000, max_connect_lag_p99_us: 10_000, min_samples: 20, send_interval_us: None }
     }
 }
 
@@ -141,16 +154,29 @@ impl SaturationPolicy {
         }
     }
 
+    /// The schedule lag judged by the `schedule_lag` rule, if it has enough samples.
+    fn judged<'a>(&self, lag: Option<&'a Percentiles>, threshold: u64) -> Option<&'a Percentiles> {
+        lag.filter(|l| l.count >= self.min_samples && l.p99 > threshold)
+    }
+
     /// Reasons one second is saturated (empty: not saturated).
-    pub fn reasons(&self, schedule_lag: Option<&Percentiles>, counters: &Counters) -> Vec<String> {
+    pub fn reasons(
+        &self,
+        schedule_lag: Option<&Percentiles>,
+        connect_lag: Option<&Percentiles>,
+        counters: &Counters,
+    ) -> Vec<String> {
         let mut reasons = Vec::new();
         let threshold = self.lag_threshold_us();
-        if let Some(lag) = schedule_lag.filter(|l| l.p99 > threshold) {
+        if let Some(lag) = self.judged(schedule_lag, threshold) {
             let why = match self.send_interval_us.filter(|&i| i > 0 && i / 10 < self.max_lag_p99_us) {
                 Some(i) => format!(" (10% of the {i} µs send interval)"),
                 None => String::new(),
             };
             reasons.push(format!("schedule_lag: p99 {} µs > {threshold} µs{why}", lag.p99));
+        }
+        if let Some(lag) = self.judged(connect_lag, self.max_connect_lag_p99_us) {
+            reasons.push(format!("connect_lag: p99 {} µs > {} µs", lag.p99, self.max_connect_lag_p99_us));
         }
         if counters.cq_overflow > 0 {
             reasons.push(format!("cq_overflow: {} completion-queue overflows", counters.cq_overflow));
@@ -176,6 +202,9 @@ pub struct SecondConnections {
     pub failed: u64,
     /// Open connections that ended.
     pub closed: u64,
+    /// Open connections that ended without loadgen closing them (absent when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped: u64,
     /// Open at the end of the second.
     pub open: u64,
     /// Most open during the second (sum of the workers' peaks: an upper bound).
@@ -193,6 +222,12 @@ pub struct SecondMessages {
     pub bytes_sent: u64,
     /// Payload bytes received.
     pub bytes_received: u64,
+    /// Echoes that came back after the reply timeout (absent when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub late: u64,
+    /// Sequence numbers found missing when connections ended (absent when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -214,6 +249,9 @@ pub struct SecondStats {
     /// Schedule lag (absent when nothing was scheduled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag_us: Option<Percentiles>,
+    /// Lag of connection starts (absent when none started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_lag_us: Option<Percentiles>,
     /// Completion-queue overflows (absent when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub cq_overflow: u64,
@@ -239,6 +277,15 @@ pub struct RunStats {
     pub totals: Counters,
     /// Errors by kind over the run.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Dropped connections by cause.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Close codes of connections the server dropped with a close frame.
+    pub close_codes: BTreeMap<u16, u64>,
+    /// Refused upgrades by HTTP status.
+    pub refusals: BTreeMap<u16, CodeCount>,
+    /// Closed loop: the think time between a reply and the next send, µs (`None`: not
+    /// a closed loop). Enables the coordinated-omission-corrected round trip.
+    pub closed_loop_think_us: Option<u64>,
     /// Most connections open at once (largest per-second sum of worker peaks).
     pub peak_open: u64,
     /// Connections open at the end of the last second.
@@ -254,9 +301,30 @@ impl RunStats {
         self.histograms.get(metric)
     }
 
-    /// Whole-run latency summaries (metrics without samples absent).
+    /// Whole-run latency summaries (metrics without samples absent), with the
+    /// coordinated-omission-corrected round trip of a closed loop.
     pub fn latencies(&self) -> Latencies {
-        self.histograms.latencies()
+        let mut l = self.histograms.latencies();
+        l.message_rtt_corrected = self.corrected_rtt().as_ref().and_then(Percentiles::from_nonempty);
+        l
+    }
+
+    /// Closed loop: the round-trip histogram corrected for coordinated omission, with
+    /// the expected interval between one connection's sends (think time + median round
+    /// trip); `None` in an open model or without samples.
+    pub fn corrected_rtt(&self) -> Option<Histogram<u64>> {
+        let think = self.closed_loop_think_us?;
+        let raw = self.histogram(Metric::MessageRtt);
+        if raw.is_empty() {
+            return None;
+        }
+        let interval = (think + raw.value_at_quantile(0.5)).max(1);
+        Some(raw.clone_correct(interval))
+    }
+
+    /// Seconds judged saturated, in order.
+    pub fn saturated_seconds(&self) -> Vec<u64> {
+        self.seconds.iter().filter(|s| s.saturated).map(|s| s.second).collect()
     }
 
     /// Why the run as a whole was saturated (empty: it was not): one line per cause,
@@ -266,14 +334,29 @@ impl RunStats {
         let lagging: Vec<(u64, u64)> = self
             .seconds
             .iter()
-            .filter_map(|s| s.schedule_lag_us.filter(|l| l.p99 > threshold).map(|l| (s.second, l.p99)))
+            .filter_map(|s| self.policy.judged(s.schedule_lag_us.as_ref(), threshold).map(|l| (s.second, l.p99)))
             .collect();
         let mut reasons = Vec::new();
         if let Some(&(second, worst)) = lagging.iter().max_by_key(|&&(s, p)| (p, std::cmp::Reverse(s))) {
             reasons.push(format!(
-                "schedule_lag: p99 above {threshold} µs in {} of {} s (worst {worst} µs in second {second})",
+                "schedule_lag: p99 above {threshold} µs in {} of {} s ({}; worst {worst} µs in second {second})",
                 lagging.len(),
-                self.seconds.len()
+                self.seconds.len(),
+                seconds_list(lagging.iter().map(|&(s, _)| s))
+            ));
+        }
+        let connect_threshold = self.policy.max_connect_lag_p99_us;
+        let ramp: Vec<(u64, u64)> = self
+            .seconds
+            .iter()
+            .filter_map(|s| self.policy.judged(s.connect_lag_us.as_ref(), connect_threshold).map(|l| (s.second, l.p99)))
+            .collect();
+        if let Some(&(second, worst)) = ramp.iter().max_by_key(|&&(s, p)| (p, std::cmp::Reverse(s))) {
+            reasons.push(format!(
+                "connect_lag: connection starts' p99 above {connect_threshold} µs in {} of {} s ({}; worst {worst} µs in second {second})",
+                ramp.len(),
+                self.seconds.len(),
+                seconds_list(ramp.iter().map(|&(s, _)| s))
             ));
         }
         let mut counted = |name: &str, what: &str, f: fn(&SecondStats) -> u64| {
@@ -289,11 +372,28 @@ impl RunStats {
     }
 }
 
+/// `seconds` (ascending) as ranges: "seconds 0, 3-5".
+fn seconds_list(seconds: impl Iterator<Item = u64>) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for s in seconds {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == s => *end = s,
+            _ => ranges.push((s, s)),
+        }
+    }
+    let parts: Vec<String> =
+        ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+    format!("second{} {}", if ranges.len() == 1 && ranges[0].0 == ranges[0].1 { "" } else { "s" }, parts.join(", "))
+}
+
 /// One second being assembled from the workers' snapshots.
 struct Pending {
     hist: Option<HistogramSet>,
     counters: Counters,
     errors: BTreeMap<&'static str, u64>,
+    drops: BTreeMap<&'static str, u64>,
+    close_codes: CodeTable,
+    refusals: CodeTable,
     open: Vec<Option<u64>>,
     peak: Vec<Option<u64>>,
 }
@@ -390,6 +490,9 @@ impl Collector {
                 hist: None,
                 counters: Counters::default(),
                 errors: BTreeMap::new(),
+                drops: BTreeMap::new(),
+                close_codes: CodeTable::default(),
+                refusals: CodeTable::default(),
                 open: vec![None; workers],
                 peak: vec![None; workers],
             });
@@ -402,6 +505,15 @@ impl Collector {
         p.counters.add(&d.counters);
         for (name, n) in d.errors.iter() {
             *p.errors.entry(name).or_insert(0) += n;
+        }
+        for (name, n) in d.drops.iter() {
+            *p.drops.entry(name).or_insert(0) += n;
+        }
+        for c in d.close_codes.iter() {
+            p.close_codes.merge(c);
+        }
+        for c in d.refusals.iter() {
+            p.refusals.merge(c);
         }
         p.open[worker] = Some(d.open);
         p.peak[worker] = Some(p.peak[worker].unwrap_or(0).max(d.peak_open));
@@ -438,12 +550,16 @@ impl Collector {
             peak += p.peak[w].unwrap_or(*carry);
         }
         let open = self.carry_open.iter().sum();
-        let (latency_us, schedule_lag_us) = match &p.hist {
-            Some(h) => (h.latencies(), Percentiles::from_nonempty(h.get(Metric::ScheduleLag))),
-            None => (Latencies::default(), None),
+        let (latency_us, schedule_lag_us, connect_lag_us) = match &p.hist {
+            Some(h) => (
+                h.latencies(),
+                Percentiles::from_nonempty(h.get(Metric::ScheduleLag)),
+                Percentiles::from_nonempty(h.get(Metric::ConnectLag)),
+            ),
+            None => (Latencies::default(), None, None),
         };
         let c = &p.counters;
-        let saturation_reasons = self.run.policy.reasons(schedule_lag_us.as_ref(), c);
+        let saturation_reasons = self.run.policy.reasons(schedule_lag_us.as_ref(), connect_lag_us.as_ref(), c);
         let second = SecondStats {
             second: self.next_second,
             connections: SecondConnections {
@@ -451,6 +567,7 @@ impl Collector {
                 established: c.established,
                 failed: c.failed,
                 closed: c.closed,
+                dropped: c.dropped,
                 open,
                 peak_open: peak,
             },
@@ -459,9 +576,12 @@ impl Collector {
                 received: c.messages_received,
                 bytes_sent: c.bytes_sent,
                 bytes_received: c.bytes_received,
+                late: c.late,
+                lost: c.lost,
             },
             latency_us,
             schedule_lag_us,
+            connect_lag_us,
             cq_overflow: c.cq_overflow,
             buffer_ring_exhausted: c.buffer_ring_exhausted,
             saturated: !saturation_reasons.is_empty(),
@@ -477,6 +597,15 @@ impl Collector {
         run.totals.add(c);
         for (&k, &n) in &second.errors {
             *run.errors.entry(k).or_insert(0) += n;
+        }
+        for (k, n) in std::mem::take(&mut p.drops) {
+            *run.drops.entry(k).or_insert(0) += n;
+        }
+        for c in p.close_codes.iter() {
+            *run.close_codes.entry(c.code).or_insert(0) += c.count;
+        }
+        for c in p.refusals.iter() {
+            run.refusals.entry(c.code).or_insert(CodeCount { code: c.code, ..CodeCount::default() }).merge(c);
         }
         run.peak_open = run.peak_open.max(peak);
         run.open_at_end = open;

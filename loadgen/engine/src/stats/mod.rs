@@ -17,10 +17,12 @@
 //! from averaging percentiles. This module does not decide what to measure or when
 //! (the worker loop does), and does not format or write reports ([`crate::report`]).
 
+mod codes;
 mod collector;
 mod errors;
 pub mod procfs;
 mod recorder;
+pub mod seq;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +30,7 @@ mod tests;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub use codes::{CODE_KINDS, CodeCount, CodeTable};
 pub use collector::{
     Collector, CollectorGone, Reporter, RunStats, SaturationPolicy, SecondConnections, SecondMessages, SecondStats,
     channel,
@@ -67,11 +70,14 @@ pub enum Metric {
     ScheduleLag,
     /// Intended connection start → TLS handshake complete (wss:// only).
     TlsHandshake,
+    /// Actual submission − intended time of connection starts (the ramp's own
+    /// generator-health metric, judged by its own saturation rule).
+    ConnectLag,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     /// Every metric, in declaration order (the index of a metric is `metric as usize`).
     pub const ALL: [Metric; Self::COUNT] = [
@@ -83,6 +89,7 @@ impl Metric {
         Metric::Delivery,
         Metric::ScheduleLag,
         Metric::TlsHandshake,
+        Metric::ConnectLag,
     ];
 
     /// Stable snake_case name, used as the report key.
@@ -96,6 +103,7 @@ impl Metric {
             Metric::Delivery => "delivery",
             Metric::ScheduleLag => "schedule_lag",
             Metric::TlsHandshake => "tls_handshake",
+            Metric::ConnectLag => "connect_lag",
         }
     }
 }
@@ -152,6 +160,7 @@ impl HistogramSet {
             ping_rtt: p(Metric::PingRtt),
             delivery: p(Metric::Delivery),
             tls_handshake: p(Metric::TlsHandshake),
+            message_rtt_corrected: None,
         }
     }
 }
@@ -216,6 +225,12 @@ pub struct Latencies {
     /// [`Metric::TlsHandshake`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshake: Option<Percentiles>,
+    /// Closed loop only: [`Metric::MessageRtt`] corrected for coordinated omission
+    /// (HdrHistogram's correction with the expected interval between one connection's
+    /// sends: think time + the median round trip), so a stall that held every
+    /// connection's one message back weighs as the sends it prevented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_rtt_corrected: Option<Percentiles>,
 }
 
 impl Latencies {

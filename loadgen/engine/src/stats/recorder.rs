@@ -6,7 +6,7 @@
 
 use hdrhistogram::Histogram;
 
-use super::{ErrorTable, HistogramSet, Metric};
+use super::{CodeTable, ErrorTable, HistogramSet, Metric};
 
 /// Event counts over an interval (or, summed, over a run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +35,32 @@ pub struct Counters {
     pub tls_full_handshakes: u64,
     /// TLS handshakes that resumed an earlier session (wss://).
     pub tls_resumed_handshakes: u64,
+    /// Open connections that ended without loadgen closing them (reset, closed by the
+    /// server, protocol error, ...; causes in the interval's drop table).
+    pub dropped: u64,
+    /// Connections open when the hold ended (before the ramp-down closed them).
+    pub open_at_end: u64,
+    /// Echoes that came back within the reply timeout.
+    pub answered: u64,
+    /// Echoes that came back after the reply timeout.
+    pub late: u64,
+    /// Probe messages sent that got no echo by the time their connection ended.
+    pub unanswered: u64,
+    /// Messages that fell due but could not be sent (no open connection, connection
+    /// ended with polls queued).
+    pub not_sent: u64,
+    /// Sequence numbers never received below the highest one received (per connection
+    /// for echoes, per sender and channel for pushes), counted when the connection ends.
+    pub lost: u64,
+    /// Messages received twice (same sender, channel and sequence number).
+    pub duplicated: u64,
+    /// Messages received after a later one of the same stream.
+    pub reordered: u64,
+    /// Server-pushed probe messages received (delivery latency samples).
+    pub pushes_received: u64,
+    /// Closed loop: replies that did not come within the reply timeout (the connection
+    /// then sent its next message).
+    pub reply_timeouts: u64,
 }
 
 impl Counters {
@@ -52,6 +78,17 @@ impl Counters {
         self.buffer_ring_exhausted += o.buffer_ring_exhausted;
         self.tls_full_handshakes += o.tls_full_handshakes;
         self.tls_resumed_handshakes += o.tls_resumed_handshakes;
+        self.dropped += o.dropped;
+        self.open_at_end += o.open_at_end;
+        self.answered += o.answered;
+        self.late += o.late;
+        self.unanswered += o.unanswered;
+        self.not_sent += o.not_sent;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.reordered += o.reordered;
+        self.pushes_received += o.pushes_received;
+        self.reply_timeouts += o.reply_timeouts;
     }
 }
 
@@ -62,6 +99,12 @@ pub(super) struct Interval {
     pub(super) hist: HistogramSet,
     pub(super) counters: Counters,
     pub(super) errors: ErrorTable,
+    /// Dropped connections by cause.
+    pub(super) drops: ErrorTable,
+    /// Close codes servers sent on connections they dropped.
+    pub(super) close_codes: CodeTable,
+    /// Refused upgrades by HTTP status, with the `Retry-After` values seen.
+    pub(super) refusals: CodeTable,
     /// Connections open at the end of the interval.
     pub(super) open: u64,
     /// Most connections open at once during the interval.
@@ -74,6 +117,9 @@ impl Interval {
         self.hist.reset();
         self.counters = Counters::default();
         self.errors.clear();
+        self.drops.clear();
+        self.close_codes.clear();
+        self.refusals.clear();
         self.open = 0;
         self.peak_open = 0;
     }
@@ -105,6 +151,11 @@ impl Snapshot {
     /// Errors over the interval.
     pub fn errors(&self) -> &ErrorTable {
         &self.data.errors
+    }
+
+    /// Dropped connections by cause over the interval.
+    pub fn drops(&self) -> &ErrorTable {
+        &self.data.drops
     }
 
     /// Connections open at the end of the interval.
@@ -187,6 +238,82 @@ impl Recorder {
     pub fn connection_closed(&mut self) {
         self.cur.counters.closed += 1;
         self.open = self.open.saturating_sub(1);
+    }
+
+    /// An open connection ended without loadgen closing it, for `cause` (a stable
+    /// name: `reset`, `server_close`, `eof`, a protocol or TLS error kind, ...). Also
+    /// counts it as closed.
+    #[inline]
+    pub fn connection_dropped(&mut self, cause: &'static str) {
+        self.cur.counters.dropped += 1;
+        self.cur.drops.add(cause, 1);
+    }
+
+    /// The server closed a connection it dropped with this close code.
+    #[inline]
+    pub fn close_code(&mut self, code: u16) {
+        self.cur.close_codes.add(code, None);
+    }
+
+    /// An upgrade was refused with HTTP `status` (and `Retry-After`, seconds).
+    #[inline]
+    pub fn refused(&mut self, status: u16, retry_after_s: Option<u64>) {
+        self.cur.refusals.add(status, retry_after_s);
+    }
+
+    /// `n` connections were open when the hold ended.
+    #[inline]
+    pub fn open_at_end(&mut self, n: u64) {
+        self.cur.counters.open_at_end += n;
+    }
+
+    /// An echo came back: within the reply timeout, or `late`.
+    #[inline]
+    pub fn echo_received(&mut self, late: bool) {
+        if late {
+            self.cur.counters.late += 1;
+        } else {
+            self.cur.counters.answered += 1;
+        }
+    }
+
+    /// A connection ended: its sequence checks' verdicts (`unanswered` echoes, `lost`
+    /// sequence numbers).
+    #[inline]
+    pub fn stream_ended(&mut self, unanswered: u64, lost: u64) {
+        self.cur.counters.unanswered += unanswered;
+        self.cur.counters.lost += lost;
+    }
+
+    /// A message fell due but could not be sent (`why`: its error kind).
+    #[inline]
+    pub fn not_sent(&mut self, why: &'static str) {
+        self.cur.counters.not_sent += 1;
+        self.cur.errors.add(why, 1);
+    }
+
+    /// A received message was a duplicate.
+    #[inline]
+    pub fn duplicated(&mut self) {
+        self.cur.counters.duplicated += 1;
+    }
+
+    /// A received message came after a later one of its stream.
+    #[inline]
+    pub fn reordered(&mut self) {
+        self.cur.counters.reordered += 1;
+    }
+
+    /// A server-pushed probe message arrived.
+    #[inline]
+    pub fn push_received(&mut self) {
+        self.cur.counters.pushes_received += 1;
+    }
+
+    /// Closed loop: a reply did not come within the reply timeout.
+    #[inline]
+    pub fn reply_timeout(&mut self) {
+        self.cur.counters.reply_timeouts += 1;
     }
 
     /// A message of `payload_bytes` was sent.

@@ -268,13 +268,44 @@ fn verdicts(policy: SaturationPolicy, spoil: impl Fn(&mut Recorder)) -> RunStats
 }
 
 #[test]
+fn lag_rules_need_enough_samples_to_judge_a_second() {
+    // The first connection of a run, or a lone ping, is one sample: its lag alone does
+    // not make the generator saturated. 19 samples are not judged, 20 are.
+    let policy = SaturationPolicy::default();
+    let few = |r: &mut Recorder, m: Metric, n: usize| (0..n).for_each(|_| r.record(m, 50_000));
+    let lone = verdicts_empty(policy, |r| {
+        few(r, Metric::ScheduleLag, 19);
+        few(r, Metric::ConnectLag, 19);
+    });
+    assert!(lone.seconds.iter().all(|s| !s.saturated), "{:?}", lone.saturation_reasons());
+    let enough = verdicts_empty(policy, |r| few(r, Metric::ConnectLag, 20));
+    assert!(enough.seconds[1].saturated);
+    assert!(
+        enough.saturation_reasons()[0].contains("connect_lag") && enough.saturation_reasons()[0].contains("second 1")
+    );
+}
+
+/// As [`verdicts`], without the clean background samples.
+fn verdicts_empty(policy: SaturationPolicy, spoil: impl Fn(&mut Recorder)) -> RunStats {
+    let (mut c, _reporters) = channel(1, policy);
+    let mut r = Recorder::new();
+    for s in 0..3 {
+        if s == 1 {
+            spoil(&mut r);
+        }
+        c.accept(0, r.snapshot(s));
+    }
+    c.finish()
+}
+
+#[test]
 fn each_cause_flips_the_saturated_verdict_with_its_reason() {
     let clean = verdicts(SaturationPolicy::default(), |_| {});
     assert!(clean.seconds.iter().all(|s| !s.saturated && s.saturation_reasons.is_empty()));
     assert!(clean.saturation_reasons().is_empty());
 
     type Case = (&'static str, SaturationPolicy, fn(&mut Recorder));
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         ("schedule_lag: p99 2000 µs > 1000 µs", SaturationPolicy::default(), |r| {
             (0..10).for_each(|_| r.record(Metric::ScheduleLag, 2_000))
         }),
@@ -283,6 +314,9 @@ fn each_cause_flips_the_saturated_verdict_with_its_reason() {
             SaturationPolicy { send_interval_us: Some(5_000), ..SaturationPolicy::default() },
             |r| (0..10).for_each(|_| r.record(Metric::ScheduleLag, 600)),
         ),
+        ("connect_lag: p99 20015 µs > 10000 µs", SaturationPolicy::default(), |r| {
+            (0..30).for_each(|_| r.record(Metric::ConnectLag, 20_000))
+        }),
         ("cq_overflow: 3 completion-queue overflows", SaturationPolicy::default(), |r| r.cq_overflow(3)),
         ("buffer_ring_exhausted: 2 receives found the buffer ring empty", SaturationPolicy::default(), |r| {
             r.buffer_ring_exhausted(2)
