@@ -130,6 +130,21 @@ pub struct RunArgs {
     /// next send (0: at once).
     #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "echo", conflicts_with_all = ["rate", "rate_per_conn"])]
     think_time: Duration,
+    /// Bring connections the target drops back (WebSocket and raw TCP): each attempt
+    /// after a random delay in [0, min(--reconnect-max, --reconnect-initial × 2^n)]
+    /// (exponential backoff with full jitter); the time from the drop to ready again is
+    /// reported as `latency_us.recover`.
+    #[arg(long)]
+    reconnect: bool,
+    /// With --reconnect: ceiling of the first delay.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, requires = "reconnect")]
+    reconnect_initial: Duration,
+    /// With --reconnect: largest delay ceiling.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, requires = "reconnect")]
+    reconnect_max: Duration,
+    /// With --reconnect: give up after N attempts per drop (default: never).
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    reconnect_limit: Option<u32>,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
@@ -424,6 +439,11 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         close_timeout: Duration::from_secs(2),
         reply_timeout: args.reply_timeout,
         think_time: args.think_time,
+        reconnect: args.reconnect.then_some(loadgen_engine::run::ReconnectPolicy {
+            initial: args.reconnect_initial,
+            max: args.reconnect_max.max(args.reconnect_initial),
+            limit: args.reconnect_limit,
+        }),
         max_message_size: 16 << 20,
         recv_buffers: 4096,
         recv_buffer_size: 4096,

@@ -185,6 +185,7 @@ const ROWS: &[(&str, &str)] = &[
     ("message_rtt_corrected", "  corrected for coordinated omission"),
     ("ping_rtt", "ping round trip"),
     ("delivery", "delivery"),
+    ("recover", "time to recover (reconnects)"),
     ("schedule_lag", "schedule lag (generator)"),
 ];
 
@@ -290,6 +291,20 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io:
             })
             .collect();
         rows.row(["  refused".to_string(), refused.join(" · ")]);
+    }
+    if t.reconnect_attempts > 0 {
+        let recover = Percentiles::from_nonempty(s.histogram(Metric::Recover))
+            .map(|p| format!(" · time to recover p50 {} p99 {}", latency(p.p50), latency(p.p99)))
+            .unwrap_or_default();
+        rows.row([
+            "  reconnects".to_string(),
+            format!(
+                "{} attempts · {} recovered · {} gave up{recover}",
+                thousands(t.reconnect_attempts),
+                thousands(t.reconnected),
+                thousands(t.reconnect_gave_up)
+            ),
+        ]);
     }
     if !s.drops.is_empty() {
         let mut line = by_kind(s.drops.iter());
@@ -570,6 +585,7 @@ mod tests {
                 messages: Default::default(),
                 latency_us: Default::default(),
                 schedule_lag_us: None,
+                connect_lag_us: None,
                 cq_overflow: 0,
                 buffer_ring_exhausted: 0,
                 saturated: false,

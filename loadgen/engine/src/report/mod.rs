@@ -97,8 +97,21 @@ pub struct ConnectionsReport {
     pub refused: BTreeMap<String, RefusalReport>,
     /// Connections open when the hold ended (before the ramp-down).
     pub open_at_end: u64,
+    /// Reconnect attempts of dropped connections (`--reconnect`; also in `attempted`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnect_attempts: u64,
+    /// Dropped connections that were ready again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnected: u64,
+    /// Dropped connections that gave up at the reconnect limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnect_gave_up: u64,
     /// Most connections open at once.
     pub peak_open: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One HTTP status of `connections.refused`.
@@ -272,6 +285,9 @@ impl Report {
                 })
                 .collect(),
             open_at_end: t.open_at_end,
+            reconnect_attempts: t.reconnect_attempts,
+            reconnected: t.reconnected,
+            reconnect_gave_up: t.reconnect_gave_up,
             peak_open: stats.peak_open,
         });
         let messages = (t.messages_sent + t.messages_received + t.not_sent > 0).then_some(MessagesReport {

@@ -91,6 +91,12 @@ pub struct Conn {
     pub closing_by_us: bool,
     /// Closed loop: a reply-timeout timer is armed (at most one per connection).
     pub reply_timer: bool,
+    /// Dropped and coming back under the reconnect policy (until ready again).
+    pub reconnecting: bool,
+    /// Reconnect attempts since the drop.
+    pub attempt: u16,
+    /// When the connection was dropped (the start of its time to recover).
+    pub recover_from_ns: u64,
 }
 
 impl Conn {
@@ -124,6 +130,9 @@ impl Conn {
             push_sender: 0,
             closing_by_us: false,
             reply_timer: false,
+            reconnecting: false,
+            attempt: 0,
+            recover_from_ns: 0,
         }
     }
 

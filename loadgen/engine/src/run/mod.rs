@@ -132,6 +132,9 @@ pub struct RunConfig {
     pub reply_timeout: Duration,
     /// Closed loop: wait this long after a reply before the next send (0: at once).
     pub think_time: Duration,
+    /// Bring dropped connections back (WebSocket and raw TCP; `None`: a dropped
+    /// connection stays closed).
+    pub reconnect: Option<ReconnectPolicy>,
     /// Largest message accepted.
     pub max_message_size: usize,
     /// Provided receive buffers per worker, and their size.
@@ -154,6 +157,19 @@ pub struct RunConfig {
     pub echo_connections: Option<u32>,
     /// permessage-deflate offer of every connection (`None`: no compression).
     pub deflate: Option<loadgen_proto::DeflateConfig>,
+}
+
+/// How dropped connections come back: attempt `n` after a delay drawn uniformly from
+/// `[0, min(max, initial × 2^n)]` (exponential backoff with full jitter), at most
+/// `limit` attempts per drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Ceiling of the first delay.
+    pub initial: Duration,
+    /// Largest ceiling.
+    pub max: Duration,
+    /// Attempts per drop before giving up (`None`: no limit).
+    pub limit: Option<u32>,
 }
 
 /// Why a run could not start or continue.

@@ -38,6 +38,8 @@ pub enum Op {
     RetryTimer = 11,
     /// Timer only: closed loop, the reply to the message in flight is overdue.
     ReplyTimer = 12,
+    /// Timer only: a dropped connection's next reconnect attempt is due.
+    ReconnectTimer = 13,
 }
 
 impl OpCode for Op {
@@ -59,6 +61,7 @@ impl OpCode for Op {
             10 => Self::PingTimer,
             11 => Self::RetryTimer,
             12 => Self::ReplyTimer,
+            13 => Self::ReconnectTimer,
             _ => return None,
         })
     }

@@ -20,6 +20,7 @@ use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
 mod accounting;
 mod deflate;
 mod http;
+mod reconnect;
 mod tls;
 use crate::schedule::Arrivals;
 use crate::stats::Metric;
@@ -52,6 +53,8 @@ struct TestServer {
     addr: SocketAddrV4,
     stop: Arc<AtomicBool>,
     messages: Arc<AtomicU64>,
+    /// WebSocket upgrades answered so far.
+    upgrades: Arc<AtomicU64>,
     tls: Option<TestTls>,
 }
 
@@ -87,19 +90,20 @@ impl TestServer {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let messages = Arc::new(AtomicU64::new(0));
-        let (s, m) = (stop.clone(), messages.clone());
+        let upgrades = Arc::new(AtomicU64::new(0));
+        let (s, m, u) = (stop.clone(), messages.clone(), upgrades.clone());
         let server_tls = tls.as_ref().map(|t| t.server.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (s, m, t) = (s.clone(), m.clone(), server_tls.clone());
+                        let (s, m, t, u) = (s.clone(), m.clone(), server_tls.clone(), u.clone());
                         std::thread::spawn(move || {
                             stream.set_nodelay(true).unwrap();
                             stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
                             match t {
-                                Some(config) => serve(TlsStream::new(stream, &config), mode, &s, &m),
-                                None => serve(stream, mode, &s, &m),
+                                Some(config) => serve(TlsStream::new(stream, &config), mode, &s, &m, &u),
+                                None => serve(stream, mode, &s, &m, &u),
                             }
                         });
                     }
@@ -107,7 +111,7 @@ impl TestServer {
                 }
             }
         });
-        Self { addr, stop, messages, tls }
+        Self { addr, stop, messages, upgrades, tls }
     }
 
     fn target(&self) -> WsTarget {
@@ -201,7 +205,7 @@ impl ServerStream for TlsStream {
     }
 }
 
-fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages: &AtomicU64) {
+fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages: &AtomicU64, upgrades: &AtomicU64) {
     if let Mode::CloseImmediately = mode {
         return;
     }
@@ -281,8 +285,9 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
     let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(1);
     let mut out = Vec::new();
     let mut stalled = false;
+    let upgrade = upgrades.fetch_add(1, Ordering::Relaxed) + 1;
     let mut faults = match mode {
-        Mode::Misbehave(m) => Some(accounting::Faults::new(m)),
+        Mode::Misbehave(m) => Some(accounting::Faults::new(m, upgrade)),
         _ => None,
     };
     while !stop.load(Ordering::Relaxed) {
@@ -373,6 +378,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         close_timeout: Duration::from_millis(500),
         reply_timeout: Duration::from_secs(5),
         think_time: Duration::ZERO,
+        reconnect: None,
         max_message_size: 1 << 20,
         recv_buffers: 256,
         recv_buffer_size: 4096,

@@ -31,6 +31,8 @@ use crate::uring::ring::{Ring, RingConfig};
 
 #[path = "worker_close.rs"]
 mod close;
+#[path = "worker_connect.rs"]
+mod connect;
 #[path = "worker_http.rs"]
 mod http;
 #[path = "worker_recv.rs"]
@@ -403,30 +405,7 @@ impl Worker<'_> {
             }
             let index = self.next_conn;
             self.next_conn += 1;
-            self.rec.connection_attempted();
-            self.rec.record_since(Metric::ConnectLag, intended, now);
-            // Global connection number → target and source address (round robin).
-            let global = self.global_index(index);
-            let targets = self.targets.len() as u64;
-            let target = (global % targets) as usize;
-            let conn = &mut self.conns[index as usize];
-            self.live += 1;
-            conn.phase = Phase::Connecting;
-            conn.target = target as u16;
-            conn.intended_ns = intended;
-            conn.closing_by_us = false;
-            conn.reply_timer = false;
-            conn.awaiting_echo = false;
-            conn.ready = false;
-            conn.on_open_step = 0;
-            let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-            self.pending.push(link(ops::socket(index % self.per_ring, conn.tag(index, Op::Socket))));
-            if !self.sources.is_empty() {
-                let src = &self.sources[((global / targets) % self.sources.len() as u64) as usize];
-                self.pending.push(link(ops::bind_no_port(index % self.per_ring, &ONE, conn.tag(index, Op::SockOpt))));
-                self.pending.push(link(ops::bind(index % self.per_ring, src, conn.tag(index, Op::Bind))));
-            }
-            self.pending.push(ops::connect(index % self.per_ring, &self.targets[target], conn.tag(index, Op::Connect)));
+            self.start_connection(index, intended, now);
         }
     }
 
@@ -656,7 +635,7 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer => {}
+            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

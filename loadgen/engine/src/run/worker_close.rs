@@ -24,6 +24,12 @@ impl Worker<'_> {
         self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         let open = self.conns[..self.next_conn as usize].iter().filter(|c| c.phase == Phase::Open).count();
         self.rec.open_at_end(open as u64);
+        for conn in &self.conns[..self.next_conn as usize] {
+            if conn.reconnecting && conn.phase == Phase::Free {
+                // Dropped and waiting for its next attempt when the run ended.
+                self.rec.error("reconnect_pending_at_end");
+            }
+        }
         for index in 0..self.next_conn {
             if matches!(self.conns[index as usize].phase, Phase::Connecting | Phase::Handshaking) {
                 // Neither established nor failed: the run ended first.
@@ -114,6 +120,7 @@ impl Worker<'_> {
         let conn = &self.conns[index as usize];
         if conn.phase == Phase::Open && !conn.closing_by_us {
             self.rec.connection_dropped(cause);
+            self.plan_reconnect(index);
         }
         self.shutdown(index);
     }
@@ -169,6 +176,7 @@ impl Worker<'_> {
             }
             conn.generation = conn.generation.wrapping_add(1);
             self.live -= 1;
+            self.schedule_reconnect(index);
         }
     }
 

@@ -264,6 +264,8 @@ impl Worker<'_> {
         if !steps.is_empty() {
             self.rec.record_since(Metric::Ready, conn.intended_ns, now);
         }
+        self.recovered(index, now);
+        let conn = &mut self.conns[index as usize];
         if let Some(interval) = self.setup.config.ping_interval {
             let interval = interval.as_nanos().max(1) as u64;
             conn.next_ping_ns = now + (u64::from(index) * 7_919) % interval;

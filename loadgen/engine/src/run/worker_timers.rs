@@ -16,7 +16,15 @@ impl Worker<'_> {
         for token in due.drain(..) {
             let Some(tag) = Tag::decode(token) else { continue };
             let Some(conn) = self.conns.get_mut(tag.conn as usize) else { continue };
-            if conn.generation != tag.generation || conn.phase == Phase::Free {
+            if conn.generation != tag.generation {
+                continue;
+            }
+            if tag.op == Op::ReconnectTimer {
+                // (The one timer of a free slot.)
+                self.reconnect_due(tag.conn, now);
+                continue;
+            }
+            if conn.phase == Phase::Free {
                 continue;
             }
             match tag.op {

@@ -73,11 +73,13 @@ pub enum Metric {
     /// Actual submission − intended time of connection starts (the ramp's own
     /// generator-health metric, judged by its own saturation rule).
     ConnectLag,
+    /// A dropped connection's time to recover: drop → ready again (reconnects).
+    Recover,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every metric, in declaration order (the index of a metric is `metric as usize`).
     pub const ALL: [Metric; Self::COUNT] = [
@@ -90,6 +92,7 @@ impl Metric {
         Metric::ScheduleLag,
         Metric::TlsHandshake,
         Metric::ConnectLag,
+        Metric::Recover,
     ];
 
     /// Stable snake_case name, used as the report key.
@@ -104,6 +107,7 @@ impl Metric {
             Metric::ScheduleLag => "schedule_lag",
             Metric::TlsHandshake => "tls_handshake",
             Metric::ConnectLag => "connect_lag",
+            Metric::Recover => "recover",
         }
     }
 }
@@ -160,6 +164,7 @@ impl HistogramSet {
             ping_rtt: p(Metric::PingRtt),
             delivery: p(Metric::Delivery),
             tls_handshake: p(Metric::TlsHandshake),
+            recover: p(Metric::Recover),
             message_rtt_corrected: None,
         }
     }
@@ -225,6 +230,9 @@ pub struct Latencies {
     /// [`Metric::TlsHandshake`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshake: Option<Percentiles>,
+    /// [`Metric::Recover`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover: Option<Percentiles>,
     /// Closed loop only: [`Metric::MessageRtt`] corrected for coordinated omission
     /// (HdrHistogram's correction with the expected interval between one connection's
     /// sends: think time + the median round trip), so a stall that held every

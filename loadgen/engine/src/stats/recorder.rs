@@ -61,6 +61,12 @@ pub struct Counters {
     /// Closed loop: replies that did not come within the reply timeout (the connection
     /// then sent its next message).
     pub reply_timeouts: u64,
+    /// Reconnect attempts started (also counted in `attempted`).
+    pub reconnect_attempts: u64,
+    /// Dropped connections that were ready again.
+    pub reconnected: u64,
+    /// Dropped connections whose reconnect attempts reached the policy's limit.
+    pub reconnect_gave_up: u64,
 }
 
 impl Counters {
@@ -89,6 +95,9 @@ impl Counters {
         self.reordered += o.reordered;
         self.pushes_received += o.pushes_received;
         self.reply_timeouts += o.reply_timeouts;
+        self.reconnect_attempts += o.reconnect_attempts;
+        self.reconnected += o.reconnected;
+        self.reconnect_gave_up += o.reconnect_gave_up;
     }
 }
 
@@ -314,6 +323,24 @@ impl Recorder {
     #[inline]
     pub fn reply_timeout(&mut self) {
         self.cur.counters.reply_timeouts += 1;
+    }
+
+    /// A reconnect attempt started.
+    #[inline]
+    pub fn reconnect_attempted(&mut self) {
+        self.cur.counters.reconnect_attempts += 1;
+    }
+
+    /// A dropped connection is ready again.
+    #[inline]
+    pub fn reconnected(&mut self) {
+        self.cur.counters.reconnected += 1;
+    }
+
+    /// A dropped connection's attempts reached the policy's limit.
+    #[inline]
+    pub fn reconnect_gave_up(&mut self) {
+        self.cur.counters.reconnect_gave_up += 1;
     }
 
     /// A message of `payload_bytes` was sent.

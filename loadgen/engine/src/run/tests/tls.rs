@@ -135,7 +135,13 @@ fn garbage_after_flight_server(records: usize) -> TestServer {
             });
         }
     });
-    TestServer { addr, stop, messages: Arc::new(AtomicU64::new(0)), tls: Some(tls) }
+    TestServer {
+        addr,
+        stop,
+        messages: Arc::new(AtomicU64::new(0)),
+        upgrades: Arc::new(AtomicU64::new(0)),
+        tls: Some(tls),
+    }
 }
 
 #[test]
