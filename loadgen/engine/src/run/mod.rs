@@ -6,6 +6,7 @@
 mod conn;
 mod ops;
 mod raw;
+mod start_gate;
 mod tls;
 mod worker;
 

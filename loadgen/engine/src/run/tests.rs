@@ -13,7 +13,7 @@ use loadgen_proto::encoder::{Encoder, MessageKind};
 use loadgen_proto::frame::Opcode;
 use loadgen_proto::handshake::accept_key;
 
-use loadgen_tls::{TlsClientConfig, TlsServerConfig, TlsServerSession};
+use loadgen_tls::{TlsClientConfig, TlsServerConfig};
 
 use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
 
@@ -24,6 +24,7 @@ mod reconnect;
 mod tls;
 use crate::schedule::Arrivals;
 use crate::stats::Metric;
+use tls::TlsStream;
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -126,7 +127,7 @@ impl Drop for TestServer {
 }
 
 /// A server-side byte stream of the test server: plain TCP or TLS over it.
-trait ServerStream: Read + Write {
+pub(super) trait ServerStream: Read + Write {
     /// Resets the connection (RST).
     fn reset(&self);
 }
@@ -145,63 +146,6 @@ impl ServerStream for TcpStream {
                 std::mem::size_of::<libc::linger>() as u32,
             );
         }
-    }
-}
-
-/// Blocking TLS over a `TcpStream`, for the test server.
-struct TlsStream {
-    tcp: TcpStream,
-    session: TlsServerSession,
-    plain: Vec<u8>,
-    wire: Vec<u8>,
-}
-
-impl TlsStream {
-    fn new(tcp: TcpStream, config: &TlsServerConfig) -> Self {
-        Self { tcp, session: TlsServerSession::new(config).unwrap(), plain: Vec::new(), wire: Vec::new() }
-    }
-}
-
-impl Read for TlsStream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut raw = [0u8; 16_384];
-        while self.plain.is_empty() {
-            let n = self.tcp.read(&mut raw)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            let received = self.session.receive(&raw[..n], &mut self.plain);
-            self.session.poll_transmit(&mut self.wire).map_err(std::io::Error::other)?;
-            self.tcp.write_all(&self.wire)?;
-            self.wire.clear();
-            received.map_err(std::io::Error::other)?;
-            if self.session.peer_closed() && self.plain.is_empty() {
-                return Ok(0);
-            }
-        }
-        let n = buf.len().min(self.plain.len());
-        buf[..n].copy_from_slice(&self.plain[..n]);
-        self.plain.drain(..n);
-        Ok(n)
-    }
-}
-
-impl Write for TlsStream {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.session.send(data, &mut self.wire).map_err(std::io::Error::other)?;
-        self.tcp.write_all(&self.wire)?;
-        self.wire.clear();
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ServerStream for TlsStream {
-    fn reset(&self) {
-        self.tcp.reset();
     }
 }
 

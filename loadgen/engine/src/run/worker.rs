@@ -11,14 +11,12 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{squeue, types};
-use loadgen_proto::{Client, ClientConfig, HandshakeRequest, MessageKind};
+use loadgen_proto::{ClientConfig, HandshakeRequest, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
 use super::ops::{self, Op, Tag};
-use super::raw::RawStream;
-use super::tls::TlsConn;
 use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
 use crate::payload::Probe;
@@ -28,6 +26,8 @@ use crate::timer_wheel::TimerWheel;
 use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
 use crate::uring::ring::{Ring, RingConfig};
+
+pub use super::start_gate::StartGate;
 
 #[path = "worker_close.rs"]
 mod close;
@@ -72,35 +72,6 @@ pub struct WorkerSetup<'a> {
     /// High 32 bits of this run's probe sender ids (random per run): a probe with this
     /// connection's id is its own echo; any other is a server push.
     pub sender_base: u64,
-}
-
-/// Where the workers wait for each other before the run's clock starts.
-#[derive(Debug)]
-pub struct StartGate {
-    barrier: std::sync::Barrier,
-    clock: std::sync::OnceLock<Clock>,
-}
-
-impl StartGate {
-    /// A gate for `workers` workers.
-    pub fn new(workers: usize) -> Self {
-        Self { barrier: std::sync::Barrier::new(workers.max(1)), clock: std::sync::OnceLock::new() }
-    }
-
-    /// Waits for every worker; the last to arrive starts the clock. Every worker must
-    /// call this once, even one whose set-up failed, or the others wait forever.
-    pub fn wait(&self) -> Clock {
-        if self.barrier.wait().is_leader() {
-            let _ = self.clock.set(Clock::start());
-        }
-        self.barrier.wait();
-        *self.clock.get().expect("the leader started the clock")
-    }
-
-    /// The run's clock, once started.
-    pub fn clock(&self) -> Option<Clock> {
-        self.clock.get().copied()
-    }
 }
 
 struct Worker<'a> {
@@ -567,50 +538,7 @@ impl Worker<'_> {
                     self.connect_failed(index, tag.op, result);
                     return;
                 }
-                if conn.phase != Phase::Connecting {
-                    // The end came first (`unfinished_at_end`): its shutdown is under way.
-                    return;
-                }
-                self.rec.record_since(Metric::Connect, conn.intended_ns, now);
-                conn.recv_armed = true;
-                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
-                if self.setup.config.protocol == Protocol::RawTcp {
-                    conn.proto = Proto::Raw(Box::new(RawStream::new(self.message.len())));
-                    self.open_now(index, now);
-                    return;
-                }
-                let target = usize::from(conn.target);
-                let http = self.setup.config.protocol == Protocol::Http1;
-                if let (Some(config), Some(name)) = (&self.tls_config, &self.server_names[target]) {
-                    match TlsConn::start(config, name) {
-                        Ok(tls) => conn.tls = Some(tls),
-                        Err(kind) => {
-                            self.rec.error(kind.name());
-                            self.rec.connection_failed();
-                            self.shutdown(index);
-                            return;
-                        }
-                    }
-                }
-                if http {
-                    self.http_connected(index, now);
-                    return;
-                }
-                match Client::new(self.clients.config().clone(), &self.requests[target], now / 1_000, &mut self.rng) {
-                    Ok(client) => conn.proto = Proto::Live(self.clients.adopt(client)),
-                    Err(_) => {
-                        self.rec.error("invalid_request");
-                        self.rec.connection_failed();
-                        self.shutdown(index);
-                        return;
-                    }
-                }
-                conn.phase = Phase::Handshaking;
-                if let Some(deadline) = conn.client(&mut self.clients).and_then(|c| c.poll_timeout()) {
-                    conn.deadline_timer =
-                        Some(self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode()));
-                }
-                self.send_more(index);
+                self.connected(index, now);
             }
             Op::Send => {
                 if result < 0 {

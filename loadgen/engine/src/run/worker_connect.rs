@@ -14,10 +14,14 @@
 use io_uring::squeue;
 use rand_core::RngCore;
 
-use super::super::conn::Phase;
+use loadgen_proto::Client;
+
+use super::super::conn::{Phase, Proto};
 use super::super::ops::{self, Op};
+use super::super::raw::RawStream;
+use super::super::tls::TlsConn;
 use super::super::{Protocol, ReconnectPolicy};
-use super::{ONE, Worker};
+use super::{BGID, ONE, Worker};
 use crate::stats::Metric;
 
 impl ReconnectPolicy {
@@ -57,6 +61,54 @@ impl Worker<'_> {
             self.pending.push(link(ops::bind(index % self.per_ring, src, conn.tag(index, Op::Bind))));
         }
         self.pending.push(ops::connect(index % self.per_ring, &self.targets[target], conn.tag(index, Op::Connect)));
+    }
+
+    /// The TCP connection of `index` is established: arm its receive and start what
+    /// the protocol speaks first (raw TCP is open at once; TLS, the upgrade or HTTP).
+    pub(super) fn connected(&mut self, index: u32, now: u64) {
+        let conn = &mut self.conns[index as usize];
+        if conn.phase != Phase::Connecting {
+            // The end came first (`unfinished_at_end`): its shutdown is under way.
+            return;
+        }
+        self.rec.record_since(Metric::Connect, conn.intended_ns, now);
+        conn.recv_armed = true;
+        self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+        if self.setup.config.protocol == Protocol::RawTcp {
+            conn.proto = Proto::Raw(Box::new(RawStream::new(self.message.len())));
+            self.open_now(index, now);
+            return;
+        }
+        let target = usize::from(conn.target);
+        if let (Some(config), Some(name)) = (&self.tls_config, &self.server_names[target]) {
+            match TlsConn::start(config, name) {
+                Ok(tls) => conn.tls = Some(tls),
+                Err(kind) => {
+                    self.rec.error(kind.name());
+                    self.rec.connection_failed();
+                    self.shutdown(index);
+                    return;
+                }
+            }
+        }
+        if self.setup.config.protocol == Protocol::Http1 {
+            self.http_connected(index, now);
+            return;
+        }
+        match Client::new(self.clients.config().clone(), &self.requests[target], now / 1_000, &mut self.rng) {
+            Ok(client) => conn.proto = Proto::Live(self.clients.adopt(client)),
+            Err(_) => {
+                self.rec.error("invalid_request");
+                self.rec.connection_failed();
+                self.shutdown(index);
+                return;
+            }
+        }
+        conn.phase = Phase::Handshaking;
+        if let Some(deadline) = conn.client(&mut self.clients).and_then(|c| c.poll_timeout()) {
+            conn.deadline_timer = Some(self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode()));
+        }
+        self.send_more(index);
     }
 
     /// A connection was dropped: it comes back if the run has a reconnect policy (and

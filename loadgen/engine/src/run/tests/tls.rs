@@ -1,5 +1,7 @@
 //! wss:// end to end: the engine's TLS layer against a blocking rustls test server.
 
+use loadgen_tls::TlsServerSession;
+
 use super::*;
 
 #[test]
@@ -164,4 +166,61 @@ fn a_tls_failure_is_counted_once_per_connection() {
     let m = go(&cfg).stats;
     assert_eq!(m.totals.attempted, 4);
     assert_eq!(m.totals.established + m.totals.failed, 4, "each attempt counted once: {:?}", m.errors);
+}
+
+/// Blocking TLS over a `TcpStream`, for the test server.
+pub(super) struct TlsStream {
+    tcp: TcpStream,
+    session: TlsServerSession,
+    plain: Vec<u8>,
+    wire: Vec<u8>,
+}
+
+impl TlsStream {
+    pub(super) fn new(tcp: TcpStream, config: &TlsServerConfig) -> Self {
+        Self { tcp, session: TlsServerSession::new(config).unwrap(), plain: Vec::new(), wire: Vec::new() }
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut raw = [0u8; 16_384];
+        while self.plain.is_empty() {
+            let n = self.tcp.read(&mut raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let received = self.session.receive(&raw[..n], &mut self.plain);
+            self.session.poll_transmit(&mut self.wire).map_err(std::io::Error::other)?;
+            self.tcp.write_all(&self.wire)?;
+            self.wire.clear();
+            received.map_err(std::io::Error::other)?;
+            if self.session.peer_closed() && self.plain.is_empty() {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.plain.len());
+        buf[..n].copy_from_slice(&self.plain[..n]);
+        self.plain.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.session.send(data, &mut self.wire).map_err(std::io::Error::other)?;
+        self.tcp.write_all(&self.wire)?;
+        self.wire.clear();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ServerStream for TlsStream {
+    fn reset(&self) {
+        self.tcp.reset();
+    }
 }
