@@ -211,7 +211,7 @@ fn run_against_nothing_exits_3_and_bad_flags_exit_2() {
 }
 
 /// Starts `loadgen serve` and reads its first line for the port.
-fn serve(args: &[&str]) -> (std::process::Child, String) {
+pub(crate) fn serve(args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("serve")

@@ -5,3 +5,4 @@ mod cli;
 mod interop;
 mod progress;
 mod servers;
+mod verdict;

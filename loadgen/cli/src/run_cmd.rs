@@ -145,6 +145,13 @@ pub struct RunArgs {
     /// With --reconnect: give up after N attempts per drop (default: never).
     #[arg(long, value_name = "N", requires = "reconnect")]
     reconnect_limit: Option<u32>,
+    /// The generator counts as saturated in a second whose schedule-lag p99 (message
+    /// sends, pings) exceeds this: the run is then judged invalid (exit 4).
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    lag_threshold: Duration,
+    /// The same for connection starts (the ramp).
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    connect_lag_threshold: Duration,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     out: PathBuf,
@@ -439,6 +446,8 @@ fn config(args: &RunArgs) -> Result<RunConfig, String> {
         close_timeout: Duration::from_secs(2),
         reply_timeout: args.reply_timeout,
         think_time: args.think_time,
+        lag_threshold: args.lag_threshold,
+        connect_lag_threshold: args.connect_lag_threshold,
         reconnect: args.reconnect.then_some(loadgen_engine::run::ReconnectPolicy {
             initial: args.reconnect_initial,
             max: args.reconnect_max.max(args.reconnect_initial),

@@ -133,6 +133,11 @@ pub struct RunConfig {
     pub reply_timeout: Duration,
     /// Closed loop: wait this long after a reply before the next send (0: at once).
     pub think_time: Duration,
+    /// A second whose schedule-lag p99 exceeds this is saturated (the `schedule_lag`
+    /// rule; also at most 10% of a fixed per-connection send interval).
+    pub lag_threshold: Duration,
+    /// A second whose connect-lag p99 exceeds this is saturated (the `connect_lag` rule).
+    pub connect_lag_threshold: Duration,
     /// Bring dropped connections back (WebSocket and raw TCP; `None`: a dropped
     /// connection stays closed).
     pub reconnect: Option<ReconnectPolicy>,
@@ -303,6 +308,9 @@ pub fn run_with_progress(
     if config.hold.is_zero() {
         return Err(RunError::Setup("the hold must be longer than 0 (e.g. 10s)".into()));
     }
+    if config.lag_threshold.is_zero() || config.connect_lag_threshold.is_zero() {
+        return Err(RunError::Setup("the lag thresholds must be longer than 0 (e.g. 1ms and 10ms)".into()));
+    }
     if config.reply_timeout.is_zero() {
         return Err(RunError::Setup("the reply timeout must be longer than 0 (e.g. 5s)".into()));
     }
@@ -335,7 +343,13 @@ pub fn run_with_progress(
         Traffic::Echo { rate: MessageRate::PerConnection(r), .. } => Some((1e6 / r) as u64),
         _ => None,
     };
-    let (collector, reporters) = channel(config.workers, SaturationPolicy { send_interval_us, ..Default::default() });
+    let policy = SaturationPolicy {
+        send_interval_us,
+        max_lag_p99_us: config.lag_threshold.as_micros() as u64,
+        max_connect_lag_p99_us: config.connect_lag_threshold.as_micros() as u64,
+        ..Default::default()
+    };
+    let (collector, reporters) = channel(config.workers, policy);
     let baseline = UsageBaseline::now();
     let gate = worker::StartGate::new(config.workers);
     let mut nonce = [0u8; 4];

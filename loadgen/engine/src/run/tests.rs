@@ -323,6 +323,8 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         reply_timeout: Duration::from_secs(5),
         think_time: Duration::ZERO,
         reconnect: None,
+        lag_threshold: Duration::from_millis(1),
+        connect_lag_threshold: Duration::from_millis(10),
         max_message_size: 1 << 20,
         recv_buffers: 256,
         recv_buffer_size: 4096,
