@@ -1,9 +1,16 @@
-//! The report's JSON Schema (draft 2020-12) and the field table docs/metrics.md is
-//! generated from. A unit test walks the schema and checks that both list the same
-//! field paths, and validates serialized reports against the schema.
+//! The report's JSON Schema (draft 2020-12, kept in docs/report.schema.json) and the
+//! field table the run-report table of docs/metrics.md is generated from. Unit tests
+//! check that both list the same field paths, that the table in docs/metrics.md is the
+//! generated one (`LOADGEN_BLESS=1 cargo test -p loadgen-engine --lib report` rewrites
+//! it), and validate serialized reports against the schema; the integration test
+//! `report_schema` validates what every kind of `loadgen run` really writes.
 
-/// JSON Schema (draft 2020-12) of `report.json`. Optional sections are absent rather
-/// than empty: objects and arrays that may be absent require at least one entry.
+/// JSON Schema (draft 2020-12) of `report.json` as `loadgen run` writes it: the
+/// engine's [`Report`](super::Report) plus `config`, `plan` and `generator.io_uring`,
+/// which the command line adds. The text of docs/report.schema.json. Optional sections
+/// are absent rather than empty: objects and arrays that may be absent require at least
+/// one entry. Objects with fixed keys refuse any other (`additionalProperties: false`),
+/// so a new field fails validation until it is described here and in [`REPORT_FIELDS`].
 pub const REPORT_SCHEMA: &str = include_str!("../../../../docs/report.schema.json");
 
 /// Every field of `report.json` (path, meaning). `[]` marks array elements. Latency
@@ -20,12 +27,86 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "interrupted",
         "`true` when the run stopped early (Ctrl-C, a fatal error). The report is still complete for the part that ran: every section covers it.",
     ),
+    ("config", "The run as configured on the command line. Always present."),
+    (
+        "config.protocol",
+        "`websocket`, `raw_tcp` (`--raw`: the probe payloads back to back on plain TCP) or `http1` (http:// and https:// targets: HTTP/1.1 keep-alive polling).",
+    ),
+    ("config.targets", "The target URLs (`--target`, used round robin): ws:// or wss://, http:// or https://."),
+    ("config.connections", "`--connections`: connections to open."),
+    ("config.connect_rate", "`--connect-rate`: connection starts per second while ramping up."),
+    ("config.hold_s", "`--duration`: seconds the connections are held once every one has been started."),
+    ("config.workers", "Worker threads (`--workers`; default one per CPU)."),
+    (
+        "config.traffic",
+        "What open connections do, in the engine's words: `Idle`, or `Echo { message_size, rate }` with `rate` `Total(r)` (`--rate`), `PerConnection(r)` (`--rate-per-conn`) or `ClosedLoop` (neither: each connection sends again when its echo arrives).",
+    ),
+    ("config.on_open_steps", "Number of `--on-open` steps."),
+    ("config.ping_interval_s", "`--ping-interval` in seconds; `null` without pings."),
+    ("config.deflate", "The permessage-deflate offer sent with the upgrade (`--deflate`); `null` without."),
+    (
+        "config.tls_resumption",
+        "wss:// and https://: whether each worker resumes its TLS sessions (`false` with `--no-tls-resumption`); `null` without TLS.",
+    ),
+    ("plan", "The pre-flight plan the run was built from (what `loadgen doctor` prints). Always present."),
+    ("plan.connections", "Connections held at the peak (`--connections`)."),
+    ("plan.workers", "One entry per worker thread."),
+    ("plan.workers[].connections", "Connections of this worker (connection k goes to worker k mod workers)."),
+    (
+        "plan.workers[].ring_connections",
+        "Connections per io_uring ring of this worker (its local connection j goes to ring j mod rings).",
+    ),
+    ("plan.rings", "io_uring rings in total."),
+    ("plan.rings_per_worker", "Rings of each worker."),
+    (
+        "plan.per_ring_capacity",
+        "Fixed-file (direct descriptor) slots each ring registers: the most connections one ring holds.",
+    ),
+    ("plan.nofile", "The RLIMIT_NOFILE the plan assumes (the hard limit; the soft one is raised to it)."),
+    (
+        "plan.limited_by",
+        "The limit that sized the rings, such as `RLIMIT_NOFILE 20000` or `IORING_MAX_FIXED_FILES 1048576`.",
+    ),
+    (
+        "plan.port_range",
+        "The ephemeral port range `[low, high]` (`net.ipv4.ip_local_port_range`) the plan counted with.",
+    ),
+    (
+        "plan.usable_ports_per_source",
+        "Ephemeral ports per (source address, target) pair: the range minus reserved ports.",
+    ),
+    ("plan.targets", "One entry per target."),
+    ("plan.targets[].addr", "The target's resolved address, `ip:port`."),
+    ("plan.targets[].connections", "Connections to it (connection k goes to target k mod targets)."),
+    ("plan.targets[].sources", "Source addresses its connections are spread over (round robin)."),
+    ("plan.targets[].kernel_chooses_source", "`true`: no bind, the kernel chooses the (single) source address."),
+    ("plan.source_mode", "`auto` (loopback sources chosen by the plan) or `explicit` (`--source-addr`)."),
+    ("plan.source_addr_count", "Source addresses in use."),
+    ("plan.source_addrs", "The source addresses, at most the first 1,024."),
+    ("plan.files", "System-wide open files."),
+    (
+        "plan.files.needed",
+        "Files the run adds (sockets of both ends when the target is on this host, rings) plus a margin of 4,096.",
+    ),
+    ("plan.files.file_max", "`fs.file-max`; `null` when unreadable."),
+    ("plan.files.in_use", "Files in use system-wide before the run (`fs.file-nr`); `null` when unreadable."),
+    ("plan.memory", "Estimated memory of the run."),
+    ("plan.memory.kernel_bytes", "Kernel memory: sockets (both ends when the target is on this host) and ring tables."),
+    ("plan.memory.user_bytes", "The generator's user-space memory."),
+    ("plan.memory.both_ends", "`true` when the target is on this host, so kernel memory counts its sockets too."),
+    ("plan.memory.available_bytes", "`MemAvailable` from `/proc/meminfo`; `null` when unreadable."),
+    ("plan.memory.percent_of_available", "(kernel + user) as a percentage of `available_bytes`; `null` when unknown."),
+    ("plan.warnings", "Non-fatal problems (empty when none), each with its fix; also printed before the run."),
+    ("plan.warnings[].what", "The limit or resource."),
+    ("plan.warnings[].found", "What the host has."),
+    ("plan.warnings[].needed", "What the run needs."),
+    ("plan.warnings[].fix", "The exact fix (a command where there is one)."),
     ("connections", "Connection counts over the run. Absent when no connection was attempted."),
     ("connections.attempted", "Connection starts submitted, each at its intended time from the schedule."),
     ("connections.established", "Connections whose 101 response was validated (open)."),
     (
         "connections.failed",
-        "Attempts that ended before becoming open: connect or handshake errors and timeouts (`errors` says which).",
+        "Attempts that ended before becoming open: connect or handshake errors and timeouts (`errors` says which). Attempts still pending when the run ended are neither established nor failed: they count as `errors.unfinished_at_end`.",
     ),
     (
         "connections.peak_open",
@@ -39,9 +120,12 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("latency_us.handshake", "Intended connection start → 101 response received and validated."),
     (
         "latency_us.ready",
-        "Intended connection start → the connection is ready for the scenario's traffic (its setup exchange, such as a subscription, acknowledged).",
+        "Intended connection start → every on-open step done (`--on-open`: the subscribe/authenticate/join frames sent and their expected replies received). Only with on-open steps.",
     ),
-    ("latency_us.message_rtt", "Intended send time of a message → its echo or response received."),
+    (
+        "latency_us.message_rtt",
+        "Intended send time of a message (carried in its probe payload; for HTTP polls the poll's intended time) → its echo or response received.",
+    ),
     (
         "latency_us.ping_rtt",
         "Intended ping time (carried in the ping payload) → matching pong received. Unsolicited pongs are not timed.",
@@ -61,7 +145,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("tls.handshakes_full", "TLS handshakes that negotiated a new session."),
     (
         "tls.handshakes_resumed",
-        "TLS handshakes that resumed an earlier session of the same worker (TLS 1.3 tickets, TLS 1.2 ids or tickets).",
+        "TLS handshakes that resumed an earlier session of the same worker (TLS 1.3 tickets, TLS 1.2 ids or tickets; each worker has its own cache, so resumption never crosses cores).",
     ),
     ("tls.sessions_held", "Open connections with a TLS session when the hold ended (when memory was sampled)."),
     (
@@ -79,7 +163,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     ("deflate.bytes_per_connection", "`bytes_estimate` / `connections.peak_open`."),
     ("messages", "Data message counts over the run. Absent when nothing was sent or received."),
-    ("messages.sent", "Data messages sent (whole messages, not frames; control frames excluded)."),
+    (
+        "messages.sent",
+        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps included; HTTP requests for http1).",
+    ),
     ("messages.received", "Data messages received."),
     ("generator", "The generator's own health: whether the numbers measure the target or loadgen. Always present."),
     (
@@ -89,11 +176,11 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("generator.peak_rss_bytes", "Peak resident memory of the loadgen process (`VmHWM` in `/proc/self/status`)."),
     (
         "generator.bytes_per_connection",
-        "(`peak_rss_bytes` − resident memory before the run) / `connections.peak_open`. Absent when no connection was open or memory was not measured.",
+        "(`peak_rss_bytes` − resident memory before the run) / `connections.peak_open`. Includes the fixed receive-buffer pools (16 MB per worker by default), so it is only meaningful for large connection counts; the per-connection marginal cost is measured in docs/benchmarks.md. Absent when no connection was open or memory was not measured.",
     ),
     (
         "generator.schedule_lag_us",
-        "Actual submission time − intended time of every connect and send, in µs (same shape as `latency_us`): how late the generator acted. It is contained in every latency above. Absent when nothing was scheduled.",
+        "Actual submission time − intended time of every connect, send and ping, in µs (same shape as `latency_us`): how late the generator acted. It is contained in every latency above. Absent when nothing was scheduled.",
     ),
     (
         "generator.saturated",
@@ -102,6 +189,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     (
         "generator.saturation_reasons",
         "One line per cause (`schedule_lag`, `cq_overflow`, `buffer_ring_exhausted`) with the seconds affected and the worst or first one. Absent when not saturated.",
+    ),
+    (
+        "generator.io_uring",
+        "The io_uring setup flags and opcodes the host offered (as `loadgen --version` prints them).",
     ),
     (
         "errors",
