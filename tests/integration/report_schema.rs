@@ -186,8 +186,10 @@ fn answer_requests(mut s: TcpStream, response: &[u8], served: &AtomicU64) {
 fn idle_run_with_pings_matches_the_schema() {
     let server = Serve::start(&["--mode", "echo"]);
     let out = temp_dir("idle");
-    let args = ["--target", &server.url, "--connections", "20", "--duration", "700ms", "--idle"];
-    let (code, stderr) = run(&out, &[&args[..], &["--ping-interval", "200ms"]].concat());
+    let (code, stderr) = run(
+        &out,
+        &["--target", &server.url, "--connections", "20", "--duration", "700ms", "--idle", "--ping-interval", "200ms"],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     let r = validated("idle", &out);
     assert_eq!(r["connections"]["attempted"], 20, "{r}");
