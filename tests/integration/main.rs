@@ -4,5 +4,6 @@
 mod cli;
 mod interop;
 mod progress;
+mod report_schema;
 mod servers;
 mod verdict;

@@ -1,13 +1,16 @@
 //! report.json of `loadgen run`: the engine's [`Report`] (fields in docs/metrics.md,
 //! sections a run did not produce absent) plus what only the command line knows: the
-//! run's configuration, the pre-flight plan and the io_uring features used. Written
+//! run's configuration (`config`), the pre-flight plan (`plan`) and the io_uring
+//! features used (`generator.io_uring`). The whole document is described by
+//! docs/report.schema.json (`loadgen_engine::report::REPORT_SCHEMA`); the integration
+//! test `report_schema` validates what every kind of run writes against it. Written
 //! atomically (temp file + rename), also for an interrupted run.
 
 use std::path::{Path, PathBuf};
 
 use loadgen_engine::preflight::Plan;
 use loadgen_engine::report::{Report, RunInfo};
-use loadgen_engine::run::{RunConfig, RunOutcome};
+use loadgen_engine::run::{Protocol, RunConfig, RunOutcome};
 use serde_json::{Value, json};
 
 /// Builds the report document.
@@ -15,11 +18,17 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
     let info =
         RunInfo { started_unix_s: o.started_unix_s, duration_s: o.elapsed.as_secs_f64(), interrupted, usage: o.usage };
     let mut doc = Report::new(&o.stats, &info).with_protocol_memory(&o.memory, o.stats.peak_open).to_value();
+    let (protocol, schemes) = match config.protocol {
+        Protocol::WebSocket => ("websocket", ["ws", "wss"]),
+        Protocol::RawTcp => ("raw_tcp", ["ws", "wss"]),
+        Protocol::Http1 => ("http1", ["http", "https"]),
+    };
     doc["config"] = json!({
+        "protocol": protocol,
         "targets": config
             .targets
             .iter()
-            .map(|t| format!("{}://{}{}", if t.tls { "wss" } else { "ws" }, t.host, t.path))
+            .map(|t| format!("{}://{}{}", schemes[usize::from(t.tls)], t.host, t.path))
             .collect::<Vec<_>>(),
         "connections": config.connections,
         "connect_rate": config.connect_rate,

@@ -1,157 +1,17 @@
-//! The report's JSON Schema (draft 2020-12) and the field table docs/metrics.md is
-//! generated from. A unit test walks the schema and checks that both list the same
-//! field paths, and validates serialized reports against the schema.
+//! The report's JSON Schema (draft 2020-12, kept in docs/report.schema.json) and the
+//! field table the run-report table of docs/metrics.md is generated from. Unit tests
+//! check that both list the same field paths, that the table in docs/metrics.md is the
+//! generated one (`LOADGEN_BLESS=1 cargo test -p loadgen-engine --lib report` rewrites
+//! it), and validate serialized reports against the schema; the integration test
+//! `report_schema` validates what every kind of `loadgen run` really writes.
 
-/// JSON Schema (draft 2020-12) of `report.json`. Optional sections are absent rather
-/// than empty: objects and arrays that may be absent require at least one entry.
-pub const REPORT_SCHEMA: &str = r##"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "loadgen run report",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["schema_version", "loadgen_version", "started_unix_s", "duration_s", "interrupted", "generator"],
-  "properties": {
-    "schema_version": { "const": 2 },
-    "loadgen_version": { "type": "string" },
-    "started_unix_s": { "$ref": "#/$defs/count" },
-    "duration_s": { "type": "number", "minimum": 0 },
-    "interrupted": { "type": "boolean" },
-    "connections": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["attempted", "established", "failed", "peak_open"],
-      "properties": {
-        "attempted": { "$ref": "#/$defs/count" },
-        "established": { "$ref": "#/$defs/count" },
-        "failed": { "$ref": "#/$defs/count" },
-        "peak_open": { "$ref": "#/$defs/count" }
-      }
-    },
-    "latency_us": {
-      "type": "object",
-      "additionalProperties": false,
-      "minProperties": 1,
-      "properties": {
-        "connect": { "$ref": "#/$defs/percentiles" },
-        "handshake": { "$ref": "#/$defs/percentiles" },
-        "ready": { "$ref": "#/$defs/percentiles" },
-        "message_rtt": { "$ref": "#/$defs/percentiles" },
-        "ping_rtt": { "$ref": "#/$defs/percentiles" },
-        "delivery": { "$ref": "#/$defs/percentiles" },
-        "tls_handshake": { "$ref": "#/$defs/percentiles" }
-      }
-    },
-    "tls": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["handshakes_full", "handshakes_resumed"],
-      "properties": {
-        "handshakes_full": { "$ref": "#/$defs/count" },
-        "handshakes_resumed": { "$ref": "#/$defs/count" },
-        "sessions_held": { "$ref": "#/$defs/count" },
-        "bytes_per_session": { "$ref": "#/$defs/count" }
-      }
-    },
-    "deflate": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["contexts", "bytes_estimate"],
-      "properties": {
-        "contexts": { "$ref": "#/$defs/count" },
-        "bytes_estimate": { "$ref": "#/$defs/count" },
-        "bytes_per_connection": { "$ref": "#/$defs/count" }
-      }
-    },
-    "messages": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["sent", "received"],
-      "properties": {
-        "sent": { "$ref": "#/$defs/count" },
-        "received": { "$ref": "#/$defs/count" }
-      }
-    },
-    "generator": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["saturated"],
-      "properties": {
-        "cpu_s": { "type": "number", "minimum": 0 },
-        "peak_rss_bytes": { "$ref": "#/$defs/count" },
-        "bytes_per_connection": { "$ref": "#/$defs/count" },
-        "schedule_lag_us": { "$ref": "#/$defs/percentiles" },
-        "saturated": { "type": "boolean" },
-        "saturation_reasons": { "$ref": "#/$defs/reasons" }
-      }
-    },
-    "errors": { "$ref": "#/$defs/errors" },
-    "timeseries": {
-      "type": "array",
-      "minItems": 1,
-      "items": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["second", "connections", "messages", "saturated"],
-        "properties": {
-          "second": { "$ref": "#/$defs/count" },
-          "connections": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["attempted", "established", "failed", "closed", "open", "peak_open"],
-            "properties": {
-              "attempted": { "$ref": "#/$defs/count" },
-              "established": { "$ref": "#/$defs/count" },
-              "failed": { "$ref": "#/$defs/count" },
-              "closed": { "$ref": "#/$defs/count" },
-              "open": { "$ref": "#/$defs/count" },
-              "peak_open": { "$ref": "#/$defs/count" }
-            }
-          },
-          "messages": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["sent", "received", "bytes_sent", "bytes_received"],
-            "properties": {
-              "sent": { "$ref": "#/$defs/count" },
-              "received": { "$ref": "#/$defs/count" },
-              "bytes_sent": { "$ref": "#/$defs/count" },
-              "bytes_received": { "$ref": "#/$defs/count" }
-            }
-          },
-          "latency_us": { "$ref": "#/properties/latency_us" },
-          "schedule_lag_us": { "$ref": "#/$defs/percentiles" },
-          "cq_overflow": { "type": "integer", "minimum": 1 },
-          "buffer_ring_exhausted": { "type": "integer", "minimum": 1 },
-          "saturated": { "type": "boolean" },
-          "saturation_reasons": { "$ref": "#/$defs/reasons" },
-          "errors": { "$ref": "#/$defs/errors" }
-        }
-      }
-    }
-  },
-  "$defs": {
-    "count": { "type": "integer", "minimum": 0 },
-    "percentiles": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["count", "p50", "p90", "p99", "p999", "max"],
-      "properties": {
-        "count": { "type": "integer", "minimum": 1 },
-        "p50": { "$ref": "#/$defs/count" },
-        "p90": { "$ref": "#/$defs/count" },
-        "p99": { "$ref": "#/$defs/count" },
-        "p999": { "$ref": "#/$defs/count" },
-        "max": { "$ref": "#/$defs/count" }
-      }
-    },
-    "reasons": { "type": "array", "minItems": 1, "items": { "type": "string" } },
-    "errors": {
-      "type": "object",
-      "minProperties": 1,
-      "additionalProperties": { "type": "integer", "minimum": 1 }
-    }
-  }
-}"##;
+/// JSON Schema (draft 2020-12) of `report.json` as `loadgen run` writes it: the
+/// engine's [`Report`](super::Report) plus `config`, `plan` and `generator.io_uring`,
+/// which the command line adds. The text of docs/report.schema.json. Optional sections
+/// are absent rather than empty: objects and arrays that may be absent require at least
+/// one entry. Objects with fixed keys refuse any other (`additionalProperties: false`),
+/// so a new field fails validation until it is described here and in [`REPORT_FIELDS`].
+pub const REPORT_SCHEMA: &str = include_str!("../../../../docs/report.schema.json");
 
 /// Every field of `report.json` (path, meaning). `[]` marks array elements. Latency
 /// fields are `{count, p50, p90, p99, p999, max}` in µs.
@@ -167,12 +27,118 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "interrupted",
         "`true` when the run stopped early (Ctrl-C, a fatal error). The report is still complete for the part that ran: every section covers it.",
     ),
+    ("config", "The run as configured on the command line. Always present."),
+    (
+        "config.protocol",
+        "`websocket`, `raw_tcp` (`--raw`: the probe payloads back to back on plain TCP) or `http1` (http:// and https:// targets: HTTP/1.1 keep-alive polling).",
+    ),
+    ("config.targets", "The target URLs (`--target`, used round robin): ws:// or wss://, http:// or https://."),
+    ("config.connections", "`--connections`: connections to open."),
+    ("config.connect_rate", "`--connect-rate`: connection starts per second while ramping up."),
+    ("config.hold_s", "`--duration`: seconds the connections are held once every one has been started."),
+    ("config.workers", "Worker threads (`--workers`; default one per CPU)."),
+    (
+        "config.traffic",
+        "What open connections do, in the engine's words: `Idle`, or `Echo { message_size, rate }` with `rate` `Total(r)` (`--rate`), `PerConnection(r)` (`--rate-per-conn`) or `ClosedLoop` (neither: each connection sends again when its echo arrives).",
+    ),
+    ("config.on_open_steps", "Number of `--on-open` steps."),
+    ("config.ping_interval_s", "`--ping-interval` in seconds; `null` without pings."),
+    ("config.deflate", "The permessage-deflate offer sent with the upgrade (`--deflate`); `null` without."),
+    (
+        "config.tls_resumption",
+        "wss:// and https://: whether each worker resumes its TLS sessions (`false` with `--no-tls-resumption`); `null` without TLS.",
+    ),
+    ("plan", "The pre-flight plan the run was built from (what `loadgen doctor` prints). Always present."),
+    ("plan.connections", "Connections held at the peak (`--connections`)."),
+    ("plan.workers", "One entry per worker thread."),
+    ("plan.workers[].connections", "Connections of this worker (connection k goes to worker k mod workers)."),
+    (
+        "plan.workers[].ring_connections",
+        "Connections per io_uring ring of this worker (its local connection j goes to ring j mod rings).",
+    ),
+    ("plan.rings", "io_uring rings in total."),
+    ("plan.rings_per_worker", "Rings of each worker."),
+    (
+        "plan.per_ring_capacity",
+        "Fixed-file (direct descriptor) slots each ring registers: the most connections one ring holds.",
+    ),
+    ("plan.nofile", "The RLIMIT_NOFILE the plan assumes (the hard limit; the soft one is raised to it)."),
+    (
+        "plan.limited_by",
+        "The limit that sized the rings, such as `RLIMIT_NOFILE 20000` or `IORING_MAX_FIXED_FILES 1048576`.",
+    ),
+    (
+        "plan.port_range",
+        "The ephemeral port range `[low, high]` (`net.ipv4.ip_local_port_range`) the plan counted with.",
+    ),
+    (
+        "plan.usable_ports_per_source",
+        "Ephemeral ports per (source address, target) pair: the range minus reserved ports.",
+    ),
+    ("plan.targets", "One entry per target."),
+    ("plan.targets[].addr", "The target's resolved address, `ip:port`."),
+    ("plan.targets[].connections", "Connections to it (connection k goes to target k mod targets)."),
+    ("plan.targets[].sources", "Source addresses its connections are spread over (round robin)."),
+    ("plan.targets[].kernel_chooses_source", "`true`: no bind, the kernel chooses the (single) source address."),
+    ("plan.source_mode", "`auto` (loopback sources chosen by the plan) or `explicit` (`--source-addr`)."),
+    ("plan.source_addr_count", "Source addresses in use."),
+    ("plan.source_addrs", "The source addresses, at most the first 1,024."),
+    ("plan.files", "System-wide open files."),
+    (
+        "plan.files.needed",
+        "Files the run adds (sockets of both ends when the target is on this host, rings) plus a margin of 4,096.",
+    ),
+    ("plan.files.file_max", "`fs.file-max`; `null` when unreadable."),
+    ("plan.files.in_use", "Files in use system-wide before the run (`fs.file-nr`); `null` when unreadable."),
+    ("plan.memory", "Estimated memory of the run."),
+    ("plan.memory.kernel_bytes", "Kernel memory: sockets (both ends when the target is on this host) and ring tables."),
+    ("plan.memory.user_bytes", "The generator's user-space memory."),
+    ("plan.memory.both_ends", "`true` when the target is on this host, so kernel memory counts its sockets too."),
+    ("plan.memory.available_bytes", "`MemAvailable` from `/proc/meminfo`; `null` when unreadable."),
+    ("plan.memory.percent_of_available", "(kernel + user) as a percentage of `available_bytes`; `null` when unknown."),
+    ("plan.warnings", "Non-fatal problems (empty when none), each with its fix; also printed before the run."),
+    ("plan.warnings[].what", "The limit or resource."),
+    ("plan.warnings[].found", "What the host has."),
+    ("plan.warnings[].needed", "What the run needs."),
+    ("plan.warnings[].fix", "The exact fix (a command where there is one)."),
     ("connections", "Connection counts over the run. Absent when no connection was attempted."),
     ("connections.attempted", "Connection starts submitted, each at its intended time from the schedule."),
     ("connections.established", "Connections whose 101 response was validated (open)."),
     (
         "connections.failed",
-        "Attempts that ended before becoming open: connect or handshake errors and timeouts (`errors` says which).",
+        "Attempts that ended before becoming open: connect or handshake errors and timeouts (`errors` says which). Attempts still pending when the run ended are neither established nor failed: they count as `errors.unfinished_at_end`.",
+    ),
+    (
+        "connections.dropped",
+        "Open connections that ended without loadgen closing them: reset, closed by the server (close frame or FIN), a protocol or TLS error, a response timeout. A connection loadgen was closing (ramp-down, Ctrl-C) is never a drop.",
+    ),
+    (
+        "connections.dropped_by_cause",
+        "`dropped` by cause: `reset`, `server_close` (a close frame; its code in `close_codes`), `eof` (TCP closed without a close frame), `timeout`, `send_error`, `close_timeout` (the server's close was never finished), `http_connection_close` (an HTTP poller got `Connection: close`), or the protocol or TLS error kind. Absent when none.",
+    ),
+    (
+        "connections.close_codes",
+        "Close codes of the connections the server dropped with a close frame (`\"1005\"`: the frame had no code). Absent when none.",
+    ),
+    (
+        "connections.refused",
+        "Upgrades answered with an HTTP status instead of 101, by status: `count`, `retry_after_count` (how many carried `Retry-After` in delta-seconds), `retry_after_min_s` and `retry_after_max_s` (absent when none did). Absent when none.",
+    ),
+    (
+        "connections.open_at_end",
+        "Connections open when the hold ended, before the ramp-down closed them: with no drops, every established connection.",
+    ),
+    (
+        "connections.reconnect_attempts",
+        "Intended send time of a message (carried in its probe payload; for HTTP polls the poll's intended time) → its echo or response received. In the closed loop (`--echo` without a rate) a message is due when the previous reply arrived (plus `--think-time`), so this is a service time: a stall holds back the sends it prevented and shows only once per connection; read `message_rtt_corrected` there.",
+    ),
+    (
+        "connections.reconnected",
+        "Dropped connections that were ready again (their time to recover is `latency_us.recover`). Absent when none.",
+    ),
+    (
+        "connections.reconnect_gave_up",
+        "Dropped connections whose attempts reached `--reconnect-limit`. Absent when none.",
     ),
     (
         "connections.peak_open",
@@ -186,9 +152,16 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("latency_us.handshake", "Intended connection start → 101 response received and validated."),
     (
         "latency_us.ready",
-        "Intended connection start → the connection is ready for the scenario's traffic (its setup exchange, such as a subscription, acknowledged).",
+        "Intended connection start → every on-open step done (`--on-open`: the subscribe/authenticate/join frames sent and their expected replies received). Only with on-open steps.",
     ),
-    ("latency_us.message_rtt", "Intended send time of a message → its echo or response received."),
+    (
+        "latency_us.message_rtt",
+        "Intended send time of a message (carried in its probe payload; for HTTP polls the poll's intended time) → its echo or response received.",
+    ),
+    (
+        "latency_us.message_rtt_corrected",
+        "Closed loop only: `message_rtt` corrected for coordinated omission (HdrHistogram's correction with the expected interval between one connection's sends = think time + the median round trip): every sample longer than that interval adds the samples of the sends it held back. Its `count` exceeds the raw one by those synthetic samples.",
+    ),
     (
         "latency_us.ping_rtt",
         "Intended ping time (carried in the ping payload) → matching pong received. Unsolicited pongs are not timed.",
@@ -202,13 +175,17 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "wss:// and https:// only: intended connection start → TLS handshake complete (the upgrade or first request goes out right after).",
     ),
     (
+        "latency_us.recover",
+        "`--reconnect`: a dropped connection's time to recover, from the drop to ready again (backoff, connect, upgrade and on-open steps included).",
+    ),
+    (
         "tls",
         "wss:// and https:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed.",
     ),
     ("tls.handshakes_full", "TLS handshakes that negotiated a new session."),
     (
         "tls.handshakes_resumed",
-        "TLS handshakes that resumed an earlier session of the same worker (TLS 1.3 tickets, TLS 1.2 ids or tickets).",
+        "TLS handshakes that resumed an earlier session of the same worker (TLS 1.3 tickets, TLS 1.2 ids or tickets; each worker has its own cache, so resumption never crosses cores).",
     ),
     ("tls.sessions_held", "Open connections with a TLS session when the hold ended (when memory was sampled)."),
     (
@@ -219,15 +196,57 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "deflate",
         "Runs with `--deflate`: permessage-deflate contexts alive when the hold ended (pooled per core without context takeover, one pair per connection with it). Absent when none was negotiated.",
     ),
-    ("deflate.contexts", "Compressors plus decompressors alive (in use or pooled)."),
+    (
+        "deflate.contexts",
+        "Actual submission time − intended time of every message send, ping and paced send, in µs (same shape as `latency_us`): how late the generator acted. It is contained in the message and ping latencies. Absent when nothing was scheduled.",
+    ),
     (
         "deflate.bytes_estimate",
-        "Their memory, from zlib's documented sizes for the negotiated window: a compressor 2^(w+2) + 2^(memLevel+9) bytes, a decompressor 2^w + 7 KB.",
+        "`true` when any second was saturated (docs/metrics.md, \"Saturation verdict\"): the numbers of those seconds partly measure loadgen, not the target, and the verdict is `invalid`.",
     ),
-    ("deflate.bytes_per_connection", "`bytes_estimate` / `connections.peak_open`."),
+    (
+        "deflate.bytes_per_connection",
+        "One line per rule that fired (`schedule_lag`, `connect_lag`, `cq_overflow`, `buffer_ring_exhausted`) with the seconds it fired in and the worst one. Absent when not saturated.",
+    ),
     ("messages", "Data message counts over the run. Absent when nothing was sent or received."),
-    ("messages.sent", "Data messages sent (whole messages, not frames; control frames excluded)."),
+    (
+        "messages.sent",
+        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps included; HTTP requests for http1).",
+    ),
     ("messages.received", "Data messages received."),
+    (
+        "messages.answered",
+        "Echoes (HTTP: responses) that came back within the reply timeout (`--reply-timeout`, default 5 s) of their intended send time. Duplicates are not answers.",
+    ),
+    ("messages.late", "Echoes that came back after the reply timeout."),
+    (
+        "messages.unanswered",
+        "Probe messages sent that got no echo before their connection ended (HTTP: a request in flight when its connection ended). answered + late + unanswered = probes sent (on-open steps count in `sent` but are not probes).",
+    ),
+    (
+        "messages.not_sent",
+        "Messages that fell due but were never sent: no connection was open (`errors.no_open_connection_for_message`), no HTTP poller was idle (`no_idle_connection_for_request`), or polls queued on a connection that ended (`http_poll_not_sent`).",
+    ),
+    (
+        "messages.lost",
+        "Sequence numbers never received below the highest one received, counted when the connection ends: per connection for its own echoes (a server that drops an echo), per sender and channel for server pushes (a gap in the stream). A message missing at the very end of a stream has no later number to reveal it: echoes count it as `unanswered`.",
+    ),
+    (
+        "messages.duplicated",
+        "Messages received twice (same sender, channel and sequence number, within the last 64 numbers of the stream).",
+    ),
+    (
+        "messages.reordered",
+        "Messages received after a later one of the same stream (a duplicate more than 64 numbers late is counted here too).",
+    ),
+    (
+        "messages.pushes_received",
+        "Server-pushed probe payloads received (a probe whose sender is not this connection): the `latency_us.delivery` samples.",
+    ),
+    (
+        "messages.reply_timeouts",
+        "Closed loop: replies that had not come when the reply timeout expired; the connection then sent its next message (the reply, if it comes, counts as `late`).",
+    ),
     ("generator", "The generator's own health: whether the numbers measure the target or loadgen. Always present."),
     (
         "generator.cpu_s",
@@ -236,24 +255,53 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("generator.peak_rss_bytes", "Peak resident memory of the loadgen process (`VmHWM` in `/proc/self/status`)."),
     (
         "generator.bytes_per_connection",
-        "(`peak_rss_bytes` − resident memory before the run) / `connections.peak_open`. Absent when no connection was open or memory was not measured.",
+        "(`peak_rss_bytes` − resident memory before the run) / `connections.peak_open`. Includes the fixed receive-buffer pools (16 MB per worker by default), so it is only meaningful for large connection counts; the per-connection marginal cost is measured in docs/benchmarks.md. Absent when no connection was open or memory was not measured.",
     ),
     (
         "generator.schedule_lag_us",
-        "Actual submission time − intended time of every connect and send, in µs (same shape as `latency_us`): how late the generator acted. It is contained in every latency above. Absent when nothing was scheduled.",
+        "Actual submission time − intended time of every connect, send and ping, in µs (same shape as `latency_us`): how late the generator acted. It is contained in every latency above. Absent when nothing was scheduled.",
+    ),
+    (
+        "generator.connect_lag_us",
+        "Actual − intended start of every connection (the ramp and reconnects): contained in the connect and handshake latencies. Absent when no connection started.",
     ),
     (
         "generator.saturated",
         "`true` when any second was saturated (see `timeseries[].saturated`): the numbers of those seconds partly measure loadgen, not the target.",
     ),
+    ("generator.saturated_seconds", "The seconds judged saturated, in order. Absent when none."),
     (
         "generator.saturation_reasons",
-        "One line per cause (`schedule_lag`, `cq_overflow`, `buffer_ring_exhausted`) with the seconds affected and the worst or first one. Absent when not saturated.",
+        "`true` when a saturation rule fired in this second: schedule-lag p99 above `--lag-threshold` (1 ms; at most 10% of a fixed per-connection send interval), connect-lag p99 above `--connect-lag-threshold` (10 ms), each judged with at least 20 samples; or `cq_overflow` > 0, or `buffer_ring_exhausted` > 0.",
+    ),
+    (
+        "generator.io_uring",
+        "The io_uring setup flags and opcodes the host offered (as `loadgen --version` prints them).",
     ),
     (
         "errors",
         "Errors by kind over the run (the kinds listed below). Absent when none. Beyond 64 distinct kinds in one worker-second the rest count under `other`; none is lost.",
     ),
+    (
+        "verdict",
+        "How the run came out, by its checks (without checks of its own, the default ones: no connection failed or dropped, no message unanswered, late or lost). Always present.",
+    ),
+    (
+        "verdict.outcome",
+        "`pass`, `fail` (a check failed: exit 1) or `invalid` (the generator was saturated: exit 4; it wins over `fail`).",
+    ),
+    (
+        "verdict.checks",
+        "Each check: `check` (the expression, e.g. `messages.lost == 0`), `passed`, `observed` (the value seen) and, for a failed one, `detail` (a sentence naming the counts by kind).",
+    ),
+    ("verdict.checks[].check", "The expression checked over report fields, e.g. `connections.dropped == 0`."),
+    ("verdict.checks[].passed", "Whether it held."),
+    ("verdict.checks[].observed", "The value of its left-hand side in this run."),
+    (
+        "verdict.checks[].detail",
+        "For a failed check, what failed in a sentence, with the counts by kind (for example the HTTP statuses of refusals). Absent when it passed.",
+    ),
+    ("verdict.invalid_because", "The saturation reasons that made the run invalid. Absent when valid."),
     (
         "timeseries",
         "One object per second of the run, in order, gaps included. Counts are deltas within the second unless stated. Absent when no second completed.",
@@ -267,6 +315,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "timeseries[].connections.closed",
         "Open connections that ended, for any reason (`errors` says which were errors).",
     ),
+    ("timeseries[].connections.dropped", "Open connections dropped (see `connections.dropped`). Absent when 0."),
     ("timeseries[].connections.open", "Connections open at the end of the second (a level, not a delta)."),
     ("timeseries[].connections.peak_open", "Most connections open during the second (sum of the workers' peaks)."),
     ("timeseries[].messages", "Message counts of the second."),
@@ -274,11 +323,14 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("timeseries[].messages.received", "Data messages received."),
     ("timeseries[].messages.bytes_sent", "WebSocket payload bytes of the messages sent."),
     ("timeseries[].messages.bytes_received", "WebSocket payload bytes of the messages received."),
+    ("timeseries[].messages.late", "Echoes back after the reply timeout. Absent when 0."),
+    ("timeseries[].messages.lost", "Sequence numbers found missing when connections ended. Absent when 0."),
     (
         "timeseries[].latency_us",
         "Latencies with samples in this second, same metrics and shape as `latency_us`. Absent when none.",
     ),
     ("timeseries[].schedule_lag_us", "Schedule lag in this second. Absent when nothing was scheduled."),
+    ("timeseries[].connect_lag_us", "Connect lag in this second. Absent when no connection started."),
     (
         "timeseries[].cq_overflow",
         "Completion-queue overflows the kernel reported in this second (completions the kernel could not post at once). Absent when 0.",

@@ -1,7 +1,8 @@
-//! Report tests: full and sparse reports validated against [`REPORT_SCHEMA`] by a small
-//! validator for the keywords the schema uses (it refuses any other keyword, so the
-//! schema cannot silently outgrow it), the absent-not-zero rule, the field table, and
-//! atomic replacement of `report.json`.
+//! Report tests: full and sparse reports validated against [`REPORT_SCHEMA`] by a real
+//! JSON Schema validator (the `jsonschema` crate, draft 2020-12), the schema's own
+//! strictness (every object says which keys it allows), the absent-not-zero rule, the
+//! field table and the docs/metrics.md table generated from it, and atomic replacement
+//! of `report.json`.
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -16,76 +17,35 @@ fn schema() -> Value {
     serde_json::from_str(REPORT_SCHEMA).expect("the schema is JSON")
 }
 
-fn resolve<'a>(root: &'a Value, reference: &str) -> &'a Value {
-    let pointer = reference.strip_prefix('#').expect("local references only");
-    root.pointer(pointer).unwrap_or_else(|| panic!("unresolved {reference}"))
+/// The schema as it applies to the engine's [`Report`] alone: the sections the command
+/// line adds (`config`, `plan`, `generator.io_uring`) are described but not required.
+fn engine_validator() -> jsonschema::Validator {
+    let mut s = schema();
+    let unrequire = |required: &mut Value, names: &[&str]| {
+        let list = required.as_array_mut().expect("a required list");
+        let before = list.len();
+        list.retain(|k| !names.contains(&k.as_str().unwrap()));
+        assert_eq!(list.len() + names.len(), before, "{names:?} are required by the schema");
+    };
+    unrequire(&mut s["required"], &["config", "plan"]);
+    unrequire(&mut s["properties"]["generator"]["required"], &["io_uring"]);
+    jsonschema::draft202012::new(&s).expect("a valid draft 2020-12 schema")
 }
 
-fn type_matches(name: &str, v: &Value) -> bool {
-    match name {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_u64() || v.is_i64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-/// Validates `v` against `node`, collecting violations as "path: what".
-fn validate(root: &Value, node: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
-    let node = node.as_object().expect("schema nodes are objects");
-    for (k, rule) in node {
-        match k.as_str() {
-            "$schema" | "title" | "$defs" | "properties" | "additionalProperties" => {}
-            "$ref" => validate(root, resolve(root, rule.as_str().unwrap()), v, path, errs),
-            "const" if v != rule => errs.push(format!("{path}: {v} is not {rule}")),
-            "type" if !type_matches(rule.as_str().unwrap(), v) => errs.push(format!("{path}: {v} is not {rule}")),
-            "minimum" if v.as_f64().is_some_and(|x| x < rule.as_f64().unwrap()) => {
-                errs.push(format!("{path}: {v} < {rule}"))
-            }
-            "required" => {
-                for key in rule.as_array().unwrap().iter().map(|k| k.as_str().unwrap()) {
-                    if v.as_object().is_some_and(|o| !o.contains_key(key)) {
-                        errs.push(format!("{path}: missing {key}"));
-                    }
-                }
-            }
-            "minProperties" if v.as_object().is_some_and(|o| (o.len() as u64) < rule.as_u64().unwrap()) => {
-                errs.push(format!("{path}: empty object present"))
-            }
-            "minItems" if v.as_array().is_some_and(|a| (a.len() as u64) < rule.as_u64().unwrap()) => {
-                errs.push(format!("{path}: empty array present"))
-            }
-            "items" => {
-                for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-                    validate(root, rule, item, &format!("{path}[{i}]"), errs);
-                }
-            }
-            "const" | "type" | "minimum" | "minProperties" | "minItems" => {}
-            other => panic!("the test validator does not implement `{other}`"),
-        }
-    }
-    let Some(obj) = v.as_object() else { return };
-    let props = node.get("properties").and_then(Value::as_object);
-    for (key, value) in obj {
-        let sub = format!("{path}.{key}");
-        match (props.and_then(|p| p.get(key)), node.get("additionalProperties")) {
-            (Some(s), _) => validate(root, s, value, &sub, errs),
-            (None, Some(Value::Bool(false))) => errs.push(format!("{sub}: not in the schema")),
-            (None, Some(s @ Value::Object(_))) => validate(root, s, value, &sub, errs),
-            (None, _) => {}
-        }
-    }
+/// Violations as (JSON pointer in the instance, keyword).
+fn violations(v: &Value) -> Vec<(String, String)> {
+    let validator = engine_validator();
+    let mut errs: Vec<(String, String)> = validator
+        .iter_errors(v)
+        .map(|e| (e.instance_path().as_str().to_owned(), e.kind().keyword().to_owned()))
+        .collect();
+    errs.sort();
+    errs
 }
 
 fn check(report: &Report) -> Value {
     let v = report.to_value();
-    let root = schema();
-    let mut errs = Vec::new();
-    validate(&root, &root, &v, "$", &mut errs);
+    let errs = violations(&v);
     assert!(errs.is_empty(), "schema violations: {errs:#?}\n{v:#}");
     // Round trip through text.
     let text = serde_json::to_string(report).unwrap();
@@ -135,14 +95,28 @@ fn full_report_has_every_section_and_matches_the_schema() {
     let report = Report::new(&stats, &info(false));
     let v = check(&report);
     assert_eq!(v["schema_version"], REPORT_SCHEMA_VERSION);
-    assert_eq!(v["connections"], json!({"attempted": 4, "established": 2, "failed": 2, "peak_open": 2}));
+    assert_eq!(
+        v["connections"],
+        json!({"attempted": 4, "established": 2, "failed": 2, "dropped": 0, "open_at_end": 0, "peak_open": 2})
+    );
     for name in ["connect", "handshake", "ready", "message_rtt", "ping_rtt", "delivery"] {
         assert_eq!(v["latency_us"][name]["count"], 60, "{name}");
     }
     let lag = stats.histogram(Metric::ScheduleLag);
     assert_eq!(v["generator"]["schedule_lag_us"]["p99"], lag.value_at_quantile(0.99));
     assert_eq!(v["generator"]["schedule_lag_us"]["max"], 211);
-    assert_eq!(v["messages"], json!({"sent": 60, "received": 60}));
+    assert_eq!((v["messages"]["sent"].as_u64(), v["messages"]["received"].as_u64()), (Some(60), Some(60)));
+    // Saturated seconds make the run invalid, whatever its checks say.
+    assert_eq!(v["verdict"]["outcome"], "invalid");
+    assert_eq!(v["generator"]["saturated_seconds"], json!([1]));
+    let failed: Vec<&str> = v["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["connections.failed == 0"]);
     assert_eq!(v["errors"], json!({"handshake_timeout": 2, "io": 1}));
     assert!(v["generator"]["cpu_s"].as_f64().unwrap() >= 0.0);
     assert!(v["generator"]["peak_rss_bytes"].as_u64().unwrap() > 0);
@@ -168,7 +142,12 @@ fn sparse_reports_leave_out_what_the_run_did_not_produce() {
     let v = check(&empty);
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["duration_s", "generator", "interrupted", "loadgen_version", "schema_version", "started_unix_s"]);
+    assert_eq!(
+        keys,
+        ["duration_s", "generator", "interrupted", "loadgen_version", "schema_version", "started_unix_s", "verdict"]
+    );
+    // Nothing ran: no check applies, and the outcome says pass only because nothing failed.
+    assert_eq!(v["verdict"], json!({"outcome": "pass", "checks": []}));
     assert_eq!(v["generator"], json!({"saturated": false}));
     assert_eq!(v["interrupted"], true);
 
@@ -183,7 +162,10 @@ fn sparse_reports_leave_out_what_the_run_did_not_produce() {
     }
     c.accept(0, r.snapshot(0));
     let v = check(&Report::new(&c.finish(), &info(false)));
-    assert_eq!(v["connections"], json!({"attempted": 5, "established": 0, "failed": 5, "peak_open": 0}));
+    assert_eq!(
+        v["connections"],
+        json!({"attempted": 5, "established": 0, "failed": 5, "dropped": 0, "open_at_end": 0, "peak_open": 0})
+    );
     for absent in ["latency_us", "messages"] {
         assert!(v.get(absent).is_none(), "{absent} must be absent, not zero");
     }
@@ -197,26 +179,73 @@ fn sparse_reports_leave_out_what_the_run_did_not_produce() {
 
 #[test]
 fn the_validator_catches_violations() {
-    let root = schema();
     let mut v = Report::new(&full_stats(), &info(false)).to_value();
+    assert!(violations(&v).is_empty());
     v["latency_us"] = json!({});
-    v["messages"] = json!({"sent": 1});
+    v["messages"] = json!({"sent": 1, "received": 1, "answered": 1, "late": 0, "unanswered": 0, "not_sent": 0, "lost": 0, "duplicated": 0, "reordered": 0, "pushes_received": 0});
     v["timeseries"][0]["bogus"] = json!(1);
     v["generator"]["schedule_lag_us"]["count"] = json!(0);
     v["errors"]["io"] = json!("1");
-    let mut errs = Vec::new();
-    validate(&root, &root, &v, "$", &mut errs);
-    errs.sort();
+    v["errors"]["Bad Kind"] = json!(1);
+    v["connections"]["peak_open"] = json!(-1);
+    let at = |p: &str, k: &str| (p.to_owned(), k.to_owned());
     assert_eq!(
-        errs,
+        violations(&v),
         [
-            "$.errors.io: \"1\" is not \"integer\"",
-            "$.generator.schedule_lag_us.count: 0 < 1",
-            "$.latency_us: empty object present",
-            "$.messages: missing received",
-            "$.timeseries[0].bogus: not in the schema",
+            at("/connections/peak_open", "minimum"),
+            at("/errors", "propertyNames"),
+            at("/errors/io", "type"),
+            at("/generator/schedule_lag_us/count", "minimum"),
+            at("/latency_us", "minProperties"),
+            at("/messages", "required"),
+            at("/timeseries/0", "additionalProperties"),
         ]
     );
+    // The full schema requires what the command line adds.
+    let full = jsonschema::draft202012::new(&schema()).unwrap();
+    let missing: Vec<String> =
+        full.iter_errors(&Report::new(&full_stats(), &info(false)).to_value()).map(|e| e.to_string()).collect();
+    assert_eq!(missing.len(), 3, "{missing:?}");
+    for name in ["config", "plan", "io_uring"] {
+        assert!(missing.iter().any(|e| e.contains(&format!("\"{name}\""))), "{name}: {missing:?}");
+    }
+}
+
+/// Every object the schema describes says which keys it allows: fixed keys
+/// (`additionalProperties: false`) or a schema for any key (`errors`). Without that, a
+/// field nobody described would pass unnoticed.
+#[test]
+fn every_object_in_the_schema_is_closed() {
+    fn walk(node: &Value, path: &str, open: &mut Vec<String>) {
+        match node {
+            Value::Object(o) => {
+                let is_object = o
+                    .get("type")
+                    .is_some_and(|t| t == "object" || t.as_array().is_some_and(|a| a.contains(&json!("object"))));
+                if is_object && !o.contains_key("additionalProperties") {
+                    open.push(path.to_owned());
+                }
+                if let Some(required) = o.get("required").and_then(Value::as_array) {
+                    let props = o.get("properties").and_then(Value::as_object);
+                    for k in required {
+                        if !props.is_some_and(|p| p.contains_key(k.as_str().unwrap())) {
+                            open.push(format!("{path}: required {k} is not among the properties"));
+                        }
+                    }
+                }
+                for (k, sub) in o {
+                    walk(sub, &format!("{path}/{k}"), open);
+                }
+            }
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, sub)| walk(sub, &format!("{path}/{i}"), open)),
+            _ => {}
+        }
+    }
+    let root = schema();
+    jsonschema::meta::validate(&root).expect("the schema is a valid JSON Schema");
+    let mut open = Vec::new();
+    walk(&root, "#", &mut open);
+    assert!(open.is_empty(), "objects without additionalProperties: {open:#?}");
 }
 
 fn schema_paths(node: &Value, path: &str, out: &mut Vec<String>) {
@@ -244,6 +273,44 @@ fn field_table_documents_exactly_the_schema() {
     documented.sort();
     assert_eq!(documented, from_schema);
     assert!(REPORT_FIELDS.iter().all(|(_, meaning)| meaning.len() > 10));
+}
+
+/// docs/metrics.md, whose run-report table is generated from [`REPORT_FIELDS`].
+const METRICS_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md");
+const TABLE_BEGIN: &str = "<!-- report-fields: generated from REPORT_FIELDS (loadgen/engine/src/report/schema.rs) by `LOADGEN_BLESS=1 cargo test -p loadgen-engine --lib report`; edit there, not here -->";
+const TABLE_END: &str = "<!-- /report-fields -->";
+
+fn fields_table() -> String {
+    let mut table = String::from("| field | meaning |\n| --- | --- |\n");
+    for (path, meaning) in REPORT_FIELDS {
+        table.push_str(&format!("| `{path}` | {} |\n", meaning.replace('|', "\\|")));
+    }
+    table
+}
+
+/// The table in docs/metrics.md is the one generated from [`REPORT_FIELDS`];
+/// `LOADGEN_BLESS=1` rewrites it.
+#[test]
+fn metrics_md_table_is_generated_from_the_field_table() {
+    let text = std::fs::read_to_string(METRICS_MD).expect("docs/metrics.md");
+    let (head, rest) = text.split_once(TABLE_BEGIN).expect("docs/metrics.md has the report-fields begin marker");
+    let (table, tail) = rest.split_once(TABLE_END).expect("docs/metrics.md has the report-fields end marker");
+    let want = format!("\n{}", fields_table());
+    if table == want {
+        return;
+    }
+    if std::env::var_os("LOADGEN_BLESS").is_some() {
+        std::fs::write(METRICS_MD, format!("{head}{TABLE_BEGIN}{want}{TABLE_END}{tail}")).unwrap();
+        return;
+    }
+    let (found, generated): (Vec<&str>, Vec<&str>) = (table.lines().collect(), want.lines().collect());
+    let first_difference =
+        (0..found.len().max(generated.len())).map(|i| (found.get(i), generated.get(i))).find(|(a, b)| a != b);
+    panic!(
+        "docs/metrics.md's run-report table is not the one generated from REPORT_FIELDS; run \
+         `LOADGEN_BLESS=1 cargo test -p loadgen-engine --lib report` and commit docs/metrics.md. \
+         First difference (found, generated): {first_difference:#?}"
+    );
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
