@@ -4,4 +4,5 @@
 mod cli;
 mod interop;
 mod progress;
+mod serve_faults;
 mod servers;
