@@ -20,7 +20,7 @@
 //! - `drop-echo=P`: echo mode drops P % of echoes, decided by a xorshift64 sequence
 //!   seeded by the thread index (repeatable from run to run), in `session`.
 //!
-//! Every effect is counted ([`super::Summary`]: `stalls`, `closed_by_fault`,
+//! Every effect is counted ([`crate::serve::Summary`]: `stalls`, `closed_by_fault`,
 //! `reset_by_fault`, `refused_by_fault`, `upgrades_unanswered`, `echoes_dropped`).
 //! What it does not do: faults while the server stops (its own close takes over),
 //! faults on TLS records, random timing (every timer is deterministic), allocation per

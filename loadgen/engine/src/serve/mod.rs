@@ -44,9 +44,9 @@
 //! ([`Summary::tls_errors`]) and answered with rustls's fatal alert. Works for both
 //! protocols (a raw connection is open once its handshake completes).
 //!
-//! Faults ([`ServeConfig::faults`], `worker/faults.rs`): on command the server stalls,
-//! closes or resets connections, refuses or ignores upgrades, drops echoes; each
-//! effect is counted in the [`Summary`].
+//! Faults ([`ServeConfig::faults`], `faults.rs`, fired by the worker loop): on command
+//! the server stalls, closes or resets connections, refuses or ignores upgrades, drops
+//! echoes; each effect is counted in the [`Summary`].
 //!
 //! A listen port that another socket holds already is refused
 //! ([`ServeError::AddressInUse`]) rather than shared: the listeners use SO_REUSEPORT

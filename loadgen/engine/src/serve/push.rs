@@ -8,7 +8,7 @@
 //! the base), not with the time it left: a client on the same host computes delivery
 //! latency as arrival − stamp, and a stall of the server loop (fault `stall`, or a
 //! slow host) shows up in it. Nothing is skipped: after a stall every message that fell
-//! due is sent at once, or dropped *and counted* ([`super::super::Summary::push_dropped`])
+//! due is sent at once, or dropped *and counted* ([`crate::serve::Summary::push_dropped`])
 //! when its connection has too much output queued (so a client that stops reading
 //! cannot grow the server's memory); a dropped message still takes its connection's
 //! next sequence number, so the client sees the gap as a loss. Batches go at most

@@ -3,8 +3,9 @@
 //! atomics on the hot path (the stop flag is read once per loop turn; the open-count
 //! atomics change once per connection).
 //!
-//! Each turn: start stopping if asked, send due pushes, publish live counters (every
-//! 20 ms at most), submit, wait for completions (bounded, so the stop flag and the push
+//! Each turn: start stopping if asked, fire due faults (a stall sleeps, then the turn
+//! starts over), send due pushes, publish live counters (every 20 ms at most), submit,
+//! wait for completions (bounded, so the stop flag, the fault timers and the push
 //! schedule are honoured), handle them.
 //! A connection's life: accept into a fixed slot → multishot receive armed → upgrade
 //! → frames → Draining (flush, shutdown, close of the slot) → slab entry freed when the
@@ -17,7 +18,7 @@
 //! `tls`); the loop itself only adds `close_notify` before a graceful shutdown.
 //!
 //! What it does not do: parse HTTP or frames (see `session`), TLS (see `tls`), schedule
-//! pushes (see `push`), or print anything.
+//! pushes (see `push`), fire faults (see `faults`), stop (see `stop`), or print anything.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -41,6 +42,8 @@ use crate::uring::ring::{Ring, RingConfig};
 pub(super) mod faults;
 #[path = "push.rs"]
 mod push;
+#[path = "stop.rs"]
+mod stop;
 
 use faults::FaultState;
 use push::Push;
@@ -575,61 +578,5 @@ impl Worker {
         self.sync_open(tag.conn);
         self.slab.release(tag.conn, &mut self.bufs, &mut self.codecs);
         self.shared.closed();
-    }
-
-    /// Stop: cancel the accept (the listener closes when it ends), send close 1001 to
-    /// every open WebSocket connection, drop connections still upgrading; raw
-    /// connections flush what is queued, then shut down.
-    fn begin_stop(&mut self, now: Instant) {
-        self.stop_at = Some(now);
-        if self.accept_armed {
-            self.backlog.push(ops::cancel(Tag::global(Op::Accept)));
-        } else {
-            self.listener = None;
-        }
-        for i in 0..self.slab.conns.len() as u32 {
-            let c = &mut self.slab.conns[i as usize];
-            match c.phase {
-                Phase::Upgrading | Phase::Unanswered => self.abort(i),
-                Phase::Open if self.raw => {
-                    c.phase = Phase::Draining;
-                    self.sync_open(i);
-                    self.advance_close(i);
-                }
-                Phase::Open => self.going_away(i),
-                Phase::Free | Phase::Closing | Phase::Draining => {}
-            }
-        }
-    }
-
-    /// Sends close 1001 on an open WebSocket connection, which then waits for the
-    /// client's close (`Closing`).
-    fn going_away(&mut self, i: u32) {
-        let c = &mut self.slab.conns[i as usize];
-        if c.pending.capacity() == 0 {
-            c.pending = self.bufs.take();
-        }
-        let (ws, mark) = (c.ws.as_mut().expect("open connections have a codec"), c.pending.len());
-        let _ = ws.encoder.close(&mut c.pending, Some(loadgen_proto::close::GOING_AWAY), "", &mut NoMask);
-        c.phase = Phase::Closing;
-        tls::seal(c, mark, &mut self.bufs, &mut self.counters);
-        self.sync_open(i);
-        self.kick_send(i);
-    }
-
-    /// The grace period is over: end every remaining connection now. One still
-    /// flushing its output (Draining, no shutdown yet) counts as aborted too.
-    fn force_all(&mut self) {
-        self.forced = true;
-        for i in 0..self.slab.conns.len() as u32 {
-            let c = &self.slab.conns[i as usize];
-            if c.phase != Phase::Free {
-                if c.phase == Phase::Draining && !c.shutdown_sent {
-                    self.counters.aborted += 1;
-                }
-                self.abort(i);
-                self.advance_close(i);
-            }
-        }
     }
 }
