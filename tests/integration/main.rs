@@ -5,5 +5,6 @@ mod cli;
 mod interop;
 mod progress;
 mod report_schema;
+mod serve_faults;
 mod servers;
 mod verdict;

@@ -7,6 +7,11 @@
 //! accepts (scripts read the port from it), the protocol and mode on stderr, warnings on
 //! stderr (at most one per second), and one summary line at exit.
 //!
+//! `--fault SPEC` (repeatable) makes the server misbehave on command (stalls, closes,
+//! resets, refused or unanswered upgrades, dropped echoes; see `FAULT_HELP`); a bad
+//! spec is one line naming the problem and the accepted syntax, exit 2. A port held by
+//! another process is refused (exit 2), never shared.
+//!
 //! Exit codes: 0 served and stopped (a signal is a normal stop for a server), 2 usage or
 //! configuration error (address in use, unreadable or invalid certificate files
 //! included), 3 runtime failure.
@@ -21,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use loadgen_engine::serve::{self, Mode, ServeConfig, ServeError, ServeProtocol, Summary, TlsError, TlsServerConfig};
+use loadgen_engine::serve::{
+    self, FAULT_SYNTAX, Fault, Mode, ServeConfig, ServeError, ServeProtocol, Summary, TlsError, TlsServerConfig,
+};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen serve                                   # echo on 127.0.0.1, a free port (printed)
@@ -33,7 +40,9 @@ pub const EXAMPLES: &str = "Examples:
   loadgen serve --raw --mode sink --message-size 64   # count raw bytes, and messages as bytes / 64
   loadgen serve --tls --tls-cert-out serve-cert.pem  # wss:// (self-signed); clients: --ca-file serve-cert.pem
   loadgen serve --tls --tls-cert chain.pem --tls-key key.pem --listen 127.0.0.1:8443
-  loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1";
+  loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1
+  loadgen serve --fault stall=1s/5s --fault drop-echo=2.5   # a server with GC pauses that loses echoes
+  loadgen serve --fault refuse=429:5                # every upgrade: 429 with Retry-After: 5";
 
 /// Names of the self-signed certificate `--tls` generates.
 pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -105,6 +114,21 @@ pub struct ServeArgs {
     /// (`loadgen run --ca-file FILE`). Needs --tls.
     #[arg(long, value_name = "FILE")]
     tls_cert_out: Option<PathBuf>,
+    /// Misbehave on command (repeatable, one of each kind; durations 500ms, 2s, 1.5s, 1m):
+    /// stall=T/P (every P, the first at P after start, handle nothing for T: no reads,
+    /// writes or accepts, like a GC pause);
+    /// close-after=D (close each connection D after it opened: close 1001, raw: FIN);
+    /// reset-after=D (reset each connection D after it opened: RST, the client sees
+    /// ECONNRESET);
+    /// close-all-at=T / reset-all-at=T (at T after start, close every open connection /
+    /// reset every connection);
+    /// refuse=STATUS[:RETRY_AFTER_S] (answer every upgrade with that HTTP status, and
+    /// Retry-After when given, then close);
+    /// no-upgrade-reply (read upgrade requests, never answer);
+    /// drop-echo=PERCENT (echo mode: drop that share of echoes, a repeatable sequence).
+    /// Every effect is counted in the summary.
+    #[arg(long = "fault", value_name = "SPEC", verbatim_doc_comment)]
+    faults: Vec<String>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -216,6 +240,15 @@ fn build_config(args: &ServeArgs) -> Result<(ServeConfig, Option<String>), Refus
         Some((config, what)) => (Some(config), Some(what)),
         None => (None, None),
     };
+    let faults = args
+        .faults
+        .iter()
+        .map(|spec| {
+            spec.parse::<Fault>().map_err(|problem| {
+                Refusal::usage(format!("invalid --fault {spec:?}: {problem}; accepted: {FAULT_SYNTAX}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let config = ServeConfig {
         listen: args.listen,
         protocol,
@@ -229,6 +262,7 @@ fn build_config(args: &ServeArgs) -> Result<(ServeConfig, Option<String>), Refus
         max_connections_per_thread: args.max_connections,
         raw_message_size: if args.raw && args.mode != ModeArg::Push { args.message_size } else { None },
         tls,
+        faults,
     };
     Ok((config, tls_what))
 }
@@ -255,6 +289,13 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     install_signal_handlers();
     let handle = match serve::start(config) {
         Ok(h) => h,
+        Err(ServeError::AddressInUse { addr }) => {
+            eprintln!(
+                "error: cannot listen on {addr}: address in use (another process holds it; pick another --listen \
+                 port or stop that process)"
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(match e {
@@ -315,7 +356,26 @@ fn counts<K: std::fmt::Display>(map: &std::collections::BTreeMap<K, u64>) -> Str
     map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
+/// The fault part of the summary line (empty without faults).
+fn faults_part(s: &Summary) -> String {
+    if s.faults.is_empty() {
+        return String::new();
+    }
+    format!(
+        ", faults {}: stalls {}, closed by fault {}, reset by fault {}, refused by fault {}, upgrades unanswered {}, \
+         echoes dropped {}",
+        s.faults.join(" "),
+        s.stalls,
+        s.closed_by_fault,
+        s.reset_by_fault,
+        s.refused_by_fault,
+        s.upgrades_unanswered,
+        s.echoes_dropped
+    )
+}
+
 fn summary_line(s: &Summary) -> String {
+    let faults = faults_part(s);
     let per_conn = s
         .rss_per_peak_connection()
         .map_or(String::new(), |b| format!(", ≈ {:.1} KiB per peak connection", b as f64 / 1024.0));
@@ -333,7 +393,7 @@ fn summary_line(s: &Summary) -> String {
         return format!(
             "summary: raw TCP, accepted {}, peak open {}, bytes in {} out {}, messages in {} out {}, client EOFs {}, \
              aborted {}, accept errors {}, buffer ring exhausted {}, reads paused {}, peak backlog {:.1} KiB, \
-             push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}{tls}",
+             push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), ring {}{tls}{faults}",
             s.accepted,
             s.peak_open,
             s.bytes_in,
@@ -358,7 +418,7 @@ fn summary_line(s: &Summary) -> String {
         "summary: accepted {}, peak open {}, upgraded {}, refused {}, messages in {} out {}, bytes in {} out {}, \
          pings {}, closes {}, aborted {}, accept errors {}, protocol errors {}, buffer ring exhausted {}, \
          reads paused {}, push dropped {}, cpu {:.2} s over {:.1} s, peak RSS {:.1} MiB (at ready {:.1} MiB{per_conn}), \
-         ring {}{tls}",
+         ring {}{tls}{faults}",
         s.accepted,
         s.peak_open,
         s.upgraded,
@@ -529,6 +589,30 @@ xVEK7RnqaU1p32mYp7HXDYPM1QjWRvvwj0EQ0k1jspLB+0TkhETAiGqe
         let r = refusal(&["--tls-cert-out", out]);
         assert!(r.code == 2 && r.message.contains("add --tls"), "{r:?}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn fault_flags_become_faults_and_bad_ones_one_line() {
+        let args = parse(&["--fault", "stall=1s/5s", "--fault", "refuse=429:5", "--fault", "drop-echo=2.5"]).unwrap();
+        let (config, _) = build_config(&args).unwrap();
+        let specs: Vec<String> = config.faults.iter().map(ToString::to_string).collect();
+        assert_eq!(specs, ["stall=1s/5s", "refuse=429:5", "drop-echo=2.5"]);
+        let r = refusal(&["--fault", "reset-after"]);
+        assert_eq!(r.code, 2);
+        assert_eq!(
+            r.message,
+            format!("invalid --fault \"reset-after\": reset-after needs a value; accepted: {FAULT_SYNTAX}")
+        );
+        let s = Summary { faults: specs, stalls: 2, refused_by_fault: 7, echoes_dropped: 3, ..Summary::default() };
+        let line = summary_line(&s);
+        assert!(
+            line.ends_with(
+                ", faults stall=1s/5s refuse=429:5 drop-echo=2.5: stalls 2, closed by fault 0, reset by fault 0, \
+                 refused by fault 7, upgrades unanswered 0, echoes dropped 3"
+            ),
+            "{line}"
+        );
+        assert!(!summary_line(&Summary::default()).contains("faults"), "no fault part without faults");
     }
 
     #[test]

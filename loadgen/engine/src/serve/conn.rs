@@ -25,6 +25,9 @@ pub(super) enum Phase {
     Closing,
     /// Flush what is queued, then shutdown, then close the slot.
     Draining,
+    /// The upgrade request was read and is never answered (fault `no-upgrade-reply`);
+    /// bytes are read and dropped until the client goes.
+    Unanswered,
 }
 
 /// The WebSocket codec of an open connection (server role: decodes masked client
@@ -61,6 +64,9 @@ pub(super) struct Conn {
     pub shutdown_sent: bool,
     pub shutdown_done: bool,
     pub close_sent: bool,
+    /// Ending with a reset (fault): SO_LINGER {1, 0} is being set (`shutdown_done`
+    /// once it is), then the slot is closed without a shutdown.
+    pub reset: bool,
     /// Bytes owned by the in-flight Send (never touched while it runs).
     pub inflight: Vec<u8>,
     /// How much of `inflight` the kernel has taken.
@@ -93,6 +99,7 @@ impl Conn {
             shutdown_sent: false,
             shutdown_done: false,
             close_sent: false,
+            reset: false,
             inflight: Vec::new(),
             inflight_pos: 0,
             pending: Vec::new(),
@@ -112,7 +119,7 @@ impl Conn {
 
     /// Whether the connection still wants to read.
     pub fn wants_read(&self) -> bool {
-        matches!(self.phase, Phase::Upgrading | Phase::Open | Phase::Closing) && !self.shutdown_sent
+        matches!(self.phase, Phase::Upgrading | Phase::Open | Phase::Closing | Phase::Unanswered) && !self.shutdown_sent
     }
 }
 
@@ -146,6 +153,7 @@ impl Slab {
         c.shutdown_sent = false;
         c.shutdown_done = false;
         c.close_sent = false;
+        c.reset = false;
         c.inflight_pos = 0;
         c.seq = 0;
         c.open_pos = u32::MAX;

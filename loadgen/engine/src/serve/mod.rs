@@ -44,6 +44,14 @@
 //! ([`Summary::tls_errors`]) and answered with rustls's fatal alert. Works for both
 //! protocols (a raw connection is open once its handshake completes).
 //!
+//! Faults ([`ServeConfig::faults`], `faults.rs`, fired by the worker loop): on command
+//! the server stalls, closes or resets connections, refuses or ignores upgrades, drops
+//! echoes; each effect is counted in the [`Summary`].
+//!
+//! A listen port that another socket holds already is refused
+//! ([`ServeError::AddressInUse`]) rather than shared: the listeners use SO_REUSEPORT
+//! among themselves, so a probe bind without it checks the port first.
+//!
 //! What it does not do: TLS client certificates, permessage-deflate (offers are
 //! ignored), subprotocols, IPv6 listeners, HTTP routing (any path upgrades), message
 //! boundaries in raw TCP (a raw "message" is a byte count, nothing is parsed), printing.
@@ -56,6 +64,8 @@ mod tls;
 mod upgrade;
 mod worker;
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -70,6 +80,7 @@ use std::time::{Duration, Instant};
 
 pub use loadgen_tls::{TlsError, TlsServerConfig};
 pub use summary::{Live, Summary};
+pub use worker::faults::{FAULT_SYNTAX, Fault};
 
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
@@ -142,6 +153,8 @@ pub struct ServeConfig {
     /// Speak TLS on every connection with this certificate (wss://; with
     /// [`ServeProtocol::RawTcp`], TLS around the byte stream). `None`: plain TCP.
     pub tls: Option<Arc<TlsServerConfig>>,
+    /// Misbehaviour on command (at most one fault of each kind).
+    pub faults: Vec<Fault>,
 }
 
 impl Default for ServeConfig {
@@ -159,6 +172,7 @@ impl Default for ServeConfig {
             max_connections_per_thread: None,
             raw_message_size: None,
             tls: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -176,6 +190,12 @@ pub enum ServeError {
         addr: SocketAddr,
         /// OS error.
         source: std::io::Error,
+    },
+    /// Another socket (another process, or another server in this one) holds the port.
+    #[error("cannot listen on {addr}: address in use (another process holds it)")]
+    AddressInUse {
+        /// Address asked for.
+        addr: SocketAddr,
     },
     /// io_uring is missing something the server needs.
     #[error(transparent)]
@@ -198,6 +218,7 @@ pub struct ServerHandle {
     mode: Mode,
     raw_message_size: Option<usize>,
     tls: bool,
+    faults: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -254,6 +275,7 @@ impl ServerHandle {
         s.recv_buffer_bytes = self.recv_buffer_bytes;
         s.protocol = self.protocol;
         s.tls = self.tls;
+        s.faults.clone_from(&self.faults);
         if let (ServeProtocol::RawTcp, Some(size)) = (self.protocol, self.raw_message_size) {
             let size = size as u64;
             s.messages_in = s.bytes_in / size;
@@ -294,12 +316,29 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
     let caps = std::thread::scope(|s| s.spawn(Capabilities::probe).join())
         .map_err(|_| ServeError::Thread("the io_uring probe panicked".into()))??;
     caps.require_engine_opcodes()?;
+    if let Some(f) = config.faults.iter().find(|f| f.resets())
+        && !caps.supports("uring_cmd")
+    {
+        return Err(ServeError::Config(format!(
+            "fault {} needs io_uring's setsockopt command (Linux 6.7 or later), which this kernel lacks",
+            f.kind()
+        )));
+    }
+    let in_use = |e: &std::io::Error| e.raw_os_error() == Some(libc::EADDRINUSE);
+    let listen_error = |source: std::io::Error| match in_use(&source) {
+        true => ServeError::AddressInUse { addr: SocketAddr::V4(listen) },
+        false => ServeError::Listen { addr: SocketAddr::V4(listen), source },
+    };
+    if listen.port() != 0 {
+        // Our listeners share the port through SO_REUSEPORT, and so would anyone
+        // else's: a bind without it fails if any socket holds the port.
+        drop(bind_socket(listen, false).map_err(listen_error)?);
+    }
     let started = Instant::now();
     let mut listeners = Vec::with_capacity(config.threads);
     let mut addr = listen;
     for _ in 0..config.threads {
-        let (fd, bound) =
-            listen_reuseport(addr).map_err(|source| ServeError::Listen { addr: SocketAddr::V4(addr), source })?;
+        let (fd, bound) = listen_reuseport(addr).map_err(listen_error)?;
         addr = bound;
         listeners.push(fd);
     }
@@ -319,6 +358,7 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
         mode: config.mode,
         raw_message_size: config.raw_message_size,
         tls: config.tls.is_some(),
+        faults: config.faults.iter().map(Fault::to_string).collect(),
     };
     for (index, listener) in listeners.into_iter().enumerate() {
         let setup = worker::WorkerSetup {
@@ -370,6 +410,8 @@ fn validate(c: &ServeConfig) -> Result<(), ServeError> {
         }
         _ => {}
     }
+    worker::faults::validate(&c.faults, c.protocol == ServeProtocol::RawTcp, c.mode == Mode::Echo)
+        .map_err(ServeError::Config)?;
     if let Mode::Push { rate, message_size } = c.mode {
         if !(rate.is_finite() && rate > 0.0) {
             return bad(format!("push rate must be a positive number of messages per second, not {rate}"));
@@ -420,10 +462,13 @@ fn raise_nofile_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// A listening TCP socket with SO_REUSEADDR, SO_REUSEPORT and TCP_NODELAY (inherited
-/// by accepted sockets), backlog 65535. Returns it and the address it is bound to.
-fn listen_reuseport(addr: SocketAddrV4) -> std::io::Result<(OwnedFd, SocketAddrV4)> {
-    let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) };
+fn check(r: libc::c_int) -> std::io::Result<libc::c_int> {
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// A TCP socket bound to `addr` with SO_REUSEADDR and TCP_NODELAY (inherited by
+/// accepted sockets), and SO_REUSEPORT when `reuseport`; not listening.
+fn bind_socket(addr: SocketAddrV4, reuseport: bool) -> std::io::Result<OwnedFd> {
     // SAFETY: plain socket syscalls on a descriptor we own; pointers are to locals that
     // live through each call.
     unsafe {
@@ -436,7 +481,9 @@ fn listen_reuseport(addr: SocketAddrV4) -> std::io::Result<(OwnedFd, SocketAddrV
             (libc::SOL_SOCKET, libc::SO_REUSEPORT),
             (libc::IPPROTO_TCP, libc::TCP_NODELAY),
         ] {
-            check(libc::setsockopt(raw, level, opt, (&one as *const libc::c_int).cast(), len))?;
+            if opt != libc::SO_REUSEPORT || reuseport {
+                check(libc::setsockopt(raw, level, opt, (&one as *const libc::c_int).cast(), len))?;
+            }
         }
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -446,7 +493,20 @@ fn listen_reuseport(addr: SocketAddrV4) -> std::io::Result<(OwnedFd, SocketAddrV
         };
         let sa_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         check(libc::bind(raw, (&sa as *const libc::sockaddr_in).cast(), sa_len))?;
+        Ok(fd)
+    }
+}
+
+/// A listening TCP socket with SO_REUSEADDR, SO_REUSEPORT and TCP_NODELAY (inherited
+/// by accepted sockets), backlog 65535. Returns it and the address it is bound to.
+fn listen_reuseport(addr: SocketAddrV4) -> std::io::Result<(OwnedFd, SocketAddrV4)> {
+    let fd = bind_socket(addr, true)?;
+    let raw = fd.as_raw_fd();
+    // SAFETY: plain socket syscalls on a descriptor we own; pointers are to locals that
+    // live through each call.
+    unsafe {
         check(libc::listen(raw, 65535))?;
+        let sa_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         let mut bound: libc::sockaddr_in = std::mem::zeroed();
         let mut bound_len = sa_len;
         check(libc::getsockname(raw, (&mut bound as *mut libc::sockaddr_in).cast(), &mut bound_len))?;

@@ -29,6 +29,8 @@ pub(super) enum Op {
     Cancel = 6,
     /// Close of a slot accepted while stopping (no connection was made for it).
     CloseOrphan = 7,
+    /// SO_LINGER {1, 0} before a reset (fault `reset-after` / `reset-all-at`).
+    SockOpt = 8,
 }
 
 impl OpCode for Op {
@@ -45,6 +47,7 @@ impl OpCode for Op {
             5 => Self::Close,
             6 => Self::Cancel,
             7 => Self::CloseOrphan,
+            8 => Self::SockOpt,
             _ => return None,
         })
     }
@@ -68,6 +71,20 @@ pub(super) fn accept_multi(listener: i32) -> squeue::Entry {
         .user_data(Tag::global(Op::Accept).encode())
 }
 
+/// SO_LINGER `value` on a fixed socket (io_uring setsockopt command, Linux 6.7+);
+/// `value` is static, so it outlives the operation.
+pub(super) fn setsockopt_linger(slot: u32, value: &'static libc::linger, tag: Tag) -> squeue::Entry {
+    opcode::SetSockOpt::new(
+        types::Fixed(slot),
+        libc::SOL_SOCKET as u32,
+        libc::SO_LINGER as u32,
+        (value as *const libc::linger).cast(),
+        std::mem::size_of::<libc::linger>() as u32,
+    )
+    .build()
+    .user_data(tag.encode())
+}
+
 /// Cancel the operation submitted with `target`'s user_data.
 pub(super) fn cancel(target: Tag) -> squeue::Entry {
     opcode::AsyncCancel::new(target.encode()).build().user_data(Tag::global(Op::Cancel).encode())
@@ -79,7 +96,7 @@ mod tests {
 
     #[test]
     fn tags_roundtrip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close, Op::Cancel, Op::CloseOrphan] {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Shutdown, Op::Close, Op::Cancel, Op::CloseOrphan, Op::SockOpt] {
             let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
             assert_eq!(Tag::decode(t.encode()), Some(t));
         }

@@ -1,14 +1,21 @@
 //! Push mode of a server thread: probe payloads at a total rate, round robin over the
-//! thread's open connections, each with its own sequence numbers and sender id, and
-//! a CLOCK_REALTIME microsecond stamp so a client on the same host can compute
-//! delivery latency. WebSocket: one binary message per probe; raw TCP: the payloads
-//! back to back on the byte stream, unframed; with TLS, encrypted as they are queued.
-//! Messages to a connection with too much output queued are dropped and counted, so a
-//! client that stops reading cannot grow the server's memory.
+//! thread's open connections, each with its own sequence numbers and sender id.
+//! WebSocket: one binary message per probe; raw TCP: the payloads back to back on the
+//! byte stream, unframed; with TLS, encrypted as they are queued.
 //!
-//! After a stall of the loop, the messages that fell due are sent at once (the rate
-//! holds over any second); beyond one second of them the rest are skipped, not sent.
-//! Nothing is queued while no connection is open.
+//! Message k of the schedule is due at base + k / rate and is stamped with that
+//! *intended* publish time (CLOCK_REALTIME µs, from one reading of the wall clock at
+//! the base), not with the time it left: a client on the same host computes delivery
+//! latency as arrival − stamp, and a stall of the server loop (fault `stall`, or a
+//! slow host) shows up in it. Nothing is skipped: after a stall every message that fell
+//! due is sent at once, or dropped *and counted* ([`crate::serve::Summary::push_dropped`])
+//! when its connection has too much output queued (so a client that stops reading
+//! cannot grow the server's memory); a dropped message still takes its connection's
+//! next sequence number, so the client sees the gap as a loss. Batches go at most
+//! once a millisecond.
+//!
+//! The schedule starts when the first connection opens and starts over whenever no
+//! connection is open: nothing is due while there is no one to push to.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,14 +30,25 @@ const PUSH_QUEUE_LIMIT: usize = 256 << 10;
 pub(super) struct Push {
     rate: f64,
     base: Instant,
+    /// The wall clock at `base`, µs since the Unix epoch.
+    base_unix_us: f64,
     sent: u64,
     cursor: usize,
     payload: Vec<u8>,
 }
 
+fn unix_us_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_micros() as f64)
+}
+
 impl Push {
     pub(super) fn new(rate: f64, payload: Vec<u8>) -> Self {
-        Self { rate, base: Instant::now(), sent: 0, cursor: 0, payload }
+        Self { rate, base: Instant::now(), base_unix_us: unix_us_now(), sent: 0, cursor: 0, payload }
+    }
+
+    /// The intended publish time of message `k`, µs since the Unix epoch.
+    fn stamp(&self, k: u64) -> u64 {
+        (self.base_unix_us + k as f64 * 1e6 / self.rate) as u64
     }
 }
 
@@ -40,57 +58,47 @@ impl Worker {
     pub(super) fn send_due_pushes(&mut self, now: Instant) -> Duration {
         let Some(mut p) = self.push.take() else { return MAX_WAIT };
         if self.open.is_empty() {
-            // Nobody to push to: no backlog builds up.
+            // Nobody to push to: the schedule starts over when someone comes.
             p.base = now;
+            p.base_unix_us = unix_us_now();
             p.sent = 0;
             self.push = Some(p);
             return MAX_WAIT;
         }
         let due = ((now - p.base).as_secs_f64() * p.rate) as u64;
-        let mut n = due.saturating_sub(p.sent);
-        // A loop that fell behind by more than a second of messages skips the excess.
-        let cap = (p.rate as u64).max(1);
-        if n > cap {
-            p.sent = due - cap;
-            n = cap;
-        }
-        if n > 0 {
-            let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-            for _ in 0..n {
-                if self.open.is_empty() {
-                    break;
-                }
-                let i = self.open[p.cursor % self.open.len()];
-                p.cursor = p.cursor.wrapping_add(1);
-                let c = &mut self.slab.conns[i as usize];
-                if c.outbound() > PUSH_QUEUE_LIMIT {
-                    self.counters.push_dropped += 1;
-                    continue;
-                }
-                Probe { channel: 0, seq: c.seq, sent_unix_us: unix_us, sender: c.sender }.write_header(&mut p.payload);
-                c.seq += 1;
-                if c.pending.capacity() == 0 {
-                    c.pending = self.bufs.take();
-                }
-                let mark = c.pending.len();
-                if self.raw {
-                    c.pending.extend_from_slice(&p.payload);
-                } else {
-                    let ws = c.ws.as_mut().expect("open connections have a codec");
-                    let _ = ws.encoder.message(&mut c.pending, MessageKind::Binary, &p.payload, &mut NoMask);
-                }
-                tls::seal(c, mark, &mut self.bufs, &mut self.counters);
-                self.counters.peak_backlog = self.counters.peak_backlog.max(c.outbound() as u64);
-                self.counters.messages_out += 1;
-                self.sync_open(i);
-                self.kick_send(i);
+        while p.sent < due && !self.open.is_empty() {
+            let stamp = p.stamp(p.sent);
+            p.sent += 1;
+            let i = self.open[p.cursor % self.open.len()];
+            p.cursor = p.cursor.wrapping_add(1);
+            let c = &mut self.slab.conns[i as usize];
+            let seq = c.seq;
+            c.seq += 1;
+            if c.outbound() > PUSH_QUEUE_LIMIT {
+                self.counters.push_dropped += 1;
+                continue;
             }
-            p.sent += n;
+            Probe { channel: 0, seq, sent_unix_us: stamp, sender: c.sender }.write_header(&mut p.payload);
+            if c.pending.capacity() == 0 {
+                c.pending = self.bufs.take();
+            }
+            let mark = c.pending.len();
+            if self.raw {
+                c.pending.extend_from_slice(&p.payload);
+            } else {
+                let ws = c.ws.as_mut().expect("open connections have a codec");
+                let _ = ws.encoder.message(&mut c.pending, MessageKind::Binary, &p.payload, &mut NoMask);
+            }
+            tls::seal(c, mark, &mut self.bufs, &mut self.counters);
+            self.counters.peak_backlog = self.counters.peak_backlog.max(c.outbound() as u64);
+            self.counters.messages_out += 1;
+            self.sync_open(i);
+            self.kick_send(i);
         }
         let next = p.base + Duration::from_secs_f64((p.sent + 1) as f64 / p.rate);
         self.push = Some(p);
         // Pushes go in batches at most once a millisecond: cheaper than a wake-up per
-        // message at high rates, and the timestamp is taken when the batch is built.
+        // message at high rates (each message keeps its own intended stamp).
         next.saturating_duration_since(now).max(Duration::from_millis(1))
     }
 }

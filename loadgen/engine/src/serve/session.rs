@@ -6,6 +6,10 @@
 //! drop them (the worker counts bytes). Replies are appended to the connection's
 //! `pending` buffer; the worker sends them.
 //!
+//! Two faults act here (see `faults`): a valid upgrade request may be refused with a
+//! configured status or never answered ([`UpgradeFault`]), and echoes may be dropped
+//! ([`EchoDrop`]); both are counted.
+//!
 //! What it does not do: submit operations, shut sockets down, apply backpressure,
 //! or send pushes.
 
@@ -15,6 +19,7 @@ use rand_core::RngCore;
 use super::conn::{BufPool, CodecPool, Conn, Phase};
 use super::summary::Counters;
 use super::upgrade::{self, Parsed};
+use super::worker::faults::{EchoDrop, UpgradeFault};
 use super::{Mode, ServeProtocol};
 
 /// The encoder wants an RNG for mask keys; the server role never masks, so it is
@@ -48,6 +53,10 @@ pub(super) struct Ctx<'a> {
     /// A decoder whose buffers grew past this after a message is replaced by a fresh
     /// one, so a connection that once received a big message does not keep its memory.
     pub decoder_keep: usize,
+    /// What a valid upgrade request gets (fault `refuse` / `no-upgrade-reply`).
+    pub upgrade_fault: UpgradeFault,
+    /// Echoes to drop (fault `drop-echo`).
+    pub echo_drop: Option<&'a mut EchoDrop>,
 }
 
 /// Handles bytes received on `conn` (in phase Upgrading, Open or Closing).
@@ -87,6 +96,21 @@ fn on_upgrade_bytes(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
                 conn.head.extend_from_slice(data);
             }
         }
+        Parsed::Accept { .. } if ctx.upgrade_fault != UpgradeFault::None => {
+            if let UpgradeFault::Refuse { status, retry_after_s } = ctx.upgrade_fault {
+                if conn.pending.capacity() == 0 {
+                    conn.pending = ctx.bufs.take();
+                }
+                upgrade::write_fault_refusal(&mut conn.pending, status, retry_after_s);
+                conn.phase = Phase::Draining;
+                ctx.counters.refused_by_fault += 1;
+                *ctx.counters.refused.entry(status).or_default() += 1;
+            } else {
+                conn.phase = Phase::Unanswered;
+                ctx.counters.upgrades_unanswered += 1;
+            }
+            ctx.bufs.put(std::mem::take(&mut conn.head));
+        }
         Parsed::Accept { consumed, accept } => {
             if conn.pending.capacity() == 0 {
                 conn.pending = ctx.bufs.take();
@@ -125,6 +149,7 @@ fn on_frames(conn: &mut Conn, mut input: &[u8], ctx: &mut Ctx<'_>) {
         *pending = ctx.bufs.take();
     }
     let c = &mut *ctx.counters;
+    let mut drop_echo = ctx.echo_drop.as_deref_mut();
     while !input.is_empty() {
         let (n, event) = match ws.decoder.decode(input) {
             Ok(ok) => ok,
@@ -140,6 +165,10 @@ fn on_frames(conn: &mut Conn, mut input: &[u8], ctx: &mut Ctx<'_>) {
         input = &input[n..];
         let Some(event) = event else { continue };
         let message = match event {
+            Decoded::Text(_) | Decoded::Binary(_) if echo && drop_echo.as_mut().is_some_and(|d| d.drop_next()) => {
+                c.echoes_dropped += 1;
+                true
+            }
             Decoded::Text(t) => {
                 if echo {
                     let _ = ws.encoder.message(pending, MessageKind::Text, t.as_bytes(), &mut NoMask);
@@ -215,6 +244,8 @@ mod tests {
         bufs: BufPool,
         codecs: CodecPool,
         counters: Counters,
+        upgrade_fault: UpgradeFault,
+        echo_drop: Option<EchoDrop>,
     }
 
     impl Harness {
@@ -227,6 +258,8 @@ mod tests {
                 bufs: BufPool::new(1 << 16, 64),
                 codecs: CodecPool::new(1 << 20, 1 << 16),
                 counters: Counters::default(),
+                upgrade_fault: UpgradeFault::None,
+                echo_drop: None,
             }
         }
         fn feed(&mut self, mode: Mode, data: &[u8]) -> Vec<u8> {
@@ -241,6 +274,8 @@ mod tests {
                 counters: &mut self.counters,
                 max_message_size: 1 << 20,
                 decoder_keep: 1 << 16,
+                upgrade_fault: self.upgrade_fault,
+                echo_drop: self.echo_drop.as_mut(),
             };
             on_bytes(&mut self.conn, data, &mut ctx);
             std::mem::take(&mut self.conn.pending)

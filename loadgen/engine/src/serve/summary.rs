@@ -38,6 +38,13 @@ pub(super) struct Counters {
     pub tls_handshakes_failed: u64,
     /// TLS failures by kind (indexed by `TlsErrorKind::index`).
     pub tls_errors: [u64; TlsErrorKind::ALL.len()],
+    /// Fault effects (see `faults`).
+    pub stalls: u64,
+    pub closed_by_fault: u64,
+    pub reset_by_fault: u64,
+    pub refused_by_fault: u64,
+    pub upgrades_unanswered: u64,
+    pub echoes_dropped: u64,
 }
 
 /// Live figures shared by the threads and the handle.
@@ -187,6 +194,22 @@ pub struct Summary {
     /// Memory of the provided-buffer rings (all threads): resident once the buffers
     /// have cycled, whatever the number of connections.
     pub recv_buffer_bytes: u64,
+    /// Faults the server was told to commit (`--fault` specs, canonical form).
+    pub faults: Vec<String>,
+    /// Stalls of the server loop (fault `stall`; every thread stalls on the same
+    /// schedule, so this is the most any thread had, not a sum).
+    pub stalls: u64,
+    /// Connections closed by a fault (`close-after`, `close-all-at`): close 1001, or
+    /// FIN in raw TCP.
+    pub closed_by_fault: u64,
+    /// Connections reset by a fault (`reset-after`, `reset-all-at`).
+    pub reset_by_fault: u64,
+    /// Valid upgrade requests refused by the fault `refuse` (also in `refused` by status).
+    pub refused_by_fault: u64,
+    /// Upgrade requests read and never answered (fault `no-upgrade-reply`).
+    pub upgrades_unanswered: u64,
+    /// Echoes not sent (fault `drop-echo`); the messages are still in `messages_in`.
+    pub echoes_dropped: u64,
     /// Threads that failed (io_uring errors); empty when all is well.
     pub errors: Vec<String>,
 }
@@ -212,6 +235,12 @@ impl Summary {
         self.recv_paused += c.recv_paused;
         self.peak_backlog_bytes = self.peak_backlog_bytes.max(c.peak_backlog);
         self.cpu += r.cpu;
+        self.stalls = self.stalls.max(c.stalls);
+        self.closed_by_fault += c.closed_by_fault;
+        self.reset_by_fault += c.reset_by_fault;
+        self.refused_by_fault += c.refused_by_fault;
+        self.upgrades_unanswered += c.upgrades_unanswered;
+        self.echoes_dropped += c.echoes_dropped;
         for (k, v) in c.refused {
             *self.refused.entry(k).or_default() += v;
         }

@@ -14,11 +14,11 @@ use rand_core::{RngCore, SeedableRng};
 use super::{Mode, ServeConfig, ServeProtocol, ServerHandle, start};
 use crate::payload::Probe;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a test client saw (owned copies of the proto events).
 #[derive(Debug, PartialEq, Eq)]
-enum Got {
+pub(super) enum Got {
     Open,
     Text(String),
     Binary(Vec<u8>),
@@ -28,17 +28,17 @@ enum Got {
 }
 
 /// A blocking WebSocket client.
-struct Peer {
-    stream: TcpStream,
-    client: Client,
-    rng: ChaCha8Rng,
+pub(super) struct Peer {
+    pub(super) stream: TcpStream,
+    pub(super) client: Client,
+    pub(super) rng: ChaCha8Rng,
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
 
 impl Peer {
-    fn connect(addr: SocketAddr) -> Self {
+    pub(super) fn connect(addr: SocketAddr) -> Self {
         let mut peer = Self::start(TcpStream::connect(addr).expect("connect"), 1);
         peer.flush();
         assert_eq!(peer.next(), Got::Open);
@@ -55,7 +55,7 @@ impl Peer {
         Self { stream, client, rng, buf: vec![0; 64 << 10], start: 0, end: 0 }
     }
 
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         let out = self.client.pending_transmit();
         let n = out.len();
         if n > 0 {
@@ -65,13 +65,13 @@ impl Peer {
         }
     }
 
-    fn send(&mut self, kind: MessageKind, payload: &[u8]) {
+    pub(super) fn send(&mut self, kind: MessageKind, payload: &[u8]) {
         self.client.send(kind, payload, &mut self.rng).unwrap();
         self.flush();
     }
 
     /// The next event.
-    fn next(&mut self) -> Got {
+    pub(super) fn next(&mut self) -> Got {
         loop {
             while self.start < self.end {
                 let (n, event) =
@@ -112,7 +112,7 @@ impl Peer {
     }
 }
 
-fn serve(config: ServeConfig) -> ServerHandle {
+pub(super) fn serve(config: ServeConfig) -> ServerHandle {
     start(config).expect("server starts")
 }
 
@@ -121,7 +121,7 @@ fn echo_server() -> ServerHandle {
 }
 
 /// Sends raw bytes and returns everything the server answers until it closes.
-fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+pub(super) fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     s.write_all(request).unwrap();
@@ -202,7 +202,7 @@ fn sink_counts_and_sends_nothing_back() {
     assert_eq!((s.messages_in, s.messages_out, s.closes_in), (300, 0, 3), "{s:?}");
 }
 
-fn unix_us() -> u64 {
+pub(super) fn unix_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
@@ -504,7 +504,7 @@ fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
 }
 
 /// Waits (bounded) until the server has no open connection.
-fn wait_all_closed(server: &ServerHandle) {
+pub(super) fn wait_all_closed(server: &ServerHandle) {
     let deadline = Instant::now() + IO_TIMEOUT;
     while server.live().open > 0 {
         assert!(Instant::now() < deadline, "{:?}", server.live());

@@ -145,6 +145,34 @@ pub(super) fn write_refusal(out: &mut Vec<u8>, r: Refusal) {
     out.push(b'\n');
 }
 
+/// Appends the answer of the fault `refuse`: `status` (with `Retry-After` when given),
+/// a one-line body, `Connection: close`; the caller closes once it is sent.
+pub(super) fn write_fault_refusal(out: &mut Vec<u8>, status: u16, retry_after_s: Option<u32>) {
+    use std::io::Write as _;
+    let text = match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Refused",
+    };
+    const BODY: &str = "refused by loadgen serve --fault refuse\n";
+    let _ = write!(out, "HTTP/1.1 {status} {text}\r\n");
+    if let Some(s) = retry_after_s {
+        let _ = write!(out, "Retry-After: {s}\r\n");
+    }
+    let _ =
+        write!(out, "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{BODY}", BODY.len());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

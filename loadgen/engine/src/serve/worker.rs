@@ -3,8 +3,9 @@
 //! atomics on the hot path (the stop flag is read once per loop turn; the open-count
 //! atomics change once per connection).
 //!
-//! Each turn: start stopping if asked, send due pushes, publish live counters (every
-//! 20 ms at most), submit, wait for completions (bounded, so the stop flag and the push
+//! Each turn: start stopping if asked, fire due faults (a stall sleeps, then the turn
+//! starts over), send due pushes, publish live counters (every 20 ms at most), submit,
+//! wait for completions (bounded, so the stop flag, the fault timers and the push
 //! schedule are honoured), handle them.
 //! A connection's life: accept into a fixed slot → multishot receive armed → upgrade
 //! → frames → Draining (flush, shutdown, close of the slot) → slab entry freed when the
@@ -17,7 +18,7 @@
 //! `tls`); the loop itself only adds `close_notify` before a graceful shutdown.
 //!
 //! What it does not do: parse HTTP or frames (see `session`), TLS (see `tls`), schedule
-//! pushes (see `push`), or print anything.
+//! pushes (see `push`), fire faults (see `faults`), stop (see `stop`), or print anything.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -37,9 +38,14 @@ use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
 use crate::uring::ring::{Ring, RingConfig};
 
+#[path = "faults.rs"]
+pub(super) mod faults;
 #[path = "push.rs"]
 mod push;
+#[path = "stop.rs"]
+mod stop;
 
+use faults::FaultState;
 use push::Push;
 
 const BGID: u16 = 0;
@@ -104,6 +110,8 @@ struct Worker {
     /// Counters as last published to `shared` (bytes in, bytes out, receives paused).
     published: [u64; 3],
     next_publish: Instant,
+    /// Fault timers and settings (`--fault`).
+    faults: FaultState,
 }
 
 /// Runs one server thread to its end; reports readiness through `setup.ready` first.
@@ -148,6 +156,7 @@ impl Worker {
         };
         let raw = s.config.protocol == ServeProtocol::RawTcp;
         let (out_high, out_low) = if raw { (RAW_OUT_HIGH, RAW_OUT_LOW) } else { (OUT_HIGH, OUT_LOW) };
+        let faults = FaultState::new(&s.config.faults, s.started, s.index);
         let mut w = Worker {
             ring,
             accept_armed: true,
@@ -173,6 +182,7 @@ impl Worker {
             tls_plain: Vec::new(),
             published: [0; 3],
             next_publish: s.started,
+            faults,
         };
         w.backlog.push(ops::accept_multi(s.listener.as_raw_fd()));
         w.listener = Some(s.listener);
@@ -198,6 +208,10 @@ impl Worker {
                     return Ok(());
                 }
             } else {
+                match self.run_faults(now) {
+                    Some(next) => wait = wait.min(next),
+                    None => continue,
+                }
                 if self.push.is_some() {
                     wait = wait.min(self.send_due_pushes(now));
                 }
@@ -281,6 +295,7 @@ impl Worker {
                 Op::Send => self.on_send(tag, res),
                 Op::Shutdown => self.on_shutdown(tag),
                 Op::Close => self.on_close(tag),
+                Op::SockOpt => self.on_reset_sockopt(tag, res),
                 Op::Cancel | Op::CloseOrphan => {}
             }
         }
@@ -366,6 +381,8 @@ impl Worker {
                     counters: &mut self.counters,
                     max_message_size: self.config.max_message_size,
                     decoder_keep: 64 << 10,
+                    upgrade_fault: self.faults.upgrade,
+                    echo_drop: self.faults.echo_drop.as_mut(),
                 };
                 tls::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx, &mut self.tls_plain);
             }
@@ -411,6 +428,7 @@ impl Worker {
         if c.phase == Phase::Open && !listed {
             c.open_pos = self.open.len() as u32;
             self.open.push(i);
+            self.faults.opened(i, c.generation);
         } else if c.phase != Phase::Open && listed {
             let pos = c.open_pos as usize;
             c.open_pos = u32::MAX;
@@ -513,10 +531,14 @@ impl Worker {
         self.sync_open(i);
     }
 
-    /// Draining: shutdown once the output is flushed, close once nothing is armed.
+    /// Draining: shutdown once the output is flushed, close once nothing is armed. A
+    /// reset (fault) skips the shutdown: its slot closes once SO_LINGER is set.
     fn advance_close(&mut self, i: u32) {
         let c = &mut self.slab.conns[i as usize];
         if c.phase != Phase::Draining {
+            return;
+        }
+        if c.reset && !(c.shutdown_done && !c.recv_armed && !c.send_inflight && !c.close_sent) {
             return;
         }
         if !c.shutdown_sent {
@@ -556,56 +578,5 @@ impl Worker {
         self.sync_open(tag.conn);
         self.slab.release(tag.conn, &mut self.bufs, &mut self.codecs);
         self.shared.closed();
-    }
-
-    /// Stop: cancel the accept (the listener closes when it ends), send close 1001 to
-    /// every open WebSocket connection, drop connections still upgrading; raw
-    /// connections flush what is queued, then shut down.
-    fn begin_stop(&mut self, now: Instant) {
-        self.stop_at = Some(now);
-        if self.accept_armed {
-            self.backlog.push(ops::cancel(Tag::global(Op::Accept)));
-        } else {
-            self.listener = None;
-        }
-        for i in 0..self.slab.conns.len() as u32 {
-            let c = &mut self.slab.conns[i as usize];
-            match c.phase {
-                Phase::Upgrading => self.abort(i),
-                Phase::Open if self.raw => {
-                    c.phase = Phase::Draining;
-                    self.sync_open(i);
-                    self.advance_close(i);
-                }
-                Phase::Open => {
-                    if c.pending.capacity() == 0 {
-                        c.pending = self.bufs.take();
-                    }
-                    let (ws, mark) = (c.ws.as_mut().expect("open connections have a codec"), c.pending.len());
-                    let _ = ws.encoder.close(&mut c.pending, Some(loadgen_proto::close::GOING_AWAY), "", &mut NoMask);
-                    c.phase = Phase::Closing;
-                    tls::seal(c, mark, &mut self.bufs, &mut self.counters);
-                    self.sync_open(i);
-                    self.kick_send(i);
-                }
-                Phase::Free | Phase::Closing | Phase::Draining => {}
-            }
-        }
-    }
-
-    /// The grace period is over: end every remaining connection now. One still
-    /// flushing its output (Draining, no shutdown yet) counts as aborted too.
-    fn force_all(&mut self) {
-        self.forced = true;
-        for i in 0..self.slab.conns.len() as u32 {
-            let c = &self.slab.conns[i as usize];
-            if c.phase != Phase::Free {
-                if c.phase == Phase::Draining && !c.shutdown_sent {
-                    self.counters.aborted += 1;
-                }
-                self.abort(i);
-                self.advance_close(i);
-            }
-        }
     }
 }
