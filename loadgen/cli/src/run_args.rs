@@ -57,11 +57,11 @@ pub struct RunArgs {
     echo: bool,
     /// Message size in bytes (at least 36, the probe header; at most --max-message-size
     /// and 2GiB); suffixes k, M, G (powers of 1000) and KiB, MiB, GiB (powers of 1024).
-    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_size, requires = "echo")]
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_size, requires = "echo", allow_hyphen_values = true)]
     message_size: u64,
     /// Largest message accepted from the server (larger: close 1009), so also the
     /// largest --message-size an echo can bring back; suffixes as for --message-size.
-    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size, allow_hyphen_values = true)]
     max_message_size: u64,
     /// Total messages per second over all connections (open model).
     #[arg(long, requires = "echo", conflicts_with = "rate_per_conn", allow_negative_numbers = true)]
@@ -158,6 +158,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Bytes: `64`, `16KiB`, `1.5MiB`, `2G` (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024).
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
+    if s.starts_with('-') {
+        return Err(format!("{s:?} is negative: give a size in bytes such as 64 or 16KiB"));
+    }
     let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let multiplier: u64 = match unit.trim() {
