@@ -1,5 +1,7 @@
-//! `loadgen run`: ad-hoc runs from flags. Builds the engine's `RunConfig`, installs a
-//! Ctrl-C handler (stop new work, close with a bounded close handshake, still write the
+//! `loadgen run`: ad-hoc runs from flags. Takes the engine's `RunConfig` from the
+//! checked flags (`run_args`), plans the run against the host (pre-flight, then a probe
+//! of `--out`; either refusal exits 2 before any connection), installs a Ctrl-C
+//! handler (stop new work, close with a bounded close handshake, still write the
 //! report), runs with live progress (`progress`), prints the summary (`summary`) and
 //! writes `report.json`. The pre-flight helpers here are shared with `loadgen doctor`.
 //!
@@ -26,6 +28,8 @@ pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 50000 --duration 20s --echo --rate 2000 --echo-connections 1000   # 1,000 active among 50,000 held
   loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 10s --echo   # closed loop
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 60s --echo --rate 20000 --arrivals poisson
+  loadgen run --target ws://127.0.0.1:8080/ --connections 100 --duration 30s --echo --rate 100 --message-size 1MiB --max-message-size 2MiB   # large messages
+  loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 30s --idle --handshake-timeout 30s --close-timeout 5s   # a slow server
   loadgen run --raw --target ws://127.0.0.1:9090/ --connections 1000 --duration 10s --echo   # vs `loadgen serve --raw`
   loadgen run --target wss://127.0.0.1:8443/ --ca-file cert.pem --connections 5000 --duration 30s --echo --rate 5000   # TLS, sessions resumed
   loadgen run --target ws://127.0.0.1:8080/ --connections 1000 --duration 30s --echo --rate 5000 --deflate   # permessage-deflate
@@ -103,11 +107,8 @@ fn preflight(config: &mut RunConfig) -> Result<Plan, String> {
 fn check_out_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let probe = dir.join(format!(".loadgen-probe.{}", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.sync_all()));
+    let written =
+        std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| f.write_all(b"probe"));
     let removed = std::fs::remove_file(&probe);
     written.and(removed)
 }
