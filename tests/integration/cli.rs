@@ -4,15 +4,15 @@ use std::process::{Command, Output};
 
 use crate::servers::{Impl, InteropServer, require_or_skip};
 
-fn loadgen(args: &[&str]) -> Output {
+pub(crate) fn loadgen(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loadgen")).args(args).output().expect("loadgen runs")
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -100,7 +100,7 @@ fn bad_flags_exit_two_and_version_exits_zero() {
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("loadgen "));
 }
 
-fn report(dir: &std::path::Path) -> serde_json::Value {
+pub(crate) fn report(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
 }
 
@@ -333,7 +333,7 @@ fn wss_run_against_serve_tls_with_resumption_and_deflate() {
         out.to_str().unwrap(),
     ]);
     // Without trust settings a wss:// run is refused up front, on one line.
-    let refused = loadgen(&["run", "--target", &url, "--connections", "1", "--duration", "0s"]);
+    let refused = loadgen(&["run", "--target", &url, "--connections", "1", "--duration", "1s"]);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();

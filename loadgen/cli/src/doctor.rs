@@ -20,6 +20,7 @@ use crate::summary::{Align, Table, bytes, thousands};
 pub const EXAMPLES: &str = "Examples:
   loadgen doctor                                  # 10,000 connections to a target on this host
   loadgen doctor --connections 50000
+  loadgen doctor --connections 1000 --message-size 1MiB   # memory of 1 MiB echo messages on every connection
   loadgen doctor --connections 1000000 --target ws://10.0.0.5:8080/ --source-addr 10.0.0.2 --source-addr 10.0.0.3";
 
 /// Flags of `loadgen doctor`.
@@ -31,12 +32,19 @@ pub struct DoctorArgs {
     /// ws:// URL the load would go to (a loopback target counts both ends on this host).
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:8080/")]
     target: String,
-    /// Worker threads (default: one per CPU).
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Worker threads, 1 to 1024 (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workers: Option<u32>,
     /// Source address to bind (repeatable), as for `loadgen run`.
     #[arg(long = "source-addr", value_name = "IPV4")]
     sources: Vec<Ipv4Addr>,
+    /// Bytes of each message sent, as `loadgen run --echo --message-size` (suffixes
+    /// KiB, MiB ...): counts the message buffers in the memory plan.
+    #[arg(long, value_name = "BYTES", value_parser = crate::run_args::parse_size)]
+    message_size: Option<u64>,
+    /// Connections carrying messages, as `loadgen run --echo-connections` (default: all).
+    #[arg(long, value_name = "N", requires = "message_size", value_parser = clap::value_parser!(u32).range(1..))]
+    echo_connections: Option<u32>,
 }
 
 pub fn run(args: &DoctorArgs) -> ExitCode {
@@ -56,11 +64,18 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
         }
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or(cpus);
-    let request = crate::run_cmd::load_request(args.connections, &[addr], workers, &args.sources);
+    let workers = args.workers.map_or(cpus, |w| w as usize);
+    let carriers = args.echo_connections.map(|n| u64::from(n.min(args.connections)));
+    let request = crate::run_cmd::load_request(args.connections, &[addr], workers, &args.sources)
+        .with_messages(args.message_size.unwrap_or(0), carriers);
     let here = if request.target_on_this_host { " (on this host: both ends counted)" } else { "" };
+    let messages = match (args.message_size, carriers) {
+        (Some(size), Some(n)) => format!(", messages of {} bytes on {}", thousands(size), thousands(n)),
+        (Some(size), None) => format!(", messages of {} bytes", thousands(size)),
+        (None, _) => String::new(),
+    };
     println!(
-        "loadgen doctor: {} connections to {addr}{here}, {workers} worker{}",
+        "loadgen doctor: {} connections to {addr}{here}, {workers} worker{}{messages}",
         thousands(u64::from(args.connections)),
         if workers == 1 { "" } else { "s" }
     );

@@ -8,6 +8,7 @@ mod check_cmd;
 mod doctor;
 mod host_info;
 mod progress;
+mod run_args;
 mod run_cmd;
 mod run_report;
 mod serve_cmd;
@@ -38,7 +39,7 @@ enum Command {
     #[command(after_help = run_cmd::EXAMPLES)]
     Run {
         #[command(flatten)]
-        args: run_cmd::RunArgs,
+        args: run_args::RunArgs,
         #[command(flatten)]
         output: progress::OutputArgs,
     },

@@ -14,7 +14,9 @@
 //! so a run that reconnects needs headroom beyond this plan), conntrack on real NICs, or
 //! the target server's own user-space memory. Memory figures are estimates from
 //! measurements on the project's machines (≈ 3.9 KB of kernel memory per idle socket;
-//! idle sockets hold no buffer memory), not guarantees.
+//! idle sockets hold no buffer memory), not guarantees; the buffers that scale with the
+//! message size are counted as an upper bound (every connection that carries messages
+//! with one in flight, and the pools full of warm message-sized buffers).
 
 mod checks;
 mod describe;
@@ -49,6 +51,17 @@ pub const KERNEL_BYTES_PER_SLOT: u64 = 8;
 pub const USER_BYTES_PER_CONNECTION: u64 = 512;
 /// Generator user-space budget per ring (SQ/CQ arrays, its provided-buffer ring).
 pub const USER_BYTES_PER_RING: u64 = 2 << 20;
+/// Message-sized buffers a `Client` keeps (warm, also while pooled): the outgoing frame,
+/// and the receive assembly buffer, which grows by doubling to up to twice the message.
+pub const MESSAGE_COPIES_PER_CLIENT: u64 = 3;
+/// Spare `Client`s a worker's pool keeps (`run::conn::ClientPool`), each with the warm
+/// buffers of the last message it carried.
+pub const CLIENT_POOL_KEEP: u64 = 4096;
+/// Spare send buffers a worker's pool keeps (`run::conn::SendPool`); a send buffer holds
+/// one copy of the message (sealed into TLS records on wss://).
+pub const SEND_POOL_KEEP: u64 = 1024;
+/// Send buffers larger than this are freed, not pooled.
+pub const SEND_POOL_MAX_BUFFER: u64 = 1 << 20;
 /// Memory use (percent of MemAvailable) above which the plan warns.
 pub const MEMORY_WARN_PERCENT: u64 = 70;
 /// Memory use (percent of MemAvailable) above which the plan refuses.
@@ -88,6 +101,10 @@ pub struct LoadRequest {
     pub workers: usize,
     /// The targets run on this host, so kernel memory and files count both ends.
     pub target_on_this_host: bool,
+    /// Bytes of each message the generator sends (0: none, an idle run).
+    pub message_size: u64,
+    /// Connections that carry messages (the rest are held idle); `None`: all of them.
+    pub messaging_connections: Option<u64>,
 }
 
 impl LoadRequest {
@@ -95,7 +112,23 @@ impl LoadRequest {
     /// target is a loopback address.
     pub fn new(connections: u64, targets: Vec<SocketAddr>, workers: usize) -> Self {
         let target_on_this_host = !targets.is_empty() && targets.iter().all(|t| t.ip().is_loopback());
-        Self { connections, targets, sources: SourceAddrs::Auto, workers, target_on_this_host }
+        Self {
+            connections,
+            targets,
+            sources: SourceAddrs::Auto,
+            workers,
+            target_on_this_host,
+            message_size: 0,
+            messaging_connections: None,
+        }
+    }
+
+    /// The same request sending messages of `size` bytes on `connections` of its
+    /// connections (`None`: on all of them).
+    pub fn with_messages(mut self, size: u64, connections: Option<u64>) -> Self {
+        self.message_size = size;
+        self.messaging_connections = connections;
+        self
     }
 }
 
@@ -204,8 +237,12 @@ pub struct FilesPlan {
 pub struct MemoryPlan {
     /// Kernel memory: sockets (both ends when the target is here) and ring tables.
     pub kernel_bytes: u64,
-    /// Generator user-space memory.
+    /// Generator user-space memory (including `message_bytes`).
     pub user_bytes: u64,
+    /// The part of `user_bytes` that scales with the message size: the buffers of the
+    /// `Client`s and sends that carry messages, pooled ones included, and one message
+    /// template per worker.
+    pub message_bytes: u64,
     /// Whether kernel memory counts the target's sockets too.
     pub both_ends: bool,
     /// MemAvailable.

@@ -7,11 +7,11 @@ use std::net::IpAddr;
 
 use super::describe::bytes;
 use super::{
-    AUTO_SOURCE_MAX, BASE_ORDINARY_FDS, DEFAULT_PORT_RANGE, FD_RESERVE, FILE_MARGIN, FilesPlan, HostFacts,
-    IORING_MAX_FIXED_FILES, KERNEL_BYTES_PER_SLOT, KERNEL_BYTES_PER_SOCKET, LoadRequest, MAX_RINGS,
-    MEMORY_REFUSE_PERCENT, MEMORY_WARN_PERCENT, MIN_BACKLOG, MemoryPlan, Problem, SOURCE_LIST_CAP, SourceAddrs,
-    TargetPlan, USER_BYTES_PER_CONNECTION, USER_BYTES_PER_RING, WIDE_PORT_RANGE, WorkerPlan, auto_source_addr,
-    connect_ports, is_reserved, thousands,
+    AUTO_SOURCE_MAX, BASE_ORDINARY_FDS, CLIENT_POOL_KEEP, DEFAULT_PORT_RANGE, FD_RESERVE, FILE_MARGIN, FilesPlan,
+    HostFacts, IORING_MAX_FIXED_FILES, KERNEL_BYTES_PER_SLOT, KERNEL_BYTES_PER_SOCKET, LoadRequest, MAX_RINGS,
+    MEMORY_REFUSE_PERCENT, MEMORY_WARN_PERCENT, MESSAGE_COPIES_PER_CLIENT, MIN_BACKLOG, MemoryPlan, Problem,
+    SEND_POOL_KEEP, SEND_POOL_MAX_BUFFER, SOURCE_LIST_CAP, SourceAddrs, TargetPlan, USER_BYTES_PER_CONNECTION,
+    USER_BYTES_PER_RING, WIDE_PORT_RANGE, WorkerPlan, auto_source_addr, connect_ports, is_reserved, thousands,
 };
 
 /// Sockets per connection the host holds: two when the target runs here too.
@@ -266,8 +266,25 @@ pub(super) fn files(
     FilesPlan { needed, file_max: facts.file_max, in_use: facts.files_in_use }
 }
 
+/// Copies of one message the generator may hold at once (an upper bound): every
+/// connection carrying messages has a `Client` (outgoing frame and assembly buffer,
+/// [`MESSAGE_COPIES_PER_CLIENT`]) and a send buffer in flight; each worker's pools keep
+/// up to [`CLIENT_POOL_KEEP`] spare `Client`s and [`SEND_POOL_KEEP`] send buffers (those
+/// of at most [`SEND_POOL_MAX_BUFFER`] bytes) warm, never more than there are
+/// connections; each worker holds one message template.
+pub(super) fn message_copies(req: &LoadRequest) -> u64 {
+    if req.message_size == 0 {
+        return 0;
+    }
+    let active = req.messaging_connections.map_or(req.connections, |n| n.min(req.connections));
+    let w = req.workers as u64;
+    let held = |keep: u64| active.saturating_add(keep.saturating_mul(w)).min(req.connections);
+    let sends = if req.message_size <= SEND_POOL_MAX_BUFFER { held(SEND_POOL_KEEP) } else { active };
+    held(CLIENT_POOL_KEEP).saturating_mul(MESSAGE_COPIES_PER_CLIENT).saturating_add(sends).saturating_add(w)
+}
+
 /// Kernel memory per socket (both ends when the target is here) and ring tables, plus
-/// the generator's budget, against MemAvailable.
+/// the generator's budget (message buffers included), against MemAvailable.
 pub(super) fn memory(
     facts: &HostFacts,
     req: &LoadRequest,
@@ -279,10 +296,17 @@ pub(super) fn memory(
     let ring_kernel = rings.total.saturating_mul(u64::from(rings.per_ring)).saturating_mul(KERNEL_BYTES_PER_SLOT);
     let ring_user = rings.total.saturating_mul(USER_BYTES_PER_RING);
     let kernel_bytes = req.connections.saturating_mul(kernel_per_conn).saturating_add(ring_kernel);
-    let user_bytes = req.connections.saturating_mul(USER_BYTES_PER_CONNECTION).saturating_add(ring_user);
+    let copies = message_copies(req);
+    let message_bytes = req.message_size.saturating_mul(copies);
+    let user_bytes = req
+        .connections
+        .saturating_mul(USER_BYTES_PER_CONNECTION)
+        .saturating_add(ring_user)
+        .saturating_add(message_bytes);
     let mut plan = MemoryPlan {
         kernel_bytes,
         user_bytes,
+        message_bytes,
         both_ends: ends(req) == 2,
         available_bytes: facts.mem_available,
         percent_of_available: None,
@@ -296,24 +320,46 @@ pub(super) fn memory(
     let pct = total * 100 / u128::from(avail);
     let found = format!("MemAvailable {}", bytes(avail));
     let both = if plan.both_ends { ", both ends" } else { "" };
+    let of_it = if message_bytes > 0 {
+        format!(", {} of it for messages of {} bytes", bytes(message_bytes), thousands(req.message_size))
+    } else {
+        String::new()
+    };
     let needed = format!(
-        "≈ {} ({} kernel{both} + {} generator), {pct}% of it",
+        "≈ {} ({} kernel{both} + {} generator{of_it}), {pct}% of it",
         bytes(u64::try_from(total).unwrap_or(u64::MAX)),
         bytes(kernel_bytes),
         bytes(user_bytes)
     );
     if pct > u128::from(MEMORY_REFUSE_PERCENT) {
-        let budget = (u128::from(avail) * u128::from(MEMORY_REFUSE_PERCENT) / 100)
-            .saturating_sub(u128::from(ring_kernel) + u128::from(ring_user));
-        let fit = budget / u128::from(kernel_per_conn + USER_BYTES_PER_CONNECTION);
+        let budget = u128::from(avail) * u128::from(MEMORY_REFUSE_PERCENT) / 100;
+        let without_messages = total - u128::from(message_bytes);
         let elsewhere = if plan.both_ends { ", or run the target on another host" } else { "" };
-        let fix = format!(
-            "run at most {} connections here (under {MEMORY_REFUSE_PERCENT}% of MemAvailable), or add memory{elsewhere}",
-            thousands(u64::try_from(fit).unwrap_or(u64::MAX))
-        );
+        let fix = if message_bytes > 0 && without_messages < budget {
+            let fit = u64::try_from((budget - without_messages) / u128::from(copies.max(1))).unwrap_or(u64::MAX);
+            format!(
+                "send smaller messages: at most {} bytes ({}) fit (--message-size), or carry them on fewer \
+                 connections (--echo-connections), or add memory",
+                thousands(fit),
+                bytes(fit)
+            )
+        } else {
+            let per_conn = u128::from(kernel_per_conn + USER_BYTES_PER_CONNECTION)
+                + u128::from(req.message_size) * u128::from(MESSAGE_COPIES_PER_CLIENT + 1);
+            let fit = budget.saturating_sub(u128::from(ring_kernel) + u128::from(ring_user)) / per_conn;
+            format!(
+                "run at most {} connections here (under {MEMORY_REFUSE_PERCENT}% of MemAvailable), or add \
+                 memory{elsewhere}",
+                thousands(u64::try_from(fit).unwrap_or(u64::MAX))
+            )
+        };
         problems.push(Problem::new("memory", found, needed, fix));
     } else if pct > u128::from(MEMORY_WARN_PERCENT) {
-        let fix = "leave headroom: fewer connections, more memory, or the target on another host";
+        let fix = if message_bytes > u64::try_from(total / 2).unwrap_or(u64::MAX) {
+            "leave headroom: smaller messages, fewer connections carrying them, or more memory"
+        } else {
+            "leave headroom: fewer connections, more memory, or the target on another host"
+        };
         warnings.push(Problem::new(format!("memory above {MEMORY_WARN_PERCENT}%"), found, needed, fix));
     }
     plan

@@ -77,8 +77,17 @@ pub(super) fn describe(p: &Plan) -> String {
         (Some(pct), Some(avail)) => format!(" = {pct:.0}% of MemAvailable {}", bytes(avail)),
         _ => " (MemAvailable unknown)".to_string(),
     };
-    let _ =
-        writeln!(s, "memory: kernel ≈ {}{ends} + generator ≈ {}{share}", bytes(m.kernel_bytes), bytes(m.user_bytes));
+    let messages = if m.message_bytes > 0 {
+        format!(" ({} of it message buffers)", bytes(m.message_bytes))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "memory: kernel ≈ {}{ends} + generator ≈ {}{messages}{share}",
+        bytes(m.kernel_bytes),
+        bytes(m.user_bytes)
+    );
     let f = &p.files;
     let _ = match (f.file_max, f.in_use) {
         (Some(max), Some(used)) => writeln!(

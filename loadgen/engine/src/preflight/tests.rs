@@ -176,6 +176,66 @@ fn memory_too_small_is_refused_and_tight_is_warned() {
 }
 
 #[test]
+fn message_buffers_scale_with_message_size_and_connections_carrying_them() {
+    let facts = this_machine();
+    // Idle: no message buffers at all.
+    let idle = ok(plan(&facts, &loopback(100, 2)));
+    assert_eq!(idle.memory.message_bytes, 0);
+    // 100 connections with 64 KiB messages: each carrier's Client (frame + assembly up
+    // to twice the message) and send buffer, plus one template per worker.
+    let p = ok(plan(&facts, &loopback(100, 2).with_messages(64 << 10, None)));
+    assert_eq!(p.memory.message_bytes, (64 << 10) * (100 * MESSAGE_COPIES_PER_CLIENT + 100 + 2));
+    assert_eq!(p.memory.user_bytes, idle.memory.user_bytes + p.memory.message_bytes);
+    assert!(p.describe().contains("of it message buffers"), "{}", p.describe());
+    // 1,000 carriers among 50,000 held: the pools keep warm buffers beyond the
+    // carriers (4,096 Clients and 1,024 small send buffers per worker) ...
+    let p = ok(plan(&facts, &loopback(50_000, 2).with_messages(1_000, Some(1_000))));
+    let clients = 1_000 + 2 * CLIENT_POOL_KEEP;
+    assert_eq!(p.memory.message_bytes, 1_000 * (clients * MESSAGE_COPIES_PER_CLIENT + 1_000 + 2 * SEND_POOL_KEEP + 2));
+    // ... and large send buffers are not pooled.
+    let big = 4 << 20;
+    let mut roomy = this_machine();
+    roomy.mem_available = Some(1 << 50);
+    let p = ok(plan(&roomy, &loopback(50_000, 2).with_messages(big, Some(1_000))));
+    assert_eq!(p.memory.message_bytes, big * (clients * MESSAGE_COPIES_PER_CLIENT + 1_000 + 2));
+    // Never more holders than connections, and no overflow at absurd sizes.
+    let p = ok(plan(&facts, &loopback(10, 1).with_messages(1_000, Some(50))));
+    assert_eq!(p.memory.message_bytes, 1_000 * (10 * MESSAGE_COPIES_PER_CLIENT + 10 + 1));
+    let problems = refused(plan(&facts, &loopback(10, 1).with_messages(u64::MAX, None)));
+    assert!(problems[0].what == "memory", "{problems:?}");
+}
+
+#[test]
+fn two_gigabyte_messages_on_a_hundred_connections_are_refused_with_the_size_that_fits() {
+    // The run that planned 4 MiB and then grew to 11 GiB: 100 connections × 2 GB.
+    let facts = this_machine();
+    let err = plan(&facts, &loopback(100, 2).with_messages(2_000_000_000, None)).unwrap_err();
+    let line = err.to_string();
+    assert!(!line.contains('\n'), "{line}");
+    let problems = refused(Err(err));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let m = &problems[0];
+    assert_eq!(m.what, "memory");
+    assert!(m.needed.contains("for messages of 2,000,000,000 bytes"), "{m:?}");
+    assert!(m.fix.starts_with("send smaller messages: at most ") && m.fix.contains("--message-size"), "{m:?}");
+    // The size offered fits: planning with it succeeds.
+    let fit: u64 =
+        m.fix["send smaller messages: at most ".len()..].split(' ').next().unwrap().replace(',', "").parse().unwrap();
+    assert!((10_000_000..2_000_000_000).contains(&fit), "{fit}");
+    ok(plan(&facts, &loopback(100, 2).with_messages(fit, None)));
+    // Connections alone too many: the connection count offered counts the message
+    // buffers of each connection too.
+    let mut small = this_machine();
+    small.mem_available = Some(64 << 20);
+    let problems = refused(plan(&small, &loopback(10_000, 2).with_messages(1_024, None)));
+    let rings = 2 * (19_744 * KERNEL_BYTES_PER_SLOT + USER_BYTES_PER_RING);
+    let per_conn = 2 * KERNEL_BYTES_PER_SOCKET + USER_BYTES_PER_CONNECTION + 1_024 * (MESSAGE_COPIES_PER_CLIENT + 1);
+    let fit = ((64 << 20) * MEMORY_REFUSE_PERCENT / 100 - rings) / per_conn;
+    assert_eq!(problems[0].fix.split(' ').nth(3), Some(thousands(fit).as_str()), "{problems:?}");
+    assert!(problems[0].fix.starts_with("run at most "), "{problems:?}");
+}
+
+#[test]
 fn several_problems_are_all_reported_in_one_line() {
     let mut facts = this_machine();
     facts.mem_available = Some(GIB);
