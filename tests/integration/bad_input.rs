@@ -182,6 +182,10 @@ fn handshake_timeout_flag_is_applied() {
     let out = temp_dir("handshake-timeout");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &url,
         "--connections",
@@ -210,6 +214,10 @@ fn max_message_size_flag_is_applied() {
     let out = temp_dir("max-message-size");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &url,
         "--connections",
@@ -225,10 +233,12 @@ fn max_message_size_flag_is_applied() {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    // The client closes with 1009: the connections are dropped, so the run fails.
+    assert_eq!(o.status.code(), Some(1), "exit {:?}: {}", o.status, stderr(&o));
     let r = report(&out);
     assert_eq!(r["connections"]["established"], 2, "{r}");
     assert!(r["errors"]["message_too_big"].as_u64().is_some_and(|n| n >= 1), "{}", r["errors"]);
+    assert_eq!(r["connections"]["dropped_by_cause"]["message_too_big"], 2, "{}", r["connections"]);
 }
 
 /// docs/scenarios.md lists exactly the flags of `loadgen run --help`, with the same

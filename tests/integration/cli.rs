@@ -113,6 +113,10 @@ fn run_echo_against_node_ws_writes_the_report() {
     let out = temp_dir("run-echo");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &server.url(),
         "--connections",
@@ -150,7 +154,20 @@ fn run_interrupted_by_ctrl_c_writes_the_report_and_exits_130() {
     let server = InteropServer::start(Impl::Node, "echo", false).unwrap();
     let out = temp_dir("run-int");
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--target", &server.url(), "--connections", "20", "--duration", "60s", "--idle"])
+        .args([
+            "run",
+            "--lag-threshold",
+            "100ms",
+            "--connect-lag-threshold",
+            "500ms",
+            "--target",
+            &server.url(),
+            "--connections",
+            "20",
+            "--duration",
+            "60s",
+            "--idle",
+        ])
         .args(["--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -231,6 +248,10 @@ fn run_against_loadgen_serve_and_serve_stops_on_sigterm() {
     let out = temp_dir("run-serve");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &url,
         "--connections",
@@ -270,6 +291,10 @@ fn thirty_thousand_connections_despite_the_open_file_limit() {
     let out = temp_dir("run-30k");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &url,
         "--connections",
@@ -312,6 +337,10 @@ fn wss_run_against_serve_tls_with_resumption_and_deflate() {
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
     let o = loadgen(&[
         "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
         "--target",
         &url,
         "--ca-file",

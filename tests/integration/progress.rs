@@ -53,11 +53,27 @@ impl Drop for Server {
 
 /// A small echo run: 50 connections, a 2 s hold, 200 messages/s.
 fn run_args(url: &str, out: &std::path::Path) -> Vec<String> {
-    ["run", "--target", url, "--connections", "50", "--duration", "2s", "--echo", "--rate", "200", "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([out.to_str().unwrap().to_string()])
-        .collect()
+    [
+        "run",
+        "--lag-threshold",
+        "100ms",
+        "--connect-lag-threshold",
+        "500ms",
+        "--target",
+        url,
+        "--connections",
+        "50",
+        "--duration",
+        "2s",
+        "--echo",
+        "--rate",
+        "200",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.to_str().unwrap().to_string()])
+    .collect()
 }
 
 fn report(dir: &std::path::Path) -> serde_json::Value {
@@ -334,7 +350,20 @@ fn refused_upgrade_is_one_error_line_naming_the_fix() {
     });
     let out = temp_dir("403");
     let o = loadgen()
-        .args(["run", "--target", &url, "--connections", "3", "--duration", "100ms", "--quiet"])
+        .args([
+            "run",
+            "--lag-threshold",
+            "100ms",
+            "--connect-lag-threshold",
+            "500ms",
+            "--target",
+            &url,
+            "--connections",
+            "3",
+            "--duration",
+            "100ms",
+            "--quiet",
+        ])
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();

@@ -15,7 +15,7 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loadgen")).arg("run").args(args).args(LENIENT).output().expect("loadgen runs")
 }
 
-const LENIENT: [&str; 4] = ["--lag-threshold", "100ms", "--connect-lag-threshold", "500ms"];
+use crate::LENIENT;
 
 fn out_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-verdict-{name}-{}", std::process::id()));

@@ -92,7 +92,11 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("plan.files.in_use", "Files in use system-wide before the run (`fs.file-nr`); `null` when unreadable."),
     ("plan.memory", "Estimated memory of the run."),
     ("plan.memory.kernel_bytes", "Kernel memory: sockets (both ends when the target is on this host) and ring tables."),
-    ("plan.memory.user_bytes", "The generator's user-space memory."),
+    ("plan.memory.user_bytes", "The generator's user-space memory (message buffers included)."),
+    (
+        "plan.memory.message_bytes",
+        "Of `user_bytes`, the buffers of the messages themselves: copies per connection carrying messages plus the per-worker pools, an upper bound that grows with `--message-size` (0 without messages).",
+    ),
     ("plan.memory.both_ends", "`true` when the target is on this host, so kernel memory counts its sockets too."),
     ("plan.memory.available_bytes", "`MemAvailable` from `/proc/meminfo`; `null` when unreadable."),
     ("plan.memory.percent_of_available", "(kernel + user) as a percentage of `available_bytes`; `null` when unknown."),
