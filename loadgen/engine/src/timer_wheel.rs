@@ -6,9 +6,15 @@
 //! at or after their deadline, never before, in one call to [`TimerWheel::advance`].
 //! The wheel stores opaque `u64` tokens; it knows nothing of connections.
 //!
-//! Timers beyond one rotation wait in an overflow heap and enter the wheel when their
-//! rotation comes, so a million 30-second heartbeats do not occupy every slot (which
-//! would wake the loop every tick to skip entries of later rotations).
+//! Hierarchical: timers beyond one rotation wait in an outer wheel of the same number
+//! of slots, one slot per rotation (with 4096 slots of 100 µs: rotations of 410 ms,
+//! an outer horizon of 28 minutes), and cascade into the inner wheel when their
+//! rotation comes, so a million 30-second heartbeats do not occupy every inner slot
+//! (which would wake the loop every tick to skip entries of later rotations), and
+//! inserting or cancelling a reply timeout, a 10 s handshake deadline or a backoff of
+//! minutes is O(1): a cancelled timer is unlinked at once, never left to linger. Only
+//! timers beyond the outer horizon wait in an overflow heap (a cancelled one stays
+//! there, skipped, until its time comes).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,6 +22,8 @@ use std::collections::BinaryHeap;
 const NIL: u32 = u32::MAX;
 /// `Entry::slot` of a timer waiting in the overflow heap.
 const FAR: u32 = u32::MAX - 1;
+/// `Entry::slot` of a timer in outer slot `s` is `OUTER + s`.
+const OUTER: u32 = 1 << 30;
 
 /// Handle to cancel a timer; stale handles (fired or cancelled) are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +49,11 @@ pub struct TimerWheel {
     mask: u64,
     heads: Vec<u32>,
     occupied: Vec<u64>,
+    /// Outer wheel: slot `r & mask` holds the timers of rotation `r`.
+    outer_heads: Vec<u32>,
+    outer_occupied: Vec<u64>,
+    /// The next rotation to cascade into the inner wheel.
+    outer_next: u64,
     entries: Vec<Entry>,
     free: Vec<u32>,
     /// Every tick before this one has been processed.
@@ -63,6 +76,9 @@ impl TimerWheel {
             mask: slots as u64 - 1,
             heads: vec![NIL; slots],
             occupied: vec![0; slots / 64],
+            outer_heads: vec![NIL; slots],
+            outer_occupied: vec![0; slots / 64],
+            outer_next: now_ns / tick_ns.max(1) / slots as u64 + 1,
             entries: Vec::new(),
             free: Vec::new(),
             current_tick: now_ns / tick_ns.max(1),
@@ -85,8 +101,8 @@ impl TimerWheel {
     /// Bytes held by the slab, for memory accounting.
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.heads.capacity() * 4
-            + self.occupied.capacity() * 8
+            + (self.heads.capacity() + self.outer_heads.capacity()) * 4
+            + (self.occupied.capacity() + self.outer_occupied.capacity()) * 8
             + self.free.capacity() * 4
             + self.far.capacity() * std::mem::size_of::<Reverse<(u64, u32, u32)>>()
     }
@@ -106,11 +122,14 @@ impl TimerWheel {
         e.token = token;
         let generation = e.generation;
         self.len += 1;
-        if deadline_ns / self.tick_ns > self.current_tick + self.mask {
+        let tick = deadline_ns / self.tick_ns;
+        if tick <= self.current_tick + self.mask {
+            self.link(index);
+        } else if tick / self.rotation() < self.outer_next + self.mask {
+            self.link_outer(index);
+        } else {
             self.entries[index as usize].slot = FAR;
             self.far.push(Reverse((deadline_ns, index, generation)));
-        } else {
-            self.link(index);
         }
         TimerId { index, generation }
     }
@@ -129,6 +148,52 @@ impl TimerWheel {
         }
         self.heads[slot as usize] = index;
         self.occupied[slot as usize / 64] |= 1 << (slot % 64);
+    }
+
+    /// Ticks per rotation of the inner wheel.
+    fn rotation(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// Puts entry `index` into the outer slot of its rotation.
+    fn link_outer(&mut self, index: u32) {
+        let rotation = self.entries[index as usize].deadline_ns / self.tick_ns / self.rotation();
+        let slot = (rotation & self.mask) as u32;
+        let head = self.outer_heads[slot as usize];
+        let e = &mut self.entries[index as usize];
+        e.next = head;
+        e.prev = NIL;
+        e.slot = OUTER + slot;
+        if head != NIL {
+            self.entries[head as usize].prev = index;
+        }
+        self.outer_heads[slot as usize] = index;
+        self.outer_occupied[slot as usize / 64] |= 1 << (slot % 64);
+    }
+
+    /// Cascades the outer slots of every rotation whose ticks now lie within the inner
+    /// wheel's horizon (rotation `r` once `r × rotation ≤ current_tick`).
+    fn cascade(&mut self) {
+        let target = self.current_tick / self.rotation();
+        if self.outer_next > target {
+            return;
+        }
+        // After a long sleep every outer slot may be due: visit each at most once.
+        let last = target.min(self.outer_next + self.mask);
+        for rotation in self.outer_next..=last {
+            let slot = (rotation & self.mask) as usize;
+            if self.outer_occupied[slot / 64] & (1 << (slot % 64)) == 0 {
+                continue;
+            }
+            let mut i = std::mem::replace(&mut self.outer_heads[slot], NIL);
+            self.outer_occupied[slot / 64] &= !(1 << (slot % 64));
+            while i != NIL {
+                let next = self.entries[i as usize].next;
+                self.link(i);
+                i = next;
+            }
+        }
+        self.outer_next = target + 1;
     }
 
     /// Moves overflow timers whose rotation has come into the wheel.
@@ -165,9 +230,14 @@ impl TimerWheel {
     fn unlink(&mut self, index: u32) {
         let Entry { next, prev, slot, .. } = self.entries[index as usize];
         if prev == NIL {
-            self.heads[slot as usize] = next;
+            let (heads, occupied, slot) = if slot >= OUTER {
+                (&mut self.outer_heads, &mut self.outer_occupied, slot - OUTER)
+            } else {
+                (&mut self.heads, &mut self.occupied, slot)
+            };
+            heads[slot as usize] = next;
             if next == NIL {
-                self.occupied[slot as usize / 64] &= !(1 << (slot % 64));
+                occupied[slot as usize / 64] &= !(1 << (slot % 64));
             }
         } else {
             self.entries[prev as usize].next = next;
@@ -210,6 +280,26 @@ impl TimerWheel {
         None
     }
 
+    /// The earliest rotation with timers in the outer wheel.
+    fn next_outer_rotation(&self) -> Option<u64> {
+        let words = self.outer_occupied.len();
+        let start = self.outer_next & self.mask;
+        let mut word = (start / 64) as usize;
+        let mut bits = self.outer_occupied[word] & (!0u64 << (start % 64));
+        for step in 0..=words {
+            if bits != 0 {
+                let slot = (word as u64) * 64 + u64::from(bits.trailing_zeros());
+                return Some(self.outer_next + ((slot + self.rotation() - start) & self.mask));
+            }
+            if step == words {
+                break;
+            }
+            word = (word + 1) % words;
+            bits = self.outer_occupied[word];
+        }
+        None
+    }
+
     /// A lower bound on the earliest deadline (the start of the earliest occupied slot),
     /// for choosing how long to sleep.
     pub fn next_deadline(&self) -> Option<u64> {
@@ -217,12 +307,12 @@ impl TimerWheel {
             return None;
         }
         let wheel = self.next_occupied_tick(self.current_tick).map(|tick| tick * self.tick_ns);
+        // The outer wheel: the start of the earliest occupied rotation's cascade (its
+        // timers are not due before then).
+        let outer = self.next_outer_rotation().map(|r| r * self.rotation() * self.tick_ns);
         // A stale (cancelled) top only makes this bound earlier, never later.
         let far = self.far.peek().map(|Reverse((deadline, ..))| *deadline);
-        match (wheel, far) {
-            (Some(w), Some(f)) => Some(w.min(f)),
-            (w, f) => w.or(f),
-        }
+        [wheel, outer, far].into_iter().flatten().min()
     }
 
     /// Fires every timer whose deadline is at or before `now_ns`, calling `fire` with
@@ -234,6 +324,7 @@ impl TimerWheel {
         // may then hold timers of two rotations; the deadline check below tells them apart).
         let current = self.current_tick;
         self.current_tick = now_tick.max(current);
+        self.cascade();
         self.admit_far();
         self.current_tick = current;
         let mut fired = 0;
@@ -304,6 +395,47 @@ mod tests {
             let f = f.expect("all fired");
             assert!(f >= deadlines[t], "token {t} fired at {f} before {}", deadlines[t]);
         }
+    }
+
+    #[test]
+    fn random_timers_across_inner_outer_and_heap_with_cancels_fire_once_on_time() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        // 64 slots of 1 µs: inner 64 µs, outer 4.1 ms; deadlines up to 20 ms reach the heap.
+        let mut wheel = TimerWheel::new(1_000, 64, 0);
+        let mut pending: Vec<(u64, Option<TimerId>)> = Vec::new();
+        let mut fired = std::collections::HashMap::new();
+        let mut now = 0u64;
+        for round in 0..400u64 {
+            for _ in 0..20 {
+                let d = now + rng.next_u64() % 20_000_000;
+                let token = pending.len() as u64;
+                pending.push((d, Some(wheel.insert(d, token))));
+            }
+            // Cancel a few pending ones.
+            for _ in 0..5 {
+                let t = (rng.next_u64() % pending.len() as u64) as usize;
+                if let (d, Some(id)) = pending[t]
+                    && !fired.contains_key(&(t as u64))
+                {
+                    assert!(wheel.cancel(id), "pending timer {t} (due {d}) cancels");
+                    pending[t].1 = None;
+                }
+            }
+            now += rng.next_u64() % if round % 50 == 0 { 5_000_000 } else { 60_000 };
+            wheel.advance(now, |t| {
+                assert!(fired.insert(t, now).is_none(), "token {t} fired twice");
+            });
+            for (t, &(d, id)) in pending.iter().enumerate() {
+                let f = fired.get(&(t as u64));
+                match id {
+                    None => assert!(f.is_none(), "cancelled {t} fired"),
+                    Some(_) if d <= now => assert!(f.is_some(), "{t} due at {d} not fired by {now}"),
+                    Some(_) => assert!(f.is_none(), "{t} due at {d} fired early at {now}"),
+                }
+            }
+        }
+        let live = pending.iter().enumerate().filter(|(t, (_, id))| id.is_some() && !fired.contains_key(&(*t as u64)));
+        assert_eq!(wheel.len(), live.count());
     }
 
     #[test]
@@ -394,9 +526,12 @@ mod tests {
             ids.push(wheel.insert(10_000_000_000 + i * 37_000, i));
         }
         assert_eq!(wheel.len(), 10_000);
-        assert_eq!(wheel.next_deadline(), Some(10_000_000_000), "the earliest far deadline, not the next tick");
+        // A lower bound within one rotation (409.6 ms) of the earliest deadline (when its
+        // rotation cascades), not the next tick.
+        let next = wheel.next_deadline().unwrap();
+        assert!((10_000_000_000 - 409_600_000..=10_000_000_000).contains(&next), "{next}");
         assert_eq!(wheel.advance(5_000_000_000, |_| panic!("nothing is due")), 0);
-        // Cancel half while they wait in the overflow heap; the rest fire in order.
+        // Cancel half while they wait in the outer wheel; the rest fire in order.
         for id in ids.iter().step_by(2) {
             assert!(wheel.cancel(*id));
             assert!(!wheel.cancel(*id), "stale handle");
@@ -410,6 +545,32 @@ mod tests {
         }
         assert_eq!(got, (0..10_000u64).filter(|i| i % 2 == 1).collect::<Vec<_>>());
         assert!(now <= 10_000_000_000 + 9_999 * 37_000 + 100_000, "fired on time");
+    }
+
+    #[test]
+    fn cancelled_outer_timers_are_gone_at_once_and_heap_timers_beyond_the_horizon_still_fire() {
+        // 64 slots of 1 µs: rotations of 64 µs, an outer horizon of 64 rotations (4 ms).
+        let mut wheel = TimerWheel::new(1_000, 64, 0);
+        let ids: Vec<TimerId> = (0..1_000u64).map(|i| wheel.insert(100_000 + i * 2_000, i)).collect();
+        assert!(wheel.far.is_empty(), "within the outer horizon: none in the heap");
+        for id in &ids {
+            assert!(wheel.cancel(*id));
+        }
+        assert!(wheel.is_empty());
+        assert_eq!(wheel.next_deadline(), None, "nothing lingers to wake the loop");
+        assert!(wheel.outer_occupied.iter().all(|&w| w == 0));
+        // Beyond the outer horizon: the heap, then the outer wheel, then the inner one.
+        wheel.insert(10_000_000, 7);
+        wheel.insert(150_000, 8);
+        assert_eq!(wheel.far.len(), 1);
+        let mut got = Vec::new();
+        let mut now = 0;
+        while !wheel.is_empty() {
+            now = wheel.next_deadline().unwrap().max(now + 1_000);
+            wheel.advance(now, |t| got.push((t, now)));
+        }
+        assert_eq!(got.iter().map(|&(t, _)| t).collect::<Vec<_>>(), [8, 7]);
+        assert!(got[0].1 >= 150_000 && got[1].1 >= 10_000_000, "never early: {got:?}");
     }
 
     #[test]
