@@ -15,6 +15,7 @@ mod interop;
 mod misbehaving;
 mod progress;
 mod report_schema;
+mod runs;
 mod serve_faults;
 mod servers;
 mod verdict;

@@ -3,34 +3,9 @@
 //! Each test fails against the server's fault and would pass against a healthy one
 //! (the healthy runs are in `verdict`).
 
-use std::process::{Command, Output};
-
-use crate::LENIENT;
 use crate::cli::serve;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen")).arg("run").args(args).args(LENIENT).output().expect("loadgen runs")
-}
-
-fn out_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-misbehaving-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn report(dir: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stop(mut server: std::process::Child) {
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
-}
+use crate::runs::{out_dir, report, run, stderr, stop};
 
 fn p(r: &serde_json::Value, metric: &str, q: &str) -> u64 {
     r["latency_us"][metric][q].as_u64().unwrap_or_else(|| panic!("latency_us.{metric}.{q} in {}", r["latency_us"]))

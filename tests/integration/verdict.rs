@@ -3,39 +3,13 @@
 //! messages unanswered, 143 on SIGTERM with the partial report written; and the report
 //! fields that say why (messages accounted, drops by cause, push delivery).
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::LENIENT;
 use crate::cli::serve;
 
-/// `loadgen run ARGS`. The tests judge the target, not this host: the debug binary
-/// shares two cores with the rest of the suite running in parallel, so the saturation
-/// rules get thresholds far above what a release build on a quiet host needs.
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen")).arg("run").args(args).args(LENIENT).output().expect("loadgen runs")
-}
-
-use crate::LENIENT;
-
-fn out_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-verdict-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn report(dir: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stop(mut server: std::process::Child) {
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
-}
+use crate::runs::{out_dir, report, run, stderr, stop};
 
 #[test]
 fn a_healthy_echo_run_passes_with_every_message_answered() {
