@@ -91,6 +91,9 @@ pub struct Conn {
     pub closing_by_us: bool,
     /// Closed loop: a reply-timeout timer is armed (at most one per connection).
     pub reply_timer: bool,
+    /// Raw TCP, closing: our FIN is out, echoes still in flight are read until the
+    /// server's FIN (or the close timeout).
+    pub draining: bool,
     /// Dropped and coming back under the reconnect policy (until ready again).
     pub reconnecting: bool,
     /// Reconnect attempts since the drop.
@@ -130,6 +133,7 @@ impl Conn {
             push_sender: 0,
             closing_by_us: false,
             reply_timer: false,
+            draining: false,
             reconnecting: false,
             attempt: 0,
             recover_from_ns: 0,

@@ -8,7 +8,7 @@
 use io_uring::{opcode, squeue, types};
 
 use crate::uring::ops::{self, OpCode};
-pub use crate::uring::ops::{close, recv_multi, send, shutdown};
+pub use crate::uring::ops::{close, recv_multi, send, shutdown, shutdown_write};
 
 /// What a completion belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub enum Op {
     ReplyTimer = 12,
     /// Timer only: a dropped connection's next reconnect attempt is due.
     ReconnectTimer = 13,
+    /// Half-close of a raw-TCP connection that drains its echoes before closing.
+    Drain = 14,
 }
 
 impl OpCode for Op {
@@ -62,6 +64,7 @@ impl OpCode for Op {
             11 => Self::RetryTimer,
             12 => Self::ReplyTimer,
             13 => Self::ReconnectTimer,
+            14 => Self::Drain,
             _ => return None,
         })
     }

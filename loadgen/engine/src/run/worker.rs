@@ -563,7 +563,7 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer => {}
+            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer | Op::Drain => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -94,8 +94,18 @@ impl Worker<'_> {
             return;
         }
         conn.closing_by_us = true;
+        if matches!(conn.proto, Proto::Raw(_)) && conn.seq > conn.echo_rx.unique() && !conn.send_inflight {
+            // Raw TCP has no close handshake: half-close and read the echoes still in
+            // flight until the server's FIN, so they are not cut off (counted
+            // unanswered) by loadgen's own close. Bounded by the close timeout.
+            conn.draining = true;
+            self.pending.push(ops::shutdown_write(index % self.per_ring, conn.tag(index, Op::Drain)));
+            let deadline = now + self.setup.config.close_timeout.as_nanos() as u64;
+            conn.deadline_timer = Some(self.timers.insert(deadline, conn.tag(index, Op::Close).encode()));
+            return;
+        }
         if matches!(conn.proto, Proto::Raw(_) | Proto::Http(_)) {
-            // No close handshake in raw TCP or HTTP: shut down and close.
+            // No close handshake in HTTP (or nothing in flight): shut down and close.
             self.shutdown(index);
             return;
         }

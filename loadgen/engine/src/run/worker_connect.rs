@@ -50,6 +50,7 @@ impl Worker<'_> {
         conn.intended_ns = intended;
         conn.closing_by_us = false;
         conn.reply_timer = false;
+        conn.draining = false;
         conn.awaiting_echo = false;
         conn.ready = false;
         conn.on_open_step = 0;

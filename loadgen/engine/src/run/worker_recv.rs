@@ -57,6 +57,12 @@ impl Worker<'_> {
             self.maybe_free(index);
             return;
         }
+        if result == 0 && conn.draining {
+            // The server's FIN after our half-close: the drain is complete.
+            self.shutdown(index);
+            self.maybe_free(index);
+            return;
+        }
         if result <= 0 {
             if conn.phase != Phase::Closing {
                 let kind = if result == 0 {

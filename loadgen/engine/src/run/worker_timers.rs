@@ -33,6 +33,12 @@ impl Worker<'_> {
                     self.http_deadline(tag.conn, token, now);
                     continue;
                 }
+                Op::Close if conn.draining => {
+                    // The server never finished sending back what was in flight.
+                    conn.deadline_timer = None;
+                    self.rec.error("close_timeout");
+                    self.shutdown(tag.conn);
+                }
                 Op::Close => {
                     let handshaking = conn.phase == Phase::Handshaking;
                     let Some(client) = conn.client(&mut self.clients) else { continue };

@@ -79,6 +79,11 @@ pub fn shutdown(slot: u32, tag: impl UserData) -> squeue::Entry {
     opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR).build().user_data(tag.user_data())
 }
 
+/// Half-close: FIN on the write side, the receive side stays open (to drain replies).
+pub fn shutdown_write(slot: u32, tag: impl UserData) -> squeue::Entry {
+    opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_WR).build().user_data(tag.user_data())
+}
+
 /// Close the fixed slot.
 pub fn close(slot: u32, tag: impl UserData) -> squeue::Entry {
     opcode::Close::new(types::Fixed(slot)).build().user_data(tag.user_data())
