@@ -375,7 +375,7 @@ fn probe_arrived(
         rec.record_since(Metric::MessageRtt, intended, now);
         rec.echo_received(now.saturating_sub(intended) > reply_timeout_ns);
         outcome.echoes += 1;
-        outcome.current_echo |= p.seq + 1 == sent;
+        outcome.current_echo |= p.seq.wrapping_add(1) == sent;
         return;
     }
     if p.sender != streams.push_sender || streams.push.is_empty() {

@@ -41,11 +41,11 @@ impl SeqTracker {
     pub fn observe(&mut self, seq: u64) -> Arrival {
         if seq >= self.next {
             let skipped = seq - self.next;
-            let shift = skipped + 1;
+            let shift = skipped.saturating_add(1);
             self.window = if shift >= 64 { 0 } else { self.window << shift };
             self.window |= 1;
             self.missing = self.missing.saturating_add(skipped.min(u64::from(u32::MAX)) as u32);
-            self.next = seq + 1;
+            self.next = seq.saturating_add(1);
             return Arrival::Ahead { skipped };
         }
         let age = self.next - 1 - seq;
@@ -119,6 +119,17 @@ mod tests {
         assert_eq!(a[3], Arrival::Reordered);
         assert_eq!(a[4], Arrival::Duplicate);
         assert_eq!((t.unique(), t.missing()), (4, 197));
+    }
+
+    #[test]
+    fn hostile_numbers_do_not_overflow() {
+        let mut t = SeqTracker::default();
+        // A server sending the largest sequence number cannot make the checks panic
+        // (debug builds) or wrap (release): the numbers saturate.
+        assert_eq!(t.observe(u64::MAX), Arrival::Ahead { skipped: u64::MAX });
+        assert_eq!(t.missing(), u64::from(u32::MAX), "missing saturates");
+        assert_eq!(t.observe(0), Arrival::Reordered);
+        assert_eq!(t.missing(), u64::from(u32::MAX) - 1);
     }
 
     #[test]
