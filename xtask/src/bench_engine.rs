@@ -39,6 +39,9 @@ use crate::demo::thousands;
 use crate::signal;
 use crate::target::{self, Server};
 
+#[path = "bench_reconnect.rs"]
+mod reconnect;
+
 /// Server ports; reserved with `net.ipv4.ip_local_reserved_ports` so that the
 /// generator's widened ephemeral range never takes them.
 const PORT_BASE: u16 = 18080;
@@ -79,6 +82,12 @@ pub enum Section {
     Echo,
     /// 4: schedule lag at half the saturation rate.
     Lag,
+    /// 5: reconnect storm: 20,000 idle connections reset by the target at once
+    /// (`bench_reconnect.rs`).
+    Reconnect,
+    /// 6: regression checks against the recorded session-3 figures (idle memory at
+    /// 20k/100k, echo CPU WebSocket vs raw TCP); only when selected with `--only`.
+    Regress,
 }
 
 #[derive(Clone, Debug)]
@@ -97,7 +106,8 @@ impl Options {
         self.runs.unwrap_or(if self.quick { 1 } else { 3 }).max(1)
     }
     fn wants(&self, s: Section) -> bool {
-        self.only.is_empty() || self.only.contains(&s)
+        // The regression checks repeat parts of sections 1 and 3: only on request.
+        self.only.contains(&s) || (self.only.is_empty() && s != Section::Regress)
     }
     fn idle_sizes(&self) -> Vec<u64> {
         if self.quick { vec![10_000, 40_000] } else { vec![10_000, 100_000, 500_000, 1_000_000] }
@@ -230,6 +240,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<Vec<Row>> {
     if opts.wants(Section::Idle) {
         b.idle_section(opts, runs);
     }
+    if opts.wants(Section::Reconnect) {
+        b.reconnect_section(opts, runs);
+    }
+    if opts.wants(Section::Regress) {
+        b.regress_section(opts, runs);
+    }
     b.rows.sort_by_key(|r| r.section);
     Ok(b.rows)
 }
@@ -282,6 +298,11 @@ impl Bench {
     /// `loadgen serve` on CPU 1: `--pin-cpu 1` with one thread, else `taskset -c 1`.
     /// Tries the next reserved port when one is still taken.
     fn serve(&mut self, raw: bool, mode: &str, threads: u64, secs: u64) -> Result<Server> {
+        self.serve_with(raw, mode, threads, secs, &[])
+    }
+
+    /// [`Bench::serve`] with `extra` arguments (e.g. `--fault reset-all-at=5s`).
+    fn serve_with(&mut self, raw: bool, mode: &str, threads: u64, secs: u64, extra: &[String]) -> Result<Server> {
         if self.catch.received() > 0 {
             bail!("interrupted (Ctrl-C)");
         }
@@ -300,6 +321,7 @@ impl Bench {
                 "--duration".into(),
                 secs.to_string(),
             ]);
+            args.extend(extra.iter().cloned());
             let cmd = if threads == 1 {
                 Cmd::new(&self.loadgen).args(args).args(["--pin-cpu", "1"])
             } else {
@@ -320,6 +342,18 @@ impl Bench {
     /// every 200 ms; returns report.json, the peak Slab growth (bytes) and the peak
     /// VmRSS (bytes). Stops the run (SIGINT, then SIGKILL) past `timeout`.
     fn generate(&self, name: &str, args: &[String], timeout: Duration) -> Result<(Value, f64, f64)> {
+        self.generate_sampled(name, args, timeout, &mut |_, _| {})
+    }
+
+    /// [`Bench::generate`], calling `sample(pid, time since the run started)` at every
+    /// 200 ms tick while the run lives (fd counts, RSS over time).
+    fn generate_sampled(
+        &self,
+        name: &str,
+        args: &[String],
+        timeout: Duration,
+        sample: &mut dyn FnMut(u32, Duration),
+    ) -> Result<(Value, f64, f64)> {
         let dir = self.out.join(name);
         let _ = fs::remove_file(dir.join("report.json"));
         let slab0 = meminfo("Slab").unwrap_or(0.0);
@@ -345,6 +379,7 @@ impl Bench {
             }
             slab_max = slab_max.max(meminfo("Slab").unwrap_or(0.0));
             rss_max = rss_max.max(vm_rss(child.id()).unwrap_or(0.0));
+            sample(child.id(), started.elapsed());
             match stopping {
                 None if self.catch.received() > 0 => {
                     eprintln!("bench: {name}: Ctrl-C; asking the run to stop");
@@ -1166,6 +1201,19 @@ pub fn markdown(rows: &[Row], facts: &[(String, String)], opts: &Options) -> Str
             ACHIEVED_SHARE * 100.0
         ),
     ];
+    // Only the notes of the sections that ran.
+    let mut notes: Vec<String> = notes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| rows.iter().any(|r| r.section as usize == i + 1))
+        .map(|(_, n)| n)
+        .collect();
+    if rows.iter().any(|r| r.section == 5) {
+        notes.push(reconnect::note());
+    }
+    if rows.iter().any(|r| r.section == 6) {
+        notes.push(reconnect::regress_note());
+    }
     let _ = writeln!(s, "How the figures are taken:");
     let _ = writeln!(s);
     for n in notes {
