@@ -81,7 +81,7 @@ enum Command {
         /// Engine: repetitions per figure (medians); default 3, 1 with --quick.
         #[arg(long, value_name = "N")]
         runs: Option<usize>,
-        /// Engine: run only these sections (repeatable): idle, connect, echo, lag.
+        /// Engine: run only these sections (repeatable): idle, connect, echo, lag, reconnect, regress (regress runs only when named).
         #[arg(long, value_enum, value_name = "SECTION")]
         only: Vec<bench_engine::Section>,
         /// Engine: benchmark this loadgen binary instead of building target/release/loadgen.
