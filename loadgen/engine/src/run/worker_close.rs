@@ -104,6 +104,18 @@ impl Worker<'_> {
             conn.deadline_timer = Some(self.timers.insert(deadline, conn.tag(index, Op::Close).encode()));
             return;
         }
+        if matches!(conn.proto, Proto::Http(_)) && conn.awaiting_echo {
+            // A poll in flight: its response ends the connection (http_response_done),
+            // so loadgen's own close does not cut it off (counted unanswered). Bounded
+            // by the close timeout (it replaces the response deadline).
+            conn.draining = true;
+            let deadline = now + self.setup.config.close_timeout.as_nanos() as u64;
+            if let Some(old) = conn.deadline_timer.take() {
+                self.timers.cancel(old);
+            }
+            conn.deadline_timer = Some(self.timers.insert(deadline, conn.tag(index, Op::Close).encode()));
+            return;
+        }
         if matches!(conn.proto, Proto::Raw(_) | Proto::Http(_)) {
             // No close handshake in HTTP (or nothing in flight): shut down and close.
             self.shutdown(index);

@@ -10,7 +10,8 @@
 //! hold-off are skipped and counted (`retry_after_skipped_poll`), a closed-loop poller
 //! resumes when it ends. Statuses ≥ 400 are counted by code. Every intended poll is
 //! counted once: sent, skipped for `Retry-After`, or `http_poll_not_sent` when its
-//! connection ended first (server close, response timeout, end of the run). Responses
+//! connection ended first (server close, response timeout, end of the run). loadgen's
+//! own close waits for a response in flight, up to the close timeout. Responses
 //! time out after the run's handshake timeout (`http_response_timeout`); https:// waits
 //! for its TLS handshake under the same deadline. What it does not do: reconnect (a
 //! connection the server closes stays closed, counted), pipelining, redirects, request
@@ -136,7 +137,11 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         conn.deadline_timer = None;
         let Proto::Http(http) = &mut conn.proto else { return };
-        if conn.phase == Phase::Handshaking {
+        if conn.draining {
+            // loadgen's close waited for a response that did not come in time.
+            self.rec.error("close_timeout");
+            self.shutdown(index);
+        } else if conn.phase == Phase::Handshaking {
             self.rec.error("handshake_timeout");
             self.rec.connection_failed();
             self.shutdown(index);
@@ -160,6 +165,11 @@ impl Worker<'_> {
         conn.awaiting_echo = false;
         if let Some(timer) = conn.deadline_timer.take() {
             self.timers.cancel(timer);
+        }
+        if conn.draining && conn.phase == Phase::Open && !outcome.closed && outcome.error.is_none() {
+            // loadgen's close waited for this response: the connection can go now.
+            self.shutdown(index);
+            return;
         }
         if self.closing_all || conn.phase != Phase::Open || outcome.closed || outcome.error.is_some() {
             // The connection is ending: what waits will not be sent (counted there).

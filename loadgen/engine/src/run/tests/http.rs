@@ -23,6 +23,8 @@ pub(super) enum Behaviour {
     CloseAfterOne,
     /// Answers the first request with a body delimited by the end of the connection.
     CloseDelimited,
+    /// As `KeepAlive`, each response 300 ms after its request.
+    Slow,
 }
 
 /// Answers requests on one connection. `messages` counts the requests that carried the
@@ -67,6 +69,7 @@ pub(super) fn serve_http(
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
                 return;
             }
+            Behaviour::Slow => std::thread::sleep(Duration::from_millis(300)),
             Behaviour::KeepAlive | Behaviour::RetryFirst => {}
         }
         let response: &[u8] = if served == 0 && retry_first {
@@ -101,7 +104,9 @@ fn http_polling_times_every_response_and_keeps_cookies() {
     assert_eq!(m.histogram(Metric::Handshake).len(), 0, "HTTP has no upgrade");
     // 20 polls/s per connection for about 1 s.
     assert!((150..=230).contains(&m.totals.messages_sent), "polls sent: {}", m.totals.messages_sent);
+    // Including the poll in flight at the end: loadgen's close waits for its response.
     assert_eq!(m.totals.messages_received, m.totals.messages_sent, "every poll answered");
+    assert_eq!(m.totals.unanswered, 0, "loadgen's own close cut no poll off");
     assert_eq!(m.histogram(Metric::MessageRtt).len(), m.totals.messages_received, "every response timed");
     assert_eq!(
         server.messages.load(Ordering::Relaxed),
@@ -164,6 +169,28 @@ fn http_polls_of_ending_connections_are_counted_never_lost() {
     assert_eq!((m.totals.messages_sent, m.totals.messages_received), (4, 4), "{:?}", m.errors);
     assert_eq!(m.histogram(Metric::MessageRtt).len(), 4);
     assert_eq!(m.errors.get("http_connection_close").copied(), Some(4), "{:?}", m.errors);
+}
+
+#[test]
+fn loadgen_closing_waits_for_the_poll_in_flight_within_the_close_timeout() {
+    // Polls every 300 ms; the one in flight when the run ends is still answered.
+    let server = TestServer::start(Mode::Http(Behaviour::Slow));
+    let m = go(&http_config(&server, 2, 1_000, MessageRate::ClosedLoop)).stats;
+    assert!(m.totals.messages_sent >= 6, "{}", m.totals.messages_sent);
+    assert_eq!(m.totals.messages_received, m.totals.messages_sent, "{:?}", m.errors);
+    assert_eq!((m.totals.unanswered, m.totals.dropped), (0, 0), "{:?}", m.errors);
+    assert_eq!(m.errors.get("close_timeout"), None, "{:?}", m.errors);
+
+    // A response that never comes is unanswered once the close timeout (500 ms) is
+    // over: loadgen's own close, so not a drop.
+    let server = TestServer::start(Mode::Http(Behaviour::NeverAnswer));
+    let mut cfg = http_config(&server, 2, 300, MessageRate::ClosedLoop);
+    cfg.handshake_timeout = Duration::from_secs(5);
+    let m = go(&cfg).stats;
+    assert_eq!((m.totals.messages_sent, m.totals.messages_received), (2, 0), "{:?}", m.errors);
+    assert_eq!((m.totals.unanswered, m.totals.dropped), (2, 0), "{:?}", m.errors);
+    assert_eq!(m.errors.get("close_timeout").copied(), Some(2), "{:?}", m.errors);
+    assert_eq!(m.errors.get("http_response_timeout"), None, "{:?}", m.errors);
 }
 
 #[test]
