@@ -529,6 +529,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
         tls: tls_config(args, targets_tls)?,
         echo_connections: args.echo_connections.filter(|&n| n < args.connections),
+        program: None,
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

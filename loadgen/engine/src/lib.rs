@@ -9,6 +9,7 @@
 //! This crate has no clap types and does no formatting of reports.
 
 pub mod clock;
+pub mod driver;
 pub mod payload;
 pub mod preflight;
 pub mod report;

@@ -14,6 +14,7 @@ use loadgen_proto::{Client, ClientConfig, Parked};
 use super::ops::{self, Op, Tag};
 use super::raw::RawStream;
 use super::tls::TlsConn;
+use crate::driver::Driver;
 use crate::stats::seq::SeqTracker;
 use crate::timer_wheel::TimerId;
 
@@ -59,18 +60,17 @@ pub struct Conn {
     pub closing_ops: u8,
     /// Next message sequence number.
     pub seq: u64,
-    /// Intended time of the next paced message (per-connection rate).
-    pub next_send_ns: u64,
-    /// Closed loop: an echo is awaited before the next send.
+    /// HTTP polling: a request is in flight (one at most).
     pub awaiting_echo: bool,
     /// The protocol-deadline timer (handshake or close timeout), to cancel it early.
     pub deadline_timer: Option<TimerId>,
-    /// Next on-open step to complete.
-    pub on_open_step: u8,
-    /// On-open steps done; traffic may flow.
-    pub ready: bool,
-    /// Intended time of the next ping.
-    pub next_ping_ns: u64,
+    /// What the connection does: its program's position, pacing, closed loop, reply
+    /// deadline and reconnect state (the sans-IO driver).
+    pub driver: Driver,
+    /// Position in the worker's message pool ([`super::pool::NOT_IN_POOL`]: none).
+    pub pool_pos: u32,
+    /// The program paused reading: a cancel of the receive is in flight.
+    pub cancel_pending: bool,
     /// HTTP polling: intended time of the request in flight.
     pub request_ns: u64,
     /// HTTP polling: polls that came due while a request was in flight, sent one after
@@ -89,17 +89,10 @@ pub struct Conn {
     pub push_sender: u64,
     /// loadgen started the close (ramp-down, Ctrl-C, a timeout): the end is no drop.
     pub closing_by_us: bool,
-    /// Closed loop: a reply-timeout timer is armed (at most one per connection).
-    pub reply_timer: bool,
-    /// Raw TCP, closing: our FIN is out, echoes still in flight are read until the
-    /// server's FIN (or the close timeout).
+    /// Closing: raw TCP with our FIN out, echoes still in flight are read until the
+    /// server's FIN; HTTP, the response in flight is awaited (both up to the close
+    /// timeout).
     pub draining: bool,
-    /// Dropped and coming back under the reconnect policy (until ready again).
-    pub reconnecting: bool,
-    /// Reconnect attempts since the drop.
-    pub attempt: u16,
-    /// When the connection was dropped (the start of its time to recover).
-    pub recover_from_ns: u64,
 }
 
 impl Conn {
@@ -118,12 +111,11 @@ impl Conn {
             recv_armed: false,
             closing_ops: 0,
             seq: 0,
-            next_send_ns: 0,
             awaiting_echo: false,
-            on_open_step: 0,
             deadline_timer: None,
-            ready: false,
-            next_ping_ns: 0,
+            driver: Driver::new(0, 0),
+            pool_pos: super::pool::NOT_IN_POOL,
+            cancel_pending: false,
             request_ns: 0,
             backlog: 0,
             backlog_ns: 0,
@@ -132,11 +124,7 @@ impl Conn {
             push_rx: SeqTracker::default(),
             push_sender: 0,
             closing_by_us: false,
-            reply_timer: false,
             draining: false,
-            reconnecting: false,
-            attempt: 0,
-            recover_from_ns: 0,
         }
     }
 

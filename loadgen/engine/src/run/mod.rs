@@ -5,6 +5,8 @@
 
 mod conn;
 mod ops;
+mod pool;
+mod programs;
 mod raw;
 mod start_gate;
 mod tls;
@@ -18,6 +20,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::clock::Clock;
+pub use crate::driver::ReconnectPolicy;
 use crate::report::{ProcessUsage, UsageBaseline};
 use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
 use crate::stats::{RunStats, SaturationPolicy, SecondStats, channel};
@@ -163,19 +166,11 @@ pub struct RunConfig {
     pub echo_connections: Option<u32>,
     /// permessage-deflate offer of every connection (`None`: no compression).
     pub deflate: Option<loadgen_proto::DeflateConfig>,
-}
-
-/// How dropped connections come back: attempt `n` after a delay drawn uniformly from
-/// `[0, min(max, initial × 2^n)]` (exponential backoff with full jitter), at most
-/// `limit` attempts per drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReconnectPolicy {
-    /// Ceiling of the first delay.
-    pub initial: Duration,
-    /// Largest ceiling.
-    pub max: Duration,
-    /// Attempts per drop before giving up (`None`: no limit).
-    pub limit: Option<u32>,
+    /// What every connection does once open, replacing the program the options above
+    /// compile to (`on_open`, `ping_interval`, `traffic`, `think_time`, `reconnect`,
+    /// `echo_connections`; see [`RunConfig::programs`]). Scenarios set it. Probe
+    /// messages still take their size from `traffic`.
+    pub program: Option<crate::driver::Program>,
 }
 
 /// Why a run could not start or continue.
@@ -305,6 +300,7 @@ pub fn run_with_progress(
                 .map_err(|e| RunError::Setup(format!("{e}: use a DNS name or an IP address in the wss:// URL")))?;
         }
     }
+    config.programs()?;
     if config.hold.is_zero() {
         return Err(RunError::Setup("the hold must be longer than 0 (e.g. 10s)".into()));
     }

@@ -42,6 +42,10 @@ pub enum Op {
     ReconnectTimer = 13,
     /// Half-close of a raw-TCP connection that drains its echoes before closing.
     Drain = 14,
+    /// Timer only: a program step's time came (a sleep ends, a wait times out).
+    StepTimer = 15,
+    /// Cancel of a connection's multishot receive (its program stopped reading).
+    Cancel = 16,
 }
 
 impl OpCode for Op {
@@ -65,6 +69,8 @@ impl OpCode for Op {
             12 => Self::ReplyTimer,
             13 => Self::ReconnectTimer,
             14 => Self::Drain,
+            15 => Self::StepTimer,
+            16 => Self::Cancel,
             _ => return None,
         })
     }
@@ -72,6 +78,11 @@ impl OpCode for Op {
 
 /// Routing data of an operation of this loop.
 pub type Tag = ops::Tag<Op>;
+
+/// Cancels the operation whose `user_data` is `target` (a connection's receive).
+pub fn cancel(target: Tag, tag: Tag) -> squeue::Entry {
+    opcode::AsyncCancel::new(target.encode()).build().user_data(tag.encode())
+}
 
 /// A TCP socket created directly in fixed slot `slot`.
 pub fn socket(slot: u32, tag: Tag) -> squeue::Entry {

@@ -20,6 +20,7 @@ use super::{MessageRate, RunConfig, RunOutcome, Traffic, WsTarget, run};
 mod accounting;
 mod deflate;
 mod http;
+mod program;
 mod reconnect;
 mod tls;
 use crate::schedule::Arrivals;
@@ -280,6 +281,9 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
                 Some(Decoded::Text(t)) => enc.message(&mut out, MessageKind::Text, t.as_bytes(), &mut rng).unwrap(),
                 Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
                 Some(Decoded::Close { code, .. }) => {
+                    if code == Some(program::CLOSE_CODE) {
+                        program::CLOSES_SEEN.fetch_add(1, Ordering::Relaxed);
+                    }
                     enc.close(&mut out, code, "", &mut rng).unwrap();
                     let _ = stream.write_all(&out);
                     return;
@@ -334,6 +338,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         tls: server.tls.as_ref().map(|t| t.client.clone()),
         deflate: None,
         echo_connections: None,
+        program: None,
     }
 }
 

@@ -17,8 +17,10 @@ use rand_core::SeedableRng;
 
 use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
 use super::ops::{self, Op, Tag};
+use super::pool::Pool;
 use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
+use crate::driver::{Action, Driver, Program};
 use crate::payload::Probe;
 use crate::schedule::Schedule;
 use crate::stats::{Metric, Recorder, Reporter};
@@ -33,6 +35,8 @@ pub use super::start_gate::StartGate;
 mod close;
 #[path = "worker_connect.rs"]
 mod connect;
+#[path = "worker_drive.rs"]
+mod drive;
 #[path = "worker_http.rs"]
 mod http;
 #[path = "worker_recv.rs"]
@@ -97,8 +101,12 @@ struct Worker<'a> {
     clients: ClientPool,
     rng: ChaCha20Rng,
     timers: TimerWheel,
-    ready: Vec<u32>,
-    ready_cursor: usize,
+    /// The connections' programs, by cohort (`Conn::driver` says which).
+    programs: Vec<Program>,
+    /// The driver's actions of the event being handled (reused).
+    actions: Vec<Action>,
+    /// Ready connections the open-model messages go to.
+    pool: Pool,
     pending: Vec<squeue::Entry>,
     message: Vec<u8>,
     rec: Recorder,
@@ -184,6 +192,13 @@ fn run_rings(
         Traffic::Echo { message_size, .. } => message_size,
         Traffic::Idle => 0,
     };
+    let programs = match cfg.programs() {
+        Ok(programs) => programs,
+        Err(e) => {
+            setup.gate.wait();
+            return Err(e);
+        }
+    };
     let mut message = Vec::new();
     Probe { channel: 0, seq: 0, sent_unix_us: 0, sender: 0 }.encode_into(size, &mut message);
     // The run's clock starts at the gate, after every worker's set-up: now is 0.
@@ -217,8 +232,9 @@ fn run_rings(
         next_conn: 0,
         rng: ChaCha20Rng::from_seed(seed),
         timers: TimerWheel::new(100_000, 4096, now),
-        ready: Vec::new(),
-        ready_cursor: 0,
+        programs,
+        actions: Vec::with_capacity(16),
+        pool: Pool::default(),
         pending: Vec::with_capacity(1024),
         per_ring,
         dirty: vec![false; ring_count],
@@ -376,6 +392,8 @@ impl Worker<'_> {
             }
             let index = self.next_conn;
             self.next_conn += 1;
+            let cohort = self.setup.config.program_of(self.global_index(index));
+            self.conns[index as usize].driver = Driver::new(cohort, index);
             self.start_connection(index, intended, now);
         }
     }
@@ -383,7 +401,7 @@ impl Worker<'_> {
     fn send_due_messages(&mut self, now: u64) {
         while let Some(intended) = self.next_message.filter(|&t| t <= now) {
             self.next_message = self.setup.messages.as_mut().and_then(Iterator::next);
-            if self.ready.is_empty() {
+            if self.pool.is_empty() {
                 self.rec.not_sent("no_open_connection_for_message");
                 continue;
             }
@@ -397,8 +415,10 @@ impl Worker<'_> {
                     }
                 }
             } else {
-                self.ready_cursor = (self.ready_cursor + 1) % self.ready.len();
-                self.ready[self.ready_cursor]
+                match self.pool.next() {
+                    Some(index) => index,
+                    None => continue,
+                }
             };
             self.rec.record_since(Metric::ScheduleLag, intended, now);
             self.send_probe(index, intended);
@@ -417,7 +437,7 @@ impl Worker<'_> {
         let unix_us = self.setup.clock.unix_us(intended_ns);
         let sender = self.setup.sender_base | self.global_index(index);
         let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Open || !conn.ready || self.closing_all {
+        if conn.phase != Phase::Open || !conn.driver.is_ready() || self.closing_all {
             return;
         }
         if matches!(conn.proto, Proto::Http(_)) {
@@ -438,16 +458,6 @@ impl Worker<'_> {
             Ok(()) => {
                 self.rec.message_sent(self.message.len() as u64);
                 conn.seq += 1;
-                conn.awaiting_echo = true;
-                if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. }) {
-                    // The one message in flight: its intended time, and a reply timer.
-                    conn.next_send_ns = intended_ns;
-                    if !conn.reply_timer {
-                        conn.reply_timer = true;
-                        let deadline = intended_ns + self.setup.config.reply_timeout.as_nanos() as u64;
-                        self.timers.insert(deadline, conn.tag(index, Op::ReplyTimer).encode());
-                    }
-                }
             }
             Err(e) => self.rec.error(e_name(e)),
         }
@@ -469,7 +479,7 @@ impl Worker<'_> {
         if self.closing_all {
             self.shutdown(index);
         } else {
-            self.next_on_open_step(index, now);
+            self.drive(index, now, |d, p, out| d.opened(p, now, out));
         }
     }
 
@@ -563,7 +573,23 @@ impl Worker<'_> {
                 self.maybe_free(index);
             }
             Op::Recv => self.on_recv(index, result, flags, now),
-            Op::Wake | Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer | Op::Drain => {}
+            Op::Cancel => {
+                if result < 0 && conn.cancel_pending {
+                    // Nothing was cancelled (the receive had ended, or was completing):
+                    // no cancelled receive will report back.
+                    conn.cancel_pending = false;
+                    if !self.reading_paused(index) {
+                        self.resume_reading(index);
+                    }
+                }
+            }
+            Op::Wake
+            | Op::PingTimer
+            | Op::RetryTimer
+            | Op::ReplyTimer
+            | Op::ReconnectTimer
+            | Op::StepTimer
+            | Op::Drain => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -19,13 +19,13 @@ impl Worker<'_> {
         self.close_start_ns = now;
         self.sample_memory();
         self.close_cursor = 0;
-        self.ready.clear();
+        self.pool.clear(&mut self.conns);
         let ramp_down_ns = (f64::from(self.next_conn) / self.close_rate_per_worker() * 1e9).min(3_600e9) as u64;
         self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         let open = self.conns[..self.next_conn as usize].iter().filter(|c| c.phase == Phase::Open).count();
         self.rec.open_at_end(open as u64);
         for conn in &self.conns[..self.next_conn as usize] {
-            if conn.reconnecting && conn.phase == Phase::Free {
+            if conn.driver.is_reconnecting() && conn.phase == Phase::Free {
                 // Dropped and waiting for its next attempt when the run ended.
                 self.rec.error("reconnect_pending_at_end");
             }
@@ -66,7 +66,7 @@ impl Worker<'_> {
         while self.close_cursor < due {
             let index = self.close_cursor;
             self.close_cursor += 1;
-            self.close_one(index, now);
+            self.close_one(index, 1000, now);
         }
     }
 
@@ -88,12 +88,19 @@ impl Worker<'_> {
         (self.setup.config.close_rate / self.setup.config.workers as f64).max(1e-3)
     }
 
-    fn close_one(&mut self, index: u32, now: u64) {
+    /// loadgen closes open connection `index` (WebSocket: with `code`), unless its
+    /// close is already under way.
+    pub(super) fn close_one(&mut self, index: u32, code: u16, now: u64) {
         let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Open {
+        if conn.phase != Phase::Open || conn.closing_by_us {
             return;
         }
         conn.closing_by_us = true;
+        if conn.driver.reading_paused() {
+            // A program that stopped reading reads again: the close needs the reply.
+            self.resume_reading(index);
+        }
+        let conn = &mut self.conns[index as usize];
         if matches!(conn.proto, Proto::Raw(_)) && conn.seq > conn.echo_rx.unique() && !conn.send_inflight {
             // Raw TCP has no close handshake: half-close and read the echoes still in
             // flight until the server's FIN, so they are not cut off (counted
@@ -123,7 +130,7 @@ impl Worker<'_> {
         }
         let tag = conn.tag(index, Op::Close).encode();
         let Some(client) = conn.client(&mut self.clients) else { return };
-        if client.close(1000, "", now / 1_000, &mut self.rng).is_ok() {
+        if client.close(code, "", now / 1_000, &mut self.rng).is_ok() {
             if let Some(deadline) = client.poll_timeout() {
                 conn.deadline_timer = Some(self.timers.insert(deadline * 1_000, tag));
             }
@@ -142,7 +149,11 @@ impl Worker<'_> {
         let conn = &self.conns[index as usize];
         if conn.phase == Phase::Open && !conn.closing_by_us {
             self.rec.connection_dropped(cause);
-            self.plan_reconnect(index);
+            if !self.closing_all {
+                let now = self.setup.clock.now_ns();
+                let conn = &mut self.conns[index as usize];
+                conn.driver.dropped(&self.programs[usize::from(conn.driver.program())], now);
+            }
         }
         self.shutdown(index);
     }
@@ -154,13 +165,11 @@ impl Worker<'_> {
             return;
         }
         self.drop_http_backlog(index);
-        let conn = &mut self.conns[index as usize];
-        if conn.phase == Phase::Open {
+        if self.conns[index as usize].phase == Phase::Open {
             self.rec.connection_closed();
-            if !self.closing_all {
-                self.ready.retain(|&i| i != index);
-            }
+            self.pool.leave(&mut self.conns, index);
         }
+        let conn = &mut self.conns[index as usize];
         // A hard link: the close runs even when the shutdown fails (the peer reset
         // first), so the slot is always emptied.
         let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_HARDLINK);
@@ -198,7 +207,8 @@ impl Worker<'_> {
             }
             conn.generation = conn.generation.wrapping_add(1);
             self.live -= 1;
-            self.schedule_reconnect(index);
+            let now = self.setup.clock.now_ns();
+            self.driver_freed(index, now);
         }
     }
 

@@ -55,7 +55,7 @@ impl Worker<'_> {
     pub(super) fn poll_due(&mut self, index: u32, intended_ns: u64, now: u64) {
         let closed_loop = self.message_rate() == MessageRate::ClosedLoop;
         let conn = &mut self.conns[index as usize];
-        if conn.phase != Phase::Open || !conn.ready || self.closing_all {
+        if conn.phase != Phase::Open || !conn.driver.is_ready() || self.closing_all {
             return;
         }
         if conn.backlog == u16::MAX {
@@ -194,8 +194,9 @@ impl Worker<'_> {
             let intended = conn.backlog_ns;
             conn.backlog_ns += interval.unwrap_or(0);
             self.send_poll(index, intended);
-        } else if closed_loop {
-            self.send_poll(index, now);
+        } else {
+            // A closed loop's next poll: now, or after the think time (the driver's).
+            self.drive(index, now, |d, p, out| d.answered(p, now, out));
         }
     }
 
@@ -211,10 +212,8 @@ impl Worker<'_> {
     /// Open model over HTTP pollers: the next ready connection with no request in
     /// flight and no hold-off after `from` (round robin), if any.
     pub(super) fn idle_poller(&mut self, now: u64) -> Option<u32> {
-        let n = self.ready.len();
-        for _ in 0..n {
-            self.ready_cursor = (self.ready_cursor + 1) % n;
-            let index = self.ready[self.ready_cursor];
+        for _ in 0..self.pool.len() {
+            let index = self.pool.next()?;
             let conn = &self.conns[index as usize];
             if !conn.awaiting_echo && conn.retry_at_ns <= now {
                 return Some(index);

@@ -7,10 +7,9 @@ use loadgen_proto::{Error as ProtoError, Event, Initiator};
 use rand_chacha::ChaCha20Rng;
 
 use super::super::conn::{Conn, Phase, Proto};
-use super::super::ops::{self, Op};
-use super::super::{MessageRate, OnOpenStep, Traffic};
-use super::{BGID, Worker, WorkerSetup};
+use super::{Worker, WorkerSetup};
 use crate::clock::Clock;
+use crate::driver::{Action, Driver, Program};
 use crate::payload::Probe;
 use crate::stats::seq::{Arrival, SeqTracker};
 use crate::stats::{Metric, Recorder};
@@ -19,8 +18,6 @@ use crate::stats::{Metric, Recorder};
 #[derive(Default)]
 pub(super) struct Outcome {
     pub(super) opened: bool,
-    /// Text messages that matched the pending on-open step's expectation.
-    pub(super) steps_done: u32,
     /// Echoes (WebSocket, raw) or responses (HTTP) received.
     pub(super) echoes: u32,
     pub(super) closed: bool,
@@ -42,12 +39,21 @@ impl Worker<'_> {
         if !more {
             conn.recv_armed = false;
         }
+        if result == -libc::ECANCELED && conn.cancel_pending {
+            // The program stopped reading; it may have resumed (or loadgen is closing)
+            // while the cancel was in flight.
+            conn.cancel_pending = false;
+            if !self.reading_paused(index) {
+                self.resume_reading(index);
+            }
+            self.maybe_free(index);
+            return;
+        }
         if result == -libc::ENOBUFS {
             // The ring ran dry: the generator, not the target, is short of buffers.
             self.rec.buffer_ring_exhausted(1);
-            if !more && conn.phase != Phase::Closing {
-                conn.recv_armed = true;
-                self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+            if !more && !self.reading_paused(index) {
+                self.resume_reading(index);
             }
             return;
         }
@@ -97,10 +103,9 @@ impl Worker<'_> {
         let outcome = self.feed(index, bid, result as usize, now);
         self.rings[(index / self.per_ring) as usize].buf_ring_mut(0).recycle(bid);
         self.apply(index, outcome, now);
-        if !more && self.conns[index as usize].phase != Phase::Closing {
-            let conn = &mut self.conns[index as usize];
-            conn.recv_armed = true;
-            self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+        if !more && !self.reading_paused(index) {
+            // (A program that stopped reading is re-armed when it resumes.)
+            self.resume_reading(index);
         }
         self.maybe_free(index);
     }
@@ -113,10 +118,13 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         // Resume a parked WebSocket client (raw streams are never parked).
         let _ = conn.client(&mut self.clients);
+        let program = &self.programs[usize::from(conn.driver.program())];
         let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
+        let mut driven = Driven { driver: conn.driver, program, actions: &mut self.actions };
         let Some(tls) = conn.tls.as_mut() else {
-            ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut outcome);
+            ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut driven, &mut outcome);
             ctx.streams.store(conn);
+            conn.driver = driven.driver;
             return outcome;
         };
         if tls.session.failed().is_some() {
@@ -125,8 +133,9 @@ impl Worker<'_> {
         }
         let proto = &mut conn.proto;
         let ciphertext = ring.buf_ring_mut(0).buffer_mut(bid, len);
-        let result =
-            tls.session.receive_with(ciphertext, &mut tls.out, |plain| ctx.plaintext(proto, plain, &mut outcome));
+        let result = tls
+            .session
+            .receive_with(ciphertext, &mut tls.out, |plain| ctx.plaintext(proto, plain, &mut driven, &mut outcome));
         if !tls.handshake_seen && tls.session.is_handshake_complete() {
             tls.handshake_seen = true;
             // https://: the connection is open once TLS is (WebSocket waits for its 101).
@@ -144,6 +153,7 @@ impl Worker<'_> {
             }
         }
         ctx.streams.store(conn);
+        conn.driver = driven.driver;
         outcome
     }
 
@@ -206,98 +216,28 @@ impl Worker<'_> {
                     }
                     None => self.shutdown(index),
                 }
-            } else {
-                self.next_on_open_step(index, now);
+            } else if matches!(conn.proto, Proto::Http(_)) {
+                // https://: open once TLS is (a WebSocket's program started at its 101,
+                // while the read was fed).
+                self.drive(index, now, |d, p, out| d.opened(p, now, out));
             }
         }
-        if outcome.steps_done > 0 && !self.closing_all {
-            let conn = &mut self.conns[index as usize];
-            conn.on_open_step += outcome.steps_done as u8;
-            self.next_on_open_step(index, now);
-        }
+        // What the program did with this read (its start, texts it waited for).
+        let mut actions = std::mem::take(&mut self.actions);
+        self.carry_out(index, &mut actions, now);
+        self.actions = actions;
         let conn = &mut self.conns[index as usize];
         if outcome.echoes > 0 && matches!(conn.proto, Proto::Http(_)) {
             self.http_response_done(index, &outcome, now);
         } else if outcome.current_echo {
-            conn.awaiting_echo = false;
-            if matches!(self.setup.config.traffic, Traffic::Echo { rate: MessageRate::ClosedLoop, .. })
-                && !self.closing_all
-            {
-                // The next message is due now, or after the think time.
-                let think = self.setup.config.think_time.as_nanos() as u64;
-                if think == 0 {
-                    self.send_probe(index, now);
-                } else {
-                    conn.next_send_ns = now + think;
-                    self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
-                }
-            }
+            // Closed loop: the next message is due now, or after the think time.
+            self.drive(index, now, |d, p, out| d.answered(p, now, out));
         }
         self.send_more(index);
         if let Some(cause) = outcome.drop_cause.or(outcome.error) {
             self.drop_conn(index, cause);
         } else if outcome.closed {
             self.shutdown(index);
-        }
-    }
-
-    /// Sends on-open steps until one waits for a reply; once all are done the
-    /// connection is ready and its traffic starts.
-    pub(super) fn next_on_open_step(&mut self, index: u32, now: u64) {
-        let steps = &self.setup.config.on_open;
-        loop {
-            let conn = &mut self.conns[index as usize];
-            let Some(step) = steps.get(usize::from(conn.on_open_step)) else { break };
-            if conn.ready {
-                return;
-            }
-            let Some(client) = conn.client(&mut self.clients) else { return };
-            if client.send_text(&step.send, &mut self.rng).is_err() {
-                self.rec.error("on_open_send_failed");
-                return;
-            }
-            self.rec.message_sent(step.send.len() as u64);
-            if step.expect.is_some() {
-                return;
-            }
-            conn.on_open_step += 1;
-        }
-        let conn = &mut self.conns[index as usize];
-        if conn.ready {
-            return;
-        }
-        conn.ready = true;
-        if !steps.is_empty() {
-            self.rec.record_since(Metric::Ready, conn.intended_ns, now);
-        }
-        self.recovered(index, now);
-        let conn = &mut self.conns[index as usize];
-        if let Some(interval) = self.setup.config.ping_interval {
-            let interval = interval.as_nanos().max(1) as u64;
-            conn.next_ping_ns = now + (u64::from(index) * 7_919) % interval;
-            self.timers.insert(conn.next_ping_ns, conn.tag(index, Op::PingTimer).encode());
-        }
-        // Only the first `echo_connections` connections of the run carry messages; the
-        // others are held (and pinged).
-        let global = self.global_index(index);
-        if self.setup.config.echo_connections.is_some_and(|n| global >= u64::from(n)) {
-            return;
-        }
-        self.ready.push(index);
-        if let Traffic::Echo { rate, .. } = self.setup.config.traffic {
-            match rate {
-                MessageRate::ClosedLoop => self.send_probe(index, now),
-                MessageRate::PerConnection(r) => {
-                    // Spread first sends over one interval so connections do not act in
-                    // lockstep; intended times then follow the rate exactly.
-                    let interval = (1e9 / r) as u64;
-                    let offset = (u64::from(index) * 7_919) % interval.max(1);
-                    let conn = &mut self.conns[index as usize];
-                    conn.next_send_ns = now + offset;
-                    self.timers.insert(conn.next_send_ns, conn.tag(index, Op::Send).encode());
-                }
-                MessageRate::Total(_) => {}
-            }
         }
     }
 }
@@ -308,14 +248,11 @@ pub(super) struct FeedCtx<'a> {
     pub(super) rec: &'a mut Recorder,
     rng: &'a mut ChaCha20Rng,
     pub(super) clock: &'a Clock,
-    steps: &'a [OnOpenStep],
     message_len: u64,
     pub(super) now: u64,
     intended_ns: u64,
     /// HTTP: intended time of the request in flight.
     pub(super) request_ns: u64,
-    ready: bool,
-    on_open_step: u8,
     /// Sequence state of the connection's streams, written back after the read.
     pub(super) streams: Streams,
     /// This connection's probe sender id.
@@ -324,6 +261,14 @@ pub(super) struct FeedCtx<'a> {
     sent: u64,
     /// Echoes later than this are `late`, ns.
     pub(super) reply_timeout_ns: u64,
+}
+
+/// A copy of a connection's driver while its read is fed, its program, and the
+/// actions it asks for (carried out once the read is fed).
+pub(super) struct Driven<'a> {
+    pub(super) driver: Driver,
+    pub(super) program: &'a Program,
+    pub(super) actions: &'a mut Vec<Action>,
 }
 
 /// A copy of a connection's sequence state (small and `Copy`), so feeding can update
@@ -412,13 +357,10 @@ impl<'a> FeedCtx<'a> {
             rec,
             rng,
             clock: &setup.clock,
-            steps: &setup.config.on_open,
             message_len: message_len as u64,
             now,
             intended_ns: conn.intended_ns,
             request_ns: conn.request_ns,
-            ready: conn.ready,
-            on_open_step: conn.on_open_step,
             streams: Streams::load(conn),
             sender: setup.sender_base | (u64::from(index) * setup.config.workers as u64 + setup.index as u64),
             sent: conn.seq,
@@ -428,7 +370,7 @@ impl<'a> FeedCtx<'a> {
 
     /// Plaintext bytes in order into the WebSocket client or the raw stream. Ignores
     /// bytes after the connection closed or failed.
-    fn plaintext(&mut self, proto: &mut Proto, data: &[u8], outcome: &mut Outcome) {
+    fn plaintext(&mut self, proto: &mut Proto, data: &[u8], driven: &mut Driven<'_>, outcome: &mut Outcome) {
         if outcome.closed || outcome.error.is_some() {
             return;
         }
@@ -459,6 +401,9 @@ impl<'a> FeedCtx<'a> {
                         Some(Event::Open) => {
                             outcome.opened = true;
                             self.rec.record_since(Metric::Handshake, self.intended_ns, now);
+                            // The program starts here, so texts later in this read are
+                            // seen by the steps waiting for them.
+                            driven.driver.opened(driven.program, now, driven.actions);
                         }
                         Some(Event::Binary(payload)) => {
                             self.rec.message_received(payload.len() as u64);
@@ -470,13 +415,7 @@ impl<'a> FeedCtx<'a> {
                         }
                         Some(Event::Text(text)) => {
                             self.rec.message_received(text.len() as u64);
-                            let step = usize::from(self.on_open_step) + outcome.steps_done as usize;
-                            if !self.ready
-                                && let Some(pattern) = self.steps.get(step).and_then(|s| s.expect.as_deref())
-                                && text.contains(pattern)
-                            {
-                                outcome.steps_done += 1;
-                            }
+                            driven.driver.text(driven.program, text, now, driven.actions);
                         }
                         Some(Event::Pong(p)) => {
                             if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {

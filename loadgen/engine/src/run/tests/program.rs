@@ -1,0 +1,116 @@
+//! Connection programs on real sockets: the driver's steps carried out by the io_uring
+//! worker (sleeps, closes with a code, waits that time out, readers that stop).
+
+use std::sync::atomic::AtomicU64;
+
+use super::*;
+use crate::driver::{Program, Step, Traffic as Steps};
+
+/// The close code the program tests send, and how many closes with it the test server
+/// saw (only these tests use it).
+pub(super) const CLOSE_CODE: u16 = 4321;
+pub(super) static CLOSES_SEEN: AtomicU64 = AtomicU64::new(0);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn with_program(server: &TestServer, connections: u32, hold_ms: u64, steps: Vec<Step>) -> RunConfig {
+    let mut cfg =
+        config(server, connections, hold_ms, Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop });
+    cfg.program = Some(Program { steps, reconnect: None });
+    cfg
+}
+
+#[test]
+fn a_program_sleeps_then_closes_with_its_code_before_the_end() {
+    let server = TestServer::start(Mode::Echo);
+    let steps = vec![
+        Step::Ready,
+        Step::Traffic(Steps::Paced { interval: ms(50) }),
+        Step::Sleep(ms(400)),
+        Step::StopTraffic,
+        Step::Close { code: CLOSE_CODE },
+    ];
+    let m = go(&with_program(&server, 4, 1_500, steps)).stats;
+    let t = &m.totals;
+    assert_eq!((t.established, t.failed), (4, 0), "{:?}", m.errors);
+    assert_eq!(CLOSES_SEEN.load(Ordering::Relaxed), 4, "each closed with the program's code");
+    assert_eq!((t.dropped, t.open_at_end), (0, 0), "loadgen's own closes, before the end: {t:?}");
+    // 400 ms at 20/s: 8 each (the first within the first interval), all answered.
+    assert!((28..=40).contains(&t.messages_sent), "{t:?}");
+    assert_eq!((t.answered, t.unanswered, t.late), (t.messages_sent, 0, 0), "{t:?}");
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+}
+
+#[test]
+fn a_wait_that_times_out_fails_the_program_and_a_matched_one_makes_it_ready() {
+    // The server echoes texts: "hello" comes back, "never" does not.
+    let server = TestServer::start(Mode::Echo);
+    let loop_ = Steps::ClosedLoop { think: Duration::ZERO, reply_timeout: Some(ms(2_000)) };
+    let waits = |pattern: &str| {
+        vec![
+            Step::SendText("hello room 7".into()),
+            Step::WaitFor { pattern: pattern.into(), timeout: Some(ms(300)) },
+            Step::Ready,
+            Step::Traffic(loop_),
+        ]
+    };
+    let m = go(&with_program(&server, 3, 1_200, waits("never"))).stats;
+    let t = &m.totals;
+    assert_eq!(t.established, 3, "{:?}", m.errors);
+    assert_eq!(m.errors.get("wait_timeout").copied(), Some(3), "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Ready).len(), 0, "never ready");
+    assert_eq!(t.messages_sent, 3, "the texts only: no traffic before ready: {t:?}");
+    assert_eq!((t.dropped, t.open_at_end), (0, 0), "closed by loadgen when the wait failed: {t:?}");
+
+    let m = go(&with_program(&server, 3, 1_200, waits("room 7"))).stats;
+    assert_eq!(m.errors.get("wait_timeout"), None, "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Ready).len(), 3, "ready once the reply came");
+    assert!(m.totals.answered > 30, "the closed loop ran: {:?}", m.totals);
+}
+
+#[test]
+fn a_reader_that_stops_delays_its_echoes_until_it_reads_again() {
+    let server = TestServer::start(Mode::Echo);
+    let steps = vec![
+        Step::Ready,
+        Step::Traffic(Steps::Paced { interval: ms(10) }),
+        Step::Sleep(ms(200)),
+        Step::StopReading,
+        Step::Sleep(ms(500)),
+        Step::ResumeReading,
+    ];
+    let m = go(&with_program(&server, 2, 1_200, steps)).stats;
+    let t = &m.totals;
+    assert_eq!((t.answered, t.unanswered, t.dropped), (t.messages_sent, 0, 0), "{t:?} {:?}", m.errors);
+    let rtt = m.histogram(Metric::MessageRtt);
+    // Messages sent while reading was stopped waited for the reader (up to 500 ms).
+    assert!(rtt.max() >= 400_000, "max round trip {} µs", rtt.max());
+    assert!(rtt.value_at_quantile(0.25) < 100_000, "before the pause: p25 {} µs", rtt.value_at_quantile(0.25));
+}
+
+#[test]
+fn a_reader_stopped_at_the_end_reads_again_to_close_cleanly() {
+    let server = TestServer::start(Mode::Echo);
+    let steps = vec![Step::Ready, Step::Traffic(Steps::Paced { interval: ms(20) }), Step::StopReading];
+    let m = go(&with_program(&server, 2, 600, steps)).stats;
+    let t = &m.totals;
+    assert!(t.messages_sent > 40, "{t:?}");
+    // loadgen's close reads the echoes queued while reading was stopped, then the
+    // server's close reply: nothing unanswered, no close timeout.
+    assert_eq!((t.answered, t.unanswered, t.dropped), (t.messages_sent, 0, 0), "{t:?} {:?}", m.errors);
+    assert_eq!(m.errors.get("close_timeout"), None, "{:?}", m.errors);
+}
+
+#[test]
+fn programs_that_cannot_run_are_refused_before_the_run() {
+    let server = TestServer::start(Mode::Echo);
+    let cfg = with_program(&server, 1, 100, vec![Step::Ready, Step::Ping { interval: Duration::ZERO }]);
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("interval must be longer than zero"), "{err}");
+    let mut cfg = with_program(&server, 1, 100, vec![Step::SendText("hi".into()), Step::Ready]);
+    cfg.protocol = crate::run::Protocol::RawTcp;
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("WebSocket features"), "{err}");
+}
