@@ -87,8 +87,9 @@ pub struct RunArgs {
     #[arg(long = "source-addr", value_name = "IPV4")]
     sources: Vec<Ipv4Addr>,
     /// After the upgrade, send TEXT and (with `=>PATTERN`) wait for a text message
-    /// containing PATTERN before the next step; repeatable. The connection is ready
-    /// (and timed as `ready`) once every step is done. Example: --on-open 'SUB chan=>SUBSCRIBED'
+    /// containing PATTERN before the next step (at most --reply-timeout, then
+    /// `wait_timeout` and loadgen closes it); repeatable. The connection is ready (and
+    /// timed as `ready`) once every step is done. Example: --on-open 'SUB chan=>SUBSCRIBED'
     #[arg(long = "on-open", value_name = "TEXT[=>PATTERN]")]
     on_open: Vec<String>,
     /// Send a ping this often on every ready connection and time its pong (e.g. 1s).

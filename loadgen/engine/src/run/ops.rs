@@ -30,8 +30,6 @@ pub enum Op {
     Close = 7,
     /// setsockopt through uring_cmd.
     SockOpt = 8,
-    /// An extra ring of the worker signalled its eventfd (`conn` is the ring index).
-    Wake = 9,
     /// Timer only: the next ping of a connection is due.
     PingTimer = 10,
     /// Timer only: an HTTP poller's `Retry-After` hold-off ended.
@@ -63,7 +61,6 @@ impl OpCode for Op {
             6 => Self::Shutdown,
             7 => Self::Close,
             8 => Self::SockOpt,
-            9 => Self::Wake,
             10 => Self::PingTimer,
             11 => Self::RetryTimer,
             12 => Self::ReplyTimer,
@@ -127,12 +124,6 @@ pub fn connect(slot: u32, addr: &libc::sockaddr_in, tag: Tag) -> squeue::Entry {
     .user_data(tag.encode())
 }
 
-/// Multishot poll of an extra ring's eventfd, from ring 0.
-pub fn wake(eventfd: std::os::fd::RawFd, ring: u32) -> squeue::Entry {
-    let tag = Tag { conn: ring, generation: 0, op: Op::Wake };
-    opcode::PollAdd::new(types::Fd(eventfd), libc::POLLIN as u32).multi(true).build().user_data(tag.encode())
-}
-
 /// A `sockaddr_in` for an IPv4 socket address.
 pub fn sockaddr_in(addr: std::net::SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -158,12 +149,17 @@ mod tests {
             Op::Shutdown,
             Op::Close,
             Op::SockOpt,
-            Op::Wake,
+            Op::PingTimer,
             Op::RetryTimer,
+            Op::ReplyTimer,
+            Op::ReconnectTimer,
+            Op::Drain,
+            Op::StepTimer,
+            Op::Cancel,
         ] {
             let t = Tag { conn: 0xDEAD_BEEF, generation: 0x12_3456, op };
             assert_eq!(Tag::decode(t.encode()), Some(t));
         }
-        assert_eq!(Tag::decode(0), None);
+        assert_eq!(Tag::decode(0), None, "code 0 is the reactor's own");
     }
 }

@@ -7,10 +7,8 @@
 //! completions. Latency is measured from intended times; how late the loop acted is
 //! recorded as schedule lag.
 
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use io_uring::{squeue, types};
 use loadgen_proto::{ClientConfig, HandshakeRequest, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -25,9 +23,9 @@ use crate::payload::Probe;
 use crate::schedule::Schedule;
 use crate::stats::{Metric, Recorder, Reporter};
 use crate::timer_wheel::TimerWheel;
-use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
-use crate::uring::ring::{Ring, RingConfig};
+use crate::uring::reactor::{Completion, Reactor, ReactorConfig};
+use crate::uring::ring::RingConfig;
 
 pub use super::start_gate::StartGate;
 
@@ -80,13 +78,9 @@ pub struct WorkerSetup<'a> {
 
 struct Worker<'a> {
     setup: WorkerSetup<'a>,
-    /// Rings of this worker; connection `i` lives in ring `i / per_ring`, slot `i % per_ring`.
-    rings: Vec<Ring>,
-    per_ring: u32,
-    /// Eventfds of rings 1.., polled by ring 0 so the thread sleeps on one ring.
-    eventfds: Vec<std::os::fd::OwnedFd>,
-    /// Rings that signalled completions (or have submissions) since last reaped.
-    dirty: Vec<bool>,
+    /// Rings of this worker (connection `i` lives in ring `i / per_ring`, slot
+    /// `i % per_ring`), submission queue, waits and completions.
+    io: Reactor,
     conns: Vec<Conn>,
     next_conn: u32,
     targets: Vec<libc::sockaddr_in>,
@@ -107,7 +101,6 @@ struct Worker<'a> {
     actions: Vec<Action>,
     /// Ready connections the open-model messages go to.
     pool: Pool,
-    pending: Vec<squeue::Entry>,
     message: Vec<u8>,
     rec: Recorder,
     /// The second being measured (run seconds from 0).
@@ -126,7 +119,7 @@ struct Worker<'a> {
     next_message: Option<u64>,
     scratch: Vec<u64>,
     /// Completions copied out of a ring before handling (reused).
-    cqe_batch: Vec<(u64, i32, u32)>,
+    cqe_batch: Vec<Completion>,
     send_pool: SendPool,
 }
 
@@ -134,8 +127,8 @@ struct Worker<'a> {
 /// sampled when the hold ended.
 pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
     let gate = setup.gate;
-    match build_rings(&setup) {
-        Ok((rings, eventfds, per_ring)) => run_rings(setup, rings, eventfds, per_ring),
+    match build_reactor(&setup) {
+        Ok(io) => run_rings(setup, io),
         Err(e) => {
             // The others wait for every worker at the gate.
             gate.wait();
@@ -144,45 +137,26 @@ pub fn run(setup: WorkerSetup<'_>) -> Result<MemorySample, RunError> {
     }
 }
 
-type Rings = (Vec<Ring>, Vec<std::os::fd::OwnedFd>, u32);
-
-fn build_rings(setup: &WorkerSetup<'_>) -> Result<Rings, RunError> {
+fn build_reactor(setup: &WorkerSetup<'_>) -> Result<Reactor, RunError> {
     let cfg = setup.config;
     let capacity = setup.capacity.max(1);
     let per_ring = cfg.max_slots_per_ring.clamp(1, 1 << 20).min(capacity);
-    let ring_count = capacity.div_ceil(per_ring) as usize;
+    let rings = capacity.div_ceil(per_ring) as usize;
     // The receive pool is split over the rings (each ring has its own buffer group).
-    let buffers = (usize::from(cfg.recv_buffers) / ring_count).clamp(64, 1 << 15) as u16;
-    let mut rings = Vec::with_capacity(ring_count);
-    let mut eventfds = Vec::new();
-    for r in 0..ring_count {
-        let ring_config = RingConfig { sq_entries: 4096, cq_entries: 16384, fixed_files: per_ring };
-        let mut ring = Ring::new(ring_config, setup.caps)?;
-        ring.add_buf_ring(BufRing::new(BGID, buffers, cfg.recv_buffer_size))?;
-        if r > 0 {
-            // SAFETY: plain eventfd creation; the result is checked.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(RunError::Uring(std::io::Error::last_os_error().into()));
-            }
-            // SAFETY: a fresh fd that nothing else owns.
-            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-            ring.register_eventfd(fd.as_raw_fd())?;
-            eventfds.push(fd);
-        }
-        rings.push(ring);
-    }
-    Ok((rings, eventfds, per_ring))
+    let buffers = (usize::from(cfg.recv_buffers) / rings).clamp(64, 1 << 15) as u16;
+    let config = ReactorConfig {
+        rings,
+        ring: RingConfig { sq_entries: 4096, cq_entries: 16384, fixed_files: per_ring },
+        bgid: BGID,
+        buffers,
+        buffer_size: cfg.recv_buffer_size,
+    };
+    Ok(Reactor::new(config, setup.caps)?)
 }
 
-fn run_rings(
-    setup: WorkerSetup<'_>,
-    rings: Vec<Ring>,
-    eventfds: Vec<std::os::fd::OwnedFd>,
-    per_ring: u32,
-) -> Result<MemorySample, RunError> {
+fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunError> {
     let cfg = setup.config;
-    let ring_count = rings.len();
+    let ring_count = io.rings();
     let mut seed = [0u8; 32];
     if let Err(e) = getrandom::getrandom(&mut seed) {
         setup.gate.wait();
@@ -235,9 +209,6 @@ fn run_rings(
         programs,
         actions: Vec::with_capacity(16),
         pool: Pool::default(),
-        pending: Vec::with_capacity(1024),
-        per_ring,
-        dirty: vec![false; ring_count],
         message,
         rec: Recorder::new(),
         second: now / 1_000_000_000,
@@ -252,13 +223,9 @@ fn run_rings(
         scratch: Vec::new(),
         cqe_batch: Vec::with_capacity(256),
         send_pool: SendPool::default(),
-        rings,
-        eventfds,
+        io,
         setup,
     };
-    for (i, fd) in w.eventfds.iter().enumerate() {
-        w.pending.push(ops::wake(fd.as_raw_fd(), i as u32 + 1));
-    }
     w.setup.clock = w.setup.gate.wait();
     w.next_connect = w.setup.connects.next();
     w.next_message = w.setup.messages.as_mut().and_then(Iterator::next);
@@ -287,7 +254,7 @@ impl Worker<'_> {
                 self.close_due(now);
             }
             self.fire_timers(now);
-            self.flush_pending()?;
+            self.io.flush().map_err(|e| RunError::Uring(e.into()))?;
             if self.closing_all && !self.closes_pending() && self.live == 0 {
                 return Ok(());
             }
@@ -308,8 +275,8 @@ impl Worker<'_> {
         if second == self.second {
             return;
         }
-        for (r, ring) in self.rings.iter_mut().enumerate() {
-            let overflow = ring.uring.completion().overflow();
+        for r in 0..self.io.rings() {
+            let overflow = self.io.ring_mut(r).uring.completion().overflow();
             let delta = overflow.wrapping_sub(self.cq_overflow_seen[r]);
             if delta > 0 {
                 self.rec.cq_overflow(u64::from(delta));
@@ -344,44 +311,9 @@ impl Worker<'_> {
     }
 
     /// Submits everywhere, then sleeps on ring 0 until `until` or a completion on any
-    /// ring (extra rings wake ring 0 through their eventfd).
+    /// ring.
     fn wait(&mut self, now: u64, until: u64) -> Result<(), RunError> {
-        for r in 1..self.rings.len() {
-            if std::mem::take(&mut self.dirty[r]) {
-                self.rings[r].submit_and_reap()?;
-            }
-        }
-        let result = if until <= now || self.rings[1..].iter_mut().any(|r| !r.uring.completion().is_empty()) {
-            self.rings[0].submit_and_reap()
-        } else {
-            let ts = types::Timespec::from(std::time::Duration::from_nanos(until - now));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.rings[0].uring.submitter().submit_with_args(1, &args)
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
-            Err(e) => Err(RunError::Uring(e.into())),
-        }
-    }
-
-    /// Moves queued entries into their rings' submission queues (routed by the
-    /// connection in each entry's tag).
-    fn flush_pending(&mut self) -> Result<(), RunError> {
-        for e in std::mem::take(&mut self.pending) {
-            let r = match Tag::decode(e.get_user_data()) {
-                Some(Tag { op: Op::Wake, .. }) | None => 0,
-                Some(tag) => (tag.conn / self.per_ring) as usize,
-            };
-            self.dirty[r] = true;
-            let ring = &mut self.rings[r];
-            // SAFETY: every entry points at memory owned by the worker (targets,
-            // sources, a connection's send buffer) that outlives its operation.
-            while unsafe { ring.uring.submission().push(&e) }.is_err() {
-                ring.submit_and_reap()?;
-            }
-        }
-        Ok(())
+        Ok(self.io.wait(std::time::Duration::from_nanos(until.saturating_sub(now)))?)
     }
 
     fn start_due_connections(&mut self, now: u64) {
@@ -487,8 +419,8 @@ impl Worker<'_> {
     /// while sealing ends the connection (counted by kind).
     pub(super) fn send_more(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
-        match conn.next_send(index, index % self.per_ring, &mut self.send_pool) {
-            Ok(Some(sqe)) => self.pending.push(sqe),
+        match conn.next_send(index, self.io.slot(index), &mut self.send_pool) {
+            Ok(Some(sqe)) => self.io.push(sqe),
             Ok(None) => {}
             Err(kind) => {
                 self.rec.error(kind);
@@ -502,17 +434,9 @@ impl Worker<'_> {
 
     fn handle_completions(&mut self) {
         let mut batch = std::mem::take(&mut self.cqe_batch);
-        for r in 0..self.rings.len() {
-            loop {
-                batch.clear();
-                batch
-                    .extend(self.rings[r].uring.completion().take(256).map(|c| (c.user_data(), c.result(), c.flags())));
-                if batch.is_empty() {
-                    break;
-                }
-                for &(data, result, flags) in &batch {
-                    self.handle(data, result, flags);
-                }
+        while self.io.next_batch(&mut batch) {
+            for &(data, result, flags) in &batch {
+                self.handle(data, result, flags);
             }
         }
         self.cqe_batch = batch;
@@ -520,17 +444,6 @@ impl Worker<'_> {
 
     fn handle(&mut self, data: u64, result: i32, flags: u32) {
         let Some(tag) = Tag::decode(data) else { return };
-        if tag.op == Op::Wake {
-            let r = tag.conn as usize;
-            self.dirty[r] = true;
-            let mut counter = [0u8; 8];
-            // SAFETY: reading 8 bytes into a local buffer from our own eventfd resets it.
-            unsafe { libc::read(self.eventfds[r - 1].as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
-            if !io_uring::cqueue::more(flags) {
-                self.pending.push(ops::wake(self.eventfds[r - 1].as_raw_fd(), r as u32));
-            }
-            return;
-        }
         let index = tag.conn;
         let Some(conn) = self.conns.get_mut(index as usize) else { return };
         if conn.generation != tag.generation {
@@ -565,8 +478,8 @@ impl Worker<'_> {
                     self.maybe_free(index);
                     return;
                 }
-                if let Some(sqe) = conn.send_done(index, index % self.per_ring, result as usize, &mut self.send_pool) {
-                    self.pending.push(sqe);
+                if let Some(sqe) = conn.send_done(index, self.io.slot(index), result as usize, &mut self.send_pool) {
+                    self.io.push(sqe);
                 } else {
                     self.send_more(index);
                 }
@@ -583,13 +496,7 @@ impl Worker<'_> {
                     }
                 }
             }
-            Op::Wake
-            | Op::PingTimer
-            | Op::RetryTimer
-            | Op::ReplyTimer
-            | Op::ReconnectTimer
-            | Op::StepTimer
-            | Op::Drain => {}
+            Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer | Op::StepTimer | Op::Drain => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -106,7 +106,7 @@ impl Worker<'_> {
             // flight until the server's FIN, so they are not cut off (counted
             // unanswered) by loadgen's own close. Bounded by the close timeout.
             conn.draining = true;
-            self.pending.push(ops::shutdown_write(index % self.per_ring, conn.tag(index, Op::Drain)));
+            self.io.push(ops::shutdown_write(self.io.slot(index), conn.tag(index, Op::Drain)));
             let deadline = now + self.setup.config.close_timeout.as_nanos() as u64;
             conn.deadline_timer = Some(self.timers.insert(deadline, conn.tag(index, Op::Close).encode()));
             return;
@@ -183,16 +183,16 @@ impl Worker<'_> {
             let mut buf = self.send_pool.take();
             if tls.session.close(&mut buf).is_ok() && !buf.is_empty() {
                 conn.sending = buf;
-                let sqe = conn.submit_send(index, index % self.per_ring);
-                self.pending.push(sqe);
+                let sqe = conn.submit_send(index, self.io.slot(index));
+                self.io.push(sqe);
             } else {
                 self.send_pool.give(buf);
             }
         }
         conn.phase = Phase::Closing;
         conn.closing_ops = 2;
-        self.pending.push(link(ops::shutdown(index % self.per_ring, conn.tag(index, Op::Shutdown))));
-        self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
+        self.io.push(link(ops::shutdown(self.io.slot(index), conn.tag(index, Op::Shutdown))));
+        self.io.push(ops::close(self.io.slot(index), conn.tag(index, Op::Close)));
     }
 
     pub(super) fn maybe_free(&mut self, index: u32) {
@@ -234,7 +234,7 @@ impl Worker<'_> {
             // harmlessly with EBADF).
             conn.phase = Phase::Closing;
             conn.closing_ops = 1;
-            self.pending.push(ops::close(index % self.per_ring, conn.tag(index, Op::Close)));
+            self.io.push(ops::close(self.io.slot(index), conn.tag(index, Op::Close)));
         }
     }
 }

@@ -44,13 +44,13 @@ impl Worker<'_> {
         // The program starts over (a reconnect keeps its attempts and time to recover).
         conn.driver.restart();
         let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
-        self.pending.push(link(ops::socket(index % self.per_ring, conn.tag(index, Op::Socket))));
+        self.io.push(link(ops::socket(self.io.slot(index), conn.tag(index, Op::Socket))));
         if !self.sources.is_empty() {
             let src = &self.sources[((global / targets) % self.sources.len() as u64) as usize];
-            self.pending.push(link(ops::bind_no_port(index % self.per_ring, &ONE, conn.tag(index, Op::SockOpt))));
-            self.pending.push(link(ops::bind(index % self.per_ring, src, conn.tag(index, Op::Bind))));
+            self.io.push(link(ops::bind_no_port(self.io.slot(index), &ONE, conn.tag(index, Op::SockOpt))));
+            self.io.push(link(ops::bind(self.io.slot(index), src, conn.tag(index, Op::Bind))));
         }
-        self.pending.push(ops::connect(index % self.per_ring, &self.targets[target], conn.tag(index, Op::Connect)));
+        self.io.push(ops::connect(self.io.slot(index), &self.targets[target], conn.tag(index, Op::Connect)));
     }
 
     /// The TCP connection of `index` is established: arm its receive and start what
@@ -63,7 +63,7 @@ impl Worker<'_> {
         }
         self.rec.record_since(Metric::Connect, conn.intended_ns, now);
         conn.recv_armed = true;
-        self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+        self.io.push(ops::recv_multi(self.io.slot(index), BGID, conn.tag(index, Op::Recv)));
         if self.setup.config.protocol == Protocol::RawTcp {
             conn.proto = Proto::Raw(Box::new(RawStream::new(self.message.len())));
             self.open_now(index, now);

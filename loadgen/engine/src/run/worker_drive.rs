@@ -112,7 +112,7 @@ impl Worker<'_> {
                 if conn.recv_armed && !conn.cancel_pending && conn.phase == Phase::Open {
                     conn.cancel_pending = true;
                     let target = conn.tag(index, Op::Recv);
-                    self.pending.push(ops::cancel(target, conn.tag(index, Op::Cancel)));
+                    self.io.push(ops::cancel(target, conn.tag(index, Op::Cancel)));
                 }
             }
             Action::ResumeReading => self.resume_reading(index),
@@ -146,7 +146,7 @@ impl Worker<'_> {
             return;
         }
         conn.recv_armed = true;
-        self.pending.push(ops::recv_multi(index % self.per_ring, BGID, conn.tag(index, Op::Recv)));
+        self.io.push(ops::recv_multi(self.io.slot(index), BGID, conn.tag(index, Op::Recv)));
     }
 
     /// Whether the receive of `index` should stay unarmed (its program stopped reading

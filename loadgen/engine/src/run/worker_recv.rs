@@ -101,7 +101,7 @@ impl Worker<'_> {
         }
         let Some(bid) = cqueue::buffer_select(flags) else { return };
         let outcome = self.feed(index, bid, result as usize, now);
-        self.rings[(index / self.per_ring) as usize].buf_ring_mut(0).recycle(bid);
+        self.io.buffers_mut(index).recycle(bid);
         self.apply(index, outcome, now);
         if !more && !self.reading_paused(index) {
             // (A program that stopped reading is re-armed when it resumes.)
@@ -114,7 +114,7 @@ impl Worker<'_> {
     /// measures what it can on the way.
     fn feed(&mut self, index: u32, bid: u16, len: usize, now: u64) -> Outcome {
         let mut outcome = Outcome::default();
-        let ring = &mut self.rings[(index / self.per_ring) as usize];
+        let bufs = self.io.buffers_mut(index);
         let conn = &mut self.conns[index as usize];
         // Resume a parked WebSocket client (raw streams are never parked).
         let _ = conn.client(&mut self.clients);
@@ -122,7 +122,7 @@ impl Worker<'_> {
         let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
         let mut driven = Driven { driver: conn.driver, program, actions: &mut self.actions };
         let Some(tls) = conn.tls.as_mut() else {
-            ctx.plaintext(&mut conn.proto, ring.buf_ring(0).buffer(bid, len), &mut driven, &mut outcome);
+            ctx.plaintext(&mut conn.proto, bufs.buffer(bid, len), &mut driven, &mut outcome);
             ctx.streams.store(conn);
             conn.driver = driven.driver;
             return outcome;
@@ -132,7 +132,7 @@ impl Worker<'_> {
             return outcome;
         }
         let proto = &mut conn.proto;
-        let ciphertext = ring.buf_ring_mut(0).buffer_mut(bid, len);
+        let ciphertext = bufs.buffer_mut(bid, len);
         let result = tls
             .session
             .receive_with(ciphertext, &mut tls.out, |plain| ctx.plaintext(proto, plain, &mut driven, &mut outcome));

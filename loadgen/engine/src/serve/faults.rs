@@ -425,7 +425,7 @@ impl Worker {
         c.shutdown_sent = true;
         c.phase = Phase::Draining;
         c.pending.clear();
-        self.backlog.push(ops::setsockopt_linger(c.slot, &LINGER_RESET, tag));
+        self.io.push(ops::setsockopt_linger(c.slot, &LINGER_RESET, tag));
         self.sync_open(i);
     }
 
@@ -435,17 +435,17 @@ impl Worker {
         if res < 0 {
             c.reset = false;
             self.counters.aborted += 1;
-            self.backlog.push(ops::shutdown(c.slot, Tag { op: Op::Shutdown, ..tag }));
+            self.io.push(ops::shutdown(c.slot, Tag { op: Op::Shutdown, ..tag }));
             return;
         }
         self.counters.reset_by_fault += 1;
         c.shutdown_done = true;
         // The socket is released (and the RST sent) once nothing holds it.
         if c.recv_armed {
-            self.backlog.push(ops::cancel(Tag { op: Op::Recv, ..tag }));
+            self.io.push(ops::cancel(Tag { op: Op::Recv, ..tag }));
         }
         if c.send_inflight {
-            self.backlog.push(ops::cancel(Tag { op: Op::Send, ..tag }));
+            self.io.push(ops::cancel(Tag { op: Op::Send, ..tag }));
         }
         self.advance_close(tag.conn);
     }

@@ -17,7 +17,7 @@ impl Worker {
     pub(super) fn begin_stop(&mut self, now: Instant) {
         self.stop_at = Some(now);
         if self.accept_armed {
-            self.backlog.push(ops::cancel(Tag::global(Op::Accept)));
+            self.io.push(ops::cancel(Tag::global(Op::Accept)));
         } else {
             self.listener = None;
         }

@@ -287,11 +287,13 @@ fn exhausted_buffer_ring_loses_nothing() {
     let server = serve(ServeConfig { recv_buffers: 2, recv_buffer_size: 4096, ..ServeConfig::default() });
     let mut peers: Vec<Peer> = (0..CONNS).map(|_| Peer::connect(server.addr())).collect();
     let payload = |c: usize, m: usize| -> Vec<u8> { (0..1_000).map(|i| (c * 31 + m * 7 + i) as u8).collect() };
-    // Everyone sends at once: the server finds far more data than two buffers hold.
-    for m in 0..MSGS {
-        for (c, p) in peers.iter_mut().enumerate() {
-            p.send(MessageKind::Binary, &payload(c, m));
+    // Everyone sends at once, each peer its 20 KB in one write: the server finds far
+    // more data on each socket than two buffers hold.
+    for (c, p) in peers.iter_mut().enumerate() {
+        for m in 0..MSGS {
+            p.client.send(MessageKind::Binary, &payload(c, m), &mut p.rng).unwrap();
         }
+        p.flush();
     }
     for (c, p) in peers.iter_mut().enumerate() {
         for m in 0..MSGS {

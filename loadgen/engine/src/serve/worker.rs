@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, squeue, types};
+use io_uring::cqueue;
 
 use super::conn::{BufPool, CodecPool, Phase, Slab};
 use super::ops::{self, Op, Tag};
@@ -34,9 +34,9 @@ use super::summary::{Counters, Shared, ThreadReport, errno_name, thread_cpu};
 use super::{Mode, ServeConfig, ServeProtocol, pin_to_cpu, tls};
 use crate::payload::Probe;
 use crate::uring::UringError;
-use crate::uring::buf_ring::BufRing;
 use crate::uring::probe::Capabilities;
-use crate::uring::ring::{Ring, RingConfig};
+use crate::uring::reactor::{Completion, Reactor, ReactorConfig};
+use crate::uring::ring::RingConfig;
 
 #[path = "faults.rs"]
 pub(super) mod faults;
@@ -81,7 +81,7 @@ pub(super) struct WorkerSetup {
 struct Worker {
     // Dropped first: the ring's teardown cancels whatever still references the
     // buffers owned by the fields below.
-    ring: Ring,
+    io: Reactor,
     listener: Option<OwnedFd>,
     accept_armed: bool,
     index: usize,
@@ -92,8 +92,7 @@ struct Worker {
     bufs: BufPool,
     codecs: CodecPool,
     counters: Counters,
-    backlog: Vec<squeue::Entry>,
-    cqes: Vec<cqueue::Entry>,
+    cqes: Vec<Completion>,
     /// Open connections (for push round robin).
     open: Vec<u32>,
     push: Option<Push>,
@@ -132,7 +131,7 @@ pub(super) fn run(setup: WorkerSetup) -> ThreadReport {
         counters: std::mem::take(&mut worker.counters),
         cpu: thread_cpu(),
         error,
-        flags: worker.ring.flags_used,
+        flags: worker.io.flags_used(),
     }
 }
 
@@ -141,11 +140,14 @@ impl Worker {
         if let Some(first) = s.config.pin_cpu {
             pin_to_cpu(first + s.index)?;
         }
-        let ring_config = RingConfig { sq_entries: 4096, cq_entries: 32768, fixed_files: s.fixed_files };
-        let setup_err = |e: UringError| format!("server thread {}: {e}", s.index);
-        let mut ring = Ring::new(ring_config, &s.caps).map_err(setup_err)?;
-        let bufs = BufRing::new(BGID, s.config.recv_buffers, s.config.recv_buffer_size);
-        ring.add_buf_ring(bufs).map_err(setup_err)?;
+        let config = ReactorConfig {
+            rings: 1,
+            ring: RingConfig { sq_entries: 4096, cq_entries: 32768, fixed_files: s.fixed_files },
+            bgid: BGID,
+            buffers: s.config.recv_buffers,
+            buffer_size: s.config.recv_buffer_size,
+        };
+        let io = Reactor::new(config, &s.caps).map_err(|e: UringError| format!("server thread {}: {e}", s.index))?;
         let push = match s.config.mode {
             Mode::Push { rate, message_size } => {
                 let mut payload = Vec::new();
@@ -158,7 +160,7 @@ impl Worker {
         let (out_high, out_low) = if raw { (RAW_OUT_HIGH, RAW_OUT_LOW) } else { (OUT_HIGH, OUT_LOW) };
         let faults = FaultState::new(&s.config.faults, s.started, s.index);
         let mut w = Worker {
-            ring,
+            io,
             accept_armed: true,
             index: s.index,
             deadline: s.config.duration.map(|d| s.started + d),
@@ -168,8 +170,7 @@ impl Worker {
             shared: s.shared,
             slab: Slab::default(),
             counters: Counters::default(),
-            backlog: Vec::with_capacity(4096),
-            cqes: Vec::with_capacity(4096),
+            cqes: Vec::with_capacity(256),
             open: Vec::new(),
             push,
             stop_at: None,
@@ -184,10 +185,9 @@ impl Worker {
             next_publish: s.started,
             faults,
         };
-        w.backlog.push(ops::accept_multi(s.listener.as_raw_fd()));
+        w.io.push(ops::accept_multi(s.listener.as_raw_fd()));
         w.listener = Some(s.listener);
-        w.flush_backlog().map_err(|e| format!("server thread {}: io_uring: {e}", w.index))?;
-        w.ring.uring.submit().map_err(|e| format!("server thread {}: io_uring: {e}", w.index))?;
+        w.io.wait(Duration::ZERO).map_err(|e| format!("server thread {}: {e}", w.index))?;
         Ok(w)
     }
 
@@ -238,65 +238,23 @@ impl Worker {
     }
 
     fn submit_and_wait(&mut self, wait: Duration) -> Result<(), UringError> {
-        self.flush_backlog()?;
-        let ts = types::Timespec::from(wait.max(Duration::from_micros(10)));
-        let args = types::SubmitArgs::new().timespec(&ts);
-        match self.ring.uring.submitter().submit_with_args(1, &args) {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Moves queued entries into the submission queue, submitting when it is full.
-    /// What does not fit after one submit stays queued for the next turn (the
-    /// completion queue may need reaping first).
-    fn flush_backlog(&mut self) -> std::io::Result<()> {
-        let mut done = 0;
-        while done < self.backlog.len() {
-            let pushed = {
-                let mut sq = self.ring.uring.submission();
-                let n = (sq.capacity() - sq.len()).min(self.backlog.len() - done);
-                for e in &self.backlog[done..done + n] {
-                    // SAFETY: every entry references memory owned by a connection (send
-                    // buffers) that stays untouched until the entry's completion.
-                    unsafe { sq.push(e).expect("room was checked") };
-                }
-                n
-            };
-            done += pushed;
-            if done < self.backlog.len() {
-                match self.ring.uring.submit() {
-                    Ok(_) => {}
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) => break,
-                    Err(e) => return Err(e),
-                }
-                if pushed == 0 {
-                    break;
-                }
-            }
-        }
-        self.backlog.drain(..done);
-        Ok(())
+        self.io.wait(wait.max(Duration::from_micros(10)))
     }
 
     fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
-        cqes.clear();
-        cqes.extend(self.ring.uring.completion());
-        for cqe in &cqes {
-            let Some(tag) = Tag::decode(cqe.user_data()) else { continue };
-            let (res, flags) = (cqe.result(), cqe.flags());
-            match tag.op {
-                Op::Accept => self.on_accept(res, flags),
-                Op::Recv => self.on_recv(tag, res, flags),
-                Op::Send => self.on_send(tag, res),
-                Op::Shutdown => self.on_shutdown(tag),
-                Op::Close => self.on_close(tag),
-                Op::SockOpt => self.on_reset_sockopt(tag, res),
-                Op::Cancel | Op::CloseOrphan => {}
+        while self.io.next_batch(&mut cqes) {
+            for &(data, res, flags) in &cqes {
+                let Some(tag) = Tag::decode(data) else { continue };
+                match tag.op {
+                    Op::Accept => self.on_accept(res, flags),
+                    Op::Recv => self.on_recv(tag, res, flags),
+                    Op::Send => self.on_send(tag, res),
+                    Op::Shutdown => self.on_shutdown(tag),
+                    Op::Close => self.on_close(tag),
+                    Op::SockOpt => self.on_reset_sockopt(tag, res),
+                    Op::Cancel | Op::CloseOrphan => {}
+                }
             }
         }
         self.cqes = cqes;
@@ -314,7 +272,7 @@ impl Worker {
         if res >= 0 {
             let slot = res as u32;
             if self.stop_at.is_some() {
-                self.backlog.push(ops::close(slot, Tag::global(Op::CloseOrphan)));
+                self.io.push(ops::close(slot, Tag::global(Op::CloseOrphan)));
             } else {
                 let plain_raw = self.raw && self.config.tls.is_none();
                 let i = self.slab.alloc(slot, if plain_raw { Phase::Open } else { Phase::Upgrading });
@@ -340,7 +298,7 @@ impl Worker {
         if !self.accept_armed {
             match (&self.listener, self.stop_at) {
                 (Some(l), None) if rearm => {
-                    self.backlog.push(ops::accept_multi(l.as_raw_fd()));
+                    self.io.push(ops::accept_multi(l.as_raw_fd()));
                     self.accept_armed = true;
                 }
                 _ => self.listener = None,
@@ -352,14 +310,14 @@ impl Worker {
         let tag = self.tag(i, Op::Recv);
         let c = &mut self.slab.conns[i as usize];
         c.recv_armed = true;
-        self.backlog.push(ops::recv_multi(c.slot, BGID, tag));
+        self.io.push(ops::recv_multi(c.slot, BGID, tag));
     }
 
     fn on_recv(&mut self, tag: Tag, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         if self.slab.get(tag.conn, tag.generation).is_none() {
             if let Some(bid) = bid {
-                self.ring.buf_ring_mut(0).recycle(bid);
+                self.io.buffers_mut(0).recycle(bid);
             }
             return;
         }
@@ -372,7 +330,7 @@ impl Worker {
             self.counters.bytes_in += res as u64;
             let bid = bid.expect("a receive with data names its buffer");
             {
-                let data = self.ring.buf_ring(0).buffer(bid, res as usize);
+                let data = self.io.buffers(0).buffer(bid, res as usize);
                 let mut ctx = Ctx {
                     protocol: self.config.protocol,
                     mode: self.config.mode,
@@ -386,7 +344,7 @@ impl Worker {
                 };
                 tls::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx, &mut self.tls_plain);
             }
-            self.ring.buf_ring_mut(0).recycle(bid);
+            self.io.buffers_mut(0).recycle(bid);
             self.sync_open(i);
             self.kick_send(i);
             self.check_backpressure(i);
@@ -408,7 +366,7 @@ impl Worker {
             // The buffer ring ran dry: buffers are recycled as their completions are
             // handled (all of this batch's before the re-arm below is submitted).
             if let Some(bid) = bid {
-                self.ring.buf_ring_mut(0).recycle(bid);
+                self.io.buffers_mut(0).recycle(bid);
             }
             self.counters.enobufs += 1;
         } else if res != -libc::ECANCELED {
@@ -455,7 +413,7 @@ impl Worker {
         let c = &mut self.slab.conns[i as usize];
         let rest = &c.inflight[c.inflight_pos..];
         let len = rest.len().min(u32::MAX as usize) as u32;
-        self.backlog.push(ops::send(c.slot, rest.as_ptr(), len, tag));
+        self.io.push(ops::send(c.slot, rest.as_ptr(), len, tag));
         c.send_inflight = true;
     }
 
@@ -507,7 +465,7 @@ impl Worker {
             c.recv_paused = true;
             self.counters.recv_paused += 1;
             if c.recv_armed {
-                self.backlog.push(ops::cancel(tag));
+                self.io.push(ops::cancel(tag));
             }
         }
     }
@@ -526,7 +484,7 @@ impl Worker {
         c.pending.clear();
         if !c.shutdown_sent {
             c.shutdown_sent = true;
-            self.backlog.push(ops::shutdown(c.slot, tag));
+            self.io.push(ops::shutdown(c.slot, tag));
         }
         self.sync_open(i);
     }
@@ -549,14 +507,14 @@ impl Worker {
                 }
                 c.shutdown_sent = true;
                 let tag = Tag { conn: i, generation: c.generation, op: Op::Shutdown };
-                self.backlog.push(ops::shutdown(c.slot, tag));
+                self.io.push(ops::shutdown(c.slot, tag));
             }
             return;
         }
         if c.shutdown_done && !c.recv_armed && !c.send_inflight && !c.close_sent {
             c.close_sent = true;
             let tag = Tag { conn: i, generation: c.generation, op: Op::Close };
-            self.backlog.push(ops::close(c.slot, tag));
+            self.io.push(ops::close(c.slot, tag));
         }
     }
 
@@ -566,7 +524,7 @@ impl Worker {
         if c.recv_armed {
             // A shut-down socket ends the receive by itself; cancel in case it did not.
             let recv = Tag { op: Op::Recv, ..tag };
-            self.backlog.push(ops::cancel(recv));
+            self.io.push(ops::cancel(recv));
         }
         self.advance_close(tag.conn);
     }

@@ -1,6 +1,8 @@
 //! io_uring building blocks of the engine: what the host's kernel offers
-//! ([`probe`]), rings configured from it ([`ring`]), and provided-buffer rings shared by
-//! a core's connections ([`buf_ring`]), so an idle connection holds no receive buffer.
+//! ([`probe`]), rings configured from it ([`ring`]), provided-buffer rings shared by
+//! a core's connections ([`buf_ring`]), so an idle connection holds no receive buffer,
+//! and the reactor both roles' threads host ([`reactor`]: their rings, wakes,
+//! submission routing, waiting and reaping).
 //!
 //! Sockets are io_uring *direct descriptors* (slots of a ring's fixed-file table): they
 //! do not use process file descriptors, which is how one process holds more
@@ -11,6 +13,7 @@
 pub mod buf_ring;
 pub mod ops;
 pub mod probe;
+pub mod reactor;
 pub mod ring;
 
 #[cfg(test)]

@@ -122,3 +122,78 @@ fn multishot_receive_into_a_buffer_ring_and_exhaustion() {
     assert!(cqueue::more(cqe.flags()), "multishot stays armed while buffers remain");
     assert_eq!(ring.buf_ring(idx).memory_bytes(), 4096 + 2 * 16, "a page of ring entries and the buffers");
 }
+
+mod reactor {
+    use std::time::{Duration, Instant};
+
+    use io_uring::{opcode, types};
+
+    use crate::uring::ops::{pack, unpack};
+    use crate::uring::probe::Capabilities;
+    use crate::uring::reactor::{Reactor, ReactorConfig};
+    use crate::uring::ring::RingConfig;
+
+    fn reactor(rings: usize, per_ring: u32) -> Reactor {
+        let caps = Capabilities::probe().unwrap();
+        let config = ReactorConfig {
+            rings,
+            ring: RingConfig { sq_entries: 8, cq_entries: 64, fixed_files: per_ring },
+            bgid: 3,
+            buffers: 64,
+            buffer_size: 1024,
+        };
+        Reactor::new(config, &caps).unwrap()
+    }
+
+    fn drain(r: &mut Reactor) -> Vec<(u32, i32)> {
+        let mut batch = Vec::new();
+        let mut seen = Vec::new();
+        while r.next_batch(&mut batch) {
+            seen.extend(batch.iter().map(|&(data, res, _)| (unpack(data).0, res)));
+        }
+        seen
+    }
+
+    #[test]
+    fn entries_go_to_their_connections_rings_and_a_full_queue_is_submitted() {
+        let mut r = reactor(3, 4);
+        assert_eq!((r.rings(), r.per_ring(), r.slot(9), r.ring_of(9), r.ring_of(100)), (3, 4, 1, 2, 2));
+        // 30 no-ops (the submission queues hold 8 each) for connections 0..12.
+        for i in 0..30u32 {
+            r.push(opcode::Nop::new().build().user_data(pack(i % 12, 0, 1)));
+        }
+        r.flush().unwrap();
+        assert_eq!(r.queued(), 0, "a full queue is submitted to make room");
+        r.wait(Duration::ZERO).unwrap();
+        let mut seen = drain(&mut r);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.len() < 30 && Instant::now() < deadline {
+            r.wait(Duration::from_millis(10)).unwrap();
+            seen.extend(drain(&mut r));
+        }
+        seen.sort_unstable();
+        let mut want: Vec<(u32, i32)> = (0..30).map(|i| (i % 12, 0)).collect();
+        want.sort_unstable();
+        assert_eq!(seen, want, "every completion exactly once, none of the reactor's own");
+    }
+
+    #[test]
+    fn a_completion_on_another_ring_wakes_the_thread_sleeping_on_ring_0() {
+        let mut r = reactor(3, 2);
+        // Let ring 0 arm its polls of the other rings' eventfds.
+        r.wait(Duration::ZERO).unwrap();
+        assert!(drain(&mut r).is_empty());
+        // A 50 ms timeout on ring 2 (connection 5); the reactor sleeps for up to 5 s.
+        let ts = Box::leak(Box::new(types::Timespec::from(Duration::from_millis(50))));
+        r.push(opcode::Timeout::new(ts).build().user_data(pack(5, 0, 1)));
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while seen.is_empty() && start.elapsed() < Duration::from_secs(4) {
+            r.wait(Duration::from_secs(5)).unwrap();
+            seen = drain(&mut r);
+        }
+        let took = start.elapsed();
+        assert_eq!(seen, vec![(5, -libc::ETIME)], "the timeout, from ring 2");
+        assert!(took < Duration::from_secs(2), "woken by ring 2, not by the 5 s wait: {took:?}");
+    }
+}
