@@ -129,7 +129,8 @@ pub struct RunArgs {
     /// next send (0s: at once).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     think_time: Duration,
-    /// Bring connections the target drops back (WebSocket and raw TCP): each attempt
+    /// Bring connections the target drops back (WebSocket, raw TCP and HTTP pollers,
+    /// which keep their cookies and honour a `Retry-After` they were given): each attempt
     /// after a random delay in [0, min(--reconnect-max, --reconnect-initial × 2^n)]
     /// (exponential backoff with full jitter); the time from the drop to ready again is
     /// reported as `latency_us.recover`.

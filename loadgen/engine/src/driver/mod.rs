@@ -104,6 +104,15 @@ pub enum Action {
     GaveUp,
 }
 
+const READY: u8 = 1;
+const PINGING: u8 = 1 << 1;
+const AWAITING: u8 = 1 << 2;
+const REPLY_ARMED: u8 = 1 << 3;
+const SEND_ARMED: u8 = 1 << 4;
+const PING_ARMED: u8 = 1 << 5;
+const READING_PAUSED: u8 = 1 << 6;
+const RECONNECTING: u8 = 1 << 7;
+
 /// No step (of `traffic_step`, `ping_step`).
 const NONE: u16 = u16::MAX;
 
@@ -132,18 +141,11 @@ pub struct Driver {
     traffic_step: u16,
     /// The `Ping` step whose pings are on.
     ping_step: u16,
-    ready: bool,
-    pinging: bool,
-    /// Closed loop: a message is in flight (its intended time in `inflight_ns`).
-    awaiting: bool,
-    /// Closed loop: a reply timer is in the wheel.
-    reply_armed: bool,
-    /// A send timer is in the wheel (pacing or think time).
-    send_armed: bool,
-    ping_armed: bool,
-    reading_paused: bool,
-    /// Dropped and coming back (until ready again).
-    reconnecting: bool,
+    /// `READY`, `PINGING`, `AWAITING` (closed loop: a message in flight, its intended
+    /// time in `inflight_ns`), `REPLY_ARMED`, `SEND_ARMED`, `PING_ARMED` (a timer of that
+    /// kind is in the wheel), `READING_PAUSED`, `RECONNECTING` (dropped and coming back,
+    /// until ready again).
+    flags: u8,
     /// Spreads first sends and pings over an interval (from the connection's index),
     /// so connections do not act in lockstep.
     spread: u32,
@@ -166,14 +168,7 @@ impl Driver {
             wait: Wait::None,
             traffic_step: NONE,
             ping_step: NONE,
-            ready: false,
-            pinging: false,
-            awaiting: false,
-            reply_armed: false,
-            send_armed: false,
-            ping_armed: false,
-            reading_paused: false,
-            reconnecting: false,
+            flags: 0,
             spread,
             attempt: 0,
             next_send_ns: 0,
@@ -192,6 +187,18 @@ impl Driver {
         }
     }
 
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
     /// Which of the host's programs this connection runs.
     pub fn program(&self) -> u8 {
         self.program
@@ -199,22 +206,22 @@ impl Driver {
 
     /// Ready (every step before `Ready` done): its traffic may flow.
     pub fn is_ready(&self) -> bool {
-        self.ready
+        self.has(READY)
     }
 
     /// Reading is paused by the program.
     pub fn reading_paused(&self) -> bool {
-        self.reading_paused
+        self.has(READING_PAUSED)
     }
 
     /// Dropped and coming back under the reconnect policy.
     pub fn is_reconnecting(&self) -> bool {
-        self.reconnecting
+        self.has(RECONNECTING)
     }
 
     /// The program's traffic is a closed loop with a message in flight.
     pub fn awaiting_reply(&self) -> bool {
-        self.awaiting
+        self.has(AWAITING)
     }
 
     /// A new attempt of this connection starts (first or a reconnect): the program
@@ -223,7 +230,7 @@ impl Driver {
         *self = Self {
             program: self.program,
             spread: self.spread,
-            reconnecting: self.reconnecting,
+            flags: self.flags & RECONNECTING,
             attempt: self.attempt,
             recover_from_ns: self.recover_from_ns,
             ..Self::new(self.program, self.spread)
@@ -252,10 +259,10 @@ impl Driver {
 
     /// The reply to the closed loop's message in flight arrived (not a late one).
     pub fn answered(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
-        if !self.awaiting {
+        if !self.has(AWAITING) {
             return;
         }
-        self.awaiting = false;
+        self.set(AWAITING, false);
         if let Some(Traffic::ClosedLoop { think, reply_timeout }) = self.traffic(p) {
             if think.is_zero() {
                 self.send_closed_loop(now, false, reply_timeout, out);
@@ -279,8 +286,8 @@ impl Driver {
     /// The target or the network ended the open connection at `now`: under a reconnect
     /// policy it will come back (its time to recover starts now).
     pub fn dropped(&mut self, p: &Program, now: u64) {
-        if p.reconnect.is_some() && !self.reconnecting {
-            self.reconnecting = true;
+        if p.reconnect.is_some() && !self.has(RECONNECTING) {
+            self.set(RECONNECTING, true);
             self.recover_from_ns = now;
             self.attempt = 0;
         }
@@ -293,12 +300,12 @@ impl Driver {
     pub fn freed(&mut self, p: &Program, now: u64, random: u64, out: &mut Vec<Action>) {
         self.stop_behaviours();
         let Some(policy) = p.reconnect else { return };
-        if !self.reconnecting {
+        if !self.has(RECONNECTING) {
             return;
         }
         let attempt = u32::from(self.attempt);
         if policy.limit.is_some_and(|limit| attempt >= limit) {
-            self.reconnecting = false;
+            self.set(RECONNECTING, false);
             out.push(Action::GaveUp);
             return;
         }
@@ -329,22 +336,22 @@ impl Driver {
                     return;
                 }
                 Step::Ready => {
-                    if !self.ready {
-                        self.ready = true;
+                    if !self.has(READY) {
+                        self.set(READY, true);
                         out.push(Action::Ready { timed: here > 0 });
-                        if self.reconnecting {
-                            self.reconnecting = false;
+                        if self.has(RECONNECTING) {
+                            self.set(RECONNECTING, false);
                             out.push(Action::Recovered { since_ns: self.recover_from_ns });
                         }
                     }
                 }
                 Step::Ping { interval } => {
                     let interval = interval.as_nanos().max(1) as u64;
-                    self.pinging = true;
+                    self.set(PINGING, true);
                     self.ping_step = here;
                     self.next_ping_ns = now + (u64::from(self.spread) * 7_919) % interval;
-                    if !self.ping_armed {
-                        self.ping_armed = true;
+                    if !self.has(PING_ARMED) {
+                        self.set(PING_ARMED, true);
                         out.push(Action::Arm { timer: TimerKind::Ping, at_ns: self.next_ping_ns });
                     }
                 }
@@ -354,17 +361,17 @@ impl Driver {
                         out.push(Action::LeavePool);
                     }
                     self.traffic_step = NONE;
-                    self.awaiting = false;
+                    self.set(AWAITING, false);
                 }
                 Step::StopReading => {
-                    if !self.reading_paused {
-                        self.reading_paused = true;
+                    if !self.has(READING_PAUSED) {
+                        self.set(READING_PAUSED, true);
                         out.push(Action::PauseReading);
                     }
                 }
                 Step::ResumeReading => {
-                    if self.reading_paused {
-                        self.reading_paused = false;
+                    if self.has(READING_PAUSED) {
+                        self.set(READING_PAUSED, false);
                         out.push(Action::ResumeReading);
                     }
                 }
@@ -386,7 +393,7 @@ impl Driver {
         self.traffic_step = step;
         match t {
             Traffic::ClosedLoop { reply_timeout, .. } => {
-                if !self.awaiting {
+                if !self.has(AWAITING) {
                     self.send_closed_loop(now, false, reply_timeout, out);
                 }
             }
@@ -411,26 +418,26 @@ impl Driver {
         reply_timeout: Option<std::time::Duration>,
         out: &mut Vec<Action>,
     ) {
-        self.awaiting = true;
+        self.set(AWAITING, true);
         self.inflight_ns = intended_ns;
         out.push(Action::SendProbe { intended_ns, scheduled });
         if let Some(timeout) = reply_timeout
-            && !self.reply_armed
+            && !self.has(REPLY_ARMED)
         {
-            self.reply_armed = true;
+            self.set(REPLY_ARMED, true);
             out.push(Action::Arm { timer: TimerKind::Reply, at_ns: intended_ns + timeout.as_nanos() as u64 });
         }
     }
 
     fn arm_send(&mut self, out: &mut Vec<Action>) {
-        if !self.send_armed {
-            self.send_armed = true;
+        if !self.has(SEND_ARMED) {
+            self.set(SEND_ARMED, true);
             out.push(Action::Arm { timer: TimerKind::Send, at_ns: self.next_send_ns });
         }
     }
 
     fn send_timer(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
-        self.send_armed = false;
+        self.set(SEND_ARMED, false);
         match self.traffic(p) {
             Some(Traffic::Paced { interval }) => {
                 if now < self.next_send_ns {
@@ -443,7 +450,7 @@ impl Driver {
                 out.push(Action::SendProbe { intended_ns, scheduled: true });
                 self.arm_send(out);
             }
-            Some(Traffic::ClosedLoop { reply_timeout, .. }) if !self.awaiting => {
+            Some(Traffic::ClosedLoop { reply_timeout, .. }) if !self.has(AWAITING) => {
                 if now < self.next_send_ns {
                     self.arm_send(out);
                     return;
@@ -456,12 +463,12 @@ impl Driver {
     }
 
     fn ping_timer(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
-        self.ping_armed = false;
-        if !self.pinging {
+        self.set(PING_ARMED, false);
+        if !self.has(PINGING) {
             return;
         }
         if now < self.next_ping_ns {
-            self.ping_armed = true;
+            self.set(PING_ARMED, true);
             out.push(Action::Arm { timer: TimerKind::Ping, at_ns: self.next_ping_ns });
             return;
         }
@@ -471,27 +478,27 @@ impl Driver {
         };
         let intended_ns = self.next_ping_ns;
         self.next_ping_ns = intended_ns.saturating_add(interval);
-        self.ping_armed = true;
+        self.set(PING_ARMED, true);
         out.push(Action::SendPing { intended_ns });
         out.push(Action::Arm { timer: TimerKind::Ping, at_ns: self.next_ping_ns });
     }
 
     fn reply_timer(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
-        self.reply_armed = false;
+        self.set(REPLY_ARMED, false);
         let Some(Traffic::ClosedLoop { reply_timeout: Some(timeout), .. }) = self.traffic(p) else { return };
-        if !self.awaiting {
+        if !self.has(AWAITING) {
             return;
         }
         let deadline = self.inflight_ns + timeout.as_nanos() as u64;
         if now < deadline {
             // A later message is in flight: wait for its deadline.
-            self.reply_armed = true;
+            self.set(REPLY_ARMED, true);
             out.push(Action::Arm { timer: TimerKind::Reply, at_ns: deadline });
             return;
         }
         // Counted when it comes (late) or not at all (unanswered); the loop goes on
         // with the next message, due now.
-        self.awaiting = false;
+        self.set(AWAITING, false);
         out.push(Action::ReplyTimedOut);
         self.send_closed_loop(now, false, Some(timeout), out);
     }
@@ -516,8 +523,8 @@ impl Driver {
     /// wheel find nothing to do).
     fn stop_behaviours(&mut self) {
         self.traffic_step = NONE;
-        self.pinging = false;
-        self.awaiting = false;
+        self.set(PINGING, false);
+        self.set(AWAITING, false);
         self.wait = Wait::None;
     }
 }

@@ -71,6 +71,9 @@ pub struct Conn {
     pub pool_pos: u32,
     /// The program paused reading: a cancel of the receive is in flight.
     pub cancel_pending: bool,
+    /// HTTP polling: the cookies of a poller that is reconnecting (its identity with the
+    /// server), handed to the next connection's client.
+    pub kept_cookies: Option<Box<loadgen_proto::http1::CookieJar>>,
     /// HTTP polling: intended time of the request in flight.
     pub request_ns: u64,
     /// HTTP polling: polls that came due while a request was in flight, sent one after
@@ -116,6 +119,7 @@ impl Conn {
             driver: Driver::new(0, 0),
             pool_pos: super::pool::NOT_IN_POOL,
             cancel_pending: false,
+            kept_cookies: None,
             request_ns: 0,
             backlog: 0,
             backlog_ns: 0,
@@ -231,9 +235,16 @@ impl Conn {
         }
     }
 
-    /// Ends the protocol state (the connection is being freed).
+    /// Ends the protocol state (the connection is being freed). A reconnecting HTTP
+    /// poller keeps its cookies for its next connection.
     pub fn release(&mut self, pool: &mut ClientPool) {
         self.tls = None;
+        if let Proto::Http(http) = &mut self.proto
+            && self.driver.is_reconnecting()
+        {
+            let empty = loadgen_proto::http1::CookieJar::new(0, 0);
+            self.kept_cookies = Some(Box::new(std::mem::replace(http.client.jar_mut(), empty)));
+        }
         if let Proto::Live(client) = std::mem::replace(&mut self.proto, Proto::None) {
             pool.give(client);
         }

@@ -141,8 +141,8 @@ pub struct RunConfig {
     pub lag_threshold: Duration,
     /// A second whose connect-lag p99 exceeds this is saturated (the `connect_lag` rule).
     pub connect_lag_threshold: Duration,
-    /// Bring dropped connections back (WebSocket and raw TCP; `None`: a dropped
-    /// connection stays closed).
+    /// Bring dropped connections back (`None`: a dropped connection stays closed). HTTP
+    /// pollers keep their cookies across reconnects.
     pub reconnect: Option<ReconnectPolicy>,
     /// Largest message accepted.
     pub max_message_size: usize,

@@ -66,8 +66,6 @@ impl RunConfig {
                 MessageRate::Total(_) => DriverTraffic::Pool,
             }));
         }
-        // HTTP pollers do not reconnect (a connection the server closes stays closed).
-        let reconnect = if self.protocol == Protocol::Http1 { None } else { self.reconnect };
-        Program { steps, reconnect }
+        Program { steps, reconnect: self.reconnect }
     }
 }

@@ -13,8 +13,9 @@
 //! connection ended first (server close, response timeout, end of the run). loadgen's
 //! own close waits for a response in flight, up to the close timeout. Responses
 //! time out after the run's handshake timeout (`http_response_timeout`); https:// waits
-//! for its TLS handshake under the same deadline. What it does not do: reconnect (a
-//! connection the server closes stays closed, counted), pipelining, redirects, request
+//! for its TLS handshake under the same deadline. A poller the server closes is
+//! dropped (counted) and, under the run's reconnect policy, comes back with its cookies
+//! and its `Retry-After` hold-off. What it does not do: pipelining, redirects, request
 //! bodies.
 
 use loadgen_proto::http1::Request as Http1Request;
@@ -38,8 +39,12 @@ impl Worker<'_> {
             secure_transport: conn.tls.is_some(),
             ..Http1Config::default()
         };
-        conn.proto =
-            Proto::Http(Box::new(HttpStream { client: Http1Client::new(config), out: Vec::new(), body_bytes: 0 }));
+        let mut client = Http1Client::new(config);
+        if let Some(jar) = conn.kept_cookies.take() {
+            // A reconnect: the poller is the same user to the server.
+            *client.jar_mut() = *jar;
+        }
+        conn.proto = Proto::Http(Box::new(HttpStream { client, out: Vec::new(), body_bytes: 0 }));
         if conn.tls.is_some() {
             // The TLS handshake has the WebSocket upgrade's deadline.
             conn.phase = Phase::Handshaking;
@@ -65,8 +70,11 @@ impl Worker<'_> {
         if now < conn.retry_at_ns {
             if !closed_loop {
                 self.rec.error("retry_after_skipped_poll");
+            } else if !conn.awaiting_echo {
+                // A closed loop waits for the hold-off (one given before a reconnect
+                // too); a second timer for the same time finds the poll already sent.
+                self.timers.insert(conn.retry_at_ns, conn.tag(index, Op::RetryTimer).encode());
             }
-            // (Closed loop: the hold-off timer sends the next poll.)
             return;
         }
         if conn.awaiting_echo {

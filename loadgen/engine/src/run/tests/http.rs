@@ -25,6 +25,9 @@ pub(super) enum Behaviour {
     CloseDelimited,
     /// As `KeepAlive`, each response 300 ms after its request.
     Slow,
+    /// A cookie for requests without one; `Connection: close` on every second response
+    /// of a connection.
+    CookieThenClose,
 }
 
 /// Answers requests on one connection. `messages` counts the requests that carried the
@@ -70,6 +73,17 @@ pub(super) fn serve_http(
                 return;
             }
             Behaviour::Slow => std::thread::sleep(Duration::from_millis(300)),
+            Behaviour::CookieThenClose => {
+                served += 1;
+                let with_cookie = head.lines().any(|l| l == "Cookie: queue=ticket-7");
+                let cookie = if with_cookie { "" } else { "Set-Cookie: queue=ticket-7\r\n" };
+                let close = if served.is_multiple_of(2) { "Connection: close\r\n" } else { "" };
+                let response = format!("HTTP/1.1 200 OK\r\n{cookie}{close}Content-Length: 2\r\n\r\nok");
+                if stream.write_all(response.as_bytes()).is_err() || !close.is_empty() {
+                    return;
+                }
+                continue;
+            }
             Behaviour::KeepAlive | Behaviour::RetryFirst => {}
         }
         let response: &[u8] = if served == 0 && retry_first {
@@ -191,6 +205,32 @@ fn loadgen_closing_waits_for_the_poll_in_flight_within_the_close_timeout() {
     assert_eq!((m.totals.unanswered, m.totals.dropped), (2, 0), "{:?}", m.errors);
     assert_eq!(m.errors.get("close_timeout").copied(), Some(2), "{:?}", m.errors);
     assert_eq!(m.errors.get("http_response_timeout"), None, "{:?}", m.errors);
+}
+
+#[test]
+fn pollers_the_server_closes_reconnect_and_keep_their_cookies() {
+    let server = TestServer::start(Mode::Http(Behaviour::CookieThenClose));
+    let mut cfg = http_config(&server, 3, 1_500, MessageRate::PerConnection(10.0));
+    cfg.reconnect = Some(crate::run::ReconnectPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(50),
+        limit: None,
+    });
+    let m = go(&cfg).stats;
+    let t = &m.totals;
+    // Every second response closes: about 15 polls each, a reconnect after every other.
+    assert!(t.reconnected >= 9, "{t:?} {:?}", m.errors);
+    // Each drop came back, but for those still backing off when the run ended.
+    assert!(t.dropped >= t.reconnected && t.dropped - t.reconnected <= 3, "{t:?}");
+    assert_eq!(m.errors.get("http_connection_close").copied(), Some(t.dropped), "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::Recover).len(), t.reconnected);
+    assert_eq!(t.established, 3 + t.reconnected, "{t:?}");
+    assert_eq!(
+        server.messages.load(Ordering::Relaxed),
+        t.messages_sent - 3,
+        "only each poller's very first request lacked the cookie: the jar survived the reconnects"
+    );
+    assert_eq!(t.failed, 0, "{:?}", m.errors);
 }
 
 #[test]
