@@ -39,7 +39,7 @@ enum Command {
     #[command(after_help = run_cmd::EXAMPLES)]
     Run {
         #[command(flatten)]
-        args: run_args::RunArgs,
+        args: Box<run_args::RunArgs>,
         #[command(flatten)]
         output: progress::OutputArgs,
     },

@@ -39,6 +39,14 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
         "ping_interval_s": config.ping_interval.map(|d| d.as_secs_f64()),
         "deflate": config.deflate.as_ref().map(|d| d.offer()),
         "tls_resumption": config.tls.as_ref().map(|t| t.resumption_cache_size() > 0),
+        "reply_timeout_s": config.reply_timeout.as_secs_f64(),
+        "think_time_s": config.think_time.as_secs_f64(),
+        "coalesce_us": config.timer_coalesce.as_secs_f64() * 1e6,
+        "reconnect": config.reconnect.map(|p| json!({
+            "initial_s": p.initial.as_secs_f64(),
+            "max_s": p.max.as_secs_f64(),
+            "limit": p.limit,
+        })),
     });
     doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
     doc["generator"]["io_uring"] = json!(o.ring_flags);

@@ -43,6 +43,22 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     ("config.on_open_steps", "Number of `--on-open` steps."),
     ("config.ping_interval_s", "`--ping-interval` in seconds; `null` without pings."),
+    (
+        "config.reply_timeout_s",
+        "`--reply-timeout` in seconds: echoes later than this are `late`; a closed loop moves on; on-open waits give up.",
+    ),
+    ("config.think_time_s", "`--think-time` in seconds (closed loop; 0 otherwise)."),
+    (
+        "config.coalesce_us",
+        "`--coalesce` in microseconds: timers due within this window of the earliest fire together (0: each at its deadline).",
+    ),
+    (
+        "config.reconnect",
+        "`--reconnect` policy: `initial_s`, `max_s` (backoff ceilings) and `limit` (attempts per drop, `null`: none); `null` without `--reconnect`.",
+    ),
+    ("config.reconnect.initial_s", "`--reconnect-initial` in seconds."),
+    ("config.reconnect.max_s", "`--reconnect-max` in seconds."),
+    ("config.reconnect.limit", "`--reconnect-limit`; `null`: never give up."),
     ("config.deflate", "The permessage-deflate offer sent with the upgrade (`--deflate`); `null` without."),
     (
         "config.tls_resumption",

@@ -171,6 +171,11 @@ pub struct RunConfig {
     /// `echo_connections`; see [`RunConfig::programs`]). Scenarios set it. Probe
     /// messages still take their size from `traffic`.
     pub program: Option<crate::driver::Program>,
+    /// Timers due within this window of the earliest are fired together: the loop
+    /// sleeps until the earliest due timer plus this, so one wake-up (one submission)
+    /// serves every send and ping due meanwhile. Their lateness is schedule lag and is
+    /// in the latencies (measured from intended times). Zero: wake for each deadline.
+    pub timer_coalesce: Duration,
 }
 
 /// Why a run could not start or continue.

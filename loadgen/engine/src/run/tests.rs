@@ -339,6 +339,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         deflate: None,
         echo_connections: None,
         program: None,
+        timer_coalesce: Duration::ZERO,
     }
 }
 

@@ -302,7 +302,7 @@ impl Worker<'_> {
             }
         }
         if let Some(d) = self.timers.next_deadline() {
-            t = t.min(d);
+            t = t.min(d.saturating_add(self.setup.config.timer_coalesce.as_nanos() as u64));
         }
         if let Some(c) = self.next_close_ns() {
             t = t.min(c.max(now + 100_000));

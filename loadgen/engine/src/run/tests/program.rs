@@ -114,3 +114,23 @@ fn programs_that_cannot_run_are_refused_before_the_run() {
     let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
     assert!(err.contains("WebSocket features"), "{err}");
 }
+
+#[test]
+fn coalesced_timers_fire_together_and_their_lateness_is_schedule_lag() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg =
+        config(&server, 20, 1_000, Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(50.0) });
+    cfg.timer_coalesce = ms(20);
+    let m = go(&cfg).stats;
+    let t = &m.totals;
+    assert_eq!((t.answered, t.unanswered), (t.messages_sent, 0), "{t:?}");
+    assert!(t.messages_sent >= 800, "the rate is kept: {t:?}");
+    let lag = m.histogram(Metric::ScheduleLag);
+    // Sends due within 20 ms of the earliest wait for it: typically ~10 ms late.
+    assert!(lag.value_at_quantile(0.5) >= 3_000, "lag p50 {} µs", lag.value_at_quantile(0.5));
+    assert!(
+        lag.value_at_quantile(0.5) <= 20_000 + 15_000,
+        "bounded by the window: p50 {} µs",
+        lag.value_at_quantile(0.5)
+    );
+}
