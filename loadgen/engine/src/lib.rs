@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod driver;
 pub mod payload;
+pub mod payload_json;
 pub mod preflight;
 pub mod report;
 pub mod run;

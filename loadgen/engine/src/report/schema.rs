@@ -261,7 +261,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "messages.pushes_received",
-        "Server-pushed probe payloads received (a probe whose sender is not this connection): the `latency_us.delivery` samples.",
+        "Server-pushed probe payloads received (a probe whose sender is not this connection; binary LGPROBE1 payloads or JSON text envelopes `{\"lgprobe\":1,\"channel\",\"seq\",\"sent_us\",\"sender\",...}`): the `latency_us.delivery` samples. Each connection checks sequence numbers per sender for up to 16 interleaved streams (beyond: `errors.push_streams_over_limit`, still timed).",
     ),
     (
         "messages.reply_timeouts",

@@ -71,9 +71,8 @@ pub struct Conn {
     pub pool_pos: u32,
     /// The program paused reading: a cancel of the receive is in flight.
     pub cancel_pending: bool,
-    /// HTTP polling: the cookies of a poller that is reconnecting (its identity with the
-    /// server), handed to the next connection's client.
-    pub kept_cookies: Option<Box<loadgen_proto::http1::CookieJar>>,
+    /// What few connections need, out of the slab entry (allocated on first need).
+    pub side: Option<Box<Side>>,
     /// HTTP polling: intended time of the request in flight.
     pub request_ns: u64,
     /// HTTP polling: polls that came due while a request was in flight, sent one after
@@ -119,7 +118,7 @@ impl Conn {
             driver: Driver::new(0, 0),
             pool_pos: super::pool::NOT_IN_POOL,
             cancel_pending: false,
-            kept_cookies: None,
+            side: None,
             request_ns: 0,
             backlog: 0,
             backlog_ns: 0,
@@ -143,7 +142,13 @@ impl Conn {
             _ => self.seq - self.echo_rx.unique().min(self.seq),
         };
         self.awaiting_echo = false;
-        let lost = self.echo_rx.missing() + self.push_rx.missing();
+        let mut lost = self.echo_rx.missing() + self.push_rx.missing();
+        if let Some(side) = self.side.as_mut() {
+            lost += side.streams.drain(..).map(|(_, s)| s.missing()).sum::<u64>();
+            if side.cookies.is_none() {
+                self.side = None;
+            }
+        }
         self.echo_rx = SeqTracker::default();
         self.push_rx = SeqTracker::default();
         self.seq = 0;
@@ -243,7 +248,7 @@ impl Conn {
             && self.driver.is_reconnecting()
         {
             let empty = loadgen_proto::http1::CookieJar::new(0, 0);
-            self.kept_cookies = Some(Box::new(std::mem::replace(http.client.jar_mut(), empty)));
+            self.side.get_or_insert_with(Box::default).cookies = Some(std::mem::replace(http.client.jar_mut(), empty));
         }
         if let Proto::Live(client) = std::mem::replace(&mut self.proto, Proto::None) {
             pool.give(client);
@@ -261,6 +266,17 @@ impl Conn {
         pool.give(std::mem::take(&mut self.sending));
         None
     }
+}
+
+/// The parts of a connection's state few connections need, boxed apart so the slab
+/// entry stays small.
+#[derive(Debug, Default)]
+pub struct Side {
+    /// HTTP polling: the cookies of a poller that is reconnecting (its identity with the
+    /// server), handed to its next connection's client.
+    pub cookies: Option<loadgen_proto::http1::CookieJar>,
+    /// Push streams followed beyond the first: (sender id, sequence check).
+    pub streams: Vec<(u64, SeqTracker)>,
 }
 
 /// The protocol state of a connection.

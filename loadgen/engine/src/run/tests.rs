@@ -49,6 +49,9 @@ enum Mode {
     Http(http::Behaviour),
     /// Echo with faults (see `accounting::Misbehaviour`).
     Misbehave(accounting::Misbehaviour),
+    /// After the upgrade, JSON notification envelopes on two interleaved channels (see
+    /// `program::json_pushes`), then echo.
+    JsonPush,
 }
 
 struct TestServer {
@@ -235,6 +238,15 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         Mode::Misbehave(m) => Some(accounting::Faults::new(m, upgrade)),
         _ => None,
     };
+    if let Mode::JsonPush = mode {
+        for text in program::json_pushes() {
+            enc.message(&mut out, MessageKind::Text, text.as_bytes(), &mut rng).unwrap();
+        }
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+        out.clear();
+    }
     while !stop.load(Ordering::Relaxed) {
         if let Some(f) = faults.as_mut() {
             match f.tick(&mut enc, &mut out, &mut rng) {

@@ -39,6 +39,8 @@ mod drive;
 mod http;
 #[path = "worker_recv.rs"]
 mod recv;
+#[path = "worker_streams.rs"]
+mod streams;
 #[path = "worker_timers.rs"]
 mod timers;
 

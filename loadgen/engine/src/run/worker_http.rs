@@ -40,9 +40,9 @@ impl Worker<'_> {
             ..Http1Config::default()
         };
         let mut client = Http1Client::new(config);
-        if let Some(jar) = conn.kept_cookies.take() {
+        if let Some(jar) = conn.side.as_mut().and_then(|side| side.cookies.take()) {
             // A reconnect: the poller is the same user to the server.
-            *client.jar_mut() = *jar;
+            *client.jar_mut() = jar;
         }
         conn.proto = Proto::Http(Box::new(HttpStream { client, out: Vec::new(), body_bytes: 0 }));
         if conn.tls.is_some() {

@@ -7,11 +7,11 @@ use loadgen_proto::{Error as ProtoError, Event, Initiator};
 use rand_chacha::ChaCha20Rng;
 
 use super::super::conn::{Conn, Phase, Proto};
+use super::streams::{Streams, probe_arrived};
 use super::{Worker, WorkerSetup};
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
 use crate::payload::Probe;
-use crate::stats::seq::{Arrival, SeqTracker};
 use crate::stats::{Metric, Recorder};
 
 /// What the events of one read asked the worker to do.
@@ -271,77 +271,6 @@ pub(super) struct Driven<'a> {
     pub(super) actions: &'a mut Vec<Action>,
 }
 
-/// A copy of a connection's sequence state (small and `Copy`), so feeding can update
-/// it while the protocol state is borrowed apart.
-#[derive(Clone, Copy)]
-pub(super) struct Streams {
-    echo: SeqTracker,
-    push: SeqTracker,
-    push_sender: u64,
-}
-
-impl Streams {
-    fn load(conn: &Conn) -> Self {
-        Self { echo: conn.echo_rx, push: conn.push_rx, push_sender: conn.push_sender }
-    }
-
-    fn store(&self, conn: &mut Conn) {
-        conn.echo_rx = self.echo;
-        conn.push_rx = self.push;
-        conn.push_sender = self.push_sender;
-    }
-}
-
-/// One received probe payload, judged: this connection's own echo (timed from its
-/// intended time, checked for order and duplicates, late after the reply timeout), or a
-/// server push (delivery latency from its intended publish time, checked per sender).
-#[allow(clippy::too_many_arguments)]
-fn probe_arrived(
-    p: Probe,
-    streams: &mut Streams,
-    rec: &mut Recorder,
-    clock: &Clock,
-    own: u64,
-    sent: u64,
-    reply_timeout_ns: u64,
-    now: u64,
-    outcome: &mut Outcome,
-) {
-    let intended = clock.run_ns(p.sent_unix_us);
-    if p.sender == own {
-        match streams.echo.observe(p.seq) {
-            Arrival::Duplicate => {
-                rec.duplicated();
-                return;
-            }
-            Arrival::Reordered => rec.reordered(),
-            Arrival::Ahead { .. } => {}
-        }
-        rec.record_since(Metric::MessageRtt, intended, now);
-        rec.echo_received(now.saturating_sub(intended) > reply_timeout_ns);
-        outcome.echoes += 1;
-        outcome.current_echo |= p.seq.wrapping_add(1) == sent;
-        return;
-    }
-    if p.sender != streams.push_sender || streams.push.is_empty() {
-        // A new stream (first push, or the server's sender changed): what the old one
-        // missed is lost.
-        rec.stream_ended(0, streams.push.missing());
-        streams.push = SeqTracker::default();
-        streams.push_sender = p.sender;
-    }
-    match streams.push.observe(p.seq) {
-        Arrival::Duplicate => {
-            rec.duplicated();
-            return;
-        }
-        Arrival::Reordered => rec.reordered(),
-        Arrival::Ahead { .. } => {}
-    }
-    rec.push_received();
-    rec.record_since(Metric::Delivery, intended, now);
-}
-
 impl<'a> FeedCtx<'a> {
     /// What feeding `conn` (connection `index`) needs, at `now`.
     fn new(
@@ -349,7 +278,7 @@ impl<'a> FeedCtx<'a> {
         rng: &'a mut ChaCha20Rng,
         setup: &'a WorkerSetup<'_>,
         message_len: usize,
-        conn: &Conn,
+        conn: &mut Conn,
         index: u32,
         now: u64,
     ) -> Self {
@@ -416,6 +345,12 @@ impl<'a> FeedCtx<'a> {
                         Some(Event::Text(text)) => {
                             self.rec.message_received(text.len() as u64);
                             driven.driver.text(driven.program, text, now, driven.actions);
+                            // A JSON server's notification: the probe in its envelope.
+                            if let Some(p) = crate::payload_json::decode_json(text) {
+                                let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
+                                let (rec, clock) = (&mut *self.rec, self.clock);
+                                probe_arrived(p, &mut self.streams, rec, clock, own, sent, timeout, now, outcome);
+                            }
                         }
                         Some(Event::Pong(p)) => {
                             if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {

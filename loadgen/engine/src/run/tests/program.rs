@@ -134,3 +134,37 @@ fn coalesced_timers_fire_together_and_their_lateness_is_schedule_lag() {
         lag.value_at_quantile(0.5)
     );
 }
+
+/// Two channels, 20 notifications each, interleaved: channel 1 repeats its number 5,
+/// channel 2 skips its number 7 (and a chat message without an envelope in between).
+pub(super) fn json_pushes() -> Vec<String> {
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let envelope = |channel: u64, seq: u64| {
+        format!(
+            r#"{{"lgprobe":1,"channel":{channel},"seq":{seq},"sent_us":{now_us},"sender":{channel},"worker":0,"ch":"unit:{channel}","body":{{"text":"n"}}}}"#
+        )
+    };
+    let mut out = vec![r#"{"type":"welcome","note":"not an envelope, not counted"}"#.to_owned()];
+    for seq in 0..20 {
+        out.push(envelope(1, seq));
+        if seq == 5 {
+            out.push(envelope(1, seq));
+        }
+        if seq != 7 {
+            out.push(envelope(2, seq));
+        }
+    }
+    out
+}
+
+#[test]
+fn json_notifications_on_interleaved_channels_are_checked_per_channel() {
+    let server = TestServer::start(Mode::JsonPush);
+    let m = go(&config(&server, 3, 600, Traffic::Idle)).stats;
+    let t = &m.totals;
+    assert_eq!(t.established, 3, "{:?}", m.errors);
+    // Per connection: 20 + 19 distinct notifications, one duplicate, one gap.
+    assert_eq!(t.pushes_received, 3 * 39, "{t:?}");
+    assert_eq!(m.histogram(Metric::Delivery).len(), 3 * 39);
+    assert_eq!((t.duplicated, t.lost, t.reordered), (3, 3, 0), "interleaving is not loss or reordering: {t:?}");
+}
