@@ -495,6 +495,8 @@ impl Worker<'_> {
                 }
                 if let Some(sqe) = conn.send_done(index, self.io.slot(index), result as usize, &mut self.send_pool) {
                     self.io.push(sqe);
+                } else if conn.draining && matches!(conn.proto, Proto::Raw(_)) {
+                    self.send_drained(index);
                 } else {
                     self.send_more(index);
                 }
