@@ -8,6 +8,7 @@
 //!
 //! This crate has no clap types and does no formatting of reports.
 
+mod bufpool;
 pub mod clock;
 pub mod driver;
 pub mod payload;

@@ -57,7 +57,7 @@ pub const MESSAGE_COPIES_PER_CLIENT: u64 = 3;
 /// Spare `Client`s a worker's pool keeps (`run::conn::ClientPool`), each with the warm
 /// buffers of the last message it carried.
 pub const CLIENT_POOL_KEEP: u64 = 4096;
-/// Spare send buffers a worker's pool keeps (`run::conn::SendPool`); a send buffer holds
+/// Spare send buffers a worker's pool keeps (`bufpool::BufPool`); a send buffer holds
 /// one copy of the message (sealed into TLS records on wss://).
 pub const SEND_POOL_KEEP: u64 = 1024;
 /// Send buffers larger than this are freed, not pooled.

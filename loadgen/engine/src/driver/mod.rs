@@ -20,6 +20,7 @@
 //! nothing is ever cancelled and a kind has at most one timer in the wheel that matters.
 
 pub mod program;
+pub mod serve;
 #[cfg(test)]
 mod tests;
 

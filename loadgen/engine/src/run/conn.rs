@@ -14,6 +14,7 @@ use loadgen_proto::{Client, ClientConfig, Parked};
 use super::ops::{self, Op, Tag};
 use super::raw::RawStream;
 use super::tls::TlsConn;
+use crate::bufpool::BufPool;
 use crate::driver::Driver;
 use crate::stats::seq::SeqTracker;
 use crate::timer_wheel::TimerId;
@@ -47,7 +48,7 @@ pub struct Conn {
     pub proto: Proto,
     /// wss://: the TLS session between the socket and `proto`.
     pub tls: Option<Box<TlsConn>>,
-    /// Bytes owned by the in-flight send, taken from the worker's [`SendPool`] and
+    /// Bytes owned by the in-flight send, taken from the worker's [`BufPool`] and
     /// given back when the send completes (an idle connection holds no buffer).
     pub sending: Vec<u8>,
     /// Offset into `sending` already written.
@@ -169,7 +170,7 @@ impl Conn {
         &mut self,
         index: u32,
         slot: u32,
-        pool: &mut SendPool,
+        pool: &mut BufPool,
     ) -> Result<Option<squeue::Entry>, &'static str> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return Ok(None);
@@ -192,7 +193,7 @@ impl Conn {
             Some(tls) => match tls.seal(pending, &mut self.sending) {
                 Ok(n) => n,
                 Err(kind) => {
-                    pool.give(std::mem::take(&mut self.sending));
+                    pool.put(std::mem::take(&mut self.sending));
                     return Err(kind.name());
                 }
             },
@@ -206,7 +207,7 @@ impl Conn {
             Proto::None | Proto::Parked(_) => {}
         }
         if self.sending.is_empty() {
-            pool.give(std::mem::take(&mut self.sending));
+            pool.put(std::mem::take(&mut self.sending));
             return Ok(None);
         }
         Ok(Some(self.submit_send(index, slot)))
@@ -256,14 +257,14 @@ impl Conn {
     }
 
     /// After a send completed with `written` bytes: the rest of a partial write, if any.
-    pub fn send_done(&mut self, index: u32, slot: u32, written: usize, pool: &mut SendPool) -> Option<squeue::Entry> {
+    pub fn send_done(&mut self, index: u32, slot: u32, written: usize, pool: &mut BufPool) -> Option<squeue::Entry> {
         self.send_off += written;
         if self.send_off < self.sending.len() {
             let rest = &self.sending[self.send_off..];
             return Some(ops::send(slot, rest.as_ptr(), rest.len() as u32, self.tag(index, Op::Send)));
         }
         self.send_inflight = false;
-        pool.give(std::mem::take(&mut self.sending));
+        pool.put(std::mem::take(&mut self.sending));
         None
     }
 }
@@ -375,30 +376,6 @@ impl ClientPool {
     pub fn give(&mut self, client: Box<Client>) {
         if self.spare.len() < Self::KEEP {
             self.spare.push(client);
-        }
-    }
-}
-
-/// Send buffers of a worker, lent to connections for the duration of one send.
-#[derive(Debug, Default)]
-pub struct SendPool {
-    free: Vec<Vec<u8>>,
-}
-
-impl SendPool {
-    /// Most buffers kept for reuse; beyond that, returned buffers are freed.
-    const KEEP: usize = 1024;
-
-    /// An empty buffer (reused when one is free).
-    pub fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_default()
-    }
-
-    /// Returns a buffer.
-    pub fn give(&mut self, mut buf: Vec<u8>) {
-        if self.free.len() < Self::KEEP && buf.capacity() <= 1 << 20 {
-            buf.clear();
-            self.free.push(buf);
         }
     }
 }

@@ -13,11 +13,12 @@ use loadgen_proto::{ClientConfig, HandshakeRequest, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
+use super::conn::{ClientPool, Conn, Phase, Proto};
 use super::ops::{self, Op, Tag};
 use super::pool::Pool;
 use super::template;
 use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
+use crate::bufpool::BufPool;
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
 use crate::payload::Probe;
@@ -128,7 +129,7 @@ struct Worker<'a> {
     scratch: Vec<u64>,
     /// Completions copied out of a ring before handling (reused).
     cqe_batch: Vec<Completion>,
-    send_pool: SendPool,
+    send_pool: BufPool,
 }
 
 /// Runs a worker to completion on the calling thread; returns the protocol memory it
@@ -237,7 +238,10 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
         next_message: None,
         scratch: Vec::new(),
         cqe_batch: Vec::with_capacity(256),
-        send_pool: SendPool::default(),
+        send_pool: BufPool::new(
+            crate::preflight::SEND_POOL_MAX_BUFFER as usize,
+            crate::preflight::SEND_POOL_KEEP as usize,
+        ),
         io,
         setup,
     };
@@ -481,7 +485,7 @@ impl Worker<'_> {
             Op::Send => {
                 if result < 0 {
                     conn.send_inflight = false;
-                    self.send_pool.give(std::mem::take(&mut conn.sending));
+                    self.send_pool.put(std::mem::take(&mut conn.sending));
                     if conn.phase != Phase::Closing {
                         // (A close_notify racing the peer's reset is no news.)
                         self.rec.error("send_error");

@@ -199,7 +199,7 @@ impl Worker<'_> {
                 let sqe = conn.submit_send(index, self.io.slot(index));
                 self.io.push(sqe);
             } else {
-                self.send_pool.give(buf);
+                self.send_pool.put(buf);
             }
         }
         conn.phase = Phase::Closing;

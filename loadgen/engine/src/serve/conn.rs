@@ -10,6 +10,7 @@
 use loadgen_proto::{Decoder, Encoder, Role};
 
 use super::tls::TlsConn;
+pub(super) use crate::bufpool::BufPool;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,42 +186,6 @@ impl Slab {
     /// The entry if it is live and of this generation.
     pub fn get(&mut self, index: u32, generation: u32) -> Option<&mut Conn> {
         self.conns.get_mut(index as usize).filter(|c| c.phase != Phase::Free && c.generation == generation)
-    }
-}
-
-/// Reusable byte buffers (outgoing frames, partial upgrade requests).
-#[derive(Debug)]
-pub(super) struct BufPool {
-    bufs: Vec<Vec<u8>>,
-    /// Buffers larger than this are freed instead of kept.
-    keep_capacity: usize,
-    /// At most this many buffers are kept.
-    keep_count: usize,
-}
-
-impl BufPool {
-    pub fn new(keep_capacity: usize, keep_count: usize) -> Self {
-        Self { bufs: Vec::new(), keep_capacity, keep_count }
-    }
-
-    /// An empty buffer, with capacity if one was pooled.
-    pub fn take(&mut self) -> Vec<u8> {
-        self.bufs.pop().unwrap_or_default()
-    }
-
-    /// Gives a buffer back (cleared); unallocated or oversized buffers are dropped.
-    pub fn put(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > self.keep_capacity || self.bufs.len() >= self.keep_count {
-            return;
-        }
-        buf.clear();
-        self.bufs.push(buf);
-    }
-
-    /// Bytes held by pooled buffers.
-    #[cfg(test)]
-    pub fn capacity_bytes(&self) -> usize {
-        self.bufs.iter().map(Vec::capacity).sum()
     }
 }
 

@@ -143,6 +143,28 @@ fn close_after_sends_going_away_or_fin_in_raw() {
     assert_eq!(stop(server).closed_by_fault, 1);
 }
 
+/// A connection's fault timer stays with that connection: one that left early leaves
+/// a stale timer in the wheel, which must not close the next connection given the
+/// same slab entry (a new generation) before its own time.
+#[test]
+fn a_stale_close_timer_does_not_close_the_next_connection_in_its_slot() {
+    let server = with_faults(ServeProtocol::WebSocket, Mode::Echo, &["close-after=700ms"]);
+    let first = upgraded_stream(server.addr());
+    drop(first);
+    wait_all_closed(&server);
+    // The first connection's timer (due ≈ 700 ms after it opened) is still in the wheel.
+    std::thread::sleep(Duration::from_millis(350));
+    let opened = Instant::now();
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.next(), Got::Closed(Some(1001)));
+    let waited = opened.elapsed();
+    assert!(waited >= Duration::from_millis(600), "closed by its own timer, not the stale one: {waited:?}");
+    assert_eq!(peer.next(), Got::Eof);
+    wait_all_closed(&server);
+    let s = stop(server);
+    assert_eq!((s.upgraded, s.closed_by_fault), (2, 1), "only the second was open when a timer fired: {s:?}");
+}
+
 #[test]
 fn reset_after_gives_the_client_econnreset() {
     let server = with_faults(ServeProtocol::WebSocket, Mode::Echo, &["reset-after=200ms"]);

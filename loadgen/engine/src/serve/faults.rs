@@ -1,8 +1,10 @@
 //! Faults on command (`loadgen serve --fault SPEC`): a server that misbehaves the way
 //! real ones do, so that clients (loadgen's own engine first) can be tested against
 //! stalls, server-side closes and resets, refused or unanswered upgrades and lost
-//! echoes. [`Fault`] is the parsed spec; a thread's [`FaultState`] holds its timers;
-//! the `impl Worker` below fires them from the server loop.
+//! echoes. [`Fault`] is the parsed spec; [`compile`] turns a mode and its faults into
+//! the server-side program of every connection ([`ServeProgram`]) and the schedule of
+//! a thread ([`ThreadSchedule`]), both sans-IO (`driver::serve`); the `impl Worker`
+//! below carries out what they ask, on the reactor's timer wheel and clock.
 //!
 //! - `stall=T/P`: every P from the start (first at P) the thread sleeps for T: no
 //!   reads, writes or accepts; the kernel keeps buffering. Each thread stalls on the
@@ -11,27 +13,29 @@
 //!   then the client gets 1 s to answer; raw TCP: output flushed, then FIN) or reset
 //!   (SO_LINGER {1, 0} set with an io_uring setsockopt, receive and send cancelled, the
 //!   slot closed: the client sees ECONNRESET) D after it opened (after the upgrade).
-//!   D is the same for every connection, so the deadlines are a FIFO queue
-//!   (deadline, index, generation): no scan of the connections.
+//!   Each is a timer in the thread's wheel (O(1), no scan of the connections), tagged
+//!   with the connection's index and generation so a timer of a closed connection
+//!   whose slab entry was reused is recognised as stale and ignored.
 //! - `close-all-at=T` / `reset-all-at=T`: once, at T after the start, every open
 //!   connection is closed / every connection is reset (the one scan of the slab).
 //! - `refuse=STATUS[:RETRY_AFTER_S]` and `no-upgrade-reply`: applied to valid upgrade
 //!   requests by `session` (WebSocket only).
-//! - `drop-echo=P`: echo mode drops P % of echoes, decided by a xorshift64 sequence
-//!   seeded by the thread index (repeatable from run to run), in `session`.
+//! - `drop-echo=P`: echo mode drops P % of echoes, decided by draws from a xorshift64
+//!   sequence seeded by the thread index ([`Draws`]: repeatable from run to run).
 //!
 //! Every effect is counted ([`crate::serve::Summary`]: `stalls`, `closed_by_fault`,
 //! `reset_by_fault`, `refused_by_fault`, `upgrades_unanswered`, `echoes_dropped`).
 //! What it does not do: faults while the server stops (its own close takes over),
 //! faults on TLS records, random timing (every timer is deterministic), allocation per
-//! message (a queue entry per connection opened, only with the per-connection faults).
+//! message (a wheel entry per connection opened, only with the per-connection faults).
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::ops::{self, Op, Tag};
 use super::{CLOSE_GRACE, MAX_WAIT, Worker};
+use crate::driver::serve::{Reply, ServeAction, ServeProgram, ServeTimer, ThreadAction, ThreadSchedule, UpgradeAnswer};
+use crate::serve::Mode;
 use crate::serve::conn::Phase;
 
 /// The accepted syntax, for error messages and help.
@@ -211,181 +215,147 @@ pub(in crate::serve) fn validate(faults: &[Fault], raw: bool, echo: bool) -> Res
     Ok(())
 }
 
-/// What `session` does with a valid upgrade request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(in crate::serve) enum UpgradeFault {
-    /// Accept it (101).
-    #[default]
-    None,
-    /// Answer with this status (and Retry-After), then close.
-    Refuse { status: u16, retry_after_s: Option<u32> },
-    /// Never answer.
-    NoReply,
+/// The server-side program of every connection of a server in `mode` with `faults`
+/// (validated), and the schedule of each of its threads.
+pub(in crate::serve) fn compile(mode: Mode, faults: &[Fault]) -> (ServeProgram, ThreadSchedule) {
+    let reply = match mode {
+        Mode::Echo => Reply::Echo,
+        Mode::Sink => Reply::Sink,
+        Mode::Push { .. } => Reply::Push,
+    };
+    let mut program = ServeProgram::new(reply, CLOSE_GRACE);
+    let mut schedule = ThreadSchedule::default();
+    for f in faults {
+        match *f {
+            Fault::Stall { length, every } => schedule = schedule.stalling(length, every),
+            Fault::CloseAfter(d) => program.close_after = Some(d),
+            Fault::ResetAfter(d) => program.reset_after = Some(d),
+            Fault::CloseAllAt(t) => schedule = schedule.closing_all_at(t),
+            Fault::ResetAllAt(t) => schedule = schedule.resetting_all_at(t),
+            Fault::Refuse { status, retry_after_s } => {
+                program.upgrade = UpgradeAnswer::Refuse { status, retry_after_s }
+            }
+            Fault::NoUpgradeReply => program.upgrade = UpgradeAnswer::NoReply,
+            Fault::DropEcho { percent } => program = program.dropping_echoes(percent),
+        }
+    }
+    (program, schedule)
 }
 
-/// The drop-echo decision: xorshift64, one draw per echo, no allocation.
+/// The random draws a thread hands its connections' programs (fault `drop-echo`):
+/// xorshift64, seeded so that a thread's sequence is the same from run to run.
 #[derive(Clone, Debug)]
-pub(in crate::serve) struct EchoDrop {
-    state: u64,
-    /// Drop when a draw is below this (out of 2^64); `u64::MAX` with `all`.
-    threshold: u64,
-    all: bool,
-}
+pub(in crate::serve) struct Draws(u64);
 
-impl EchoDrop {
-    pub fn new(percent: f64, seed: u64) -> Self {
-        let share = (percent / 100.0).clamp(0.0, 1.0);
+impl Draws {
+    pub fn new(seed: u64) -> Self {
         // The seed is mixed so that seed 0 still gives a non-zero state.
-        let state = (seed ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1;
-        Self { state, threshold: (share * 18_446_744_073_709_551_616.0) as u64, all: share >= 1.0 }
+        Self((seed ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1)
     }
 
-    /// Whether the next echo is dropped.
-    pub fn drop_next(&mut self) -> bool {
-        let mut x = self.state;
+    /// The next draw.
+    pub fn next_draw(&mut self) -> u64 {
+        let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        self.state = x;
-        self.all || x < self.threshold
-    }
-}
-
-/// One connection deadline: (when, slab index, generation).
-type Deadline = (Instant, u32, u32);
-
-/// The fault timers of one thread.
-#[derive(Debug, Default)]
-pub(super) struct FaultState {
-    /// Stall length and period, and when the next stall starts.
-    stall: Option<(Duration, Duration)>,
-    next_stall: Option<Instant>,
-    close_after: Option<Duration>,
-    reset_after: Option<Duration>,
-    close_q: VecDeque<Deadline>,
-    reset_q: VecDeque<Deadline>,
-    /// Connections closed by a fault that must have answered by then (else aborted).
-    grace_q: VecDeque<Deadline>,
-    close_all_at: Option<Instant>,
-    reset_all_at: Option<Instant>,
-    pub upgrade: UpgradeFault,
-    pub echo_drop: Option<EchoDrop>,
-    /// Any timer at all (else the loop skips `run_faults`).
-    timed: bool,
-}
-
-impl FaultState {
-    pub fn new(faults: &[Fault], started: Instant, thread: usize) -> Self {
-        let mut s = Self::default();
-        for f in faults {
-            match *f {
-                Fault::Stall { length, every } => {
-                    s.stall = Some((length, every));
-                    s.next_stall = Some(started + every);
-                }
-                Fault::CloseAfter(d) => s.close_after = Some(d),
-                Fault::ResetAfter(d) => s.reset_after = Some(d),
-                Fault::CloseAllAt(t) => s.close_all_at = Some(started + t),
-                Fault::ResetAllAt(t) => s.reset_all_at = Some(started + t),
-                Fault::Refuse { status, retry_after_s } => s.upgrade = UpgradeFault::Refuse { status, retry_after_s },
-                Fault::NoUpgradeReply => s.upgrade = UpgradeFault::NoReply,
-                Fault::DropEcho { percent } => s.echo_drop = Some(EchoDrop::new(percent, thread as u64)),
-            }
-        }
-        s.timed = s.stall.is_some()
-            || s.close_after.is_some()
-            || s.reset_after.is_some()
-            || s.close_all_at.is_some()
-            || s.reset_all_at.is_some();
-        s
-    }
-
-    /// A connection opened (upgraded; raw: accepted): queue its deadlines.
-    pub fn opened(&mut self, i: u32, generation: u32) {
-        if self.close_after.is_none() && self.reset_after.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        if let Some(d) = self.close_after {
-            self.close_q.push_back((now + d, i, generation));
-        }
-        if let Some(d) = self.reset_after {
-            self.reset_q.push_back((now + d, i, generation));
-        }
-    }
-
-    /// The next due entry of `q`, removed.
-    fn pop_due(q: &mut VecDeque<Deadline>, now: Instant) -> Option<(u32, u32)> {
-        let &(at, i, generation) = q.front()?;
-        (at <= now).then(|| {
-            q.pop_front();
-            (i, generation)
-        })
+        self.0 = x;
+        x
     }
 }
 
 /// SO_LINGER {on, 0 s}: closing the socket sends RST instead of FIN.
 static LINGER_RESET: libc::linger = libc::linger { l_onoff: 1, l_linger: 0 };
 
+fn timer_op(kind: ServeTimer) -> Op {
+    match kind {
+        ServeTimer::Close => Op::CloseTimer,
+        ServeTimer::Reset => Op::ResetTimer,
+        ServeTimer::Grace => Op::GraceTimer,
+    }
+}
+
 impl Worker {
-    /// Fires the fault timers that are due. `None` after a stall (the caller starts its
-    /// turn over with a fresh clock); else how long until the next timer.
-    pub(super) fn run_faults(&mut self, now: Instant) -> Option<Duration> {
-        if !self.faults.timed {
-            return Some(MAX_WAIT);
-        }
-        if let (Some((length, every)), Some(at)) = (self.faults.stall, self.faults.next_stall)
-            && now >= at
-        {
-            self.stall(length);
-            // A period missed entirely (the thread was descheduled) is not stalled twice.
-            let mut next = at + every;
-            while next <= Instant::now() {
-                next += every;
-            }
-            self.faults.next_stall = Some(next);
-            return None;
-        }
-        while let Some((i, generation)) = FaultState::pop_due(&mut self.faults.close_q, now) {
-            if self.slab.get(i, generation).is_some() {
-                self.fault_close(i, now);
-            }
-        }
-        while let Some((i, generation)) = FaultState::pop_due(&mut self.faults.reset_q, now) {
-            if self.slab.get(i, generation).is_some() {
-                self.fault_reset(i);
+    /// Carries out what the thread's schedule and its connections' timers hold for
+    /// `now` (ns). `None` after a stall (the caller starts its turn over with a fresh
+    /// clock); else how long until the next of them.
+    pub(super) fn run_timers(&mut self, now: u64) -> Option<Duration> {
+        while let Some(action) = self.schedule.due(now) {
+            match action {
+                ThreadAction::Stall { until_ns } => {
+                    self.stall(until_ns);
+                    return None;
+                }
+                ThreadAction::CloseAll => {
+                    for i in 0..self.slab.conns.len() as u32 {
+                        if self.slab.conns[i as usize].phase == Phase::Open {
+                            self.program.timer(ServeTimer::Close, now, &mut self.actions);
+                            self.apply(i);
+                        }
+                    }
+                }
+                ThreadAction::ResetAll => {
+                    for i in 0..self.slab.conns.len() as u32 {
+                        self.fault_reset(i);
+                    }
+                }
             }
         }
-        while let Some((i, generation)) = FaultState::pop_due(&mut self.faults.grace_q, now) {
-            if self.slab.get(i, generation).is_some_and(|c| c.phase == Phase::Closing) {
-                self.abort(i);
-                self.advance_close(i);
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.advance(now, |token| fired.push(token));
+        for token in fired.drain(..) {
+            let Some(tag) = Tag::decode(token) else { continue };
+            let Some(c) = self.slab.get(tag.conn, tag.generation) else { continue };
+            let (kind, live) = match tag.op {
+                Op::CloseTimer => (ServeTimer::Close, c.phase == Phase::Open),
+                Op::GraceTimer => (ServeTimer::Grace, c.phase == Phase::Closing),
+                // A reset applies in any phase until the FIN is out (fault_reset checks).
+                Op::ResetTimer => (ServeTimer::Reset, true),
+                _ => continue,
+            };
+            if live {
+                self.program.timer(kind, now, &mut self.actions);
+                self.apply(tag.conn);
             }
         }
-        if self.faults.close_all_at.is_some_and(|t| now >= t) {
-            self.faults.close_all_at = None;
-            for i in 0..self.slab.conns.len() as u32 {
-                self.fault_close(i, now);
-            }
-        }
-        if self.faults.reset_all_at.is_some_and(|t| now >= t) {
-            self.faults.reset_all_at = None;
-            for i in 0..self.slab.conns.len() as u32 {
-                self.fault_reset(i);
-            }
-        }
-        let f = &self.faults;
-        let fronts = [&f.close_q, &f.reset_q, &f.grace_q].map(|q| q.front().map(|e| e.0));
-        let next = fronts.into_iter().chain([f.next_stall, f.close_all_at, f.reset_all_at]).flatten().min();
-        Some(next.map_or(MAX_WAIT, |t| t.saturating_duration_since(now)).min(MAX_WAIT))
+        self.fired = fired;
+        let next = [self.schedule.next_deadline(), self.timers.next_deadline()].into_iter().flatten().min();
+        Some(next.map_or(MAX_WAIT, |t| Duration::from_nanos(t.saturating_sub(now))).min(MAX_WAIT))
     }
 
-    /// The thread handles nothing for `length` (a stop request ends it early).
-    fn stall(&mut self, length: Duration) {
+    /// A connection opened (upgraded; raw TCP: accepted): the timers its program arms.
+    pub(super) fn program_opened(&mut self, i: u32) {
+        if self.program.timed() {
+            self.program.opened(self.clock.now_ns(), &mut self.actions);
+            self.apply(i);
+        }
+    }
+
+    /// Carries out (and clears) the actions the program left for connection `i`.
+    fn apply(&mut self, i: u32) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            match action {
+                ServeAction::Arm { kind, at_ns } => {
+                    let token = self.tag(i, timer_op(kind)).encode();
+                    self.timers.insert(at_ns, token);
+                }
+                ServeAction::Close { .. } => self.fault_close(i),
+                ServeAction::Reset => self.fault_reset(i),
+                ServeAction::Abort => {
+                    self.abort(i);
+                    self.advance_close(i);
+                }
+            }
+        }
+        self.actions = actions;
+    }
+
+    /// The thread handles nothing until `until_ns` (a stop request ends it early).
+    fn stall(&mut self, until_ns: u64) {
         self.counters.stalls += 1;
-        let end = Instant::now() + length;
         loop {
-            let left = end.saturating_duration_since(Instant::now());
+            let left = Duration::from_nanos(until_ns.saturating_sub(self.clock.now_ns()));
             if left.is_zero() || self.shared.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
             }
@@ -393,9 +363,10 @@ impl Worker {
         }
     }
 
-    /// Closes an open connection the graceful way: close 1001 (then the client has
-    /// [`CLOSE_GRACE`] to answer), or in raw TCP a flush and FIN. Counted.
-    fn fault_close(&mut self, i: u32, now: Instant) {
+    /// Closes an open connection the graceful way: close 1001 (the program's grace
+    /// timer then gives the client [`CLOSE_GRACE`] to answer), or in raw TCP a flush
+    /// and FIN. Counted.
+    fn fault_close(&mut self, i: u32) {
         if self.slab.conns[i as usize].phase != Phase::Open {
             return;
         }
@@ -406,8 +377,6 @@ impl Worker {
             self.advance_close(i);
         } else {
             self.going_away(i);
-            let generation = self.slab.conns[i as usize].generation;
-            self.faults.grace_q.push_back((now + CLOSE_GRACE, i, generation));
         }
     }
 
@@ -510,8 +479,9 @@ mod tests {
     #[test]
     fn echo_drops_are_repeatable_and_near_the_share() {
         let count = |percent, seed| {
-            let mut d = EchoDrop::new(percent, seed);
-            (0..100_000).filter(|_| d.drop_next()).count()
+            let (program, _) = compile(Mode::Echo, &[Fault::DropEcho { percent }]);
+            let mut d = Draws::new(seed);
+            (0..100_000).filter(|_| program.message(d.next_draw()) == crate::driver::serve::MessageAction::Drop).count()
         };
         assert_eq!(count(25.0, 3), count(25.0, 3), "same seed, same drops");
         assert!((24_000..26_000).contains(&count(25.0, 3)), "{}", count(25.0, 3));
@@ -521,14 +491,21 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_pop_in_order_when_due() {
-        let t0 = Instant::now();
-        let mut q: VecDeque<Deadline> = VecDeque::new();
-        q.push_back((t0, 1, 7));
-        q.push_back((t0 + Duration::from_secs(1), 2, 8));
-        assert_eq!(FaultState::pop_due(&mut q, t0), Some((1, 7)));
-        assert_eq!(FaultState::pop_due(&mut q, t0), None, "not due yet");
-        assert_eq!(FaultState::pop_due(&mut q, t0 + Duration::from_secs(2)), Some((2, 8)));
-        assert!(q.is_empty());
+    fn modes_and_faults_compile_to_a_program_and_a_schedule() {
+        let f = |s: &str| s.parse::<Fault>().unwrap();
+        let (program, schedule) =
+            compile(Mode::Sink, &[f("stall=1s/5s"), f("close-after=2s"), f("reset-all-at=3s"), f("refuse=429:7")]);
+        assert_eq!(program.reply, Reply::Sink);
+        assert_eq!(program.upgrade, UpgradeAnswer::Refuse { status: 429, retry_after_s: Some(7) });
+        assert_eq!((program.close_after, program.reset_after), (Some(Duration::from_secs(2)), None));
+        assert_eq!(program.close_grace, CLOSE_GRACE);
+        assert_eq!(
+            schedule.next_deadline(),
+            Some(3_000_000_000),
+            "reset-all-at 3 s comes before the first stall at 5 s"
+        );
+        let (push, plain) = compile(Mode::Push { rate: 10.0, message_size: 64 }, &[f("no-upgrade-reply")]);
+        assert_eq!((push.reply, push.upgrade), (Reply::Push, UpgradeAnswer::NoReply));
+        assert_eq!(plain.next_deadline(), None);
     }
 }

@@ -335,6 +335,7 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
         drop(bind_socket(listen, false).map_err(listen_error)?);
     }
     let started = Instant::now();
+    let clock = crate::clock::Clock::start();
     let mut listeners = Vec::with_capacity(config.threads);
     let mut addr = listen;
     for _ in 0..config.threads {
@@ -368,7 +369,7 @@ pub fn start(config: ServeConfig) -> Result<ServerHandle, ServeError> {
             fixed_files,
             caps: caps.clone(),
             shared: Arc::clone(&shared),
-            started,
+            clock,
             ready: tx.clone(),
         };
         let spawned = std::thread::Builder::new().name(format!("serve-{index}")).spawn(move || worker::run(setup));

@@ -31,6 +31,12 @@ pub(super) enum Op {
     CloseOrphan = 7,
     /// SO_LINGER {1, 0} before a reset (fault `reset-after` / `reset-all-at`).
     SockOpt = 8,
+    /// Timer-wheel token (never submitted): a connection's `close-after` is due.
+    CloseTimer = 9,
+    /// Timer-wheel token: a connection's `reset-after` is due.
+    ResetTimer = 10,
+    /// Timer-wheel token: a close the server started is past its grace.
+    GraceTimer = 11,
 }
 
 impl OpCode for Op {
@@ -48,6 +54,9 @@ impl OpCode for Op {
             6 => Self::Cancel,
             7 => Self::CloseOrphan,
             8 => Self::SockOpt,
+            9 => Self::CloseTimer,
+            10 => Self::ResetTimer,
+            11 => Self::GraceTimer,
             _ => return None,
         })
     }

@@ -3,9 +3,10 @@
 //! WebSocket: one binary message per probe; raw TCP: the payloads back to back on the
 //! byte stream, unframed; with TLS, encrypted as they are queued.
 //!
-//! Message k of the schedule is due at base + k / rate and is stamped with that
-//! *intended* publish time (CLOCK_REALTIME µs, from one reading of the wall clock at
-//! the base), not with the time it left: a client on the same host computes delivery
+//! Message k of the schedule is due at base + k / rate ([`PushSchedule`], sans-IO, in
+//! `driver::serve`) and is stamped with that *intended* publish time (Unix µs on the
+//! server's clock, whose offset to the wall clock was read once), not with the time it
+//! left: a client on the same host computes delivery
 //! latency as arrival − stamp, and a stall of the server loop (fault `stall`, or a
 //! slow host) shows up in it. Nothing is skipped: after a stall every message that fell
 //! due is sent at once, or dropped *and counted* ([`crate::serve::Summary::push_dropped`])
@@ -17,58 +18,45 @@
 //! The schedule starts when the first connection opens and starts over whenever no
 //! connection is open: nothing is due while there is no one to push to.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use loadgen_proto::MessageKind;
 
 use super::{MAX_WAIT, NoMask, Worker, tls};
+use crate::driver::serve::PushSchedule;
 use crate::payload::Probe;
 
 /// Output queued above which push messages to a connection are dropped (counted).
 const PUSH_QUEUE_LIMIT: usize = 256 << 10;
+/// Batches go at most this often.
+const BATCH_EVERY_NS: u64 = 1_000_000;
 
 pub(super) struct Push {
-    rate: f64,
-    base: Instant,
-    /// The wall clock at `base`, µs since the Unix epoch.
-    base_unix_us: f64,
-    sent: u64,
+    schedule: PushSchedule,
     cursor: usize,
     payload: Vec<u8>,
 }
 
-fn unix_us_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_micros() as f64)
-}
-
 impl Push {
-    pub(super) fn new(rate: f64, payload: Vec<u8>) -> Self {
-        Self { rate, base: Instant::now(), base_unix_us: unix_us_now(), sent: 0, cursor: 0, payload }
-    }
-
-    /// The intended publish time of message `k`, µs since the Unix epoch.
-    fn stamp(&self, k: u64) -> u64 {
-        (self.base_unix_us + k as f64 * 1e6 / self.rate) as u64
+    pub(super) fn new(schedule: PushSchedule, payload: Vec<u8>) -> Self {
+        Self { schedule, cursor: 0, payload }
     }
 }
 
 impl Worker {
-    /// Sends the pushes whose time has come, round robin over open connections.
-    /// Returns how long until the next one is due.
-    pub(super) fn send_due_pushes(&mut self, now: Instant) -> Duration {
+    /// Sends the pushes whose time has come (`now`: ns on the server's clock), round
+    /// robin over open connections. Returns how long until the next one is due.
+    pub(super) fn send_due_pushes(&mut self, now: u64) -> Duration {
         let Some(mut p) = self.push.take() else { return MAX_WAIT };
         if self.open.is_empty() {
             // Nobody to push to: the schedule starts over when someone comes.
-            p.base = now;
-            p.base_unix_us = unix_us_now();
-            p.sent = 0;
+            p.schedule.restart(now);
             self.push = Some(p);
             return MAX_WAIT;
         }
-        let due = ((now - p.base).as_secs_f64() * p.rate) as u64;
-        while p.sent < due && !self.open.is_empty() {
-            let stamp = p.stamp(p.sent);
-            p.sent += 1;
+        while !self.open.is_empty() {
+            let Some(intended_ns) = p.schedule.next_due(now) else { break };
+            let stamp = self.clock.unix_us(intended_ns);
             let i = self.open[p.cursor % self.open.len()];
             p.cursor = p.cursor.wrapping_add(1);
             let c = &mut self.slab.conns[i as usize];
@@ -95,10 +83,10 @@ impl Worker {
             self.sync_open(i);
             self.kick_send(i);
         }
-        let next = p.base + Duration::from_secs_f64((p.sent + 1) as f64 / p.rate);
+        let next = p.schedule.next_deadline();
         self.push = Some(p);
         // Pushes go in batches at most once a millisecond: cheaper than a wake-up per
         // message at high rates (each message keeps its own intended stamp).
-        next.saturating_duration_since(now).max(Duration::from_millis(1))
+        Duration::from_nanos(next.saturating_sub(now).max(BATCH_EVERY_NS))
     }
 }

@@ -6,9 +6,10 @@
 //! drop them (the worker counts bytes). Replies are appended to the connection's
 //! `pending` buffer; the worker sends them.
 //!
-//! Two faults act here (see `faults`): a valid upgrade request may be refused with a
-//! configured status or never answered ([`UpgradeFault`]), and echoes may be dropped
-//! ([`EchoDrop`]); both are counted.
+//! The connection's server-side program (`driver::serve::ServeProgram`) decides what
+//! the mode does with a message and what a valid upgrade request gets: two faults act
+//! through it (see `faults`): the upgrade refused with a configured status or never
+//! answered, and echoes dropped; both are counted here.
 //!
 //! What it does not do: submit operations, shut sockets down, apply backpressure,
 //! or send pushes.
@@ -16,11 +17,12 @@
 use loadgen_proto::{Decoded, Decoder, MessageKind, Opcode, Role};
 use rand_core::RngCore;
 
+use super::ServeProtocol;
 use super::conn::{BufPool, CodecPool, Conn, Phase};
 use super::summary::Counters;
 use super::upgrade::{self, Parsed};
-use super::worker::faults::{EchoDrop, UpgradeFault};
-use super::{Mode, ServeProtocol};
+use super::worker::faults::Draws;
+use crate::driver::serve::{MessageAction, Reply, ServeProgram, UpgradeAnswer};
 
 /// The encoder wants an RNG for mask keys; the server role never masks, so it is
 /// never called for output that matters.
@@ -45,7 +47,10 @@ impl RngCore for NoMask {
 /// What the handlers need besides the connection.
 pub(super) struct Ctx<'a> {
     pub protocol: ServeProtocol,
-    pub mode: Mode,
+    /// What every connection does (mode and faults).
+    pub program: &'a ServeProgram,
+    /// Random draws for the program (fault `drop-echo`).
+    pub draws: &'a mut Draws,
     pub bufs: &'a mut BufPool,
     pub codecs: &'a mut CodecPool,
     pub counters: &'a mut Counters,
@@ -53,10 +58,6 @@ pub(super) struct Ctx<'a> {
     /// A decoder whose buffers grew past this after a message is replaced by a fresh
     /// one, so a connection that once received a big message does not keep its memory.
     pub decoder_keep: usize,
-    /// What a valid upgrade request gets (fault `refuse` / `no-upgrade-reply`).
-    pub upgrade_fault: UpgradeFault,
-    /// Echoes to drop (fault `drop-echo`).
-    pub echo_drop: Option<&'a mut EchoDrop>,
 }
 
 /// Handles bytes received on `conn` (in phase Upgrading, Open or Closing).
@@ -72,7 +73,7 @@ pub(super) fn on_bytes(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
 /// Raw TCP: echo queues exactly the bytes received, behind what is queued already
 /// (order kept); sink and push only count them (the worker does).
 fn on_stream(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
-    if ctx.mode == Mode::Echo {
+    if ctx.program.reply == Reply::Echo {
         if conn.pending.capacity() == 0 {
             conn.pending = ctx.bufs.take();
         }
@@ -96,8 +97,8 @@ fn on_upgrade_bytes(conn: &mut Conn, data: &[u8], ctx: &mut Ctx<'_>) {
                 conn.head.extend_from_slice(data);
             }
         }
-        Parsed::Accept { .. } if ctx.upgrade_fault != UpgradeFault::None => {
-            if let UpgradeFault::Refuse { status, retry_after_s } = ctx.upgrade_fault {
+        Parsed::Accept { .. } if ctx.program.upgrade != UpgradeAnswer::Accept => {
+            if let UpgradeAnswer::Refuse { status, retry_after_s } = ctx.program.upgrade {
                 if conn.pending.capacity() == 0 {
                     conn.pending = ctx.bufs.take();
                 }
@@ -144,12 +145,23 @@ fn on_frames(conn: &mut Conn, mut input: &[u8], ctx: &mut Ctx<'_>) {
     // Server-initiated close in progress: data is dropped, only the client's close
     // matters (RFC 6455 §5.5.1: nothing is sent after our close frame).
     let closing = *phase == Phase::Closing;
-    let echo = matches!(ctx.mode, Mode::Echo) && !closing;
+    let echo = ctx.program.reply == Reply::Echo && !closing;
+    let (program, draws) = (ctx.program, &mut *ctx.draws);
+    // What the program does with the next message (one draw per message, and only
+    // when the program asks for draws).
+    let mut next_action = || {
+        if !echo {
+            MessageAction::Keep
+        } else if program.draws() {
+            program.message(draws.next_draw())
+        } else {
+            program.message(0)
+        }
+    };
     if pending.capacity() == 0 {
         *pending = ctx.bufs.take();
     }
     let c = &mut *ctx.counters;
-    let mut drop_echo = ctx.echo_drop.as_deref_mut();
     while !input.is_empty() {
         let (n, event) = match ws.decoder.decode(input) {
             Ok(ok) => ok,
@@ -165,21 +177,19 @@ fn on_frames(conn: &mut Conn, mut input: &[u8], ctx: &mut Ctx<'_>) {
         input = &input[n..];
         let Some(event) = event else { continue };
         let message = match event {
-            Decoded::Text(_) | Decoded::Binary(_) if echo && drop_echo.as_mut().is_some_and(|d| d.drop_next()) => {
-                c.echoes_dropped += 1;
-                true
-            }
-            Decoded::Text(t) => {
-                if echo {
-                    let _ = ws.encoder.message(pending, MessageKind::Text, t.as_bytes(), &mut NoMask);
-                    c.messages_out += 1;
-                }
-                true
-            }
-            Decoded::Binary(b) => {
-                if echo {
-                    let _ = ws.encoder.message(pending, MessageKind::Binary, b, &mut NoMask);
-                    c.messages_out += 1;
+            Decoded::Text(_) | Decoded::Binary(_) => {
+                let (kind, payload) = match event {
+                    Decoded::Text(t) => (MessageKind::Text, t.as_bytes()),
+                    Decoded::Binary(b) => (MessageKind::Binary, b),
+                    _ => unreachable!("matched above"),
+                };
+                match next_action() {
+                    MessageAction::Echo => {
+                        let _ = ws.encoder.message(pending, kind, payload, &mut NoMask);
+                        c.messages_out += 1;
+                    }
+                    MessageAction::Drop => c.echoes_dropped += 1,
+                    MessageAction::Keep => {}
                 }
                 true
             }
@@ -220,6 +230,7 @@ mod tests {
     use loadgen_proto::{Client, ClientConfig, Event, HandshakeRequest};
 
     use super::*;
+    use crate::serve::Mode;
 
     struct Rng(u64);
     impl RngCore for Rng {
@@ -244,8 +255,7 @@ mod tests {
         bufs: BufPool,
         codecs: CodecPool,
         counters: Counters,
-        upgrade_fault: UpgradeFault,
-        echo_drop: Option<EchoDrop>,
+        draws: Draws,
     }
 
     impl Harness {
@@ -258,24 +268,23 @@ mod tests {
                 bufs: BufPool::new(1 << 16, 64),
                 codecs: CodecPool::new(1 << 20, 1 << 16),
                 counters: Counters::default(),
-                upgrade_fault: UpgradeFault::None,
-                echo_drop: None,
+                draws: Draws::new(0),
             }
         }
         fn feed(&mut self, mode: Mode, data: &[u8]) -> Vec<u8> {
             self.feed_as(ServeProtocol::WebSocket, mode, data)
         }
         fn feed_as(&mut self, protocol: ServeProtocol, mode: Mode, data: &[u8]) -> Vec<u8> {
+            let (program, _) = crate::serve::worker::faults::compile(mode, &[]);
             let mut ctx = Ctx {
                 protocol,
-                mode,
+                program: &program,
+                draws: &mut self.draws,
                 bufs: &mut self.bufs,
                 codecs: &mut self.codecs,
                 counters: &mut self.counters,
                 max_message_size: 1 << 20,
                 decoder_keep: 1 << 16,
-                upgrade_fault: self.upgrade_fault,
-                echo_drop: self.echo_drop.as_mut(),
             };
             on_bytes(&mut self.conn, data, &mut ctx);
             std::mem::take(&mut self.conn.pending)

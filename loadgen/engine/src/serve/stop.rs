@@ -6,15 +6,13 @@
 //!
 //! What it does not do: decide when to stop (the loop in `worker` does) or wait.
 
-use std::time::Instant;
-
 use super::{NoMask, Op, Phase, Tag, Worker, ops, tls};
 
 impl Worker {
     /// Stop: cancel the accept (the listener closes when it ends), send close 1001 to
     /// every open WebSocket connection, drop connections still upgrading; raw
     /// connections flush what is queued, then shut down.
-    pub(super) fn begin_stop(&mut self, now: Instant) {
+    pub(super) fn begin_stop(&mut self, now: u64) {
         self.stop_at = Some(now);
         if self.accept_armed {
             self.io.push(ops::cancel(Tag::global(Op::Accept)));

@@ -3,10 +3,12 @@
 //! atomics on the hot path (the stop flag is read once per loop turn; the open-count
 //! atomics change once per connection).
 //!
-//! Each turn: start stopping if asked, fire due faults (a stall sleeps, then the turn
-//! starts over), send due pushes, publish live counters (every 20 ms at most), submit,
-//! wait for completions (bounded, so the stop flag, the fault timers and the push
-//! schedule are honoured), handle them.
+//! Each turn: start stopping if asked, carry out what the thread's schedule and the
+//! connections' timers hold (the server-side programs of `driver::serve`, on the same
+//! timer wheel and clock as the client; a stall sleeps, then the turn starts over),
+//! send due pushes, publish live counters (every 20 ms at most), submit, wait for
+//! completions (bounded, so the stop flag, the timers and the push schedule are
+//! honoured), handle them.
 //! A connection's life: accept into a fixed slot → multishot receive armed → upgrade
 //! → frames → Draining (flush, shutdown, close of the slot) → slab entry freed when the
 //! Close completes. Raw TCP is the same life without the upgrade (Open from the accept)
@@ -23,7 +25,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::cqueue;
 
@@ -32,7 +34,10 @@ use super::ops::{self, Op, Tag};
 use super::session::{Ctx, NoMask};
 use super::summary::{Counters, Shared, ThreadReport, errno_name, thread_cpu};
 use super::{Mode, ServeConfig, ServeProtocol, pin_to_cpu, tls};
+use crate::clock::Clock;
+use crate::driver::serve::{PushSchedule, ServeAction, ServeProgram, ThreadSchedule};
 use crate::payload::Probe;
+use crate::timer_wheel::TimerWheel;
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
 use crate::uring::reactor::{Completion, Reactor, ReactorConfig};
@@ -45,7 +50,7 @@ mod push;
 #[path = "stop.rs"]
 mod stop;
 
-use faults::FaultState;
+use faults::Draws;
 use push::Push;
 
 const BGID: u16 = 0;
@@ -74,7 +79,8 @@ pub(super) struct WorkerSetup {
     pub fixed_files: u32,
     pub caps: Capabilities,
     pub shared: Arc<Shared>,
-    pub started: Instant,
+    /// The server's clock, started once for every thread (fault times count from it).
+    pub clock: Clock,
     pub ready: Sender<Result<(), String>>,
 }
 
@@ -87,7 +93,9 @@ struct Worker {
     index: usize,
     config: ServeConfig,
     shared: Arc<Shared>,
-    deadline: Option<Instant>,
+    clock: Clock,
+    /// When the server's `--duration` ends (ns on `clock`).
+    deadline: Option<u64>,
     slab: Slab,
     bufs: BufPool,
     codecs: CodecPool,
@@ -96,7 +104,7 @@ struct Worker {
     /// Open connections (for push round robin).
     open: Vec<u32>,
     push: Option<Push>,
-    stop_at: Option<Instant>,
+    stop_at: Option<u64>,
     forced: bool,
     next_sender: u64,
     /// Raw TCP (no upgrade, no frames).
@@ -108,9 +116,18 @@ struct Worker {
     tls_plain: Vec<u8>,
     /// Counters as last published to `shared` (bytes in, bytes out, receives paused).
     published: [u64; 3],
-    next_publish: Instant,
-    /// Fault timers and settings (`--fault`).
-    faults: FaultState,
+    next_publish: u64,
+    /// What every connection does (the mode and `--fault`s), ...
+    program: ServeProgram,
+    /// ... what this thread does at its times, ...
+    schedule: ThreadSchedule,
+    /// ... the connections' timers (tokens: tags of timer ops), ...
+    timers: TimerWheel,
+    /// ... and the draws the program asks for (`drop-echo`).
+    draws: Draws,
+    /// Scratch: timers fired this turn, actions of a program.
+    fired: Vec<u64>,
+    actions: Vec<ServeAction>,
 }
 
 /// Runs one server thread to its end; reports readiness through `setup.ready` first.
@@ -152,18 +169,20 @@ impl Worker {
             Mode::Push { rate, message_size } => {
                 let mut payload = Vec::new();
                 Probe { channel: 0, seq: 0, sent_unix_us: 0, sender: 0 }.encode_into(message_size, &mut payload);
-                Some(Push::new(rate, payload))
+                Some(Push::new(PushSchedule::new(rate, s.clock.now_ns()), payload))
             }
             _ => None,
         };
         let raw = s.config.protocol == ServeProtocol::RawTcp;
         let (out_high, out_low) = if raw { (RAW_OUT_HIGH, RAW_OUT_LOW) } else { (OUT_HIGH, OUT_LOW) };
-        let faults = FaultState::new(&s.config.faults, s.started, s.index);
+        let (program, schedule) = faults::compile(s.config.mode, &s.config.faults);
+        let now = s.clock.now_ns();
         let mut w = Worker {
             io,
             accept_armed: true,
             index: s.index,
-            deadline: s.config.duration.map(|d| s.started + d),
+            deadline: s.config.duration.map(|d| d.as_nanos() as u64),
+            clock: s.clock,
             bufs: BufPool::new(256 << 10, 4096),
             codecs: CodecPool::new(s.config.max_message_size, 64 << 10),
             config: s.config,
@@ -182,8 +201,13 @@ impl Worker {
             out_low,
             tls_plain: Vec::new(),
             published: [0; 3],
-            next_publish: s.started,
-            faults,
+            next_publish: now,
+            program,
+            schedule,
+            timers: TimerWheel::new(100_000, 4096, now),
+            draws: Draws::new(s.index as u64),
+            fired: Vec::new(),
+            actions: Vec::new(),
         };
         w.io.push(ops::accept_multi(s.listener.as_raw_fd()));
         w.listener = Some(s.listener);
@@ -193,14 +217,14 @@ impl Worker {
 
     fn run_loop(&mut self) -> Result<(), UringError> {
         loop {
-            let now = Instant::now();
+            let now = self.clock.now_ns();
             let asked = self.shared.stop.load(std::sync::atomic::Ordering::Relaxed);
             if self.stop_at.is_none() && (asked || self.deadline.is_some_and(|d| now >= d)) {
                 self.begin_stop(now);
             }
             let mut wait = MAX_WAIT;
             if let Some(at) = self.stop_at {
-                let waited = now - at;
+                let waited = Duration::from_nanos(now.saturating_sub(at));
                 if !self.forced && waited >= CLOSE_GRACE {
                     self.force_all();
                 }
@@ -208,7 +232,7 @@ impl Worker {
                     return Ok(());
                 }
             } else {
-                match self.run_faults(now) {
+                match self.run_timers(now) {
                     Some(next) => wait = wait.min(next),
                     None => continue,
                 }
@@ -216,12 +240,12 @@ impl Worker {
                     wait = wait.min(self.send_due_pushes(now));
                 }
                 if let Some(d) = self.deadline {
-                    wait = wait.min(d.saturating_duration_since(now));
+                    wait = wait.min(Duration::from_nanos(d.saturating_sub(now)));
                 }
             }
             if now >= self.next_publish {
                 self.publish();
-                self.next_publish = now + PUBLISH_EVERY;
+                self.next_publish = now + PUBLISH_EVERY.as_nanos() as u64;
             }
             self.submit_and_wait(wait)?;
             self.reap();
@@ -253,7 +277,7 @@ impl Worker {
                     Op::Shutdown => self.on_shutdown(tag),
                     Op::Close => self.on_close(tag),
                     Op::SockOpt => self.on_reset_sockopt(tag, res),
-                    Op::Cancel | Op::CloseOrphan => {}
+                    Op::Cancel | Op::CloseOrphan | Op::CloseTimer | Op::ResetTimer | Op::GraceTimer => {}
                 }
             }
         }
@@ -333,14 +357,13 @@ impl Worker {
                 let data = self.io.buffers(0).buffer(bid, res as usize);
                 let mut ctx = Ctx {
                     protocol: self.config.protocol,
-                    mode: self.config.mode,
+                    program: &self.program,
+                    draws: &mut self.draws,
                     bufs: &mut self.bufs,
                     codecs: &mut self.codecs,
                     counters: &mut self.counters,
                     max_message_size: self.config.max_message_size,
                     decoder_keep: 64 << 10,
-                    upgrade_fault: self.faults.upgrade,
-                    echo_drop: self.faults.echo_drop.as_mut(),
                 };
                 tls::on_bytes(&mut self.slab.conns[i as usize], data, &mut ctx, &mut self.tls_plain);
             }
@@ -386,7 +409,7 @@ impl Worker {
         if c.phase == Phase::Open && !listed {
             c.open_pos = self.open.len() as u32;
             self.open.push(i);
-            self.faults.opened(i, c.generation);
+            self.program_opened(i);
         } else if c.phase != Phase::Open && listed {
             let pos = c.open_pos as usize;
             c.open_pos = u32::MAX;
