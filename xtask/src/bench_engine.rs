@@ -39,6 +39,8 @@ use crate::demo::thousands;
 use crate::signal;
 use crate::target::{self, Server};
 
+#[path = "bench_churn.rs"]
+mod churn;
 #[path = "bench_reconnect.rs"]
 mod reconnect;
 
@@ -242,6 +244,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Vec<Row>> {
     }
     if opts.wants(Section::Reconnect) {
         b.reconnect_section(opts, runs);
+        b.churn_section(runs);
     }
     if opts.wants(Section::Regress) {
         b.regress_section(opts, runs);
@@ -1210,6 +1213,7 @@ pub fn markdown(rows: &[Row], facts: &[(String, String)], opts: &Options) -> Str
         .collect();
     if rows.iter().any(|r| r.section == 5) {
         notes.push(reconnect::note());
+        notes.push(churn::note());
     }
     if rows.iter().any(|r| r.section == 6) {
         notes.push(reconnect::regress_note());
