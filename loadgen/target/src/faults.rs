@@ -1,0 +1,234 @@
+//! Faults on command (`--fault NAME[=VALUE]`, repeatable): what they are, how they are
+//! parsed and validated, and the deterministic share counters that decide which
+//! deliveries a percentage fault hits. Applying them is [`crate::fanout`] (delivery
+//! faults) and [`crate::ws`] (`stop-pong`).
+//!
+//! - `drop-fanout=P`: worker 0 drops P% of its deliveries (counted in /metrics).
+//! - `delay=MS`: worker 0 delivers every message MS milliseconds late.
+//! - `duplicate=P`: every worker delivers P% of its deliveries twice.
+//! - `reorder`: every worker swaps consecutive messages of a channel (a message with no
+//!   successor within 50 ms goes out alone).
+//! - `stop-pong`: every worker stops answering the clients' pings.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The accepted syntax, for error messages and help.
+pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong";
+
+/// The worker that `drop-fanout` and `delay` act on.
+pub const FAULTY_WORKER: u32 = 0;
+
+/// How long `reorder` holds a message waiting for its successor.
+pub const REORDER_HOLD: Duration = Duration::from_millis(50);
+
+/// One fault.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    DropFanout(f64),
+    Delay(Duration),
+    Duplicate(f64),
+    Reorder,
+    StopPong,
+}
+
+impl Fault {
+    /// The fault's name, one per kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::DropFanout(_) => "drop-fanout",
+            Fault::Delay(_) => "delay",
+            Fault::Duplicate(_) => "duplicate",
+            Fault::Reorder => "reorder",
+            Fault::StopPong => "stop-pong",
+        }
+    }
+}
+
+fn percent(name: &str, value: Option<&str>) -> Result<f64, String> {
+    let v = value.ok_or_else(|| format!("{name} needs a value (PERCENT, 0 to 100)"))?;
+    match v.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{name}={v}: not a percentage from 0 to 100")),
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (spec.trim(), None),
+        };
+        let no_value = |f: Fault| match value {
+            None => Ok(f),
+            Some(v) => Err(format!("{name} takes no value (got {v:?})")),
+        };
+        match name {
+            "drop-fanout" => Ok(Fault::DropFanout(percent(name, value)?)),
+            "duplicate" => Ok(Fault::Duplicate(percent(name, value)?)),
+            "delay" => {
+                let v = value.ok_or("delay needs a value (MS, milliseconds)")?;
+                match v.trim_end_matches("ms").parse::<u64>() {
+                    Ok(ms) if ms <= 600_000 => Ok(Fault::Delay(Duration::from_millis(ms))),
+                    _ => Err(format!("delay={v}: not a number of milliseconds from 0 to 600000")),
+                }
+            }
+            "reorder" => no_value(Fault::Reorder),
+            "stop-pong" => no_value(Fault::StopPong),
+            other => Err(format!("unknown fault {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::DropFanout(p) | Fault::Duplicate(p) => write!(f, "{}={p}", self.name()),
+            Fault::Delay(d) => write!(f, "delay={}", d.as_millis()),
+            Fault::Reorder | Fault::StopPong => f.write_str(self.name()),
+        }
+    }
+}
+
+impl Serialize for Fault {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fault {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses every `--fault` spec; one of each kind at most. The error is one line naming
+/// the spec and the accepted syntax.
+pub fn parse_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<Fault>, String> {
+    let mut faults: Vec<Fault> = Vec::new();
+    for spec in specs {
+        let spec = spec.as_ref();
+        let fault =
+            spec.parse::<Fault>().map_err(|p| format!("invalid --fault {spec:?}: {p}; accepted: {FAULT_SYNTAX}"))?;
+        if faults.iter().any(|f| f.name() == fault.name()) {
+            return Err(format!("--fault {} given twice; give each kind once", fault.name()));
+        }
+        faults.push(fault);
+    }
+    Ok(faults)
+}
+
+/// A deterministic share: of every run of deliveries, exactly P% are hit, spread
+/// evenly (delivery n is hit when ⌊(n+1)·P⌋ > ⌊n·P⌋), so tests and runs repeat.
+#[derive(Debug)]
+pub struct Share {
+    per_million: u64,
+    n: AtomicU64,
+}
+
+impl Share {
+    pub fn new(percent: f64) -> Self {
+        Self { per_million: (percent * 10_000.0).round() as u64, n: AtomicU64::new(0) }
+    }
+
+    /// Whether the next delivery is hit.
+    pub fn hit(&self) -> bool {
+        let n = self.n.fetch_add(1, Ordering::Relaxed);
+        (n + 1) * self.per_million / 1_000_000 > n * self.per_million / 1_000_000
+    }
+}
+
+/// The faults as one worker applies them (worker-0-only faults are absent elsewhere).
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub drop_fanout: Option<Share>,
+    pub delay: Option<Duration>,
+    pub duplicate: Option<Share>,
+    pub reorder: bool,
+    pub stop_pong: bool,
+}
+
+impl Faults {
+    /// What worker `worker` applies of `faults`.
+    pub fn for_worker(faults: &[Fault], worker: u32) -> Self {
+        let mut out = Faults::default();
+        for f in faults {
+            match *f {
+                Fault::DropFanout(p) if worker == FAULTY_WORKER => out.drop_fanout = Some(Share::new(p)),
+                Fault::Delay(d) if worker == FAULTY_WORKER => out.delay = Some(d),
+                Fault::Duplicate(p) => out.duplicate = Some(Share::new(p)),
+                Fault::Reorder => out.reorder = true,
+                Fault::StopPong => out.stop_pong = true,
+                Fault::DropFanout(_) | Fault::Delay(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Whether messages pass through the fault stage (reorder or delay).
+    pub fn staged(&self) -> bool {
+        self.reorder || self.delay.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50", "reorder", "stop-pong"] {
+            assert_eq!(spec.parse::<Fault>().unwrap().to_string(), spec);
+        }
+        assert_eq!("delay=300ms".parse::<Fault>().unwrap(), Fault::Delay(Duration::from_millis(300)));
+        assert_eq!("duplicate=10%".parse::<Fault>().unwrap(), Fault::Duplicate(10.0));
+    }
+
+    #[test]
+    fn bad_specs_are_one_line_naming_the_problem() {
+        let err = |specs: &[&str]| parse_all(specs).unwrap_err();
+        assert_eq!(
+            err(&["drop-fanout"]),
+            format!(
+                "invalid --fault \"drop-fanout\": drop-fanout needs a value (PERCENT, 0 to 100); accepted: {FAULT_SYNTAX}"
+            )
+        );
+        assert!(err(&["drop-fanout=101"]).contains("not a percentage"));
+        assert!(err(&["delay=-1"]).contains("milliseconds"));
+        assert!(err(&["reorder=1"]).contains("takes no value"));
+        assert!(err(&["explode"]).contains("unknown fault \"explode\""));
+        assert!(err(&["reorder", "reorder"]).contains("given twice"));
+        assert!(parse_all(&["delay=5", "duplicate=1", "stop-pong"]).is_ok());
+    }
+
+    #[test]
+    fn shares_are_exact_and_spread() {
+        for (p, of, expect) in
+            [(0.0, 1000, 0), (100.0, 1000, 1000), (50.0, 1000, 500), (2.5, 1000, 25), (33.3, 1000, 333)]
+        {
+            let s = Share::new(p);
+            assert_eq!((0..of).filter(|_| s.hit()).count(), expect, "{p}%");
+        }
+        let s = Share::new(50.0);
+        let hits: Vec<bool> = (0..4).map(|_| s.hit()).collect();
+        assert_eq!(hits, [false, true, false, true], "every other one");
+    }
+
+    #[test]
+    fn worker_zero_only_faults() {
+        let faults = parse_all(&["drop-fanout=100", "delay=300", "duplicate=100", "reorder", "stop-pong"]).unwrap();
+        let w0 = Faults::for_worker(&faults, 0);
+        assert!(w0.drop_fanout.is_some() && w0.delay.is_some() && w0.duplicate.is_some() && w0.reorder && w0.stop_pong);
+        let w1 = Faults::for_worker(&faults, 1);
+        assert!(w1.drop_fanout.is_none() && w1.delay.is_none() && w1.duplicate.is_some() && w1.reorder && w1.stop_pong);
+        let json = serde_json::to_string(&faults).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Fault>>(&json).unwrap(), faults);
+    }
+}

@@ -1,0 +1,111 @@
+//! The whole reference target as `loadgen serve --mode notify` runs it: Redis (the
+//! embedded server, or a given URL checked with a PING first) and the supervised
+//! worker processes on one port. Blocking API, no runtime of its own: the workers
+//! carry the tokio runtimes. Stopping stops the workers first, then the embedded Redis.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::TargetError;
+use crate::redis_server::EmbeddedRedis;
+use crate::supervisor::{Supervisor, SupervisorConfig, SupervisorEvent};
+use crate::worker::WorkerConfig;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// An existing Redis (`redis://HOST:PORT`); none: start the embedded one.
+    pub redis: Option<String>,
+    pub workers: u32,
+    /// The workers' settings (`listen` is the shared address; `redis_url` is replaced).
+    pub worker: WorkerConfig,
+    /// The program and arguments that run a worker process.
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// A running target.
+#[derive(Debug)]
+pub struct Target {
+    supervisor: Option<Supervisor>,
+    embedded: Option<EmbeddedRedis>,
+    redis_url: String,
+}
+
+/// Checks that `url` is a Redis that answers PING within 2 s.
+pub fn check_redis(url: &str) -> Result<(), TargetError> {
+    let err = |source| TargetError::Redis { url: url.to_string(), source };
+    let client = redis::Client::open(url).map_err(err)?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(err)?;
+    let _: String = redis::cmd("PING").query(&mut conn).map_err(err)?;
+    Ok(())
+}
+
+impl Target {
+    /// Starts Redis (unless given) and the workers; returns once every worker accepts.
+    pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
+        let (embedded, redis_url) = match &config.redis {
+            Some(url) => {
+                check_redis(url)?;
+                (None, url.clone())
+            }
+            None => {
+                let r = EmbeddedRedis::start()?;
+                let url = r.url().to_string();
+                (Some(r), url)
+            }
+        };
+        let mut worker = config.worker;
+        worker.redis_url = redis_url.clone();
+        let supervisor = Supervisor::start(SupervisorConfig {
+            workers: config.workers,
+            program: config.program,
+            args: config.args,
+            worker,
+        })?;
+        Ok(Target { supervisor: Some(supervisor), embedded, redis_url })
+    }
+
+    /// The address every worker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.supervisor().addr()
+    }
+
+    /// The Redis in use.
+    pub fn redis_url(&self) -> &str {
+        &self.redis_url
+    }
+
+    /// Whether that Redis is the embedded one.
+    pub fn redis_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    fn supervisor(&self) -> &Supervisor {
+        self.supervisor.as_ref().expect("running until stopped")
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.supervisor().restarts()
+    }
+
+    pub fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.supervisor().worker_pids()
+    }
+
+    /// Worker exits and restarts since the last call.
+    pub fn events(&self) -> Vec<SupervisorEvent> {
+        self.supervisor().events()
+    }
+
+    /// Stops the workers gracefully, then the embedded Redis; how each worker ended.
+    pub fn stop(mut self) -> Vec<Option<String>> {
+        let ended = self.supervisor.take().map(Supervisor::stop).unwrap_or_default();
+        if let Some(mut r) = self.embedded.take() {
+            r.stop();
+        }
+        ended
+    }
+}

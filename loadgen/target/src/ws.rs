@@ -1,0 +1,181 @@
+//! One WebSocket connection after the worker routed its upgrade here: the handshake
+//! (tokio-tungstenite, over the bytes already read), the client's channels from the
+//! query, joining the hub (the `lgready` message once Redis confirmed them), then one
+//! loop until the end: queued notifications are written in batches, client frames read
+//! (tungstenite answers pings and closes; `stop-pong` removes the pongs at the wire),
+//! server pings every ping interval, a close for idleness (nothing received for the
+//! idle timeout, 1000 "idle timeout"), a slow consumer (1008 "slow consumer"), or the
+//! worker stopping (1001 "server shutting down"). A write stuck past the write timeout
+//! drops the connection. Leaving the hub and the counts are done on every path out.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::envelope::{channels_for_query, ready_message};
+use crate::http::Response;
+use crate::metrics::Metrics;
+use crate::pong_filter::PongFilter;
+use crate::prefixed::Prefixed;
+use crate::queue::{Next, Outbound};
+use crate::worker::State;
+
+type Ws = WebSocketStream<PongFilter<Prefixed<TcpStream>>>;
+
+/// How long the handshake, and Redis's confirmation of the subscriptions, may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the client has to answer our close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most notifications written per flush.
+const WRITE_BATCH: usize = 64;
+
+/// Why the loop ended.
+enum End {
+    /// The client closed or the connection broke: nothing more to send.
+    Gone,
+    /// We close with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+pub(crate) async fn serve(mut stream: Prefixed<TcpStream>, query: Option<String>, state: Arc<State>) {
+    let m = state.metrics.clone();
+    let channels = match channels_for_query(query.as_deref()) {
+        Ok(c) => c,
+        Err(why) => {
+            Metrics::inc(&m.upgrades_failed);
+            let _ = stream.write_all(&Response::error(400, &format!("bad upgrade query: {why}")).bytes(false)).await;
+            return;
+        }
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(state.config.max_message_bytes))
+        .max_frame_size(Some(state.config.max_message_bytes))
+        .write_buffer_size(0);
+    let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
+    let accept =
+        tokio_tungstenite::accept_hdr_async_with_config(filter, |_: &Request, r: WsResponse| Ok(r), Some(config));
+    let mut ws = match timeout(SETUP_TIMEOUT, accept).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            Metrics::inc(&m.upgrades_failed);
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+        Err(_) => {
+            Metrics::inc(&m.upgrades_failed);
+            return;
+        }
+    };
+    if state.faults.stop_pong {
+        ws.get_mut().arm();
+    }
+    Metrics::inc(&m.upgrades);
+    Metrics::inc(&m.connections_open);
+    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let out = Arc::new(Outbound::new(state.config.queue_capacity, state.config.slow_consumer));
+    let confirmed = state.hub.join(conn, &channels, &out);
+    let end = match timeout(SETUP_TIMEOUT, confirmed).await {
+        Ok(Ok(())) => {
+            let ready = Message::text(ready_message(state.config.id, &channels));
+            match timeout(state.config.write_timeout, ws.send(ready)).await {
+                Ok(Ok(())) => run(&mut ws, &out, &state).await,
+                _ => End::Gone,
+            }
+        }
+        _ => End::Close(CloseCode::Error, "redis unavailable"),
+    };
+    state.hub.leave(conn, &channels);
+    out.close();
+    if let End::Close(code, reason) = end {
+        close(&mut ws, code, reason, &state).await;
+    }
+    Metrics::dec(&m.connections_open);
+}
+
+/// The connection's loop; returns how it ends.
+async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
+    let m = &*state.metrics;
+    let cfg = &state.config;
+    let mut shutdown = state.shutdown.clone();
+    let mut last_seen = Instant::now();
+    let mut pings = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = crate::worker::stopped(&mut shutdown) => return End::Close(CloseCode::Away, "server shutting down"),
+            frame = ws.next() => match frame {
+                None | Some(Err(_)) => return End::Gone,
+                Some(Ok(msg)) => {
+                    last_seen = Instant::now();
+                    if let Message::Text(text) = &msg
+                        && is_app_ping(text)
+                    {
+                        let pong = Message::text(format!("{{\"type\":\"pong\",\"worker\":{}}}", cfg.id));
+                        if !matches!(timeout(cfg.write_timeout, ws.send(pong)).await, Ok(Ok(()))) {
+                            return End::Gone;
+                        }
+                    }
+                    // A close is answered by tungstenite on the next read, which then ends.
+                }
+            },
+            next = out.pop_batch(&mut batch, WRITE_BATCH) => {
+                if let Err(Next::Overflowed) = next {
+                    return End::Close(CloseCode::Policy, "slow consumer");
+                }
+                let n = batch.len() as u64;
+                let write = async {
+                    for text in batch.drain(..) {
+                        ws.feed(Message::Text(text)).await?;
+                    }
+                    ws.flush().await
+                };
+                match timeout(cfg.write_timeout, write).await {
+                    Ok(Ok(())) => Metrics::add(&m.delivered, n),
+                    Ok(Err(_)) => return End::Gone,
+                    Err(_) => {
+                        tracing::debug!("write timed out: dropping the connection");
+                        return End::Gone;
+                    }
+                }
+            }
+            _ = pings.tick() => {
+                let stamp = crate::unix_us().to_be_bytes().to_vec();
+                if !matches!(timeout(cfg.write_timeout, ws.send(Message::Ping(stamp.into()))).await, Ok(Ok(()))) {
+                    return End::Gone;
+                }
+                Metrics::inc(&m.pings_sent);
+            }
+            _ = sleep_until(last_seen + cfg.idle_timeout) => {
+                Metrics::inc(&m.idle_closed);
+                return End::Close(CloseCode::Normal, "idle timeout");
+            }
+        }
+    }
+}
+
+/// `{"type":"ping"}` (any spacing): the application-level ping of browser clients.
+fn is_app_ping(text: &str) -> bool {
+    text.len() < 256
+        && serde_json::from_str::<serde_json::Value>(text)
+            .is_ok_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("ping"))
+}
+
+/// Sends our close and waits (bounded) for the client's reply.
+async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str, state: &State) {
+    let frame = CloseFrame { code, reason: reason.into() };
+    if timeout(state.config.write_timeout, ws.close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = timeout(CLOSE_TIMEOUT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+}
