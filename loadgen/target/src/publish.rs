@@ -82,6 +82,10 @@ pub enum PublishError {
 
 /// Reads and validates a request body.
 pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
+    // serde would also take a struct as a JSON array; only an object is a request.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(PublishError::Invalid("invalid publish request: expected a JSON object".into()));
+    }
     let req: PublishRequest =
         serde_json::from_slice(body).map_err(|e| PublishError::Invalid(format!("invalid publish request: {e}")))?;
     if !valid_channel(&req.channel) {
@@ -220,6 +224,8 @@ mod tests {
         assert_eq!((r.channel.as_str(), r.count, r.body.unwrap().get()), ("unit:1", 3, r#"{"a":[1]}"#));
         assert_eq!(parse_request(br#"{"channel":"b"}"#).unwrap().count, 1);
         assert!(invalid("{").starts_with("invalid publish request: EOF"));
+        assert!(invalid(r#"["a", 1]"#).ends_with("expected a JSON object"));
+        assert!(invalid("").ends_with("expected a JSON object"));
         assert!(invalid(r#"{"channel":"a","colour":1}"#).contains("unknown field `colour`"));
         assert!(invalid(r#"{"count":1}"#).contains("missing field `channel`"));
         assert!(invalid(r#"{"channel":"a","count":-1}"#).contains("invalid value"));
