@@ -307,3 +307,28 @@ async fn slow_consumers_lose_the_oldest_or_are_disconnected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lost_subscriber_connection_reconnects_and_resubscribes() {
+    let redis = redis();
+    bounded(async {
+        let w = worker(&redis, &[], |_| {}).await;
+        let (mut ws, _) = connect(w.addr(), "unit=6").await;
+        // Redis drops the worker's subscriber connection.
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let killed: u64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut c).await.unwrap();
+        assert_eq!(killed, 1);
+        assert_eq!(wait_metric(w.addr(), "redis_reconnects_total", Duration::from_secs(10), |n| n == 1).await, 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while numsub(&redis, "unit:6").await != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "resubscribed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        publish(w.addr(), json!({"channel": "unit:6", "count": 2})).await;
+        assert_eq!(seqs(&envelopes(&mut ws, 2, Duration::from_secs(5)).await), [0, 1]);
+        close(ws).await;
+        w.stop().await;
+    })
+    .await;
+}
