@@ -267,7 +267,7 @@ fn monitor(shared: &Shared) {
                     slot.quick_failures = if quick { slot.quick_failures + 1 } else { 0 };
                     let backoff = Duration::from_millis(100) * (1 << slot.quick_failures.min(5));
                     slot.next_start = Instant::now() + backoff;
-                    tracing::warn!(worker = id, pid, status = %describe(status), "worker exited");
+                    tracing::info!(worker = id, pid, status = %describe(status), "worker exited");
                     events.push(SupervisorEvent::Exited { worker: id, pid, status: describe(status) });
                 }
                 if slot.child.is_none() && Instant::now() >= slot.next_start {

@@ -226,7 +226,13 @@ pub fn init_tracing() {
         Ok("trace") => tracing::Level::TRACE,
         _ => tracing::Level::WARN,
     };
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).try_init();
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
 }
 
 /// The body of a worker process: `config_json` is the value of [`WORKER_ENV`]. Prints
