@@ -42,11 +42,11 @@ impl Deliver {
 
     fn to_client(&self, q: &Outbound, text: &Utf8Bytes) {
         let m = &*self.metrics;
-        if self.faults.drop_fanout.as_ref().is_some_and(|s| s.hit()) {
+        if self.faults.drop_fanout.is_some_and(|s| s.hit(&q.fault_counters[0])) {
             Metrics::inc(&m.dropped_fault);
             return;
         }
-        let copies = if self.faults.duplicate.as_ref().is_some_and(|s| s.hit()) {
+        let copies = if self.faults.duplicate.is_some_and(|s| s.hit(&q.fault_counters[1])) {
             Metrics::inc(&m.duplicated_fault);
             2
         } else {

@@ -125,22 +125,23 @@ pub fn parse_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<Fault>, String> {
     Ok(faults)
 }
 
-/// A deterministic share: of every run of deliveries, exactly P% are hit, spread
-/// evenly (delivery n is hit when ⌊(n+1)·P⌋ > ⌊n·P⌋), so tests and runs repeat.
-#[derive(Debug)]
+/// A deterministic share: of every run of deliveries to one connection, exactly P% are
+/// hit, spread evenly (its delivery n is hit when ⌊(n+1)·P⌋ > ⌊n·P⌋), so tests and
+/// runs repeat and every connection sees the same share (counting across connections
+/// would starve some and spare others).
+#[derive(Debug, Clone, Copy)]
 pub struct Share {
     per_million: u64,
-    n: AtomicU64,
 }
 
 impl Share {
     pub fn new(percent: f64) -> Self {
-        Self { per_million: (percent * 10_000.0).round() as u64, n: AtomicU64::new(0) }
+        Self { per_million: (percent * 10_000.0).round() as u64 }
     }
 
-    /// Whether the next delivery is hit.
-    pub fn hit(&self) -> bool {
-        let n = self.n.fetch_add(1, Ordering::Relaxed);
+    /// Whether delivery number `n` (counted per connection by `counter`) is hit.
+    pub fn hit(&self, counter: &AtomicU64) -> bool {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
         (n + 1) * self.per_million / 1_000_000 > n * self.per_million / 1_000_000
     }
 }
@@ -213,11 +214,11 @@ mod tests {
         for (p, of, expect) in
             [(0.0, 1000, 0), (100.0, 1000, 1000), (50.0, 1000, 500), (2.5, 1000, 25), (33.3, 1000, 333)]
         {
-            let s = Share::new(p);
-            assert_eq!((0..of).filter(|_| s.hit()).count(), expect, "{p}%");
+            let (s, n) = (Share::new(p), AtomicU64::new(0));
+            assert_eq!((0..of).filter(|_| s.hit(&n)).count(), expect, "{p}%");
         }
-        let s = Share::new(50.0);
-        let hits: Vec<bool> = (0..4).map(|_| s.hit()).collect();
+        let (s, n) = (Share::new(50.0), AtomicU64::new(0));
+        let hits: Vec<bool> = (0..4).map(|_| s.hit(&n)).collect();
         assert_eq!(hits, [false, true, false, true], "every other one");
     }
 

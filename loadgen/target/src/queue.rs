@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -68,12 +69,21 @@ pub struct Outbound {
     ready: Notify,
     capacity: usize,
     policy: SlowConsumer,
+    /// Deliveries to this connection seen by the `drop-fanout` and `duplicate` faults
+    /// (each counts its own, so both shares hold per connection).
+    pub fault_counters: [AtomicU64; 2],
 }
 
 impl Outbound {
     pub fn new(capacity: usize, policy: SlowConsumer) -> Self {
         let inner = Inner { queue: VecDeque::with_capacity(capacity.min(64)), overflowed: false, closed: false };
-        Self { inner: Mutex::new(inner), ready: Notify::new(), capacity: capacity.max(1), policy }
+        Self {
+            inner: Mutex::new(inner),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+            policy,
+            fault_counters: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

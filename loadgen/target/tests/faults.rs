@@ -127,3 +127,24 @@ async fn stop_pong_leaves_the_clients_pings_unanswered() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn drop_fanout_50_takes_half_of_every_clients_deliveries() {
+    let redis = redis();
+    bounded(async {
+        let w = worker(&redis, &["drop-fanout=50"], |_| {}).await;
+        let (mut a, _) = connect(w.addr(), "unit=6").await;
+        let (mut b, _) = connect(w.addr(), "unit=6").await;
+        publish(w.addr(), json!({"channel": "unit:6", "count": 10})).await;
+        for ws in [&mut a, &mut b] {
+            let got = seqs(&envelopes(ws, 5, Duration::from_secs(5)).await);
+            assert_eq!(got, [0, 2, 4, 6, 8], "every other one, for each client: gaps a client can see");
+            assert!(envelopes(ws, 1, Duration::from_millis(200)).await.is_empty());
+        }
+        assert_eq!(metric(&metrics(w.addr()).await, "messages_dropped_fault_total"), 10);
+        close(a).await;
+        close(b).await;
+        w.stop().await;
+    })
+    .await;
+}
