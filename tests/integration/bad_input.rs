@@ -51,6 +51,12 @@ fn bad_run_flags_exit_2_on_one_line_before_any_connection() {
         (&["--echo", "--message-size", "64 parsecs"], "unknown unit"),
         (&["--max-message-size", "0"], "--max-message-size must be at least 1 byte"),
         (&["--max-message-size", "-1"], "is negative"),
+        // Headers.
+        (&["--header", "Authorization Bearer x"], "has no ':'; write it as 'Name: value'"),
+        (&["--header", "Bad Name: x"], "is not a header name"),
+        (&["--header", "X-A: one\r\nX-Smuggled: two"], "control character"),
+        (&["--header", "Host: evil.example"], "loadgen writes this header itself"),
+        (&["--header", "sec-websocket-key: x"], "loadgen writes this header itself"),
         // Durations.
         (&["--duration", "0s"], "--duration must be longer than 0 (e.g. 10s)"),
         (&["--duration", "0"], "--duration must be longer than 0 (e.g. 10s)"),

@@ -92,6 +92,12 @@ pub struct RunArgs {
     /// timed as `ready`) once every step is done. Example: --on-open 'SUB chan=>SUBSCRIBED'
     #[arg(long = "on-open", value_name = "TEXT[=>PATTERN]")]
     on_open: Vec<String>,
+    /// Extra request header of every connection (the WebSocket upgrade, or every HTTP
+    /// poll), as 'Name: value'; repeatable, at most 32. `{i}` in a value (or in the
+    /// target URL's path or query) is the connection's number in the run, so each is its
+    /// own user. Example: --header 'Authorization: Bearer t-{i}' --header 'Origin: https://app.example'
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
     /// Send a ping this often on every ready connection and time its pong (e.g. 1s).
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     ping_interval: Option<Duration>,
@@ -192,6 +198,49 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is longer than 365 days (8760h), the longest duration loadgen takes"));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 2m, 500ms)"))
+}
+
+/// `--header 'Name: value'` flags: a token name, a value without control characters,
+/// none of the headers loadgen writes itself, at most
+/// [`loadgen_engine::run::MAX_HEADERS`].
+fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
+    const OWN: [&str; 8] = [
+        "host",
+        "connection",
+        "upgrade",
+        "content-length",
+        "transfer-encoding",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+    ];
+    if flags.len() > loadgen_engine::run::MAX_HEADERS {
+        return Err(format!(
+            "{} --header flags; at most {} are supported",
+            flags.len(),
+            loadgen_engine::run::MAX_HEADERS
+        ));
+    }
+    flags
+        .iter()
+        .map(|flag| {
+            let Some((name, value)) = flag.split_once(':') else {
+                return Err(format!("--header {flag:?} has no ':'; write it as 'Name: value'"));
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(token) {
+                return Err(format!("--header {flag:?}: {name:?} is not a header name (letters, digits, - and _ ...)"));
+            }
+            if value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(format!("--header {flag:?}: the value has a control character (CR, LF ...)"));
+            }
+            if OWN.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(format!("--header {name}: loadgen writes this header itself; drop the flag"));
+            }
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// Bytes: `64`, `16KiB`, `1.5MiB`, `2G` (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024).
@@ -475,6 +524,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
     let carriers = args.echo_connections.unwrap_or(args.connections);
     let rate = message_rate(args, carriers)?;
     let targets = args.targets.iter().map(|u| target(u)).collect::<Result<Vec<_>, _>>()?;
+    let headers = parse_headers(&args.headers)?;
     let targets_tls = targets.iter().any(|t| t.tls);
     let http = args.targets.iter().filter(|u| http_scheme(u).0).count();
     if http > 0 && http < args.targets.len() {
@@ -540,6 +590,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         echo_connections: args.echo_connections.filter(|&n| n < args.connections),
         program: None,
         timer_coalesce: args.coalesce,
+        headers: headers.clone(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

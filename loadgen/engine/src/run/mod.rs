@@ -9,6 +9,9 @@ mod pool;
 mod programs;
 mod raw;
 mod start_gate;
+pub mod template;
+
+pub use worker::MAX_HEADERS;
 mod tls;
 mod worker;
 
@@ -176,6 +179,10 @@ pub struct RunConfig {
     /// serves every send and ping due meanwhile. Their lateness is schedule lag and is
     /// in the latencies (measured from intended times). Zero: wake for each deadline.
     pub timer_coalesce: Duration,
+    /// Extra request headers of every connection (WebSocket upgrade and HTTP polls):
+    /// `Authorization`, `Cookie`, `Origin`, `User-Agent` ... `{i}` in a value (or in a
+    /// target's path) is the connection's number in the run ([`template`]).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why a run could not start or continue.
@@ -346,7 +353,9 @@ pub fn run_with_progress(
     };
     let policy = SaturationPolicy {
         send_interval_us,
-        max_lag_p99_us: config.lag_threshold.as_micros() as u64,
+        // Lateness the coalescing window asks for is not saturation: the rule allows it
+        // on top of the threshold.
+        max_lag_p99_us: (config.lag_threshold + config.timer_coalesce).as_micros() as u64,
         max_connect_lag_p99_us: config.connect_lag_threshold.as_micros() as u64,
         ..Default::default()
     };

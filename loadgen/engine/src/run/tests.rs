@@ -208,6 +208,7 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         _ => {}
     }
     let text = String::from_utf8_lossy(&head);
+    program::capture_identity(&text);
     let key = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().trim().to_owned();
     // permessage-deflate when offered: accepted as offered (context takeover or not).
     let offer = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Extensions: ")).map(str::to_owned);
@@ -352,6 +353,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         echo_connections: None,
         program: None,
         timer_coalesce: Duration::ZERO,
+        headers: Vec::new(),
     }
 }
 

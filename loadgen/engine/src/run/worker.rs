@@ -16,6 +16,7 @@ use rand_core::SeedableRng;
 use super::conn::{ClientPool, Conn, Phase, Proto, SendPool};
 use super::ops::{self, Op, Tag};
 use super::pool::Pool;
+use super::template;
 use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
@@ -28,6 +29,7 @@ use crate::uring::reactor::{Completion, Reactor, ReactorConfig};
 use crate::uring::ring::RingConfig;
 
 pub use super::start_gate::StartGate;
+pub use http::MAX_HEADERS;
 
 #[path = "worker_close.rs"]
 mod close;
@@ -88,6 +90,10 @@ struct Worker<'a> {
     targets: Vec<libc::sockaddr_in>,
     sources: Vec<libc::sockaddr_in>,
     requests: Vec<HandshakeRequest>,
+    /// Whether each target's request has `{i}` to expand per connection.
+    templated: Vec<bool>,
+    /// HTTP polls: the expanded path and header values of the request being written.
+    expand_buf: String,
     /// This worker's TLS settings (its own resumption cache) and each target's server
     /// name (`None`: ws://).
     tls_config: Option<loadgen_tls::TlsClientConfig>,
@@ -188,9 +194,16 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
             .map(|t| {
                 let mut request = HandshakeRequest::new(t.host.clone(), t.path.clone());
                 request.deflate = cfg.deflate.clone();
+                request.headers = cfg.headers.clone();
                 request
             })
             .collect(),
+        templated: cfg
+            .targets
+            .iter()
+            .map(|t| template::is_template(&t.path) || cfg.headers.iter().any(|(_, v)| template::is_template(v)))
+            .collect(),
+        expand_buf: String::new(),
         tls_config: cfg.tls.as_ref().map(loadgen_tls::TlsClientConfig::for_worker),
         server_names: cfg
             .targets
@@ -482,6 +495,8 @@ impl Worker<'_> {
                 }
                 if let Some(sqe) = conn.send_done(index, self.io.slot(index), result as usize, &mut self.send_pool) {
                     self.io.push(sqe);
+                } else if conn.draining && matches!(conn.proto, Proto::Raw(_)) {
+                    self.send_drained(index);
                 } else {
                     self.send_more(index);
                 }

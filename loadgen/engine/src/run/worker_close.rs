@@ -101,12 +101,16 @@ impl Worker<'_> {
             self.resume_reading(index);
         }
         let conn = &mut self.conns[index as usize];
-        if matches!(conn.proto, Proto::Raw(_)) && conn.seq > conn.echo_rx.unique() && !conn.send_inflight {
+        if matches!(conn.proto, Proto::Raw(_)) && conn.seq > conn.echo_rx.unique() {
             // Raw TCP has no close handshake: half-close and read the echoes still in
             // flight until the server's FIN, so they are not cut off (counted
-            // unanswered) by loadgen's own close. Bounded by the close timeout.
+            // unanswered) by loadgen's own close. Bounded by the close timeout. A send
+            // still in flight goes first: its completion half-closes (`send_drained`),
+            // since io_uring does not order a shutdown after it.
             conn.draining = true;
-            self.io.push(ops::shutdown_write(self.io.slot(index), conn.tag(index, Op::Drain)));
+            if !conn.send_inflight {
+                self.io.push(ops::shutdown_write(self.io.slot(index), conn.tag(index, Op::Drain)));
+            }
             let deadline = now + self.setup.config.close_timeout.as_nanos() as u64;
             conn.deadline_timer = Some(self.timers.insert(deadline, conn.tag(index, Op::Close).encode()));
             return;
@@ -138,6 +142,15 @@ impl Worker<'_> {
             self.conns[index as usize].park(&mut self.clients);
         } else {
             self.shutdown(index);
+        }
+    }
+
+    /// A send completed on a raw-TCP connection whose drain waited for it: the
+    /// half-close follows now.
+    pub(super) fn send_drained(&mut self, index: u32) {
+        let conn = &self.conns[index as usize];
+        if conn.draining && conn.phase == Phase::Open && matches!(conn.proto, Proto::Raw(_)) && !conn.send_inflight {
+            self.io.push(ops::shutdown_write(self.io.slot(index), conn.tag(index, Op::Drain)));
         }
     }
 

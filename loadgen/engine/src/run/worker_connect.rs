@@ -15,11 +15,11 @@ use io_uring::squeue;
 
 use loadgen_proto::Client;
 
-use super::super::Protocol;
 use super::super::conn::{Phase, Proto};
 use super::super::ops::{self, Op};
 use super::super::raw::RawStream;
 use super::super::tls::TlsConn;
+use super::super::{Protocol, template};
 use super::{BGID, ONE, Worker};
 use crate::stats::Metric;
 
@@ -85,7 +85,22 @@ impl Worker<'_> {
             self.http_connected(index, now);
             return;
         }
-        match Client::new(self.clients.config().clone(), &self.requests[target], now / 1_000, &mut self.rng) {
+        let expanded;
+        let request = if self.templated[target] {
+            // Each connection its own identity: `{i}` is its number in the run.
+            let global = self.global_index(index);
+            let mut r = self.requests[target].clone();
+            r.path = template::expand(&r.path, global);
+            for (_, value) in &mut r.headers {
+                *value = template::expand(value, global);
+            }
+            expanded = r;
+            &expanded
+        } else {
+            &self.requests[target]
+        };
+        let conn = &mut self.conns[index as usize];
+        match Client::new(self.clients.config().clone(), request, now / 1_000, &mut self.rng) {
             Ok(client) => conn.proto = Proto::Live(self.clients.adopt(client)),
             Err(_) => {
                 self.rec.error("invalid_request");

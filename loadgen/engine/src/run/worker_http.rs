@@ -23,10 +23,13 @@ use loadgen_proto::{Http1Client, Http1Config, Http1Event};
 
 use super::super::conn::{HttpStream, Phase, Proto};
 use super::super::ops::Op;
-use super::super::{MessageRate, Traffic};
+use super::super::{MessageRate, Traffic, template};
 use super::Worker;
 use super::recv::{FeedCtx, Outcome};
 use crate::stats::Metric;
+
+/// Most extra headers an HTTP poll carries (the CLI refuses more).
+pub const MAX_HEADERS: usize = 32;
 
 impl Worker<'_> {
     /// The TCP connection is up: an HTTP client starts. Plain http:// is open at once;
@@ -91,10 +94,29 @@ impl Worker<'_> {
     fn send_poll(&mut self, index: u32, intended_ns: u64) {
         let now_ns = self.setup.clock.now_ns();
         let now_unix_s = self.setup.clock.unix_us(now_ns) / 1_000_000;
+        let global = self.global_index(index);
         let conn = &mut self.conns[index as usize];
         let target = &self.setup.config.targets[usize::from(conn.target)];
         let Proto::Http(http) = &mut conn.proto else { return };
-        let request = Http1Request::get(&target.host, &target.path);
+        // Headers (and the path) with `{i}` expanded for this connection, written into
+        // one reused buffer: no allocation per poll.
+        let headers_cfg = &self.setup.config.headers;
+        let mut ends = [0usize; MAX_HEADERS + 1];
+        let buf = &mut self.expand_buf;
+        buf.clear();
+        template::expand_into(&target.path, global, buf);
+        ends[0] = buf.len();
+        for (k, (_, value)) in headers_cfg.iter().take(MAX_HEADERS).enumerate() {
+            template::expand_into(value, global, buf);
+            ends[k + 1] = buf.len();
+        }
+        let mut pairs = [("", ""); MAX_HEADERS];
+        let n = headers_cfg.len().min(MAX_HEADERS);
+        for k in 0..n {
+            pairs[k] = (headers_cfg[k].0.as_str(), &buf[ends[k]..ends[k + 1]]);
+        }
+        let mut request = Http1Request::get(&target.host, &buf[..ends[0]]);
+        request.headers = &pairs[..n];
         match http.client.send_request(&request, now_ns / 1_000, now_unix_s, &mut http.out) {
             Ok(()) => {
                 conn.request_ns = intended_ns;

@@ -168,3 +168,43 @@ fn json_notifications_on_interleaved_channels_are_checked_per_channel() {
     assert_eq!(m.histogram(Metric::Delivery).len(), 3 * 39);
     assert_eq!((t.duplicated, t.lost, t.reordered), (3, 3, 0), "interleaving is not loss or reordering: {t:?}");
 }
+
+/// Request line target and `X-Loadgen-Test-User` of every request that carried one.
+static IDENTITIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+pub(super) fn capture_identity(head: &str) {
+    if let Some(user) = head.lines().find_map(|l| l.strip_prefix("X-Loadgen-Test-User: ")) {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        IDENTITIES.lock().unwrap().push(format!("{path} {user}"));
+    }
+}
+
+fn identities(marker: &str) -> Vec<String> {
+    let mut seen: Vec<String> = IDENTITIES.lock().unwrap().iter().filter(|s| s.contains(marker)).cloned().collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn each_connection_has_its_own_identity_in_the_path_and_headers() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 4, 300, Traffic::Idle);
+    cfg.targets[0].path = "/ws?user=u{i}&x=ws".into();
+    cfg.headers =
+        vec![("X-Loadgen-Test-User".into(), "ws-{i}".into()), ("Authorization".into(), "Bearer fixed".into())];
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 4, "{:?}", m.errors);
+    let want: Vec<String> = (0..4).map(|i| format!("/ws?user=u{i}&x=ws ws-{i}")).collect();
+    assert_eq!(identities("x=ws"), want);
+
+    // HTTP polls carry them on every request.
+    let server = TestServer::start(Mode::Http(super::http::Behaviour::KeepAlive));
+    let mut cfg = config(&server, 3, 400, Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(10.0) });
+    cfg.protocol = crate::run::Protocol::Http1;
+    cfg.targets[0].path = "/poll".into();
+    cfg.headers = vec![("X-Loadgen-Test-User".into(), "http-{i}".into())];
+    let m = go(&cfg).stats;
+    assert!(m.totals.messages_received >= 6, "{:?} {:?}", m.totals, m.errors);
+    assert_eq!(identities("http-"), vec!["/poll http-0", "/poll http-1", "/poll http-2"]);
+}
