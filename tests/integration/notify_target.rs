@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use crate::runs::{out_dir, report, stop};
 
-/// `loadgen serve --mode notify ARGS`; the child and the address from its first line.
-fn notify_target(args: &[&str]) -> (Child, String) {
+/// `loadgen serve --mode notify ARGS`; the child, the address from its first line and
+/// the admin token from its third.
+fn notify_target(args: &[&str]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["serve", "--mode", "notify", "--duration", "60"])
         .args(args)
@@ -40,17 +41,26 @@ fn notify_target(args: &[&str]) -> (Child, String) {
     let mut redis = String::new();
     out.read_line(&mut redis).unwrap();
     assert!(redis.starts_with("redis redis://127.0.0.1:") && redis.contains("(embedded"), "{redis:?}");
+    let mut admin = String::new();
+    out.read_line(&mut admin).unwrap();
+    let token = admin.strip_prefix("admin token ").and_then(|t| t.trim().strip_suffix(" (generated)"));
+    let token = token.unwrap_or_else(|| panic!("third line {admin:?}")).to_owned();
     // Keep draining stdout so the target never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
-    (child, addr)
+    (child, addr, token)
 }
 
 /// One HTTP/1.1 request with `Connection: close`: status and body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(addr, method, path, "", body)
+}
+
+/// The same with extra header lines (each ending in CRLF).
+fn http_with(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(format!("{head}{body}").as_bytes()).unwrap();
@@ -83,7 +93,7 @@ fn publish(addr: &str, request: &str) -> Value {
 
 #[test]
 fn loadgen_run_against_the_notify_target_receives_every_push() {
-    let (target, addr) = notify_target(&["--workers", "2"]);
+    let (target, addr, _) = notify_target(&["--workers", "2"]);
     let out = out_dir("notify-target");
     let url = format!("ws://{addr}/ws?user=u{{i}}&unit=7&role=medic");
     let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -117,4 +127,41 @@ fn loadgen_run_against_the_notify_target_receives_every_push() {
     let p50 = delivery["p50"].as_f64().unwrap_or_else(|| panic!("delivery latency: {delivery}"));
     assert!(p50 > 0.0 && p50 < 1_000_000.0, "delivery p50 {p50} µs on loopback: {delivery}");
     assert_eq!(delivery["count"], 20 * 1000 + 5, "every push timed: {delivery}");
+}
+
+#[test]
+fn a_fault_switched_on_mid_run_shows_in_loadgen_s_report() {
+    let (target, addr, token) = notify_target(&[]);
+    let out = out_dir("notify-target-admin");
+    let url = format!("ws://{addr}/ws?unit=9");
+    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--target", &url, "--connections", "10", "--connect-rate", "200", "--duration", "4s"])
+        .args(["--idle", "--quiet", "--out", out.to_str().unwrap()])
+        .args(crate::LENIENT)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loadgen run starts");
+    wait_connections(&addr, 10, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(300));
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let switch = |body: &str| {
+        let (status, answer) = http_with(&addr, "POST", "/admin/faults", &auth, body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    let hundred = r#"{"channel":"unit:9","count":100}"#;
+    publish(&addr, hundred);
+    switch(r#"{"on":["drop-fanout=50"]}"#);
+    publish(&addr, hundred);
+    switch(r#"{"off":["drop-fanout"]}"#);
+    assert_eq!(publish(&addr, hundred)["last_seq"], 299);
+
+    let run = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    stop(target);
+    assert_eq!(run.status.code(), Some(1), "lost messages fail the verdict: {stderr}");
+    let m = &report(&out)["messages"];
+    assert_eq!(m["pushes_received"], 10 * 250, "half of the middle hundred dropped for each client: {m}");
+    assert_eq!(m["lost"], 10 * 50, "{m}");
+    assert_eq!((m["duplicated"].as_u64(), m["reordered"].as_u64()), (Some(0), Some(0)), "{m}");
 }

@@ -5,7 +5,10 @@
 //! worker, once per message (every client gets the same text). Then:
 //! - `reorder` and `delay` pass it through a stage task (reorder holds a message until
 //!   the next of its channel, or [`REORDER_HOLD`]; delay holds each message until its
-//!   arrival + the delay, in arrival order, so delays never add up);
+//!   arrival + the delay, in arrival order, so delays never add up). Faults switch at
+//!   run time: each message is judged by the faults in force when it arrives, and while
+//!   the stage still holds messages new ones queue behind them, so switching `delay` or
+//!   `reorder` off never lets a later message overtake an earlier one;
 //! - per client, `drop-fanout` drops the delivery and `duplicate` queues it twice;
 //! - the queue applies the slow-consumer policy.
 //!
@@ -14,13 +17,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::envelope::Envelope;
-use crate::faults::{Faults, REORDER_HOLD};
+use crate::faults::{Faults, LiveFaults, REORDER_HOLD};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::queue::{Outbound, Pushed};
@@ -30,23 +34,26 @@ use crate::queue::{Outbound, Pushed};
 struct Deliver {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
-    faults: Arc<Faults>,
+    faults: Arc<LiveFaults>,
+    /// Messages in the stage task now.
+    staged: AtomicUsize,
 }
 
 impl Deliver {
     fn to_channel(&self, channel: &str, text: &Utf8Bytes) {
+        let faults = self.faults.get();
         for q in self.hub.clients(channel) {
-            self.to_client(&q, text);
+            self.to_client(&faults, &q, text);
         }
     }
 
-    fn to_client(&self, q: &Outbound, text: &Utf8Bytes) {
+    fn to_client(&self, faults: &Faults, q: &Outbound, text: &Utf8Bytes) {
         let m = &*self.metrics;
-        if self.faults.drop_fanout.is_some_and(|s| s.hit(&q.fault_counters[0])) {
+        if faults.drop_fanout.is_some_and(|s| s.hit(&q.fault_counters[0])) {
             Metrics::inc(&m.dropped_fault);
             return;
         }
-        let copies = if self.faults.duplicate.is_some_and(|s| s.hit(&q.fault_counters[1])) {
+        let copies = if faults.duplicate.is_some_and(|s| s.hit(&q.fault_counters[1])) {
             Metrics::inc(&m.duplicated_fault);
             2
         } else {
@@ -76,19 +83,16 @@ struct Staged {
 pub struct Fanout {
     worker: u32,
     deliver: Arc<Deliver>,
-    stage: Option<mpsc::UnboundedSender<Staged>>,
+    stage: mpsc::UnboundedSender<Staged>,
 }
 
 impl Fanout {
-    /// The fan-out of `worker`; with `reorder` or `delay`, also spawns the stage task
+    /// The fan-out of `worker`; also spawns the stage task (for `reorder` and `delay`)
     /// on the current runtime (it ends when the fan-out is dropped).
-    pub fn new(worker: u32, hub: Arc<Hub>, metrics: Arc<Metrics>, faults: Arc<Faults>) -> Self {
-        let deliver = Arc::new(Deliver { hub, metrics, faults });
-        let stage = deliver.faults.staged().then(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(stage_task(rx, deliver.clone()));
-            tx
-        });
+    pub fn new(worker: u32, hub: Arc<Hub>, metrics: Arc<Metrics>, faults: Arc<LiveFaults>) -> Self {
+        let deliver = Arc::new(Deliver { hub, metrics, faults, staged: AtomicUsize::new(0) });
+        let (stage, rx) = mpsc::unbounded_channel();
+        tokio::spawn(stage_task(rx, deliver.clone()));
         Self { worker, deliver, stage }
     }
 
@@ -102,11 +106,11 @@ impl Fanout {
             return;
         };
         let text = Utf8Bytes::from(text);
-        match &self.stage {
-            Some(stage) => {
-                let _ = stage.send(Staged { channel: channel.to_string(), text, arrived: Instant::now() });
-            }
-            None => self.deliver.to_channel(channel, &text),
+        if self.deliver.faults.get().staged() || self.deliver.staged.load(Ordering::Acquire) > 0 {
+            self.deliver.staged.fetch_add(1, Ordering::AcqRel);
+            let _ = self.stage.send(Staged { channel: channel.to_string(), text, arrived: Instant::now() });
+        } else {
+            self.deliver.to_channel(channel, &text);
         }
     }
 }
@@ -124,12 +128,17 @@ pub fn restamp(payload: &[u8], worker: u32) -> Option<String> {
 
 /// Reorder (hold one message per channel) then delay (a FIFO line), then delivery.
 async fn stage_task(mut rx: mpsc::UnboundedReceiver<Staged>, deliver: Arc<Deliver>) {
-    let (reorder, delay) = (deliver.faults.reorder, deliver.faults.delay);
     let mut held: HashMap<String, Staged> = HashMap::new();
     let mut line: VecDeque<(Instant, Staged)> = VecDeque::new();
-    let emit = |s: Staged, line: &mut VecDeque<(Instant, Staged)>| match delay {
+    let out = |s: &Staged| {
+        deliver.to_channel(&s.channel, &s.text);
+        deliver.staged.fetch_sub(1, Ordering::AcqRel);
+    };
+    // Behind messages still in the line, a message waits its turn even without delay.
+    let emit = |s: Staged, line: &mut VecDeque<(Instant, Staged)>| match deliver.faults.get().delay {
         Some(d) => line.push_back((s.arrived + d, s)),
-        None => deliver.to_channel(&s.channel, &s.text),
+        None if !line.is_empty() => line.push_back((s.arrived, s)),
+        None => out(&s),
     };
     loop {
         let release = line.front().map(|(at, _)| *at);
@@ -137,7 +146,11 @@ async fn stage_task(mut rx: mpsc::UnboundedReceiver<Staged>, deliver: Arc<Delive
         tokio::select! {
             item = rx.recv() => {
                 let Some(item) = item else { break };
-                if !reorder {
+                if !deliver.faults.get().reorder {
+                    // Switched off with a message held: it still goes first.
+                    if let Some(first) = held.remove(&item.channel) {
+                        emit(first, &mut line);
+                    }
                     emit(item, &mut line);
                 } else if let Some(first) = held.remove(&item.channel) {
                     // The swap: the later message goes out first.
@@ -151,7 +164,7 @@ async fn stage_task(mut rx: mpsc::UnboundedReceiver<Staged>, deliver: Arc<Delive
                 let now = Instant::now();
                 while line.front().is_some_and(|(at, _)| *at <= now) {
                     let (_, s) = line.pop_front().expect("front exists");
-                    deliver.to_channel(&s.channel, &s.text);
+                    out(&s);
                 }
             }
             _ = sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => {
@@ -171,7 +184,7 @@ async fn stage_task(mut rx: mpsc::UnboundedReceiver<Staged>, deliver: Arc<Delive
 mod tests {
     use super::*;
     use crate::envelope::EnvelopeParts;
-    use crate::faults::{Fault, Faults};
+    use crate::faults::{Fault, LiveFaults};
     use crate::queue::SlowConsumer;
 
     fn setup(faults: &[Fault]) -> (Fanout, Arc<Outbound>, Arc<Metrics>) {
@@ -180,7 +193,7 @@ mod tests {
         let q = Arc::new(Outbound::new(16, SlowConsumer::DropOldest));
         drop(hub.join(1, &["c".to_string()], &q));
         let metrics = Arc::new(Metrics::default());
-        let fanout = Fanout::new(0, hub, metrics.clone(), Arc::new(Faults::for_worker(faults, 0)));
+        let fanout = Fanout::new(0, hub, metrics.clone(), Arc::new(LiveFaults::new(faults, 0)));
         (fanout, q, metrics)
     }
 

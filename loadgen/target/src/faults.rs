@@ -9,16 +9,23 @@
 //! - `reorder`: every worker swaps consecutive messages of a channel (a message with no
 //!   successor within 50 ms goes out alone).
 //! - `stop-pong`: every worker stops answering the clients' pings.
+//!
+//! [`LiveFaults`] holds what a worker applies now: the `--fault` list at start, replaced
+//! at run time by `POST /admin/faults` ([`crate::control`]).
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// The accepted syntax, for error messages and help.
 pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong";
+
+/// Every fault's name.
+pub const FAULT_NAMES: [&str; 5] = ["drop-fanout", "delay", "duplicate", "reorder", "stop-pong"];
 
 /// The worker that `drop-fanout` and `delay` act on.
 pub const FAULTY_WORKER: u32 = 0;
@@ -179,6 +186,64 @@ impl Faults {
     }
 }
 
+/// The faults a worker applies now: read per delivery (a snapshot, [`LiveFaults::get`]),
+/// replaced whole at run time ([`LiveFaults::set`]).
+#[derive(Debug)]
+pub struct LiveFaults {
+    worker: u32,
+    current: RwLock<(Vec<Fault>, Arc<Faults>)>,
+    stop_pong: Arc<AtomicBool>,
+}
+
+impl LiveFaults {
+    pub fn new(faults: &[Fault], worker: u32) -> Self {
+        let applied = Faults::for_worker(faults, worker);
+        let stop_pong = Arc::new(AtomicBool::new(applied.stop_pong));
+        Self { worker, current: RwLock::new((faults.to_vec(), Arc::new(applied))), stop_pong }
+    }
+
+    /// What applies now.
+    pub fn get(&self) -> Arc<Faults> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// The fault list in force (as given, for every worker).
+    pub fn list(&self) -> Vec<Fault> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// Replaces the faults; returns whether anything changed.
+    pub fn set(&self, faults: &[Fault]) -> bool {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.0 == faults {
+            return false;
+        }
+        let applied = Faults::for_worker(faults, self.worker);
+        self.stop_pong.store(applied.stop_pong, Ordering::Relaxed);
+        let shown: Vec<String> = faults.iter().map(ToString::to_string).collect();
+        tracing::info!(worker = self.worker, faults = %shown.join(" "), "faults switched");
+        *current = (faults.to_vec(), Arc::new(applied));
+        true
+    }
+
+    /// The `stop-pong` switch, for the connections' pong filters.
+    pub fn stop_pong_switch(&self) -> Arc<AtomicBool> {
+        self.stop_pong.clone()
+    }
+}
+
+/// `current` with `on` switched on (replacing a fault of the same kind) and the kinds
+/// named in `off` switched off.
+pub fn edit(current: &[Fault], on: &[Fault], off: &[String]) -> Vec<Fault> {
+    let mut out: Vec<Fault> = current
+        .iter()
+        .filter(|f| !off.iter().any(|n| n == f.name()) && !on.iter().any(|o| o.name() == f.name()))
+        .copied()
+        .collect();
+    out.extend_from_slice(on);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +296,20 @@ mod tests {
         assert!(w1.drop_fanout.is_none() && w1.delay.is_none() && w1.duplicate.is_some() && w1.reorder && w1.stop_pong);
         let json = serde_json::to_string(&faults).unwrap();
         assert_eq!(serde_json::from_str::<Vec<Fault>>(&json).unwrap(), faults);
+    }
+
+    #[test]
+    fn live_faults_switch_and_edit() {
+        let live = LiveFaults::new(&[], 0);
+        let pong = live.stop_pong_switch();
+        assert!(live.get().drop_fanout.is_none() && !pong.load(Ordering::Relaxed));
+        let on = parse_all(&["drop-fanout=50", "stop-pong"]).unwrap();
+        assert!(live.set(&on));
+        assert!(!live.set(&on), "the same list again changes nothing");
+        assert!(live.get().drop_fanout.is_some() && pong.load(Ordering::Relaxed));
+        let next = edit(&live.list(), &parse_all(&["drop-fanout=10", "reorder"]).unwrap(), &["stop-pong".into()]);
+        assert_eq!(next.iter().map(ToString::to_string).collect::<Vec<_>>(), ["drop-fanout=10", "reorder"]);
+        live.set(&next);
+        assert!(live.get().reorder && !pong.load(Ordering::Relaxed));
     }
 }

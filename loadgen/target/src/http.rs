@@ -4,7 +4,8 @@
 //! the connection alive between requests (HTTP/1.1 unless `Connection: close`).
 //!
 //! Routes: `GET /healthz` (JSON: status, worker, Redis state, counts), `GET /metrics`
-//! (Prometheus text), `POST /publish` ([`crate::publish`]). Errors are one-line JSON
+//! (Prometheus text), `POST /publish` ([`crate::publish`]), `GET` and `POST
+//! /admin/faults` ([`crate::control`]; 401 without the token, 403 with admin off). Errors are one-line JSON
 //! `{"error": "..."}`: 400 malformed, 404 unknown path, 405 wrong method (with
 //! `Allow`), 411 no length, 413 body too large, 426 `/ws` without an upgrade, 431 head
 //! too large, 503 Redis unavailable. Nothing a client sends makes a worker panic.
@@ -35,6 +36,7 @@ struct Head {
     chunked: bool,
     keep_alive: bool,
     upgrade: bool,
+    authorization: Option<String>,
 }
 
 fn parse_head(bytes: &[u8]) -> Result<Head, String> {
@@ -59,6 +61,7 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
         chunked: false,
         keep_alive: req.version == Some(1),
         upgrade: false,
+        authorization: None,
     };
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
@@ -77,6 +80,8 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
             } else if lower.split(',').any(|t| t.trim() == "keep-alive") {
                 head.keep_alive = true;
             }
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(value.to_string());
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             head.upgrade = lower.split(',').any(|t| t.trim() == "websocket");
         }
@@ -111,6 +116,8 @@ impl Response {
         let reason = match self.status {
             200 => "OK",
             400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
             411 => "Length Required",
@@ -234,6 +241,9 @@ async fn route(head: &Head, body: &[u8], state: &State) -> Response {
                 Err(e @ PublishError::Redis(_)) => Response::error(503, &e.to_string()),
             },
         },
+        ("/admin/faults", "GET" | "POST") => admin(head, body, state).await,
+        ("/admin/faults", _) => Response::error(405, &format!("{m} not allowed on /admin/faults; use GET or POST"))
+            .with_header("Allow: GET, POST\r\n"),
         ("/healthz" | "/metrics", _) => {
             Response::error(405, &format!("{m} not allowed on {}; use GET", head.path)).with_header("Allow: GET\r\n")
         }
@@ -242,7 +252,37 @@ async fn route(head: &Head, body: &[u8], state: &State) -> Response {
         }
         ("/ws", _) => Response::error(426, "/ws is a WebSocket endpoint: send an upgrade request")
             .with_header("Upgrade: websocket\r\n"),
-        (path, _) => Response::error(404, &format!("no route {path}; routes: /ws, /healthz, /metrics, /publish")),
+        (path, _) => {
+            Response::error(404, &format!("no route {path}; routes: /ws, /healthz, /metrics, /publish, /admin/faults"))
+        }
+    }
+}
+
+/// `/admin/faults`: the fault list in force (GET), or a change to it for every worker
+/// (POST).
+async fn admin(head: &Head, body: &[u8], state: &State) -> Response {
+    let Some(token) = state.config.admin_token.as_deref() else {
+        return Response::error(403, "admin is off: this worker has no admin token (--admin-token)");
+    };
+    if !crate::control::authorized(head.authorization.as_deref(), token) {
+        return Response::error(401, "/admin/faults needs Authorization: Bearer <the admin token>")
+            .with_header("WWW-Authenticate: Bearer\r\n");
+    }
+    let shown = |list: &[crate::faults::Fault]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    if head.method == "GET" {
+        return Response::json(200, serde_json::json!({ "faults": shown(&state.faults.list()) }).to_string());
+    }
+    let change = match crate::control::parse_request(body) {
+        Ok(c) => c,
+        Err(why) => return Response::error(400, &why),
+    };
+    let list = change.apply(&state.faults.list());
+    match crate::control::store_and_announce(&state.publisher, &list).await {
+        Ok(heard) => {
+            state.faults.set(&list);
+            Response::json(200, serde_json::json!({ "faults": shown(&list), "workers_notified": heard }).to_string())
+        }
+        Err(e) => Response::error(503, &e.to_string()),
     }
 }
 

@@ -10,7 +10,7 @@
 //! - [`redis_server`]: an embedded `redis-server` child on a free loopback port.
 //! - [`worker`]: one worker (a TCP listener with SO_REUSEPORT on a tokio runtime):
 //!   WebSocket upgrades at `/ws?user=U&unit=N&role=R`, and on the same port `GET
-//!   /healthz`, `GET /metrics`, `POST /publish`.
+//!   /healthz`, `GET /metrics`, `POST /publish`, `/admin/faults` ([`control`]).
 //! - [`hub`] and [`subscriber`]: channel subscriptions reference-counted across a
 //!   worker's clients over one Redis subscriber connection; [`fanout`] delivers each
 //!   Redis message to the local clients through bounded per-connection queues
@@ -20,9 +20,10 @@
 //!   [`target`]: Redis plus supervised workers, what the CLI starts.
 //!
 //! What is not here yet (issue 17): HAProxy topology, Sentinel and Cluster, sharded
-//! Pub/Sub, authentication and rate limits, critical messages and reminders, admin
-//! faults at run time, the circuit breaker and pending notifications.
+//! Pub/Sub, authentication and rate limits, critical messages and reminders,
+//! the circuit breaker and pending notifications.
 
+pub mod control;
 pub mod envelope;
 pub mod fanout;
 pub mod faults;

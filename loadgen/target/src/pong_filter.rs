@@ -1,15 +1,17 @@
 //! The `stop-pong` fault at the wire: tungstenite answers every ping by itself and
 //! offers no switch to stop it, so this writer sits under the WebSocket and, once
-//! armed (after the handshake), follows the server's outgoing frames and leaves out the
-//! pong frames (opcode 0xA) while writing every other frame unchanged. Unarmed it is a
-//! plain pass-through. It reads nothing and knows nothing of messages.
+//! armed (after the handshake), follows the server's outgoing frames and, while the
+//! worker's `stop-pong` switch is on (it can change mid-connection: `POST
+//! /admin/faults`), leaves out the pong frames (opcode 0xA) that start then, writing
+//! every other frame unchanged. Unarmed it is a plain pass-through. It reads nothing
+//! and knows nothing of messages.
 //!
 //! Server frames are unmasked (RFC 6455 §5.1) but a mask is followed anyway.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -42,9 +44,9 @@ impl Cursor {
 
     /// Consumes the next bytes of the current frame from `bytes`: how many, and whether
     /// they are to be left out. At a frame start, `bytes[0]` decides the frame.
-    fn step(&mut self, bytes: &[u8]) -> (usize, bool) {
+    fn step(&mut self, bytes: &[u8], drop_pongs: bool) -> (usize, bool) {
         if self.at_frame_start() {
-            self.drop = bytes[0] & 0x0f == PONG;
+            self.drop = drop_pongs && bytes[0] & 0x0f == PONG;
         }
         let drop = self.drop;
         if self.payload_left > 0 {
@@ -77,19 +79,21 @@ impl Cursor {
 #[derive(Debug)]
 pub struct PongFilter<S> {
     inner: S,
-    armed: bool,
+    /// The switch, once armed.
+    armed: Option<Arc<AtomicBool>>,
     cursor: Cursor,
     suppressed: Arc<AtomicU64>,
 }
 
 impl<S> PongFilter<S> {
     pub fn new(inner: S, suppressed: Arc<AtomicU64>) -> Self {
-        Self { inner, armed: false, cursor: Cursor::default(), suppressed }
+        Self { inner, armed: None, cursor: Cursor::default(), suppressed }
     }
 
-    /// From now on, pongs are left out (call at a frame boundary: after the handshake).
-    pub fn arm(&mut self) {
-        self.armed = true;
+    /// From now on, frames are followed and pongs left out while `switch` is on (call
+    /// at a frame boundary: after the handshake).
+    pub fn arm(&mut self, switch: Arc<AtomicBool>) {
+        self.armed = Some(switch);
     }
 }
 
@@ -102,15 +106,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for PongFilter<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if !this.armed || buf.is_empty() {
+        let Some(switch) = this.armed.as_ref().filter(|_| !buf.is_empty()) else {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
+        };
+        let on = switch.load(Ordering::Relaxed);
         // Skip the dropped bytes at the front; they count as written.
         let mut skipped = 0;
         while skipped < buf.len() {
             let mut probe = this.cursor;
             let was_start = probe.at_frame_start();
-            let (n, drop) = probe.step(&buf[skipped..]);
+            let (n, drop) = probe.step(&buf[skipped..], on);
             if !drop {
                 break;
             }
@@ -128,7 +133,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
         let mut run = 0;
         while run < buf.len() {
             let mut next = probe;
-            let (n, drop) = next.step(&buf[run..]);
+            let (n, drop) = next.step(&buf[run..], on);
             if drop {
                 break;
             }
@@ -141,7 +146,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
         };
         let mut done = 0;
         while done < written {
-            let (n, _) = this.cursor.step(&buf[done..written]);
+            let (n, _) = this.cursor.step(&buf[done..written], on);
             done += n;
         }
         Poll::Ready(Ok(written))
@@ -184,7 +189,7 @@ mod tests {
         let count = Arc::new(AtomicU64::new(0));
         let mut f = PongFilter::new(Vec::new(), count.clone());
         f.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").await.unwrap();
-        f.arm();
+        f.arm(Arc::new(AtomicBool::new(true)));
         for piece in stream.chunks(chunk) {
             f.write_all(piece).await.unwrap();
         }
@@ -215,5 +220,20 @@ mod tests {
             assert_eq!(dropped, 2, "chunk {chunk}");
             assert!(out == expect, "chunk {chunk}: {} bytes vs {}", out.len(), expect.len());
         }
+    }
+
+    #[tokio::test]
+    async fn the_switch_acts_from_the_next_frame() {
+        let switch = Arc::new(AtomicBool::new(false));
+        let mut f = PongFilter::new(Vec::new(), Arc::new(AtomicU64::new(0)));
+        f.arm(switch.clone());
+        let (pong, text) = (frame(PONG, b"abc"), frame(0x1, b"hi"));
+        f.write_all(&pong).await.unwrap();
+        switch.store(true, Ordering::Relaxed);
+        f.write_all(&pong).await.unwrap();
+        f.write_all(&text).await.unwrap();
+        switch.store(false, Ordering::Relaxed);
+        f.write_all(&pong).await.unwrap();
+        assert_eq!(f.inner, [pong.clone(), text, pong].concat(), "only the pong sent while on is left out");
     }
 }

@@ -94,6 +94,12 @@ pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
             req.channel
         )));
     }
+    if req.channel.starts_with("loadgen-target:") {
+        return Err(PublishError::Invalid(format!(
+            "channel {:?} is reserved for the target's control (loadgen-target:*)",
+            req.channel
+        )));
+    }
     if !(1..=MAX_COUNT).contains(&req.count) {
         return Err(PublishError::Invalid(format!("count {} is outside 1..={MAX_COUNT}", req.count)));
     }
@@ -123,7 +129,7 @@ impl Publisher {
         Self { client, worker, conn: Mutex::new(None), script: redis::Script::new(SCRIPT) }
     }
 
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+    pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -231,6 +237,7 @@ mod tests {
         assert!(invalid(r#"{"channel":"a","count":-1}"#).contains("invalid value"));
         assert!(invalid(r#"{"channel":"a","count":0}"#).contains("outside 1..="));
         assert!(invalid(r#"{"channel":"a\nb"}"#).starts_with("invalid channel"));
+        assert!(invalid(r#"{"channel":"loadgen-target:control"}"#).contains("reserved"));
         assert!(invalid(r#"{"channel":"a","count":1000,"interval_us":1000000}"#).contains("more than 600 s"));
     }
 }

@@ -4,6 +4,10 @@
 //! lost reconnects with backoff (100 ms doubling to 2 s), resubscribes to every channel
 //! that still has a local client, and counts the reconnect. It does not publish
 //! ([`crate::publish`] has its own connection).
+//!
+//! It also listens on the control channel ([`crate::control`]): a fault list published
+//! there replaces the worker's faults, and after every (re)connect the list stored in
+//! Redis is read, so changes made while the worker was away are not missed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,7 +17,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::control::{CONTROL_CHANNEL, decode_list};
 use crate::fanout::Fanout;
+use crate::faults::LiveFaults;
 use crate::hub::{Command, Hub};
 use crate::metrics::Metrics;
 
@@ -29,6 +35,7 @@ pub async fn run(
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     fanout: Arc<Fanout>,
+    faults: Arc<LiveFaults>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -61,11 +68,18 @@ pub async fn run(
         };
         let (mut sink, mut stream) = pubsub.split();
         let channels = hub.channels();
-        if !channels.is_empty()
-            && let Err(e) = sink.subscribe(&channels).await
-        {
+        let mut with_control = channels.clone();
+        with_control.push(CONTROL_CHANNEL.to_string());
+        if let Err(e) = sink.subscribe(&with_control).await {
             tracing::warn!(error = %e, "redis subscriber: resubscribe failed");
             continue;
+        }
+        match crate::control::stored(&client).await {
+            Ok(Some(list)) => {
+                faults.set(&list);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "redis: cannot read the stored fault list"),
         }
         metrics.subscriptions.store(channels.len() as u64, Ordering::Relaxed);
         metrics.redis_connected.store(true, Ordering::Relaxed);
@@ -103,7 +117,13 @@ pub async fn run(
                         tracing::warn!("redis subscriber: connection lost; reconnecting");
                         break;
                     };
-                    fanout.deliver(msg.get_channel_name(), msg.get_payload_bytes());
+                    if msg.get_channel_name() == CONTROL_CHANNEL {
+                        if let Some(list) = decode_list(msg.get_payload_bytes()) {
+                            faults.set(&list);
+                        }
+                    } else {
+                        fanout.deliver(msg.get_channel_name(), msg.get_payload_bytes());
+                    }
                 }
             }
         }

@@ -2,6 +2,9 @@
 //! embedded server, or a given URL checked with a PING first) and the supervised
 //! worker processes on one port. Blocking API, no runtime of its own: the workers
 //! carry the tokio runtimes. Stopping stops the workers first, then the embedded Redis.
+//!
+//! Before the workers start, the `--fault` list is stored in Redis (what `POST
+//! /admin/faults` changes later), and an admin token is generated unless one is given.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -32,6 +35,8 @@ pub struct Target {
     supervisor: Option<Supervisor>,
     embedded: Option<EmbeddedRedis>,
     redis_url: String,
+    admin_token: String,
+    admin_token_generated: bool,
 }
 
 /// Checks that `url` is a Redis that answers PING within 2 s.
@@ -59,13 +64,26 @@ impl Target {
         };
         let mut worker = config.worker;
         worker.redis_url = redis_url.clone();
+        let admin_token_generated = worker.admin_token.is_none();
+        let admin_token = match worker.admin_token.take() {
+            Some(t) => t,
+            None => crate::control::generate_token().map_err(|e| TargetError::io("generating an admin token", e))?,
+        };
+        worker.admin_token = Some(admin_token.clone());
+        crate::control::store_blocking(&redis_url, &worker.faults)
+            .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
             program: config.program,
             args: config.args,
             worker,
         })?;
-        Ok(Target { supervisor: Some(supervisor), embedded, redis_url })
+        Ok(Target { supervisor: Some(supervisor), embedded, redis_url, admin_token, admin_token_generated })
+    }
+
+    /// The token of `/admin/faults`, and whether it was generated (not given).
+    pub fn admin_token(&self) -> (&str, bool) {
+        (&self.admin_token, self.admin_token_generated)
     }
 
     /// The address every worker listens on.

@@ -19,7 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::TargetError;
 use crate::fanout::Fanout;
-use crate::faults::{Fault, Faults};
+use crate::faults::{Fault, LiveFaults};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     /// Largest WebSocket message accepted from a client.
     pub max_message_bytes: usize,
     pub faults: Vec<Fault>,
+    /// The token of `/admin/faults` (`Authorization: Bearer TOKEN`); none: admin is off.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl WorkerConfig {
@@ -76,6 +79,7 @@ impl WorkerConfig {
             max_body_bytes: 64 << 10,
             max_message_bytes: 64 << 10,
             faults: Vec::new(),
+            admin_token: None,
         }
     }
 
@@ -101,7 +105,7 @@ pub(crate) struct State {
     pub config: WorkerConfig,
     pub metrics: Arc<Metrics>,
     pub hub: Arc<Hub>,
-    pub faults: Arc<Faults>,
+    pub faults: Arc<LiveFaults>,
     pub publisher: Publisher,
     pub shutdown: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
@@ -147,13 +151,14 @@ impl Worker {
         let metrics = Arc::new(Metrics::default());
         let (hub, commands) = Hub::new();
         let hub = Arc::new(hub);
-        let faults = Arc::new(Faults::for_worker(&config.faults, config.id));
+        let faults = Arc::new(LiveFaults::new(&config.faults, config.id));
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
         let subscriber = tokio::spawn(crate::subscriber::run(
             client.clone(),
             hub.clone(),
             commands,
             fanout,
+            faults.clone(),
             metrics.clone(),
             shutdown.clone(),
         ));

@@ -76,9 +76,7 @@ pub(crate) async fn serve(mut stream: Prefixed<TcpStream>, query: Option<String>
             return;
         }
     };
-    if state.faults.stop_pong {
-        ws.get_mut().arm();
-    }
+    ws.get_mut().arm(state.faults.stop_pong_switch());
     Metrics::inc(&m.upgrades);
     Metrics::inc(&m.connections_open);
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);

@@ -178,3 +178,52 @@ fn an_unreachable_redis_is_refused_before_any_worker_starts() {
     assert!(err.to_string().starts_with(&format!("redis at {url}: ")), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn admin_faults_reach_every_worker_process_and_a_restarted_one() {
+    let redis = redis();
+    let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), redis.url());
+    worker.admin_token = Some("tok".into());
+    let sup = Supervisor::start(SupervisorConfig { workers: 2, program: worker_program(), args: Vec::new(), worker })
+        .expect("workers start");
+    bounded(async {
+        let addr = sup.addr();
+        let mut clients = one_per_worker(addr, "unit=4").await;
+        // One request, to whichever worker: both switch.
+        let (status, answer) = admin(addr, "tok", json!({"faults": ["duplicate=100"]})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["workers_notified"], 2, "both workers heard it: {answer}");
+        publish(addr, json!({"channel": "unit:4", "count": 2})).await;
+        for (worker, ws) in &mut clients {
+            assert_eq!(seqs(&envelopes(ws, 4, Duration::from_secs(5)).await), [0, 0, 1, 1], "worker {worker}");
+        }
+        // A worker started after the switch applies it too (the list is kept in Redis).
+        let victim = sup.worker_pids()[1].expect("worker 1 runs");
+        // SAFETY: kill(2) on a child process of this test's supervisor.
+        unsafe {
+            libc::kill(victim as libc::pid_t, libc::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sup.worker_pids()[1].is_none_or(|p| p == victim) {
+            assert!(Instant::now() < deadline, "not restarted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(clients);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut clients = loop {
+            if let Ok(c) = tokio::time::timeout(Duration::from_secs(5), one_per_worker(addr, "unit=4")).await {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "the restarted worker never served");
+        };
+        publish(addr, json!({"channel": "unit:4", "count": 1})).await;
+        for (worker, ws) in &mut clients {
+            assert_eq!(seqs(&envelopes(ws, 2, Duration::from_secs(5)).await), [2, 2], "worker {worker}");
+        }
+        for (_, ws) in clients {
+            close(ws).await;
+        }
+    })
+    .await;
+    sup.stop();
+}

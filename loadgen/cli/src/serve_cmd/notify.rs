@@ -3,8 +3,9 @@
 //! processes of this same binary on one SO_REUSEPORT port. Without `--redis`, an
 //! embedded `redis-server` is started on a free loopback port and stopped at exit.
 //!
-//! Prints `listening on ws://ADDR/` (line 1, as every `serve` does) and `redis URL
-//! (embedded|external)` (line 2) on stdout, worker exits and restarts on stderr as they
+//! Prints `listening on ws://ADDR/` (line 1, as every `serve` does), `redis URL
+//! (embedded|external)` (line 2) and `admin token TOKEN (generated)` or `admin token
+//! (from --admin-token)` (line 3) on stdout, worker exits and restarts on stderr as they
 //! happen, and a summary line at exit. Runs until Ctrl-C, SIGTERM or `--duration`.
 //! A process started with `LOADGEN_TARGET_WORKER` in its environment is one of the
 //! workers (the supervisor starts them so) and runs only that.
@@ -57,6 +58,10 @@ pub struct NotifyArgs {
     /// many seconds [default: 60].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     idle_timeout: Option<Duration>,
+    /// Notify mode: the token of POST /admin/faults (Authorization: Bearer TOKEN)
+    /// [default: a random one, printed at start].
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
 }
 
 impl NotifyArgs {
@@ -70,6 +75,7 @@ impl NotifyArgs {
             (self.slow_consumer.is_some(), "--slow-consumer"),
             (self.ping_interval.is_some(), "--ping-interval"),
             (self.idle_timeout.is_some(), "--idle-timeout"),
+            (self.admin_token.is_some(), "--admin-token"),
         ];
         for (set, name) in flags {
             if set {
@@ -111,6 +117,12 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
     }
     if let Some(d) = n.idle_timeout {
         worker.idle_timeout = d;
+    }
+    if let Some(t) = &n.admin_token {
+        if t.is_empty() || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Refusal::usage("--admin-token must be 1 to 256 printable ASCII characters, no spaces".into()));
+        }
+        worker.admin_token = Some(t.clone());
     }
     worker.validate().map_err(|e| Refusal::usage(e.to_string()))?;
     let program = std::env::current_exe()
@@ -174,11 +186,15 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     println!("listening on ws://{}/", target.addr());
     let which = if target.redis_embedded() { "embedded, stopped at exit" } else { "external" };
     println!("redis {} ({which})", shown(target.redis_url()));
+    match target.admin_token() {
+        (token, true) => println!("admin token {token} (generated)"),
+        (_, false) => println!("admin token (from --admin-token)"),
+    }
     let _ = std::io::stdout().flush();
     let faults = if faults.is_empty() { String::new() } else { format!(", faults: {faults}") };
     eprintln!(
         "serving notify (tokio-tungstenite + Redis Pub/Sub) with {workers} worker process(es); WebSocket at /ws, \
-         HTTP /healthz /metrics /publish on the same port{faults}; Ctrl-C stops"
+         HTTP /healthz /metrics /publish /admin/faults on the same port{faults}; Ctrl-C stops"
     );
     while !SIGNALLED.load(Ordering::Relaxed) && args.duration.is_none_or(|d| started.elapsed() < d) {
         for event in target.events() {
@@ -237,6 +253,8 @@ mod tests {
             "5",
             "--idle-timeout",
             "15",
+            "--admin-token",
+            "s3cret",
         ]);
         let c = build(&args).unwrap();
         assert_eq!((c.workers, c.redis.as_deref()), (3, Some("redis://127.0.0.1:6379")));
@@ -244,6 +262,7 @@ mod tests {
         assert_eq!((c.worker.slow_consumer, c.worker.queue_capacity), (SlowConsumer::Disconnect, 8));
         assert_eq!((c.worker.ping_interval, c.worker.idle_timeout), (Duration::from_secs(5), Duration::from_secs(15)));
         assert_eq!(c.args, ["serve", "--mode", "notify"]);
+        assert_eq!(c.worker.admin_token.as_deref(), Some("s3cret"));
         let d = build(&parse(&["--mode", "notify"])).unwrap();
         assert_eq!((d.workers, d.redis, d.worker.queue_capacity), (1, None, 1024));
     }
@@ -260,6 +279,7 @@ mod tests {
             "--raw does not apply to --mode notify; see `loadgen serve --help`"
         );
         assert!(refused(&["--mode", "notify", "--threads", "2"]).contains("use --workers"));
+        assert!(refused(&["--mode", "notify", "--admin-token", "a b"]).contains("printable"));
         assert_eq!(parse(&["--workers", "2", "--redis", "redis://x"]).notify.given(), ["--redis", "--workers"]);
     }
 

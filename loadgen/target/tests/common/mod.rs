@@ -51,6 +51,22 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     raw(addr, format!("{head}{body}").as_bytes()).await
 }
 
+/// One HTTP/1.1 request with extra header lines (each ending in CRLF).
+pub async fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    raw(addr, format!("{head}{body}").as_bytes()).await
+}
+
+/// `POST /admin/faults` with `Authorization: Bearer TOKEN`: status and body as JSON.
+pub async fn admin(addr: SocketAddr, token: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (status, text) = http_with(addr, "POST", "/admin/faults", &auth, &body.to_string()).await;
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}")))
+}
+
 /// Sends `bytes` as they are, reads the answer to the end: status and body.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
