@@ -9,6 +9,11 @@
 //! - `reorder`: every worker swaps consecutive messages of a channel (a message with no
 //!   successor within 50 ms goes out alone).
 //! - `stop-pong`: every worker stops answering the clients' pings.
+//! - Hygiene switched off on every worker: `accept-no-auth` (no token needed),
+//!   `ignore-origin`, `no-rate-limit` (neither per-IP connections nor per-connection
+//!   messages), `no-size-limit`, `no-handshake-timeout` (half-open upgrades kept),
+//!   `leak-idle` (idle connections never closed), `lenient-frames` (unmasked client
+//!   frames accepted, other violations dropped without a close code).
 //!
 //! [`LiveFaults`] holds what a worker applies now: the `--fault` list at start, replaced
 //! at run time by `POST /admin/faults` ([`crate::control`]).
@@ -22,10 +27,24 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The accepted syntax, for error messages and help.
-pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong";
+pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong, \
+accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames";
 
 /// Every fault's name.
-pub const FAULT_NAMES: [&str; 5] = ["drop-fanout", "delay", "duplicate", "reorder", "stop-pong"];
+pub const FAULT_NAMES: [&str; 12] = [
+    "drop-fanout",
+    "delay",
+    "duplicate",
+    "reorder",
+    "stop-pong",
+    "accept-no-auth",
+    "ignore-origin",
+    "no-rate-limit",
+    "no-size-limit",
+    "no-handshake-timeout",
+    "leak-idle",
+    "lenient-frames",
+];
 
 /// The worker that `drop-fanout` and `delay` act on.
 pub const FAULTY_WORKER: u32 = 0;
@@ -41,6 +60,13 @@ pub enum Fault {
     Duplicate(f64),
     Reorder,
     StopPong,
+    AcceptNoAuth,
+    IgnoreOrigin,
+    NoRateLimit,
+    NoSizeLimit,
+    NoHandshakeTimeout,
+    LeakIdle,
+    LenientFrames,
 }
 
 impl Fault {
@@ -52,6 +78,13 @@ impl Fault {
             Fault::Duplicate(_) => "duplicate",
             Fault::Reorder => "reorder",
             Fault::StopPong => "stop-pong",
+            Fault::AcceptNoAuth => "accept-no-auth",
+            Fault::IgnoreOrigin => "ignore-origin",
+            Fault::NoRateLimit => "no-rate-limit",
+            Fault::NoSizeLimit => "no-size-limit",
+            Fault::NoHandshakeTimeout => "no-handshake-timeout",
+            Fault::LeakIdle => "leak-idle",
+            Fault::LenientFrames => "lenient-frames",
         }
     }
 }
@@ -88,6 +121,13 @@ impl FromStr for Fault {
             }
             "reorder" => no_value(Fault::Reorder),
             "stop-pong" => no_value(Fault::StopPong),
+            "accept-no-auth" => no_value(Fault::AcceptNoAuth),
+            "ignore-origin" => no_value(Fault::IgnoreOrigin),
+            "no-rate-limit" => no_value(Fault::NoRateLimit),
+            "no-size-limit" => no_value(Fault::NoSizeLimit),
+            "no-handshake-timeout" => no_value(Fault::NoHandshakeTimeout),
+            "leak-idle" => no_value(Fault::LeakIdle),
+            "lenient-frames" => no_value(Fault::LenientFrames),
             other => Err(format!("unknown fault {other:?}")),
         }
     }
@@ -98,7 +138,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::DropFanout(p) | Fault::Duplicate(p) => write!(f, "{}={p}", self.name()),
             Fault::Delay(d) => write!(f, "delay={}", d.as_millis()),
-            Fault::Reorder | Fault::StopPong => f.write_str(self.name()),
+            _ => f.write_str(self.name()),
         }
     }
 }
@@ -161,6 +201,13 @@ pub struct Faults {
     pub duplicate: Option<Share>,
     pub reorder: bool,
     pub stop_pong: bool,
+    pub accept_no_auth: bool,
+    pub ignore_origin: bool,
+    pub no_rate_limit: bool,
+    pub no_size_limit: bool,
+    pub no_handshake_timeout: bool,
+    pub leak_idle: bool,
+    pub lenient_frames: bool,
 }
 
 impl Faults {
@@ -174,6 +221,13 @@ impl Faults {
                 Fault::Duplicate(p) => out.duplicate = Some(Share::new(p)),
                 Fault::Reorder => out.reorder = true,
                 Fault::StopPong => out.stop_pong = true,
+                Fault::AcceptNoAuth => out.accept_no_auth = true,
+                Fault::IgnoreOrigin => out.ignore_origin = true,
+                Fault::NoRateLimit => out.no_rate_limit = true,
+                Fault::NoSizeLimit => out.no_size_limit = true,
+                Fault::NoHandshakeTimeout => out.no_handshake_timeout = true,
+                Fault::LeakIdle => out.leak_idle = true,
+                Fault::LenientFrames => out.lenient_frames = true,
                 Fault::DropFanout(_) | Fault::Delay(_) => {}
             }
         }
@@ -250,7 +304,10 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50", "reorder", "stop-pong"] {
+        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50"]
+            .into_iter()
+            .chain(FAULT_NAMES[3..].iter().copied())
+        {
             assert_eq!(spec.parse::<Fault>().unwrap().to_string(), spec);
         }
         assert_eq!("delay=300ms".parse::<Fault>().unwrap(), Fault::Delay(Duration::from_millis(300)));

@@ -10,8 +10,8 @@
 //! `Allow`), 411 no length, 413 body too large, 426 `/ws` without an upgrade, 431 head
 //! too large, 503 Redis unavailable. Nothing a client sends makes a worker panic.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,8 +23,6 @@ use crate::worker::State;
 
 /// Largest request head.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long a request head or body may take to arrive.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the router needs of a request head.
 #[derive(Debug)]
@@ -144,15 +142,27 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// Reads more bytes into `buf`: false at EOF, error, timeout or worker shutdown.
+/// Reads more bytes into `buf`: false at EOF, error, timeout or worker shutdown. The
+/// wait is the handshake timeout, none under `no-handshake-timeout`.
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State) -> bool {
     let mut shutdown = state.shutdown.clone();
     let mut chunk = [0u8; 8192];
+    let wait = (!state.faults.get().no_handshake_timeout).then_some(state.config.handshake_timeout);
+    let read = async {
+        match wait {
+            Some(w) => tokio::time::timeout(w, stream.read(&mut chunk)).await.ok(),
+            None => Some(stream.read(&mut chunk).await),
+        }
+    };
     tokio::select! {
-        r = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)) => match r {
-            Ok(Ok(n)) if n > 0 => {
+        r = read => match r {
+            Some(Ok(n)) if n > 0 => {
                 buf.extend_from_slice(&chunk[..n]);
                 true
+            }
+            None => {
+                Metrics::inc(&state.metrics.handshake_timeouts);
+                false
             }
             _ => false,
         },
@@ -161,7 +171,7 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State) -> 
 }
 
 /// Serves one accepted connection to its end.
-pub(crate) async fn serve(mut stream: TcpStream, state: Arc<State>) {
+pub(crate) async fn serve(mut stream: TcpStream, peer: IpAddr, state: Arc<State>) {
     let mut buf: Vec<u8> = Vec::with_capacity(2048);
     loop {
         let head_len = loop {
@@ -186,7 +196,7 @@ pub(crate) async fn serve(mut stream: TcpStream, state: Arc<State>) {
         };
         if head.upgrade && head.method == "GET" {
             if head.path == "/ws" {
-                crate::ws::serve(Prefixed::new(buf, stream), head.query, state).await;
+                crate::ws::serve(Prefixed::new(buf, stream), head.query, peer, state).await;
             } else {
                 Metrics::inc(&state.metrics.upgrades_failed);
                 let why = format!("no WebSocket endpoint at {}; upgrade at /ws", head.path);

@@ -16,19 +16,24 @@
 //!   Redis message to the local clients through bounded per-connection queues
 //!   ([`queue`]), with the faults of [`faults`] applied.
 //! - [`envelope`]: the JSON envelope of every delivered notification.
+//! - `admit`, [`auth`], [`limits`]: the handshake defences (tokens, Origins, rate
+//!   limits); the per-connection policing is in `ws`.
 //! - [`supervisor`]: N worker processes on one port, restarted when they exit;
 //!   [`target`]: Redis plus supervised workers, what the CLI starts.
 //!
 //! What is not here yet (issue 17): HAProxy topology, Sentinel and Cluster, sharded
-//! Pub/Sub, authentication and rate limits, critical messages and reminders,
+//! Pub/Sub, critical messages and reminders,
 //! the circuit breaker and pending notifications.
 
+mod admit;
+pub mod auth;
 pub mod control;
 pub mod envelope;
 pub mod fanout;
 pub mod faults;
 mod http;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 mod pong_filter;
 mod prefixed;

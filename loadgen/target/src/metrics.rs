@@ -38,6 +38,20 @@ pub struct Metrics {
     pub idle_closed: AtomicU64,
     /// Server pings sent.
     pub pings_sent: AtomicU64,
+    /// Upgrades refused 401 (no token, or a bad or expired one).
+    pub refused_unauthorized: AtomicU64,
+    /// Upgrades refused 403 (a token for another user or unit, or a foreign Origin).
+    pub refused_forbidden: AtomicU64,
+    /// Upgrades refused 429 (the client IP's connection rate).
+    pub refused_rate_limited: AtomicU64,
+    /// Connections closed 1008 for sending messages too fast.
+    pub closed_message_rate: AtomicU64,
+    /// Connections closed 1009 for a message over the size limit.
+    pub closed_too_big: AtomicU64,
+    /// Connections closed 1002 or 1007 for a protocol violation.
+    pub closed_protocol: AtomicU64,
+    /// Request heads (upgrades included) that did not arrive within the handshake timeout.
+    pub handshake_timeouts: AtomicU64,
     /// Client pings left unanswered by the `stop-pong` fault.
     pub pongs_suppressed: Arc<AtomicU64>,
     /// Times the Redis subscriber connection was re-established.
@@ -72,7 +86,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 19] = [
+        let counters: [(&str, &str, &str, u64); 26] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -108,6 +122,28 @@ impl Metrics {
             ("queue_depth_max", "gauge", "Deepest outbound queue seen", get(&self.queue_depth_max)),
             ("idle_closed_total", "counter", "Connections closed for idleness", get(&self.idle_closed)),
             ("pings_sent_total", "counter", "Server pings sent", get(&self.pings_sent)),
+            ("upgrades_refused_401_total", "counter", "Upgrades refused 401", get(&self.refused_unauthorized)),
+            ("upgrades_refused_403_total", "counter", "Upgrades refused 403", get(&self.refused_forbidden)),
+            ("upgrades_refused_429_total", "counter", "Upgrades refused 429", get(&self.refused_rate_limited)),
+            (
+                "closed_message_rate_total",
+                "counter",
+                "Connections closed 1008 (message rate)",
+                get(&self.closed_message_rate),
+            ),
+            ("closed_too_big_total", "counter", "Connections closed 1009 (message size)", get(&self.closed_too_big)),
+            (
+                "closed_protocol_total",
+                "counter",
+                "Connections closed 1002/1007 (violations)",
+                get(&self.closed_protocol),
+            ),
+            (
+                "handshake_timeouts_total",
+                "counter",
+                "Request heads not in within the timeout",
+                get(&self.handshake_timeouts),
+            ),
             (
                 "pongs_suppressed_total",
                 "counter",

@@ -60,7 +60,31 @@ pub struct WorkerConfig {
     /// The token of `/admin/faults` (`Authorization: Bearer TOKEN`); none: admin is off.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// The HMAC key of handshake tokens ([`crate::auth`]); none: no token needed.
+    #[serde(default)]
+    pub auth_secret: Option<String>,
+    /// Origins allowed to upgrade (exact, case-insensitive); empty: any. An upgrade
+    /// without an Origin header (not a browser) is not refused.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// New connections per second per client IP (burst: as many); none: unlimited.
+    #[serde(default)]
+    pub conn_rate_per_ip: Option<u32>,
+    /// Messages per second a client may send on one connection (burst: as many);
+    /// none: unlimited.
+    #[serde(default)]
+    pub msg_rate: Option<u32>,
+    /// How long a request head (and so an upgrade) may take to arrive.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout: Duration,
 }
+
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The size limit that `no-size-limit` raises client messages to.
+pub const NO_SIZE_LIMIT_CAP: usize = 64 << 20;
 
 impl WorkerConfig {
     /// Defaults: queue 1024 drop-oldest, pings every 20 s, idle timeout 60 s, write
@@ -80,6 +104,11 @@ impl WorkerConfig {
             max_message_bytes: 64 << 10,
             faults: Vec::new(),
             admin_token: None,
+            auth_secret: None,
+            allow_origins: Vec::new(),
+            conn_rate_per_ip: None,
+            msg_rate: None,
+            handshake_timeout: default_handshake_timeout(),
         }
     }
 
@@ -89,8 +118,21 @@ impl WorkerConfig {
         if self.queue_capacity == 0 {
             return bad("the queue size must be at least 1");
         }
-        if self.ping_interval.is_zero() || self.idle_timeout.is_zero() || self.write_timeout.is_zero() {
-            return bad("ping interval, idle timeout and write timeout must be positive");
+        if self.ping_interval.is_zero()
+            || self.idle_timeout.is_zero()
+            || self.write_timeout.is_zero()
+            || self.handshake_timeout.is_zero()
+        {
+            return bad("ping interval, idle timeout, write timeout and handshake timeout must be positive");
+        }
+        if self.conn_rate_per_ip == Some(0) || self.msg_rate == Some(0) {
+            return bad("a rate limit must be at least 1 per second");
+        }
+        if self.auth_secret.as_deref() == Some("") {
+            return bad("the auth secret must not be empty");
+        }
+        if !(1..=NO_SIZE_LIMIT_CAP).contains(&self.max_message_bytes) {
+            return bad("the largest client message must be from 1 byte to 64 MiB");
         }
         if !self.listen.ip().is_loopback() && !self.listen.ip().is_unspecified() {
             tracing::info!(addr = %self.listen, "listening beyond loopback");
@@ -109,6 +151,7 @@ pub(crate) struct State {
     pub publisher: Publisher,
     pub shutdown: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
+    pub per_ip: crate::limits::PerIp,
 }
 
 /// A listening socket with SO_REUSEADDR and SO_REUSEPORT, set before bind.
@@ -170,6 +213,7 @@ impl Worker {
             faults,
             shutdown,
             next_conn: AtomicU64::new(0),
+            per_ip: crate::limits::PerIp::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, state));
         Ok(Worker { addr, metrics, stop, accept, subscriber })
@@ -199,9 +243,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         tokio::select! {
             _ = crate::worker::stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(crate::http::serve(stream, state.clone()));
+                    conns.spawn(crate::http::serve(stream, peer.ip(), state.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors or a connection reset in the queue: go on.

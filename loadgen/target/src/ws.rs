@@ -1,29 +1,37 @@
 //! One WebSocket connection after the worker routed its upgrade here: the handshake
-//! (tokio-tungstenite, over the bytes already read), the client's channels from the
-//! query, joining the hub (the `lgready` message once Redis confirmed them), then one
+//! (tokio-tungstenite, over the bytes already read) with the admission checks of
+//! [`crate::admit`] on its head, the client's channels, joining the hub (the `lgready` message once Redis confirmed them), then one
 //! loop until the end: queued notifications are written in batches, client frames read
 //! (tungstenite answers pings and closes; `stop-pong` removes the pongs at the wire),
 //! server pings every ping interval, a close for idleness (nothing received for the
 //! idle timeout, 1000 "idle timeout"), a slow consumer (1008 "slow consumer"), or the
 //! worker stopping (1001 "server shutting down"). A write stuck past the write timeout
 //! drops the connection. Leaving the hub and the counts are done on every path out.
+//!
+//! What a client sends is policed: messages beyond the message rate close with 1008,
+//! a message over the size limit with 1009, a protocol violation with 1002 (1007 for
+//! invalid UTF-8); `no-rate-limit`, `no-size-limit` (the limit raised to 64 MiB, for
+//! connections opened while it is on) and `lenient-frames` (unmasked frames accepted,
+//! from the upgrade on; any other violation ends the connection without a close
+//! frame) loosen that, and `leak-idle` never closes an idle connection.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use crate::envelope::{channels_for_query, ready_message};
-use crate::http::Response;
+use crate::admit::admit;
+use crate::envelope::ready_message;
+use crate::limits::Bucket;
 use crate::metrics::Metrics;
 use crate::pong_filter::PongFilter;
 use crate::prefixed::Prefixed;
@@ -47,23 +55,25 @@ enum End {
     Close(CloseCode, &'static str),
 }
 
-pub(crate) async fn serve(mut stream: Prefixed<TcpStream>, query: Option<String>, state: Arc<State>) {
+pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, peer: IpAddr, state: Arc<State>) {
     let m = state.metrics.clone();
-    let channels = match channels_for_query(query.as_deref()) {
-        Ok(c) => c,
-        Err(why) => {
-            Metrics::inc(&m.upgrades_failed);
-            let _ = stream.write_all(&Response::error(400, &format!("bad upgrade query: {why}")).bytes(false)).await;
-            return;
-        }
-    };
+    let faults = state.faults.get();
+    let limit = if faults.no_size_limit { crate::worker::NO_SIZE_LIMIT_CAP } else { state.config.max_message_bytes };
     let config = WebSocketConfig::default()
-        .max_message_size(Some(state.config.max_message_bytes))
-        .max_frame_size(Some(state.config.max_message_bytes))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+        .accept_unmasked_frames(faults.lenient_frames)
         .write_buffer_size(0);
     let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
-    let accept =
-        tokio_tungstenite::accept_hdr_async_with_config(filter, |_: &Request, r: WsResponse| Ok(r), Some(config));
+    let mut admitted: Option<Vec<String>> = None;
+    let check = |req: &Request, r: WsResponse| match admit(req, query.as_deref(), peer, &state) {
+        Ok(channels) => {
+            admitted = Some(channels);
+            Ok(r)
+        }
+        Err(refusal) => Err(refusal.response()),
+    };
+    let accept = tokio_tungstenite::accept_hdr_async_with_config(filter, check, Some(config));
     let mut ws = match timeout(SETUP_TIMEOUT, accept).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -76,6 +86,7 @@ pub(crate) async fn serve(mut stream: Prefixed<TcpStream>, query: Option<String>
             return;
         }
     };
+    let Some(channels) = admitted else { return };
     ws.get_mut().arm(state.faults.stop_pong_switch());
     Metrics::inc(&m.upgrades);
     Metrics::inc(&m.connections_open);
@@ -108,14 +119,24 @@ async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
     let mut last_seen = Instant::now();
     let mut pings = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(WRITE_BATCH);
+    let mut bucket = cfg.msg_rate.map(|r| Bucket::full(r, std::time::Instant::now()));
     loop {
         tokio::select! {
             biased;
             _ = crate::worker::stopped(&mut shutdown) => return End::Close(CloseCode::Away, "server shutting down"),
             frame = ws.next() => match frame {
-                None | Some(Err(_)) => return End::Gone,
+                None => return End::Gone,
+                Some(Err(e)) => return violation(e, state),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
+                    if let (Some(b), Some(rate)) = (bucket.as_mut(), cfg.msg_rate)
+                        && matches!(msg, Message::Text(_) | Message::Binary(_) | Message::Ping(_))
+                        && b.take(rate, std::time::Instant::now()).is_err()
+                        && !state.faults.get().no_rate_limit
+                    {
+                        Metrics::inc(&m.closed_message_rate);
+                        return End::Close(CloseCode::Policy, "message rate limit exceeded");
+                    }
                     if let Message::Text(text) = &msg
                         && is_app_ping(text)
                     {
@@ -155,11 +176,42 @@ async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
                 Metrics::inc(&m.pings_sent);
             }
             _ = sleep_until(last_seen + cfg.idle_timeout) => {
+                if state.faults.get().leak_idle {
+                    // Never reaped: look again after another idle timeout.
+                    last_seen = Instant::now();
+                    continue;
+                }
                 Metrics::inc(&m.idle_closed);
                 return End::Close(CloseCode::Normal, "idle timeout");
             }
         }
     }
+}
+
+/// How a read error ends the connection: a close with the code RFC 6455 §7.4.1 gives
+/// it, or (a broken connection, or any violation under `lenient-frames`) nothing.
+fn violation(e: WsError, state: &State) -> End {
+    let m = &state.metrics;
+    let end = match e {
+        WsError::Capacity(_) => {
+            Metrics::inc(&m.closed_too_big);
+            End::Close(CloseCode::Size, "message too big")
+        }
+        WsError::Utf8(_) => End::Close(CloseCode::Invalid, "invalid UTF-8"),
+        WsError::Protocol(p)
+            if !matches!(p, tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) =>
+        {
+            End::Close(CloseCode::Protocol, "protocol error")
+        }
+        _ => return End::Gone,
+    };
+    if let End::Close(CloseCode::Invalid | CloseCode::Protocol, _) = end {
+        if state.faults.get().lenient_frames {
+            return End::Gone;
+        }
+        Metrics::inc(&m.closed_protocol);
+    }
+    end
 }
 
 /// `{"type":"ping"}` (any spacing): the application-level ping of browser clients.

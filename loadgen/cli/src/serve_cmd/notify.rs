@@ -62,6 +62,27 @@ pub struct NotifyArgs {
     /// [default: a random one, printed at start].
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
+    /// Notify mode: require a signed handshake token (HMAC-SHA256 with this secret;
+    /// see docs/target.md) in Authorization: Bearer, ?token= or the token cookie.
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
+    /// Notify mode: an Origin allowed to upgrade (repeatable); others get 403.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Notify mode: new connections per second per client IP, per worker; more get
+    /// 429 with Retry-After.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    conn_rate_limit: Option<u32>,
+    /// Notify mode: messages per second a client may send; faster closes with 1008.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    msg_rate_limit: Option<u32>,
+    /// Notify mode: the largest message a client may send, in bytes; larger closes
+    /// with 1009 [default: 65536].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=67_108_864))]
+    max_message: Option<u32>,
+    /// Notify mode: seconds a request head (an upgrade) may take [default: 10].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    handshake_timeout: Option<Duration>,
 }
 
 impl NotifyArgs {
@@ -76,6 +97,12 @@ impl NotifyArgs {
             (self.ping_interval.is_some(), "--ping-interval"),
             (self.idle_timeout.is_some(), "--idle-timeout"),
             (self.admin_token.is_some(), "--admin-token"),
+            (self.auth_secret.is_some(), "--auth-secret"),
+            (!self.allow_origin.is_empty(), "--allow-origin"),
+            (self.conn_rate_limit.is_some(), "--conn-rate-limit"),
+            (self.msg_rate_limit.is_some(), "--msg-rate-limit"),
+            (self.max_message.is_some(), "--max-message"),
+            (self.handshake_timeout.is_some(), "--handshake-timeout"),
         ];
         for (set, name) in flags {
             if set {
@@ -123,6 +150,16 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
             return Err(Refusal::usage("--admin-token must be 1 to 256 printable ASCII characters, no spaces".into()));
         }
         worker.admin_token = Some(t.clone());
+    }
+    worker.auth_secret.clone_from(&n.auth_secret);
+    worker.allow_origins.clone_from(&n.allow_origin);
+    worker.conn_rate_per_ip = n.conn_rate_limit;
+    worker.msg_rate = n.msg_rate_limit;
+    if let Some(b) = n.max_message {
+        worker.max_message_bytes = b as usize;
+    }
+    if let Some(d) = n.handshake_timeout {
+        worker.handshake_timeout = d;
     }
     worker.validate().map_err(|e| Refusal::usage(e.to_string()))?;
     let program = std::env::current_exe()
@@ -255,6 +292,20 @@ mod tests {
             "15",
             "--admin-token",
             "s3cret",
+            "--auth-secret",
+            "k",
+            "--allow-origin",
+            "https://a",
+            "--allow-origin",
+            "https://b",
+            "--conn-rate-limit",
+            "50",
+            "--msg-rate-limit",
+            "10",
+            "--max-message",
+            "4096",
+            "--handshake-timeout",
+            "2",
         ]);
         let c = build(&args).unwrap();
         assert_eq!((c.workers, c.redis.as_deref()), (3, Some("redis://127.0.0.1:6379")));
@@ -263,6 +314,12 @@ mod tests {
         assert_eq!((c.worker.ping_interval, c.worker.idle_timeout), (Duration::from_secs(5), Duration::from_secs(15)));
         assert_eq!(c.args, ["serve", "--mode", "notify"]);
         assert_eq!(c.worker.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!((c.worker.auth_secret.as_deref(), c.worker.allow_origins.len()), (Some("k"), 2));
+        assert_eq!(
+            (c.worker.conn_rate_per_ip, c.worker.msg_rate, c.worker.max_message_bytes),
+            (Some(50), Some(10), 4096)
+        );
+        assert_eq!(c.worker.handshake_timeout, Duration::from_secs(2));
         let d = build(&parse(&["--mode", "notify"])).unwrap();
         assert_eq!((d.workers, d.redis, d.worker.queue_capacity), (1, None, 1024));
     }
