@@ -14,6 +14,15 @@
 //!   messages), `no-size-limit`, `no-handshake-timeout` (half-open upgrades kept),
 //!   `leak-idle` (idle connections never closed), `lenient-frames` (unmasked client
 //!   frames accepted, other violations dropped without a close code).
+//! - `crash-worker-at=SECONDS`: worker 0 exits abruptly at that second of the run
+//!   (once: the restarted worker does not crash again).
+//! - `no-resubscribe`: after a Redis reconnect, every worker is deaf to the channels
+//!   its clients were on.
+//! - `tiny-backlog`: every worker listens with a backlog of 1 (at its start) and
+//!   accepts one connection per 100 ms.
+//! - `stall-reads`: every worker stops reading from its clients.
+//! - `no-priority`: critical messages wait in line like the others.
+//! - `drop-pending`: a reconnecting person gets none of the notifications kept for them.
 //!
 //! [`LiveFaults`] holds what a worker applies now: the `--fault` list at start, replaced
 //! at run time by `POST /admin/faults` ([`crate::control`]).
@@ -28,10 +37,11 @@ use serde::{Deserialize, Serialize};
 
 /// The accepted syntax, for error messages and help.
 pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong, \
-accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames";
+accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames, \
+crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending";
 
 /// Every fault's name.
-pub const FAULT_NAMES: [&str; 12] = [
+pub const FAULT_NAMES: [&str; 18] = [
     "drop-fanout",
     "delay",
     "duplicate",
@@ -44,6 +54,12 @@ pub const FAULT_NAMES: [&str; 12] = [
     "no-handshake-timeout",
     "leak-idle",
     "lenient-frames",
+    "crash-worker-at",
+    "no-resubscribe",
+    "tiny-backlog",
+    "stall-reads",
+    "no-priority",
+    "drop-pending",
 ];
 
 /// The worker that `drop-fanout` and `delay` act on.
@@ -67,6 +83,12 @@ pub enum Fault {
     NoHandshakeTimeout,
     LeakIdle,
     LenientFrames,
+    CrashWorkerAt(Duration),
+    NoResubscribe,
+    TinyBacklog,
+    StallReads,
+    NoPriority,
+    DropPending,
 }
 
 impl Fault {
@@ -85,6 +107,12 @@ impl Fault {
             Fault::NoHandshakeTimeout => "no-handshake-timeout",
             Fault::LeakIdle => "leak-idle",
             Fault::LenientFrames => "lenient-frames",
+            Fault::CrashWorkerAt(_) => "crash-worker-at",
+            Fault::NoResubscribe => "no-resubscribe",
+            Fault::TinyBacklog => "tiny-backlog",
+            Fault::StallReads => "stall-reads",
+            Fault::NoPriority => "no-priority",
+            Fault::DropPending => "drop-pending",
         }
     }
 }
@@ -128,6 +156,18 @@ impl FromStr for Fault {
             "no-handshake-timeout" => no_value(Fault::NoHandshakeTimeout),
             "leak-idle" => no_value(Fault::LeakIdle),
             "lenient-frames" => no_value(Fault::LenientFrames),
+            "crash-worker-at" => {
+                let v = value.ok_or("crash-worker-at needs a value (SECONDS into the run)")?;
+                match v.trim_end_matches('s').parse::<f64>() {
+                    Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(Fault::CrashWorkerAt(Duration::from_secs_f64(s))),
+                    _ => Err(format!("crash-worker-at={v}: not a number of seconds from 0 to 86400")),
+                }
+            }
+            "no-resubscribe" => no_value(Fault::NoResubscribe),
+            "tiny-backlog" => no_value(Fault::TinyBacklog),
+            "stall-reads" => no_value(Fault::StallReads),
+            "no-priority" => no_value(Fault::NoPriority),
+            "drop-pending" => no_value(Fault::DropPending),
             other => Err(format!("unknown fault {other:?}")),
         }
     }
@@ -138,6 +178,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::DropFanout(p) | Fault::Duplicate(p) => write!(f, "{}={p}", self.name()),
             Fault::Delay(d) => write!(f, "delay={}", d.as_millis()),
+            Fault::CrashWorkerAt(d) => write!(f, "crash-worker-at={}", d.as_secs_f64()),
             _ => f.write_str(self.name()),
         }
     }
@@ -208,6 +249,12 @@ pub struct Faults {
     pub no_handshake_timeout: bool,
     pub leak_idle: bool,
     pub lenient_frames: bool,
+    pub crash_at: Option<Duration>,
+    pub no_resubscribe: bool,
+    pub tiny_backlog: bool,
+    pub stall_reads: bool,
+    pub no_priority: bool,
+    pub drop_pending: bool,
 }
 
 impl Faults {
@@ -228,7 +275,13 @@ impl Faults {
                 Fault::NoHandshakeTimeout => out.no_handshake_timeout = true,
                 Fault::LeakIdle => out.leak_idle = true,
                 Fault::LenientFrames => out.lenient_frames = true,
-                Fault::DropFanout(_) | Fault::Delay(_) => {}
+                Fault::CrashWorkerAt(d) if worker == FAULTY_WORKER => out.crash_at = Some(d),
+                Fault::NoResubscribe => out.no_resubscribe = true,
+                Fault::TinyBacklog => out.tiny_backlog = true,
+                Fault::StallReads => out.stall_reads = true,
+                Fault::NoPriority => out.no_priority = true,
+                Fault::DropPending => out.drop_pending = true,
+                Fault::DropFanout(_) | Fault::Delay(_) | Fault::CrashWorkerAt(_) => {}
             }
         }
         out
@@ -247,13 +300,21 @@ pub struct LiveFaults {
     worker: u32,
     current: RwLock<(Vec<Fault>, Arc<Faults>)>,
     stop_pong: Arc<AtomicBool>,
+    /// Bumped on every change, so waiting tasks look again.
+    version: tokio::sync::watch::Sender<u64>,
 }
 
 impl LiveFaults {
     pub fn new(faults: &[Fault], worker: u32) -> Self {
         let applied = Faults::for_worker(faults, worker);
         let stop_pong = Arc::new(AtomicBool::new(applied.stop_pong));
-        Self { worker, current: RwLock::new((faults.to_vec(), Arc::new(applied))), stop_pong }
+        let version = tokio::sync::watch::Sender::new(0);
+        Self { worker, current: RwLock::new((faults.to_vec(), Arc::new(applied))), stop_pong, version }
+    }
+
+    /// Changes as they happen (the value is a change counter).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     /// What applies now.
@@ -277,6 +338,8 @@ impl LiveFaults {
         let shown: Vec<String> = faults.iter().map(ToString::to_string).collect();
         tracing::info!(worker = self.worker, faults = %shown.join(" "), "faults switched");
         *current = (faults.to_vec(), Arc::new(applied));
+        drop(current);
+        self.version.send_modify(|v| *v += 1);
         true
     }
 
@@ -304,9 +367,10 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50"]
+        let plain = FAULT_NAMES[3..].iter().copied().filter(|n| *n != "crash-worker-at");
+        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50", "crash-worker-at=2.5"]
             .into_iter()
-            .chain(FAULT_NAMES[3..].iter().copied())
+            .chain(plain)
         {
             assert_eq!(spec.parse::<Fault>().unwrap().to_string(), spec);
         }

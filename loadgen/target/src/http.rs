@@ -92,21 +92,21 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
 pub(crate) struct Response {
     status: u16,
     content_type: &'static str,
-    extra: &'static str,
+    extra: String,
     body: String,
 }
 
 impl Response {
     fn json(status: u16, body: String) -> Self {
-        Self { status, content_type: "application/json", extra: "", body: body + "\n" }
+        Self { status, content_type: "application/json", extra: String::new(), body: body + "\n" }
     }
 
     pub(crate) fn error(status: u16, why: &str) -> Self {
         Self::json(status, serde_json::json!({ "error": why }).to_string())
     }
 
-    fn with_header(mut self, extra: &'static str) -> Self {
-        self.extra = extra;
+    fn with_header(mut self, extra: impl Into<String>) -> Self {
+        self.extra = extra.into();
         self
     }
 
@@ -237,18 +237,25 @@ async fn route(head: &Head, body: &[u8], state: &State) -> Response {
     let m = head.method.as_str();
     match (head.path.as_str(), m) {
         ("/healthz", "GET") => healthz(state),
-        ("/metrics", "GET") => Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4",
-            extra: "",
-            body: state.metrics.render(state.config.id),
-        },
+        ("/metrics", "GET") => {
+            let (breaker, opened) = state.publisher.breaker();
+            state.metrics.breaker_state.store(breaker.gauge(), std::sync::atomic::Ordering::Relaxed);
+            state.metrics.breaker_opened.store(opened, std::sync::atomic::Ordering::Relaxed);
+            Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4",
+                extra: String::new(),
+                body: state.metrics.render(state.config.id),
+            }
+        }
         ("/publish", "POST") => match publish::parse_request(body) {
             Err(e) => Response::error(400, &e.to_string()),
             Ok(req) => match state.publisher.publish(&req, &state.metrics).await {
                 Ok(p) => Response::json(200, serde_json::to_string(&p).expect("serializes")),
                 Err(e @ PublishError::Invalid(_)) => Response::error(400, &e.to_string()),
                 Err(e @ PublishError::Redis(_)) => Response::error(503, &e.to_string()),
+                Err(e @ PublishError::Open(wait)) => Response::error(503, &e.to_string())
+                    .with_header(format!("Retry-After: {}\r\n", crate::limits::retry_after_secs(wait))),
             },
         },
         ("/admin/faults", "GET" | "POST") => admin(head, body, state).await,
@@ -305,6 +312,7 @@ fn healthz(state: &State) -> Response {
         "redis": if m.redis_up() { "up" } else { "down" },
         "connections": m.connections_open.load(std::sync::atomic::Ordering::Relaxed),
         "subscriptions": m.subscriptions.load(std::sync::atomic::Ordering::Relaxed),
+        "breaker": state.publisher.breaker().0.name(),
     });
     Response::json(200, body.to_string())
 }

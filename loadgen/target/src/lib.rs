@@ -27,6 +27,7 @@
 
 mod admit;
 pub mod auth;
+pub mod breaker;
 pub mod control;
 pub mod envelope;
 pub mod fanout;

@@ -60,6 +60,13 @@ pub struct Metrics {
     pub subscriptions: AtomicU64,
     /// Gauge: the subscriber connection is up.
     pub redis_connected: AtomicBool,
+    /// Gauge: the publishing circuit breaker (0 closed, 1 open, 2 half-open); set when
+    /// rendered.
+    pub breaker_state: AtomicU64,
+    /// Times the breaker opened; set when rendered.
+    pub breaker_opened: AtomicU64,
+    /// Publishes refused at once because the breaker was open.
+    pub publish_rejected: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -86,7 +93,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 26] = [
+        let counters: [(&str, &str, &str, u64); 29] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -153,6 +160,14 @@ impl Metrics {
             ("redis_reconnects_total", "counter", "Redis subscriber reconnections", get(&self.redis_reconnects)),
             ("subscriptions", "gauge", "Redis channels subscribed", get(&self.subscriptions)),
             ("redis_connected", "gauge", "Redis subscriber connection up (1) or down (0)", self.redis_up() as u64),
+            (
+                "breaker_state",
+                "gauge",
+                "Publishing circuit breaker: 0 closed, 1 open, 2 half-open",
+                get(&self.breaker_state),
+            ),
+            ("breaker_opened_total", "counter", "Times the circuit breaker opened", get(&self.breaker_opened)),
+            ("publish_rejected_total", "counter", "Publishes refused by the open breaker", get(&self.publish_rejected)),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, help, value) in counters {

@@ -13,6 +13,10 @@
 //! whichever worker publishes. A paced request publishes one message per script call.
 //! Concurrent publishers to one channel may interleave between batches; the answer
 //! lists the ranges this request got.
+//!
+//! Every publish passes the worker's circuit breaker ([`crate::breaker`]): while it is
+//! open a request is refused at once ([`PublishError::Open`], a 503 with
+//! `Retry-After`).
 
 use std::time::Duration;
 
@@ -78,6 +82,9 @@ pub enum PublishError {
     /// Redis failed (503).
     #[error("redis unavailable: {0}")]
     Redis(String),
+    /// The circuit breaker is open (503 with Retry-After): retry after this long.
+    #[error("publishing is suspended: the circuit breaker is open after repeated Redis failures; retry later")]
+    Open(Duration),
 }
 
 /// Reads and validates a request body.
@@ -122,11 +129,23 @@ pub struct Publisher {
     worker: u32,
     conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
     script: redis::Script,
+    breaker: crate::breaker::Breaker,
 }
 
 impl Publisher {
     pub fn new(client: redis::Client, worker: u32) -> Self {
-        Self { client, worker, conn: Mutex::new(None), script: redis::Script::new(SCRIPT) }
+        Self {
+            client,
+            worker,
+            conn: Mutex::new(None),
+            script: redis::Script::new(SCRIPT),
+            breaker: crate::breaker::Breaker::default(),
+        }
+    }
+
+    /// The breaker's state now, and how often it opened.
+    pub fn breaker(&self) -> (crate::breaker::State, u64) {
+        (self.breaker.state(std::time::Instant::now()), self.breaker.opened())
     }
 
     pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
@@ -149,6 +168,20 @@ impl Publisher {
 
     /// One script call: publishes one envelope per send time, returns the first seq.
     async fn batch(&self, parts: &EnvelopeParts, req: &PublishRequest, sent: &[u64]) -> Result<u64, PublishError> {
+        let result = self.batch_unguarded(parts, req, sent).await;
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(_) => self.breaker.failure(std::time::Instant::now()),
+        }
+        result
+    }
+
+    async fn batch_unguarded(
+        &self,
+        parts: &EnvelopeParts,
+        req: &PublishRequest,
+        sent: &[u64],
+    ) -> Result<u64, PublishError> {
         let mut conn = self.connection().await?;
         let mut inv = self.script.key(format!("seq:{}", req.channel));
         inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail);
@@ -168,6 +201,10 @@ impl Publisher {
 
     /// Publishes `req`, counting each message published in `metrics`.
     pub async fn publish(&self, req: &PublishRequest, metrics: &Metrics) -> Result<Published, PublishError> {
+        if let Err(wait) = self.breaker.allow(std::time::Instant::now()) {
+            Metrics::inc(&metrics.publish_rejected);
+            return Err(PublishError::Open(wait));
+        }
         let parts = EnvelopeParts::new(&req.channel, self.worker, req.body.as_deref());
         let mut ranges: Vec<[u64; 2]> = Vec::new();
         let mut record = |first: u64, n: u64| {

@@ -30,6 +30,7 @@ pub struct EmbeddedRedis {
     port: u16,
     url: String,
     log: PathBuf,
+    program: PathBuf,
 }
 
 enum Failed {
@@ -70,6 +71,29 @@ impl EmbeddedRedis {
     /// The server's process id (until stopped).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the server and starts it again on the same port, empty (no persistence):
+    /// what a Redis restart looks like to the workers. Retried for up to 5 s while the
+    /// port is not free yet.
+    pub fn restart(&mut self) -> Result<(), TargetError> {
+        self.stop();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match try_start(&self.program, self.port) {
+                Ok(mut fresh) => {
+                    self.child = fresh.child.take();
+                    self.log = std::mem::take(&mut fresh.log);
+                    return Ok(());
+                }
+                Err(Failed::Retry(why)) => {
+                    last = why;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(Failed::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(TargetError::RedisServerStart(format!("not restarted on port {}: {last}", self.port)))
     }
 
     /// Stops the server (SIGTERM, SIGKILL after 2 s) and removes its log. Idempotent.
@@ -145,7 +169,8 @@ fn try_start(program: &Path, port: u16) -> Result<EmbeddedRedis, Failed> {
             return Err(Failed::Fatal(TargetError::RedisServerStart(why)));
         }
     };
-    let mut redis = EmbeddedRedis { child: Some(child), port, url: format!("redis://127.0.0.1:{port}/"), log };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut redis = EmbeddedRedis { child: Some(child), port, url, log, program: program.to_path_buf() };
     let pid = redis.pid().expect("just started");
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {

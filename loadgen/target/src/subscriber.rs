@@ -8,6 +8,10 @@
 //! It also listens on the control channel ([`crate::control`]): a fault list published
 //! there replaces the worker's faults, and after every (re)connect the list stored in
 //! Redis is read, so changes made while the worker was away are not missed.
+//!
+//! Under `no-resubscribe`, a reconnect subscribes to the control channel only: the
+//! worker is deaf to every channel its clients were on (until another reconnect
+//! without the fault), and the `subscriptions` gauge says 0.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -67,7 +71,11 @@ pub async fn run(
             }
         };
         let (mut sink, mut stream) = pubsub.split();
-        let channels = hub.channels();
+        let deaf = connected_before && faults.get().no_resubscribe;
+        let channels = if deaf { Vec::new() } else { hub.channels() };
+        if deaf {
+            tracing::warn!("redis subscriber: reconnected without resubscribing (no-resubscribe)");
+        }
         let mut with_control = channels.clone();
         with_control.push(CONTROL_CHANNEL.to_string());
         if let Err(e) = sink.subscribe(&with_control).await {

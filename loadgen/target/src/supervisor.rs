@@ -150,6 +150,10 @@ impl Supervisor {
             .and_then(|a| a.as_socket())
             .ok_or_else(|| TargetError::Config(format!("cannot read the address bound for {listen}")))?;
         let (events_tx, events_rx) = mpsc::channel();
+        let mut config = config;
+        if config.worker.run_started_us == 0 {
+            config.worker.run_started_us = crate::unix_us();
+        }
         let shared = Arc::new(Shared {
             config,
             addr,

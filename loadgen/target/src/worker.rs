@@ -77,6 +77,10 @@ pub struct WorkerConfig {
     /// How long a request head (and so an upgrade) may take to arrive.
     #[serde(default = "default_handshake_timeout")]
     pub handshake_timeout: Duration,
+    /// When the run started (µs since the Unix epoch; 0: when this worker started),
+    /// the origin of `crash-worker-at`. The supervisor sets it once for every worker.
+    #[serde(default)]
+    pub run_started_us: u64,
 }
 
 fn default_handshake_timeout() -> Duration {
@@ -109,6 +113,7 @@ impl WorkerConfig {
             conn_rate_per_ip: None,
             msg_rate: None,
             handshake_timeout: default_handshake_timeout(),
+            run_started_us: 0,
         }
     }
 
@@ -165,10 +170,10 @@ pub fn reuseport_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     Ok(s)
 }
 
-fn listen(addr: SocketAddr) -> Result<TcpListener, TargetError> {
+fn listen(addr: SocketAddr, backlog: i32) -> Result<TcpListener, TargetError> {
     let err = |source| TargetError::Listen { addr, source };
     let s = reuseport_socket(addr).map_err(err)?;
-    s.listen(1024).map_err(err)?;
+    s.listen(backlog).map_err(err)?;
     TcpListener::from_std(s.into()).map_err(err)
 }
 
@@ -180,6 +185,7 @@ pub struct Worker {
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    faults: Arc<LiveFaults>,
 }
 
 impl Worker {
@@ -188,13 +194,13 @@ impl Worker {
         config.validate()?;
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(|source| TargetError::Redis { url: config.redis_url.clone(), source })?;
-        let listener = listen(config.listen)?;
+        let faults = Arc::new(LiveFaults::new(&config.faults, config.id));
+        let listener = listen(config.listen, if faults.get().tiny_backlog { 1 } else { 1024 })?;
         let addr = listener.local_addr().map_err(|e| TargetError::io("local address", e))?;
         let (stop, shutdown) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let (hub, commands) = Hub::new();
         let hub = Arc::new(hub);
-        let faults = Arc::new(LiveFaults::new(&config.faults, config.id));
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
         let subscriber = tokio::spawn(crate::subscriber::run(
             client.clone(),
@@ -215,8 +221,13 @@ impl Worker {
             next_conn: AtomicU64::new(0),
             per_ip: crate::limits::PerIp::default(),
         });
-        let accept = tokio::spawn(accept_loop(listener, state));
-        Ok(Worker { addr, metrics, stop, accept, subscriber })
+        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        Ok(Worker { addr, metrics, stop, accept, subscriber, faults: state.faults.clone() })
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> &Arc<LiveFaults> {
+        &self.faults
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -246,6 +257,10 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     conns.spawn(crate::http::serve(stream, peer.ip(), state.clone()));
+                    if state.faults.get().tiny_backlog {
+                        // A slow accept behind a backlog of 1: the queue overflows.
+                        tokio::time::sleep(TINY_BACKLOG_ACCEPT_GAP).await;
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors or a connection reset in the queue: go on.
@@ -262,6 +277,28 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     if drained.is_err() {
         tracing::warn!(left = conns.len(), "connections still open after the drain timeout: dropped");
         conns.abort_all();
+    }
+}
+
+/// How long `tiny-backlog` waits after each accept.
+pub const TINY_BACKLOG_ACCEPT_GAP: Duration = Duration::from_millis(100);
+
+/// The exit code of a worker crashed by `crash-worker-at`.
+pub const CRASH_EXIT_CODE: i32 = 70;
+
+/// Exits the process at `crash-worker-at` seconds into the run, if this worker was
+/// started before then (so its restarted successor does not crash again).
+async fn crash_watch(faults: Arc<LiveFaults>, id: u32, run_started_us: u64) {
+    let started_us = crate::unix_us();
+    let origin = if run_started_us == 0 { started_us } else { run_started_us };
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Some(at) = faults.get().crash_at else { continue };
+        let due = origin + at.as_micros() as u64;
+        if started_us < due && crate::unix_us() >= due {
+            eprintln!("worker {id}: crash-worker-at={}: exiting abruptly", at.as_secs_f64());
+            std::process::exit(CRASH_EXIT_CODE);
+        }
     }
 }
 
@@ -301,7 +338,9 @@ pub fn run_worker_process(config_json: &str) -> Result<(), TargetError> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(|e| TargetError::io("SIGTERM handler", e))?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| TargetError::io("SIGINT handler", e))?;
+        let run_started_us = config.run_started_us;
         let worker = Worker::start(config).await?;
+        tokio::spawn(crash_watch(worker.faults().clone(), id, run_started_us));
         let mut out = std::io::stdout();
         writeln!(out, "{READY_PREFIX} {}", worker.addr())
             .and_then(|()| out.flush())

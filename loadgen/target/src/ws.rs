@@ -44,6 +44,8 @@ type Ws = WebSocketStream<PongFilter<Prefixed<TcpStream>>>;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client has to answer our close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a stalled connection looks whether `stall-reads` is still on.
+const STALL_RECHECK: Duration = Duration::from_millis(50);
 /// Most notifications written per flush.
 const WRITE_BATCH: usize = 64;
 
@@ -120,11 +122,18 @@ async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
     let mut pings = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(WRITE_BATCH);
     let mut bucket = cfg.msg_rate.map(|r| Bucket::full(r, std::time::Instant::now()));
+    let mut changes = state.faults.changes();
     loop {
+        // `stall-reads`: nothing is read (no pongs, no closes) and nobody is idle.
+        let stalled = state.faults.get().stall_reads;
         tokio::select! {
             biased;
             _ = crate::worker::stopped(&mut shutdown) => return End::Close(CloseCode::Away, "server shutting down"),
-            frame = ws.next() => match frame {
+            Ok(()) = changes.changed() => {}
+            _ = tokio::time::sleep(STALL_RECHECK), if stalled => {
+                last_seen = Instant::now();
+            }
+            frame = ws.next(), if !stalled => match frame {
                 None => return End::Gone,
                 Some(Err(e)) => return violation(e, state),
                 Some(Ok(msg)) => {

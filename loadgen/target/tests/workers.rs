@@ -227,3 +227,46 @@ async fn admin_faults_reach_every_worker_process_and_a_restarted_one() {
     .await;
     sup.stop();
 }
+
+#[tokio::test]
+async fn crash_worker_at_makes_worker_0_exit_once_and_the_supervisor_restarts_it() {
+    let redis = redis();
+    let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), redis.url());
+    worker.faults = loadgen_target::faults::parse_all(&["crash-worker-at=1"]).unwrap();
+    let sup = Supervisor::start(SupervisorConfig { workers: 1, program: worker_program(), args: Vec::new(), worker })
+        .expect("workers start");
+    let pid = sup.worker_pids()[0].unwrap();
+    bounded(async {
+        let (mut ws, _) = connect(sup.addr(), "unit=5").await;
+        // The client is cut off without a close frame: the worker died.
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(_))) => return "a close frame",
+                    Some(Ok(_)) => continue,
+                    _ => return "cut off",
+                }
+            }
+        })
+        .await
+        .expect("the crash within 5 s");
+        assert_eq!(end, "cut off");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while !events.iter().any(|e| matches!(e, SupervisorEvent::Restarted { .. })) {
+            assert!(Instant::now() < deadline, "no restart: {events:?}");
+            events.extend(sup.events());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let exited = SupervisorEvent::Exited { worker: 0, pid, status: "exit code 70".into() };
+        assert!(events.contains(&exited), "{events:?}");
+        // The restarted worker serves and does not crash again.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (ws, _) = connect(sup.addr(), "unit=5").await;
+        assert_eq!(sup.restarts(), 1);
+        assert!(sup.events().is_empty(), "no second crash");
+        close(ws).await;
+    })
+    .await;
+    sup.stop();
+}
