@@ -70,8 +70,9 @@ pub(crate) fn admit(req: &Request, query: Option<&str>, peer: IpAddr, state: &St
         Metrics::inc(&m.refused_forbidden);
         return Err(Refusal::new(403, format!("origin {origin:?} is not allowed")));
     }
-    let mut channels =
-        channels_for_query(query).map_err(|why| Refusal::new(400, format!("bad upgrade query: {why}")))?;
+    let bad_query = |why| Refusal::new(400, format!("bad upgrade query: {why}"));
+    let mut channels = channels_for_query(query).map_err(bad_query)?;
+    crate::pending::since_from_query(query).map_err(bad_query)?;
     if let Some(secret) = cfg.auth_secret.as_deref().filter(|_| !faults.accept_no_auth) {
         let refuse = |status, why: String| {
             Metrics::inc(if status == 401 { &m.refused_unauthorized } else { &m.refused_forbidden });

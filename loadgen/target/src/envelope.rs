@@ -11,6 +11,7 @@
 //! from 0 per channel (Redis `INCRBY seq:<name>`, coherent across workers); `sent_us`
 //! is the intended publish time in µs since the Unix epoch, stamped before PUBLISH;
 //! `worker` is the worker that delivered the message. Members are always in this order.
+//! A critical message has one more member at the end, `"critical":true`.
 //!
 //! This module only builds and reads text; publishing is [`crate::publish`], delivery
 //! [`crate::fanout`].
@@ -39,6 +40,9 @@ pub struct Envelope {
     pub worker: u32,
     pub ch: String,
     pub body: Option<Box<RawValue>>,
+    /// Overtakes the queue (absent unless true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// FNV-1a, 32 bits, of the channel name: the `channel` of its envelopes.
@@ -72,6 +76,13 @@ impl EnvelopeParts {
             mid: ",\"sent_us\":".to_string(),
             tail: format!(",\"sender\":{id},\"worker\":{worker},\"ch\":{name},\"body\":{body}}}"),
         }
+    }
+
+    /// The same, marked critical (`"critical":true` at the end).
+    pub fn critical(mut self) -> Self {
+        self.tail.pop();
+        self.tail.push_str(",\"critical\":true}");
+        self
     }
 
     /// The whole envelope text (what the script builds in Redis).
@@ -181,6 +192,15 @@ mod tests {
                 channel_id("broadcast")
             )
         );
+    }
+
+    #[test]
+    fn critical_envelopes_end_with_the_mark() {
+        let text = EnvelopeParts::new("person:a", 1, None).critical().assemble(3, 4);
+        assert!(text.ends_with(r#""body":null,"critical":true}"#), "{text}");
+        let env: Envelope = serde_json::from_str(&text).unwrap();
+        assert!(env.critical);
+        assert_eq!(serde_json::to_string(&env).unwrap(), text);
     }
 
     #[test]

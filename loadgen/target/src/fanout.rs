@@ -40,14 +40,15 @@ struct Deliver {
 }
 
 impl Deliver {
-    fn to_channel(&self, channel: &str, text: &Utf8Bytes) {
+    fn to_channel(&self, channel: &str, text: &Utf8Bytes, critical: bool) {
         let faults = self.faults.get();
+        let urgent = critical && !faults.no_priority;
         for q in self.hub.clients(channel) {
-            self.to_client(&faults, &q, text);
+            self.to_client(&faults, &q, text, urgent);
         }
     }
 
-    fn to_client(&self, faults: &Faults, q: &Outbound, text: &Utf8Bytes) {
+    fn to_client(&self, faults: &Faults, q: &Outbound, text: &Utf8Bytes, urgent: bool) {
         let m = &*self.metrics;
         if faults.drop_fanout.is_some_and(|s| s.hit(&q.fault_counters[0])) {
             Metrics::inc(&m.dropped_fault);
@@ -60,7 +61,8 @@ impl Deliver {
             1
         };
         for _ in 0..copies {
-            match q.push(text.clone()) {
+            let pushed = if urgent { q.push_urgent(text.clone()) } else { q.push(text.clone()) };
+            match pushed {
                 Pushed::Queued(depth) => m.queue_depth(depth),
                 Pushed::DroppedOldest => Metrics::inc(&m.dropped_slow_consumer),
                 Pushed::Overflowed => Metrics::inc(&m.slow_consumer_disconnects),
@@ -75,6 +77,7 @@ impl Deliver {
 struct Staged {
     channel: String,
     text: Utf8Bytes,
+    critical: bool,
     arrived: Instant,
 }
 
@@ -100,7 +103,7 @@ impl Fanout {
     pub fn deliver(&self, channel: &str, payload: &[u8]) {
         let m = &*self.deliver.metrics;
         Metrics::inc(&m.redis_messages);
-        let Some(text) = restamp(payload, self.worker) else {
+        let Some((text, critical)) = restamp(payload, self.worker) else {
             Metrics::inc(&m.foreign_messages);
             tracing::debug!(channel, "a message that is not an envelope: not delivered");
             return;
@@ -108,22 +111,23 @@ impl Fanout {
         let text = Utf8Bytes::from(text);
         if self.deliver.faults.get().staged() || self.deliver.staged.load(Ordering::Acquire) > 0 {
             self.deliver.staged.fetch_add(1, Ordering::AcqRel);
-            let _ = self.stage.send(Staged { channel: channel.to_string(), text, arrived: Instant::now() });
+            let staged = Staged { channel: channel.to_string(), text, critical, arrived: Instant::now() };
+            let _ = self.stage.send(staged);
         } else {
-            self.deliver.to_channel(channel, &text);
+            self.deliver.to_channel(channel, &text, critical);
         }
     }
 }
 
-/// The envelope text with `worker` set to this worker; `None` if `payload` is not an
-/// envelope.
-pub fn restamp(payload: &[u8], worker: u32) -> Option<String> {
+/// The envelope text with `worker` set to this worker, and whether it is critical;
+/// `None` if `payload` is not an envelope.
+pub fn restamp(payload: &[u8], worker: u32) -> Option<(String, bool)> {
     let mut env: Envelope = serde_json::from_slice(payload).ok()?;
     if env.lgprobe != crate::envelope::VERSION {
         return None;
     }
     env.worker = worker;
-    serde_json::to_string(&env).ok()
+    Some((serde_json::to_string(&env).ok()?, env.critical))
 }
 
 /// Reorder (hold one message per channel) then delay (a FIFO line), then delivery.
@@ -131,7 +135,7 @@ async fn stage_task(mut rx: mpsc::UnboundedReceiver<Staged>, deliver: Arc<Delive
     let mut held: HashMap<String, Staged> = HashMap::new();
     let mut line: VecDeque<(Instant, Staged)> = VecDeque::new();
     let out = |s: &Staged| {
-        deliver.to_channel(&s.channel, &s.text);
+        deliver.to_channel(&s.channel, &s.text, s.critical);
         deliver.staged.fetch_sub(1, Ordering::AcqRel);
     };
     // Behind messages still in the line, a message waits its turn even without delay.
@@ -212,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn restamps_the_worker_and_refuses_foreign_text() {
         let text = EnvelopeParts::new("c", 9, None).assemble(3, 1);
-        let out = restamp(text.as_bytes(), 2).unwrap();
+        let (out, _) = restamp(text.as_bytes(), 2).unwrap();
         assert_eq!(out, text.replace("\"worker\":9", "\"worker\":2"));
         assert_eq!(restamp(b"hello", 0), None);
         assert_eq!(restamp(br#"{"lgprobe":2}"#, 0), None);

@@ -197,9 +197,11 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: IpAddr, state: Arc<State>
         if head.upgrade && head.method == "GET" {
             if head.path == "/ws" {
                 crate::ws::serve(Prefixed::new(buf, stream), head.query, peer, state).await;
+            } else if head.path == "/publish" {
+                crate::ws_publish::serve(Prefixed::new(buf, stream), head.query, peer, state).await;
             } else {
                 Metrics::inc(&state.metrics.upgrades_failed);
-                let why = format!("no WebSocket endpoint at {}; upgrade at /ws", head.path);
+                let why = format!("no WebSocket endpoint at {}; upgrade at /ws, or /publish to publish", head.path);
                 let _ = stream.write_all(&Response::error(404, &why).bytes(false)).await;
             }
             return;

@@ -21,9 +21,11 @@
 //! - [`supervisor`]: N worker processes on one port, restarted when they exit;
 //!   [`target`]: Redis plus supervised workers, what the CLI starts.
 //!
+//! - [`breaker`] (publishing), [`pending`] (notifications kept for reconnects), the
+//!   WebSocket publisher role (`ws_publish`), [`control`] (faults at run time).
+//!
 //! What is not here yet (issue 17): HAProxy topology, Sentinel and Cluster, sharded
-//! Pub/Sub, critical messages and reminders,
-//! the circuit breaker and pending notifications.
+//! Pub/Sub and reminders.
 
 mod admit;
 pub mod auth;
@@ -36,6 +38,7 @@ mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod pending;
 mod pong_filter;
 mod prefixed;
 pub mod publish;
@@ -46,6 +49,7 @@ pub mod supervisor;
 pub mod target;
 pub mod worker;
 mod ws;
+mod ws_publish;
 
 pub use envelope::{Envelope, channel_id};
 pub use faults::{FAULT_SYNTAX, Fault, Faults};

@@ -67,6 +67,12 @@ pub struct Metrics {
     pub breaker_opened: AtomicU64,
     /// Publishes refused at once because the breaker was open.
     pub publish_rejected: AtomicU64,
+    /// Kept notifications sent to reconnecting persons (`since=`).
+    pub pending_replayed: AtomicU64,
+    /// Kept notifications not sent because of `drop-pending`.
+    pub pending_dropped: AtomicU64,
+    /// Publish requests taken over WebSocket publisher connections.
+    pub ws_publish_requests: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -93,7 +99,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 29] = [
+        let counters: [(&str, &str, &str, u64); 32] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -168,6 +174,9 @@ impl Metrics {
             ),
             ("breaker_opened_total", "counter", "Times the circuit breaker opened", get(&self.breaker_opened)),
             ("publish_rejected_total", "counter", "Publishes refused by the open breaker", get(&self.publish_rejected)),
+            ("pending_replayed_total", "counter", "Kept notifications replayed", get(&self.pending_replayed)),
+            ("pending_dropped_total", "counter", "Kept notifications lost (drop-pending)", get(&self.pending_dropped)),
+            ("ws_publish_requests_total", "counter", "Publish requests over WebSocket", get(&self.ws_publish_requests)),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, help, value) in counters {

@@ -1,8 +1,9 @@
 //! `POST /publish`: the request body, its validation, and publishing through Redis with
 //! per-channel sequence numbers.
 //!
-//! Body: `{"channel": "...", "count": N, "body": <any JSON>, "interval_us": U}`
-//! (`count` defaults to 1, `body` to null; `interval_us` paces the messages: message i
+//! Body: `{"channel": "...", "count": N, "body": <any JSON>, "interval_us": U,
+//! "critical": B}` (`count` defaults to 1, `body` to null, `critical` to false: a
+//! critical message overtakes the receivers' queues; `interval_us` paces the messages: message i
 //! is due at start + i·U and stamped with that intended time; without it all are due
 //! at once). Unknown members, a bad channel name, `count` outside 1..=1,000,000 or a
 //! run longer than 10 minutes are refused with a one-line reason.
@@ -13,6 +14,10 @@
 //! whichever worker publishes. A paced request publishes one message per script call.
 //! Concurrent publishers to one channel may interleave between batches; the answer
 //! lists the ranges this request got.
+//!
+//! Messages to a person (`person:*`) are also kept in Redis, in the list
+//! `pending:<channel>` (the last [`PENDING_MAX`], for the pending TTL after the latest),
+//! so a person reconnecting with `since=SEQ` gets what they missed ([`crate::pending`]).
 //!
 //! Every publish passes the worker's circuit breaker ([`crate::breaker`]): while it is
 //! open a request is refused at once ([`PublishError::Open`], a 503 with
@@ -34,12 +39,24 @@ pub const MAX_COUNT: u64 = 1_000_000;
 /// Longest paced run one request may ask for.
 pub const MAX_RUN: Duration = Duration::from_secs(600);
 
+/// Messages kept per person.
+pub const PENDING_MAX: usize = 1000;
+
+// KEYS: seq counter, pending list. ARGV: channel, head, mid, tail, keep-seconds (0: do
+// not keep), then one send time per message.
 const SCRIPT: &str = r"
-local n = #ARGV - 4
+local n = #ARGV - 5
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n
+local keep = tonumber(ARGV[5])
 for i = 1, n do
-  redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[4 + i] .. ARGV[4])
+  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[5 + i] .. ARGV[4]
+  redis.call('PUBLISH', ARGV[1], text)
+  if keep > 0 then redis.call('RPUSH', KEYS[2], text) end
+end
+if keep > 0 then
+  redis.call('LTRIM', KEYS[2], -1000, -1)
+  redis.call('EXPIRE', KEYS[2], keep)
 end
 return first
 ";
@@ -55,6 +72,8 @@ pub struct PublishRequest {
     pub body: Option<Box<RawValue>>,
     #[serde(default)]
     pub interval_us: Option<u64>,
+    #[serde(default)]
+    pub critical: bool,
 }
 
 fn one() -> u64 {
@@ -130,11 +149,15 @@ pub struct Publisher {
     conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
     script: redis::Script,
     breaker: crate::breaker::Breaker,
+    pending_ttl: Duration,
 }
 
 impl Publisher {
-    pub fn new(client: redis::Client, worker: u32) -> Self {
+    /// A publisher of `worker`; messages to persons are kept for `pending_ttl` (zero:
+    /// not kept).
+    pub fn new(client: redis::Client, worker: u32, pending_ttl: Duration) -> Self {
         Self {
+            pending_ttl,
             client,
             worker,
             conn: Mutex::new(None),
@@ -184,7 +207,9 @@ impl Publisher {
     ) -> Result<u64, PublishError> {
         let mut conn = self.connection().await?;
         let mut inv = self.script.key(format!("seq:{}", req.channel));
-        inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail);
+        inv.key(crate::pending::key(&req.channel));
+        let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
+        inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
         for s in sent {
             inv.arg(*s);
         }
@@ -205,7 +230,10 @@ impl Publisher {
             Metrics::inc(&metrics.publish_rejected);
             return Err(PublishError::Open(wait));
         }
-        let parts = EnvelopeParts::new(&req.channel, self.worker, req.body.as_deref());
+        let mut parts = EnvelopeParts::new(&req.channel, self.worker, req.body.as_deref());
+        if req.critical {
+            parts = parts.critical();
+        }
         let mut ranges: Vec<[u64; 2]> = Vec::new();
         let mut record = |first: u64, n: u64| {
             Metrics::add(&metrics.published, n);

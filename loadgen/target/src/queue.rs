@@ -58,6 +58,8 @@ pub enum Next {
 #[derive(Debug)]
 struct Inner {
     queue: VecDeque<Utf8Bytes>,
+    /// Critical messages: sent before anything in `queue`.
+    urgent: VecDeque<Utf8Bytes>,
     overflowed: bool,
     closed: bool,
 }
@@ -76,7 +78,12 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(capacity: usize, policy: SlowConsumer) -> Self {
-        let inner = Inner { queue: VecDeque::with_capacity(capacity.min(64)), overflowed: false, closed: false };
+        let inner = Inner {
+            queue: VecDeque::with_capacity(capacity.min(64)),
+            urgent: VecDeque::new(),
+            overflowed: false,
+            closed: false,
+        };
         Self {
             inner: Mutex::new(inner),
             ready: Notify::new(),
@@ -118,7 +125,28 @@ impl Outbound {
         pushed
     }
 
-    /// Takes up to `max` queued messages into `out`, waiting for the first if none is
+    /// Queues a critical `text` ahead of every ordinary message (behind earlier critical
+    /// ones). Critical messages have a line of their own, as long as the queue; when it
+    /// is full its oldest is dropped, whatever the policy.
+    pub fn push_urgent(&self, text: Utf8Bytes) -> Pushed {
+        let mut inner = self.lock();
+        if inner.closed || inner.overflowed {
+            return Pushed::Closed;
+        }
+        let pushed = if inner.urgent.len() < self.capacity {
+            inner.urgent.push_back(text);
+            Pushed::Queued(inner.urgent.len() + inner.queue.len())
+        } else {
+            inner.urgent.pop_front();
+            inner.urgent.push_back(text);
+            Pushed::DroppedOldest
+        };
+        drop(inner);
+        self.ready.notify_one();
+        pushed
+    }
+
+    /// Takes up to `max` queued messages into `out` (critical ones first), waiting for the first if none is
     /// queued. Cancel-safe: nothing is taken unless this returns.
     pub async fn pop_batch(&self, out: &mut Vec<Utf8Bytes>, max: usize) -> Result<(), Next> {
         loop {
@@ -127,8 +155,11 @@ impl Outbound {
                 if inner.overflowed {
                     return Err(Next::Overflowed);
                 }
-                if !inner.queue.is_empty() {
-                    let n = inner.queue.len().min(max.max(1));
+                if !inner.urgent.is_empty() || !inner.queue.is_empty() {
+                    let max = max.max(1);
+                    let u = inner.urgent.len().min(max);
+                    out.extend(inner.urgent.drain(..u));
+                    let n = inner.queue.len().min(max - u);
                     out.extend(inner.queue.drain(..n));
                     return Ok(());
                 }
@@ -142,11 +173,13 @@ impl Outbound {
         let mut inner = self.lock();
         inner.closed = true;
         inner.queue.clear();
+        inner.urgent.clear();
     }
 
     /// Messages queued now.
     pub fn depth(&self) -> usize {
-        self.lock().queue.len()
+        let inner = self.lock();
+        inner.queue.len() + inner.urgent.len()
     }
 }
 
@@ -167,6 +200,18 @@ mod tests {
         let mut out = Vec::new();
         q.pop_batch(&mut out, 10).await.unwrap();
         assert_eq!(out, [t("b"), t("c")]);
+    }
+
+    #[tokio::test]
+    async fn critical_messages_overtake_the_queue() {
+        let q = Outbound::new(4, SlowConsumer::DropOldest);
+        q.push(t("a"));
+        q.push(t("b"));
+        q.push_urgent(t("!1"));
+        q.push_urgent(t("!2"));
+        let mut out = Vec::new();
+        q.pop_batch(&mut out, 3).await.unwrap();
+        assert_eq!(out, [t("!1"), t("!2"), t("a")]);
     }
 
     #[tokio::test]

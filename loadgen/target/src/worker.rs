@@ -81,6 +81,14 @@ pub struct WorkerConfig {
     /// the origin of `crash-worker-at`. The supervisor sets it once for every worker.
     #[serde(default)]
     pub run_started_us: u64,
+    /// How long a person's notifications are kept for a reconnect ([`crate::pending`];
+    /// whole seconds, zero: not kept).
+    #[serde(default = "default_pending_ttl")]
+    pub pending_ttl: Duration,
+}
+
+fn default_pending_ttl() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_handshake_timeout() -> Duration {
@@ -114,6 +122,7 @@ impl WorkerConfig {
             msg_rate: None,
             handshake_timeout: default_handshake_timeout(),
             run_started_us: 0,
+            pending_ttl: default_pending_ttl(),
         }
     }
 
@@ -212,7 +221,7 @@ impl Worker {
             shutdown.clone(),
         ));
         let state = Arc::new(State {
-            publisher: Publisher::new(client, config.id),
+            publisher: Publisher::new(client, config.id, config.pending_ttl),
             config,
             metrics: metrics.clone(),
             hub,

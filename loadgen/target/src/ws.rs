@@ -33,12 +33,13 @@ use crate::admit::admit;
 use crate::envelope::ready_message;
 use crate::limits::Bucket;
 use crate::metrics::Metrics;
+use crate::pending::Dedup;
 use crate::pong_filter::PongFilter;
 use crate::prefixed::Prefixed;
 use crate::queue::{Next, Outbound};
 use crate::worker::State;
 
-type Ws = WebSocketStream<PongFilter<Prefixed<TcpStream>>>;
+pub(crate) type Ws = WebSocketStream<PongFilter<Prefixed<TcpStream>>>;
 
 /// How long the handshake, and Redis's confirmation of the subscriptions, may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,15 +51,22 @@ const STALL_RECHECK: Duration = Duration::from_millis(50);
 const WRITE_BATCH: usize = 64;
 
 /// Why the loop ended.
-enum End {
+pub(crate) enum End {
     /// The client closed or the connection broke: nothing more to send.
     Gone,
     /// We close with this code and reason.
     Close(CloseCode, &'static str),
 }
 
-pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, peer: IpAddr, state: Arc<State>) {
-    let m = state.metrics.clone();
+/// The upgrade: admission on the head, then the handshake; the WebSocket and the
+/// client's channels, or `None` (refused or failed, counted).
+pub(crate) async fn handshake(
+    stream: Prefixed<TcpStream>,
+    query: Option<&str>,
+    peer: IpAddr,
+    state: &Arc<State>,
+) -> Option<(Ws, Vec<String>)> {
+    let m = &state.metrics;
     let faults = state.faults.get();
     let limit = if faults.no_size_limit { crate::worker::NO_SIZE_LIMIT_CAP } else { state.config.max_message_bytes };
     let config = WebSocketConfig::default()
@@ -68,7 +76,7 @@ pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, pe
         .write_buffer_size(0);
     let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
     let mut admitted: Option<Vec<String>> = None;
-    let check = |req: &Request, r: WsResponse| match admit(req, query.as_deref(), peer, &state) {
+    let check = |req: &Request, r: WsResponse| match admit(req, query, peer, state) {
         Ok(channels) => {
             admitted = Some(channels);
             Ok(r)
@@ -81,16 +89,22 @@ pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, pe
         Ok(Err(e)) => {
             Metrics::inc(&m.upgrades_failed);
             tracing::debug!(error = %e, "upgrade failed");
-            return;
+            return None;
         }
         Err(_) => {
             Metrics::inc(&m.upgrades_failed);
-            return;
+            return None;
         }
     };
-    let Some(channels) = admitted else { return };
+    let channels = admitted?;
     ws.get_mut().arm(state.faults.stop_pong_switch());
     Metrics::inc(&m.upgrades);
+    Some((ws, channels))
+}
+
+pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, peer: IpAddr, state: Arc<State>) {
+    let Some((mut ws, channels)) = handshake(stream, query.as_deref(), peer, &state).await else { return };
+    let m = state.metrics.clone();
     Metrics::inc(&m.connections_open);
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let out = Arc::new(Outbound::new(state.config.queue_capacity, state.config.slow_consumer));
@@ -99,7 +113,10 @@ pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, pe
         Ok(Ok(())) => {
             let ready = Message::text(ready_message(state.config.id, &channels));
             match timeout(state.config.write_timeout, ws.send(ready)).await {
-                Ok(Ok(())) => run(&mut ws, &out, &state).await,
+                Ok(Ok(())) => match replay(&mut ws, query.as_deref(), &channels, &state).await {
+                    Ok(dedup) => run(&mut ws, &out, &state, dedup).await,
+                    Err(()) => End::Gone,
+                },
                 _ => End::Gone,
             }
         }
@@ -113,8 +130,45 @@ pub(crate) async fn serve(stream: Prefixed<TcpStream>, query: Option<String>, pe
     Metrics::dec(&m.connections_open);
 }
 
+/// For a person reconnecting with `since=SEQ`: sends the kept notifications they
+/// missed (none under `drop-pending`); what the loop must then not send twice.
+async fn replay(ws: &mut Ws, query: Option<&str>, channels: &[String], state: &State) -> Result<Option<Dedup>, ()> {
+    let (Ok(Some(since)), Some(person)) =
+        (crate::pending::since_from_query(query), channels.iter().find(|c| c.starts_with("person:")))
+    else {
+        return Ok(None);
+    };
+    let (texts, max) = match crate::pending::missed(&state.publisher, person, since, state.config.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a person's pending notifications");
+            return Ok(None);
+        }
+    };
+    let m = &state.metrics;
+    if state.faults.get().drop_pending {
+        Metrics::add(&m.pending_dropped, texts.len() as u64);
+        return Ok(None);
+    }
+    let n = texts.len() as u64;
+    let write = async {
+        for t in texts {
+            ws.feed(Message::text(t)).await?;
+        }
+        ws.flush().await
+    };
+    match timeout(state.config.write_timeout, write).await {
+        Ok(Ok(())) => {
+            Metrics::add(&m.pending_replayed, n);
+            Metrics::add(&m.delivered, n);
+            Ok(max.map(|max| Dedup::new(person.clone(), max)))
+        }
+        _ => Err(()),
+    }
+}
+
 /// The connection's loop; returns how it ends.
-async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
+async fn run(ws: &mut Ws, out: &Outbound, state: &State, mut dedup: Option<Dedup>) -> End {
     let m = &*state.metrics;
     let cfg = &state.config;
     let mut shutdown = state.shutdown.clone();
@@ -161,6 +215,13 @@ async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
                 if let Err(Next::Overflowed) = next {
                     return End::Close(CloseCode::Policy, "slow consumer");
                 }
+                if let Some(d) = &dedup {
+                    let mut done = false;
+                    batch.retain(|t| d.keep(t, &mut done));
+                    if done {
+                        dedup = None;
+                    }
+                }
                 let n = batch.len() as u64;
                 let write = async {
                     for text in batch.drain(..) {
@@ -199,7 +260,7 @@ async fn run(ws: &mut Ws, out: &Outbound, state: &State) -> End {
 
 /// How a read error ends the connection: a close with the code RFC 6455 §7.4.1 gives
 /// it, or (a broken connection, or any violation under `lenient-frames`) nothing.
-fn violation(e: WsError, state: &State) -> End {
+pub(crate) fn violation(e: WsError, state: &State) -> End {
     let m = &state.metrics;
     let end = match e {
         WsError::Capacity(_) => {
@@ -224,14 +285,14 @@ fn violation(e: WsError, state: &State) -> End {
 }
 
 /// `{"type":"ping"}` (any spacing): the application-level ping of browser clients.
-fn is_app_ping(text: &str) -> bool {
+pub(crate) fn is_app_ping(text: &str) -> bool {
     text.len() < 256
         && serde_json::from_str::<serde_json::Value>(text)
             .is_ok_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("ping"))
 }
 
 /// Sends our close and waits (bounded) for the client's reply.
-async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str, state: &State) {
+pub(crate) async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str, state: &State) {
     let frame = CloseFrame { code, reason: reason.into() };
     if timeout(state.config.write_timeout, ws.close(Some(frame))).await.is_err() {
         return;

@@ -83,6 +83,10 @@ pub struct NotifyArgs {
     /// Notify mode: seconds a request head (an upgrade) may take [default: 10].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     handshake_timeout: Option<Duration>,
+    /// Notify mode: seconds a person's notifications are kept in Redis for a reconnect
+    /// with since=SEQ [default: 60].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pending_ttl: Option<u32>,
 }
 
 impl NotifyArgs {
@@ -103,6 +107,7 @@ impl NotifyArgs {
             (self.msg_rate_limit.is_some(), "--msg-rate-limit"),
             (self.max_message.is_some(), "--max-message"),
             (self.handshake_timeout.is_some(), "--handshake-timeout"),
+            (self.pending_ttl.is_some(), "--pending-ttl"),
         ];
         for (set, name) in flags {
             if set {
@@ -160,6 +165,9 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
     }
     if let Some(d) = n.handshake_timeout {
         worker.handshake_timeout = d;
+    }
+    if let Some(s) = n.pending_ttl {
+        worker.pending_ttl = Duration::from_secs(u64::from(s));
     }
     worker.validate().map_err(|e| Refusal::usage(e.to_string()))?;
     let program = std::env::current_exe()
