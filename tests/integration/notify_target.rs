@@ -131,7 +131,8 @@ fn loadgen_run_against_the_notify_target_receives_every_push() {
 
 #[test]
 fn a_fault_switched_on_mid_run_shows_in_loadgen_s_report() {
-    let (target, addr, token) = notify_target(&[]);
+    // One worker: drop-fanout acts on worker 0, so every client is on it.
+    let (target, addr, token) = notify_target(&["--workers", "1"]);
     let out = out_dir("notify-target-admin");
     let url = format!("ws://{addr}/ws?unit=9");
     let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))

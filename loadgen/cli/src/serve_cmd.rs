@@ -48,7 +48,7 @@ pub const EXAMPLES: &str = "Examples:
   loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1
   loadgen serve --fault stall=1s/5s --fault drop-echo=2.5   # a server with GC pauses that loses echoes
   loadgen serve --fault refuse=429:5                # every upgrade: 429 with Retry-After: 5
-  loadgen serve --mode notify                     # the reference target: embedded redis-server, one worker
+  loadgen serve --mode notify                     # the reference target: embedded redis-server, a worker per core
   loadgen serve --mode notify --workers 2 --listen 127.0.0.1:8080 --redis redis://127.0.0.1:6379
   loadgen serve --mode notify --fault drop-fanout=5 --fault delay=300   # worker 0 loses 5% and lags";
 

@@ -39,6 +39,17 @@ pub struct Target {
     admin_token_generated: bool,
 }
 
+/// Connections one worker process is sized for: a process here holds at most 20,000
+/// descriptors, so 18,000 leaves room for Redis, listeners and files.
+pub const CONNECTIONS_PER_WORKER: u64 = 18_000;
+
+/// The default worker count: the larger of the core count and `connections` ÷
+/// [`CONNECTIONS_PER_WORKER`] (rounded up), at most 256.
+pub fn default_workers(cores: usize, connections: Option<u64>) -> u32 {
+    let by_fds = connections.map_or(0, |c| c.div_ceil(CONNECTIONS_PER_WORKER));
+    (cores as u64).max(by_fds).clamp(1, 256) as u32
+}
+
 /// Checks that `url` is a Redis that answers PING within 2 s.
 pub fn check_redis(url: &str) -> Result<(), TargetError> {
     let err = |source| TargetError::Redis { url: url.to_string(), source };
@@ -125,5 +136,19 @@ impl Target {
             r.stop();
         }
         ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_workers_are_cores_or_what_the_connections_need() {
+        assert_eq!(default_workers(2, None), 2);
+        assert_eq!(default_workers(2, Some(30_000)), 2);
+        assert_eq!(default_workers(2, Some(100_000)), 6);
+        assert_eq!(default_workers(0, None), 1);
+        assert_eq!(default_workers(4, Some(u64::MAX)), 256);
     }
 }

@@ -41,7 +41,8 @@ pub struct NotifyArgs {
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// Notify mode: worker processes sharing the port (SO_REUSEPORT); one that exits
-    /// is reported and restarted [default: 1].
+    /// is reported and restarted [default: the larger of the core count and
+    /// --expect-connections ÷ 18,000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     workers: Option<u32>,
     /// Notify mode: messages queued per connection before --slow-consumer applies
@@ -87,6 +88,10 @@ pub struct NotifyArgs {
     /// with since=SEQ [default: 60].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pending_ttl: Option<u32>,
+    /// Notify mode: connections the target is to hold, which sizes the default worker
+    /// count (a worker holds up to 18,000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    expect_connections: Option<u64>,
 }
 
 impl NotifyArgs {
@@ -108,6 +113,7 @@ impl NotifyArgs {
             (self.max_message.is_some(), "--max-message"),
             (self.handshake_timeout.is_some(), "--handshake-timeout"),
             (self.pending_ttl.is_some(), "--pending-ttl"),
+            (self.expect_connections.is_some(), "--expect-connections"),
         ];
         for (set, name) in flags {
             if set {
@@ -174,7 +180,10 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
         .map_err(|e| Refusal { message: format!("cannot find this program to start workers: {e}"), code: 3 })?;
     Ok(TargetConfig {
         redis: n.redis.clone(),
-        workers: n.workers.unwrap_or(1),
+        workers: n.workers.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            loadgen_target::target::default_workers(cores, n.expect_connections)
+        }),
         worker,
         program,
         args: ["serve", "--mode", "notify"].map(Into::into).to_vec(),
@@ -329,7 +338,10 @@ mod tests {
         );
         assert_eq!(c.worker.handshake_timeout, Duration::from_secs(2));
         let d = build(&parse(&["--mode", "notify"])).unwrap();
-        assert_eq!((d.workers, d.redis, d.worker.queue_capacity), (1, None, 1024));
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as u32;
+        assert_eq!((d.workers, d.redis, d.worker.queue_capacity), (cores, None, 1024));
+        let big = build(&parse(&["--mode", "notify", "--expect-connections", "100000"])).unwrap();
+        assert_eq!(big.workers, cores.max(6));
     }
 
     #[test]
