@@ -42,6 +42,8 @@ pub const DEPS: &[Dep] = &[
     dep(Probe::Command("tmux"), "tmux"),
     // The reference target's embedded Redis (loadgen/target) and its tests.
     dep(Probe::Command("redis-server"), "redis-server"),
+    // Its HAProxy topology (--balancer haproxy) and its tests.
+    dep(Probe::Command("haproxy"), "haproxy"),
 ];
 
 impl Probe {

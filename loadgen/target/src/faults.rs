@@ -23,6 +23,8 @@
 //! - `stall-reads`: every worker stops reading from its clients.
 //! - `no-priority`: critical messages wait in line like the others.
 //! - `drop-pending`: a reconnecting person gets none of the notifications kept for them.
+//! - `no-sticky`: HAProxy balances round robin instead of by user id (`--balancer
+//!   haproxy`, at start only).
 //!
 //! [`LiveFaults`] holds what a worker applies now: the `--fault` list at start, replaced
 //! at run time by `POST /admin/faults` ([`crate::control`]).
@@ -38,10 +40,10 @@ use serde::{Deserialize, Serialize};
 /// The accepted syntax, for error messages and help.
 pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong, \
 accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames, \
-crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending";
+crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending, no-sticky";
 
 /// Every fault's name.
-pub const FAULT_NAMES: [&str; 18] = [
+pub const FAULT_NAMES: [&str; 19] = [
     "drop-fanout",
     "delay",
     "duplicate",
@@ -60,6 +62,7 @@ pub const FAULT_NAMES: [&str; 18] = [
     "stall-reads",
     "no-priority",
     "drop-pending",
+    "no-sticky",
 ];
 
 /// The worker that `drop-fanout` and `delay` act on.
@@ -89,6 +92,7 @@ pub enum Fault {
     StallReads,
     NoPriority,
     DropPending,
+    NoSticky,
 }
 
 impl Fault {
@@ -113,6 +117,7 @@ impl Fault {
             Fault::StallReads => "stall-reads",
             Fault::NoPriority => "no-priority",
             Fault::DropPending => "drop-pending",
+            Fault::NoSticky => "no-sticky",
         }
     }
 }
@@ -168,6 +173,7 @@ impl FromStr for Fault {
             "stall-reads" => no_value(Fault::StallReads),
             "no-priority" => no_value(Fault::NoPriority),
             "drop-pending" => no_value(Fault::DropPending),
+            "no-sticky" => no_value(Fault::NoSticky),
             other => Err(format!("unknown fault {other:?}")),
         }
     }
@@ -281,6 +287,8 @@ impl Faults {
                 Fault::StallReads => out.stall_reads = true,
                 Fault::NoPriority => out.no_priority = true,
                 Fault::DropPending => out.drop_pending = true,
+                // The balancer's, not a worker's.
+                Fault::NoSticky => {}
                 Fault::DropFanout(_) | Fault::Delay(_) | Fault::CrashWorkerAt(_) => {}
             }
         }

@@ -24,8 +24,9 @@
 //! - [`breaker`] (publishing), [`pending`] (notifications kept for reconnects), the
 //!   WebSocket publisher role (`ws_publish`), [`control`] (faults at run time).
 //!
-//! What is not here yet (issue 17): HAProxy topology, Sentinel and Cluster, sharded
-//! Pub/Sub and reminders.
+//! - [`haproxy`]: the HAProxy topology (workers on their own ports behind it).
+//!
+//! What is not here yet (issue 17): Sentinel and Cluster, sharded Pub/Sub, reminders.
 
 mod admit;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod control;
 pub mod envelope;
 pub mod fanout;
 pub mod faults;
+pub mod haproxy;
 mod http;
 pub mod hub;
 pub mod limits;
@@ -68,6 +70,12 @@ pub enum TargetError {
     /// `redis-server` is not on PATH (or not at the path given).
     #[error("redis-server not found: install it (apt-get install redis-server) or pass --redis redis://HOST:PORT")]
     RedisServerNotFound,
+    /// `haproxy` is not on PATH (`--balancer haproxy`).
+    #[error("haproxy not found: install it (apt-get install haproxy) or use the default --balancer reuseport")]
+    HaproxyNotFound,
+    /// HAProxy did not come up.
+    #[error("haproxy did not start: {0}")]
+    HaproxyStart(String),
     /// The embedded `redis-server` did not come up.
     #[error("redis-server did not start: {0}")]
     RedisServerStart(String),

@@ -9,6 +9,10 @@
 //!
 //! Stopping sends SIGTERM to every worker (they close their WebSockets with 1001) and
 //! waits for them, SIGKILL after the drain timeout. No networking besides the reservation.
+//!
+//! With `own_ports` (the HAProxy topology), each worker gets a port of its own on
+//! 127.0.0.1, reserved the same way, so a restarted worker comes back where the
+//! balancer expects it.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -37,6 +41,8 @@ pub struct SupervisorConfig {
     pub args: Vec<OsString>,
     /// The workers' configuration; `id` and `listen` are set per worker.
     pub worker: WorkerConfig,
+    /// A loopback port per worker instead of one shared port.
+    pub own_ports: bool,
 }
 
 /// Something that happened to a worker.
@@ -75,7 +81,8 @@ struct Slot {
 #[derive(Debug)]
 struct Shared {
     config: SupervisorConfig,
-    addr: SocketAddr,
+    /// One shared address, or one per worker.
+    addrs: Vec<SocketAddr>,
     slots: Mutex<Vec<Slot>>,
     stopping: AtomicBool,
     restarts: AtomicU64,
@@ -88,7 +95,7 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     monitor: Option<JoinHandle<()>>,
     events: Mutex<mpsc::Receiver<SupervisorEvent>>,
-    _reservation: socket2::Socket,
+    _reservations: Vec<socket2::Socket>,
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -104,7 +111,7 @@ fn describe(status: ExitStatus) -> String {
 fn spawn(shared: &Shared, id: u32) -> Result<(Child, mpsc::Receiver<String>), TargetError> {
     let mut config = shared.config.worker.clone();
     config.id = id;
-    config.listen = shared.addr;
+    config.listen = shared.addrs[id as usize % shared.addrs.len()];
     let json = serde_json::to_string(&config).expect("a worker configuration serializes");
     let mut cmd = Command::new(&shared.config.program);
     cmd.args(&shared.config.args)
@@ -143,12 +150,20 @@ impl Supervisor {
             return Err(TargetError::Config("at least one worker is needed".into()));
         }
         let listen = config.worker.listen;
-        let reservation = reuseport_socket(listen).map_err(|source| TargetError::Listen { addr: listen, source })?;
-        let addr = reservation
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .ok_or_else(|| TargetError::Config(format!("cannot read the address bound for {listen}")))?;
+        let (bind, count) =
+            if config.own_ports { (SocketAddr::from(([127, 0, 0, 1], 0)), config.workers) } else { (listen, 1) };
+        let mut reservations = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..count {
+            let reservation = reuseport_socket(bind).map_err(|source| TargetError::Listen { addr: bind, source })?;
+            let addr = reservation
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| TargetError::Config(format!("cannot read the address bound for {bind}")))?;
+            reservations.push(reservation);
+            addrs.push(addr);
+        }
         let (events_tx, events_rx) = mpsc::channel();
         let mut config = config;
         if config.worker.run_started_us == 0 {
@@ -156,7 +171,7 @@ impl Supervisor {
         }
         let shared = Arc::new(Shared {
             config,
-            addr,
+            addrs,
             slots: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
@@ -196,12 +211,17 @@ impl Supervisor {
                 .spawn(move || monitor(&shared))
                 .map_err(|e| TargetError::io("the supervisor thread", e))?
         };
-        Ok(Supervisor { shared, monitor: Some(monitor), events: Mutex::new(events_rx), _reservation: reservation })
+        Ok(Supervisor { shared, monitor: Some(monitor), events: Mutex::new(events_rx), _reservations: reservations })
     }
 
     /// The port every worker listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.addrs[0]
+    }
+
+    /// Each worker's address (all the same unless `own_ports`).
+    pub fn worker_addrs(&self) -> Vec<SocketAddr> {
+        (0..self.shared.config.workers as usize).map(|i| self.shared.addrs[i % self.shared.addrs.len()]).collect()
     }
 
     /// Restarts so far.

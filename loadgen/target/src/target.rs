@@ -3,6 +3,10 @@
 //! worker processes on one port. Blocking API, no runtime of its own: the workers
 //! carry the tokio runtimes. Stopping stops the workers first, then the embedded Redis.
 //!
+//! With [`Balancer::Haproxy`], the workers get loopback ports of their own and a
+//! `haproxy` child listens on the public address in front of them
+//! ([`crate::haproxy`]); it is stopped after the workers, before Redis.
+//!
 //! Before the workers start, the `--fault` list is stored in Redis (what `POST
 //! /admin/faults` changes later), and an admin token is generated unless one is given.
 
@@ -27,12 +31,24 @@ pub struct TargetConfig {
     /// The program and arguments that run a worker process.
     pub program: PathBuf,
     pub args: Vec<OsString>,
+    pub balancer: Balancer,
+}
+
+/// How connections reach the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balancer {
+    /// Every worker on the one port, the kernel picks (SO_REUSEPORT).
+    #[default]
+    ReusePort,
+    /// Workers on their own ports behind HAProxy (sticky by user id).
+    Haproxy,
 }
 
 /// A running target.
 #[derive(Debug)]
 pub struct Target {
     supervisor: Option<Supervisor>,
+    haproxy: Option<crate::haproxy::Haproxy>,
     embedded: Option<EmbeddedRedis>,
     redis_url: String,
     admin_token: String,
@@ -83,13 +99,21 @@ impl Target {
         worker.admin_token = Some(admin_token.clone());
         crate::control::store_blocking(&redis_url, &worker.faults)
             .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
+        let own_ports = config.balancer == Balancer::Haproxy;
+        let (public, sticky) = (worker.listen, !worker.faults.contains(&crate::Fault::NoSticky));
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
             program: config.program,
             args: config.args,
             worker,
+            own_ports,
         })?;
-        Ok(Target { supervisor: Some(supervisor), embedded, redis_url, admin_token, admin_token_generated })
+        let haproxy = if own_ports {
+            Some(crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky)?)
+        } else {
+            None
+        };
+        Ok(Target { supervisor: Some(supervisor), haproxy, embedded, redis_url, admin_token, admin_token_generated })
     }
 
     /// The token of `/admin/faults`, and whether it was generated (not given).
@@ -97,9 +121,14 @@ impl Target {
         (&self.admin_token, self.admin_token_generated)
     }
 
-    /// The address every worker listens on.
+    /// The address clients connect to: every worker's, or HAProxy's.
     pub fn addr(&self) -> SocketAddr {
-        self.supervisor().addr()
+        self.haproxy.as_ref().map_or_else(|| self.supervisor().addr(), |h| h.addr())
+    }
+
+    /// Each worker's own address.
+    pub fn worker_addrs(&self) -> Vec<SocketAddr> {
+        self.supervisor().worker_addrs()
     }
 
     /// The Redis in use.
@@ -132,6 +161,9 @@ impl Target {
     /// Stops the workers gracefully, then the embedded Redis; how each worker ended.
     pub fn stop(mut self) -> Vec<Option<String>> {
         let ended = self.supervisor.take().map(Supervisor::stop).unwrap_or_default();
+        if let Some(mut h) = self.haproxy.take() {
+            h.stop();
+        }
         if let Some(mut r) = self.embedded.take() {
             r.stop();
         }

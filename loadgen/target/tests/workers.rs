@@ -24,8 +24,14 @@ fn worker_program() -> PathBuf {
 
 fn supervise(redis_url: &str, workers: u32) -> Supervisor {
     let worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), redis_url);
-    Supervisor::start(SupervisorConfig { workers, program: worker_program(), args: Vec::new(), worker })
-        .expect("workers start")
+    Supervisor::start(SupervisorConfig {
+        workers,
+        program: worker_program(),
+        args: Vec::new(),
+        worker,
+        own_ports: false,
+    })
+    .expect("workers start")
 }
 
 /// Opens connections until both workers have served one (at most 200 tries).
@@ -130,6 +136,7 @@ async fn the_target_starts_its_own_redis_and_stops_it() {
         worker: WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), ""),
         program: worker_program(),
         args: Vec::new(),
+        balancer: Default::default(),
     };
     let target = match Target::start(config) {
         Ok(t) => t,
@@ -171,6 +178,7 @@ fn an_unreachable_redis_is_refused_before_any_worker_starts() {
         worker: WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), ""),
         program: worker_program(),
         args: Vec::new(),
+        balancer: Default::default(),
     };
     let started = Instant::now();
     let err = Target::start(config).unwrap_err();
@@ -184,8 +192,14 @@ async fn admin_faults_reach_every_worker_process_and_a_restarted_one() {
     let redis = redis();
     let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), redis.url());
     worker.admin_token = Some("tok".into());
-    let sup = Supervisor::start(SupervisorConfig { workers: 2, program: worker_program(), args: Vec::new(), worker })
-        .expect("workers start");
+    let sup = Supervisor::start(SupervisorConfig {
+        workers: 2,
+        program: worker_program(),
+        args: Vec::new(),
+        worker,
+        own_ports: false,
+    })
+    .expect("workers start");
     bounded(async {
         let addr = sup.addr();
         let mut clients = one_per_worker(addr, "unit=4").await;
@@ -233,8 +247,14 @@ async fn crash_worker_at_makes_worker_0_exit_once_and_the_supervisor_restarts_it
     let redis = redis();
     let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), redis.url());
     worker.faults = loadgen_target::faults::parse_all(&["crash-worker-at=1"]).unwrap();
-    let sup = Supervisor::start(SupervisorConfig { workers: 1, program: worker_program(), args: Vec::new(), worker })
-        .expect("workers start");
+    let sup = Supervisor::start(SupervisorConfig {
+        workers: 1,
+        program: worker_program(),
+        args: Vec::new(),
+        worker,
+        own_ports: false,
+    })
+    .expect("workers start");
     let pid = sup.worker_pids()[0].unwrap();
     bounded(async {
         let (mut ws, _) = connect(sup.addr(), "unit=5").await;

@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use loadgen_target::target::Balancer;
 use loadgen_target::{SlowConsumer, Target, TargetConfig, TargetError, WORKER_ENV, WorkerConfig};
 
 use super::{Refusal, SIGNALLED, ServeArgs, install_signal_handlers, parse_secs};
@@ -31,6 +32,16 @@ pub enum SlowConsumerArg {
     DropOldest,
     /// Close the connection with 1008 "slow consumer" (counted).
     Disconnect,
+}
+
+/// How connections reach the workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BalancerArg {
+    /// Every worker on the one port (SO_REUSEPORT): the kernel picks.
+    Reuseport,
+    /// Workers on their own ports behind a generated HAProxy, sticky by user id (at
+    /// most ~9,500 connections: HAProxy spends two descriptors on each).
+    Haproxy,
 }
 
 /// Flags of `--mode notify` only.
@@ -92,6 +103,9 @@ pub struct NotifyArgs {
     /// count (a worker holds up to 18,000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     expect_connections: Option<u64>,
+    /// Notify mode: how connections reach the workers [default: reuseport].
+    #[arg(long, value_enum, value_name = "KIND")]
+    balancer: Option<BalancerArg>,
 }
 
 impl NotifyArgs {
@@ -114,6 +128,7 @@ impl NotifyArgs {
             (self.handshake_timeout.is_some(), "--handshake-timeout"),
             (self.pending_ttl.is_some(), "--pending-ttl"),
             (self.expect_connections.is_some(), "--expect-connections"),
+            (self.balancer.is_some(), "--balancer"),
         ];
         for (set, name) in flags {
             if set {
@@ -187,6 +202,10 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
         worker,
         program,
         args: ["serve", "--mode", "notify"].map(Into::into).to_vec(),
+        balancer: match n.balancer {
+            Some(BalancerArg::Haproxy) => Balancer::Haproxy,
+            Some(BalancerArg::Reuseport) | None => Balancer::ReusePort,
+        },
     })
 }
 
@@ -220,6 +239,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     let (workers, faults) = (config.workers, args.faults.join(" "));
+    let haproxy = (config.balancer == Balancer::Haproxy).then(loadgen_target::haproxy::maxconn_for_fd_limit);
     install_signal_handlers();
     loadgen_target::worker::init_tracing();
     let target = match Target::start(config) {
@@ -228,6 +248,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             eprintln!("error: {e}");
             let code = match e {
                 TargetError::RedisServerNotFound
+                | TargetError::HaproxyNotFound
                 | TargetError::Redis { .. }
                 | TargetError::Listen { .. }
                 | TargetError::Config(_) => 2,
@@ -246,6 +267,15 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     let faults = if faults.is_empty() { String::new() } else { format!(", faults: {faults}") };
+    if let Some(h) = haproxy {
+        let ports: Vec<String> = target.worker_addrs().iter().map(ToString::to_string).collect();
+        eprintln!(
+            "haproxy in front of the workers at {} (sticky by user id unless no-sticky), at most {} \
+             connections (HAProxy spends two descriptors per connection)",
+            ports.join(" "),
+            h
+        );
+    }
     eprintln!(
         "serving notify (tokio-tungstenite + Redis Pub/Sub) with {workers} worker process(es); WebSocket at /ws, \
          HTTP /healthz /metrics /publish /admin/faults on the same port{faults}; Ctrl-C stops"
