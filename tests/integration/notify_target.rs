@@ -3,11 +3,13 @@
 //! processes and an embedded redis-server on free loopback ports, loadgen holding idle
 //! connections at `/ws?user=u{i}&unit=7`, notifications injected through `POST
 //! /publish` once every connection is subscribed, and the report's push counts,
-//! losses and delivery latency checked against what was published. Bounded: 20
-//! connections, 1,005 messages, a 5 s run, every wait capped.
+//! losses and delivery latency checked against what was published; a fault switched
+//! on mid-run through `POST /admin/faults` and seen in the report; the same through
+//! `--balancer haproxy`. Bounded: at most 20 connections, 1,005 messages, a 5 s run,
+//! every wait capped.
 //!
-//! Needs `redis-server` on PATH (`cargo xtask test` installs it); without it the
-//! target exits 2 and the test fails saying so.
+//! Needs `redis-server` and `haproxy` on PATH (`cargo xtask test` installs them);
+//! without them the target exits 2 and the test fails saying so.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -165,4 +167,30 @@ fn a_fault_switched_on_mid_run_shows_in_loadgen_s_report() {
     assert_eq!(m["pushes_received"], 10 * 250, "half of the middle hundred dropped for each client: {m}");
     assert_eq!(m["lost"], 10 * 50, "{m}");
     assert_eq!((m["duplicated"].as_u64(), m["reordered"].as_u64()), (Some(0), Some(0)), "{m}");
+}
+
+#[test]
+fn loadgen_run_through_haproxy_receives_every_push() {
+    let (target, addr, _) = notify_target(&["--workers", "2", "--balancer", "haproxy"]);
+    let out = out_dir("notify-target-haproxy");
+    let url = format!("ws://{addr}/ws?user=u{{i}}");
+    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--target", &url, "--connections", "20", "--connect-rate", "200", "--duration", "4s"])
+        .args(["--idle", "--quiet", "--out", out.to_str().unwrap()])
+        .args(crate::LENIENT)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loadgen run starts");
+    // /healthz through HAProxy reaches either worker (round robin without a user).
+    wait_connections(&addr, 20, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(publish(&addr, r#"{"channel":"broadcast","count":500,"interval_us":1000}"#)["last_seq"], 499);
+    let run = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    stop(target);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let m = &report(&out)["messages"];
+    assert_eq!(m["pushes_received"], 20 * 500, "{m}");
+    assert_eq!(m["lost"], 0, "{m}");
 }
