@@ -13,6 +13,7 @@ pub const LENIENT: [&str; 4] = ["--lag-threshold", "100ms", "--connect-lag-thres
 mod cli;
 mod interop;
 mod misbehaving;
+mod notify_target;
 mod progress;
 mod report_schema;
 mod runs;

@@ -40,6 +40,10 @@ pub const DEPS: &[Dep] = &[
     // `python3 -m venv` needs ensurepip, which Debian ships in python3-venv.
     dep(Probe::PythonImport("venv, ensurepip"), "python3-venv"),
     dep(Probe::Command("tmux"), "tmux"),
+    // The reference target's embedded Redis (loadgen/target) and its tests.
+    dep(Probe::Command("redis-server"), "redis-server"),
+    // Its HAProxy topology (--balancer haproxy) and its tests.
+    dep(Probe::Command("haproxy"), "haproxy"),
 ];
 
 impl Probe {

@@ -43,7 +43,7 @@ enum Command {
         #[command(flatten)]
         output: progress::OutputArgs,
     },
-    /// Serve WebSocket (echo, sink or push), or raw TCP with --raw on io_uring: the target for benchmarks.
+    /// Serve echo, sink or push on io_uring (raw TCP with --raw), or the Redis-backed notification target (--mode notify).
     #[command(after_help = serve_cmd::EXAMPLES)]
     Serve(serve_cmd::ServeArgs),
     /// Check whether this host can hold a load (pre-flight checks only) and print each fix.

@@ -16,6 +16,11 @@
 //! configuration error (address in use, unreadable or invalid certificate files
 //! included), 3 runtime failure.
 //! No server logic lives here: flags become a `ServeConfig`.
+//!
+//! `--mode notify` is another server altogether, the reference target (`notify`):
+//! tokio workers fanning out through Redis, with flags of its own.
+
+mod notify;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,7 +47,10 @@ pub const EXAMPLES: &str = "Examples:
   loadgen serve --tls --tls-cert chain.pem --tls-key key.pem --listen 127.0.0.1:8443
   loadgen serve --duration 30 > serve.out &  sleep 0.5; head -1 serve.out   # scripts: port from line 1
   loadgen serve --fault stall=1s/5s --fault drop-echo=2.5   # a server with GC pauses that loses echoes
-  loadgen serve --fault refuse=429:5                # every upgrade: 429 with Retry-After: 5";
+  loadgen serve --fault refuse=429:5                # every upgrade: 429 with Retry-After: 5
+  loadgen serve --mode notify                     # the reference target: embedded redis-server, a worker per core
+  loadgen serve --mode notify --workers 2 --listen 127.0.0.1:8080 --redis redis://127.0.0.1:6379
+  loadgen serve --mode notify --fault drop-fanout=5 --fault delay=300   # worker 0 loses 5% and lags";
 
 /// Names of the self-signed certificate `--tls` generates.
 pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -56,6 +64,10 @@ pub enum ModeArg {
     Sink,
     /// Send probe payloads (LGPROBE1: channel, seq, send time µs, sender id) at --push-rate.
     Push,
+    /// The reference target: WebSocket notifications fanned out through Redis Pub/Sub by
+    /// supervised worker processes (JSON envelopes; /healthz, /metrics, /publish on the
+    /// same port; docs/target.md).
+    Notify,
 }
 
 /// Flags of `loadgen serve`.
@@ -127,8 +139,13 @@ pub struct ServeArgs {
     /// no-upgrade-reply (read upgrade requests, never answer);
     /// drop-echo=PERCENT (echo mode: drop that share of echoes, a repeatable sequence).
     /// Every effect is counted in the summary.
+    /// With --mode notify: drop-fanout=PERCENT (worker 0 drops that share of deliveries),
+    /// delay=MS (worker 0 delivers MS late), duplicate=PERCENT, reorder (swap consecutive
+    /// messages of a channel), stop-pong (never answer the clients' pings).
     #[arg(long = "fault", value_name = "SPEC", verbatim_doc_comment)]
     faults: Vec<String>,
+    #[command(flatten)]
+    notify: Box<notify::NotifyArgs>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -230,10 +247,14 @@ fn load_pem(cert: &Path, key: &Path) -> Result<TlsServerConfig, Refusal> {
 
 /// Flags to configuration (certificate files read, `--tls-cert-out` written).
 fn build_config(args: &ServeArgs) -> Result<(ServeConfig, Option<String>), Refusal> {
+    if let Some(flag) = args.notify.given().first() {
+        return Err(Refusal::usage(format!("{flag} applies to --mode notify only")));
+    }
     let mode = match args.mode {
         ModeArg::Echo => Mode::Echo,
         ModeArg::Sink => Mode::Sink,
         ModeArg::Push => Mode::Push { rate: args.push_rate, message_size: args.message_size.unwrap_or(64) },
+        ModeArg::Notify => return Err(Refusal::usage("--mode notify is served by `notify::run`".into())),
     };
     let protocol = if args.raw { ServeProtocol::RawTcp } else { ServeProtocol::WebSocket };
     let (tls, tls_what) = match tls_config(args)? {
@@ -278,6 +299,9 @@ fn listening_line(protocol: ServeProtocol, tls: bool, addr: SocketAddr) -> Strin
 }
 
 pub fn run(args: &ServeArgs) -> ExitCode {
+    if args.mode == ModeArg::Notify {
+        return notify::run(args);
+    }
     let (config, tls_what) = match build_config(args) {
         Ok(built) => built,
         Err(r) => {

@@ -1,0 +1,308 @@
+//! `POST /publish`: the request body, its validation, and publishing through Redis with
+//! per-channel sequence numbers.
+//!
+//! Body: `{"channel": "...", "count": N, "body": <any JSON>, "interval_us": U,
+//! "critical": B}` (`count` defaults to 1, `body` to null, `critical` to false: a
+//! critical message overtakes the receivers' queues; `interval_us` paces the messages: message i
+//! is due at start + i·U and stamped with that intended time; without it all are due
+//! at once). Unknown members, a bad channel name, `count` outside 1..=1,000,000 or a
+//! run longer than 10 minutes are refused with a one-line reason.
+//!
+//! Each batch of up to [`BATCH`] messages is one Lua script in Redis: `INCRBY
+//! seq:<channel> n` reserves n consecutive sequence numbers and the script PUBLISHes
+//! the n envelopes in that order, so within a channel Redis order is sequence order
+//! whichever worker publishes. A paced request publishes one message per script call.
+//! Concurrent publishers to one channel may interleave between batches; the answer
+//! lists the ranges this request got.
+//!
+//! Messages to a person (`person:*`) are also kept in Redis, in the list
+//! `pending:<channel>` (the last [`PENDING_MAX`], for the pending TTL after the latest),
+//! so a person reconnecting with `since=SEQ` gets what they missed ([`crate::pending`]).
+//!
+//! Every publish passes the worker's circuit breaker ([`crate::breaker`]): while it is
+//! open a request is refused at once ([`PublishError::Open`], a 503 with
+//! `Retry-After`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::Mutex;
+
+use crate::envelope::{EnvelopeParts, channel_id, valid_channel};
+use crate::metrics::Metrics;
+
+/// Messages per script call.
+pub const BATCH: usize = 1000;
+/// Most messages one request may publish.
+pub const MAX_COUNT: u64 = 1_000_000;
+/// Longest paced run one request may ask for.
+pub const MAX_RUN: Duration = Duration::from_secs(600);
+
+/// Messages kept per person.
+pub const PENDING_MAX: usize = 1000;
+
+// KEYS: seq counter, pending list. ARGV: channel, head, mid, tail, keep-seconds (0: do
+// not keep), then one send time per message.
+const SCRIPT: &str = r"
+local n = #ARGV - 5
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n
+local keep = tonumber(ARGV[5])
+for i = 1, n do
+  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[5 + i] .. ARGV[4]
+  redis.call('PUBLISH', ARGV[1], text)
+  if keep > 0 then redis.call('RPUSH', KEYS[2], text) end
+end
+if keep > 0 then
+  redis.call('LTRIM', KEYS[2], -1000, -1)
+  redis.call('EXPIRE', KEYS[2], keep)
+end
+return first
+";
+
+/// A publish request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub channel: String,
+    #[serde(default = "one")]
+    pub count: u64,
+    #[serde(default)]
+    pub body: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub interval_us: Option<u64>,
+    #[serde(default)]
+    pub critical: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The answer: the channel, its id, and the sequence numbers given out.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Published {
+    pub channel: String,
+    pub channel_id: u32,
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Inclusive ranges, merged; one range unless another publisher interleaved.
+    pub ranges: Vec<[u64; 2]>,
+}
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The request is unusable (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Redis failed (503).
+    #[error("redis unavailable: {0}")]
+    Redis(String),
+    /// The circuit breaker is open (503 with Retry-After): retry after this long.
+    #[error("publishing is suspended: the circuit breaker is open after repeated Redis failures; retry later")]
+    Open(Duration),
+}
+
+/// Reads and validates a request body.
+pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
+    // serde would also take a struct as a JSON array; only an object is a request.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(PublishError::Invalid("invalid publish request: expected a JSON object".into()));
+    }
+    let req: PublishRequest =
+        serde_json::from_slice(body).map_err(|e| PublishError::Invalid(format!("invalid publish request: {e}")))?;
+    if !valid_channel(&req.channel) {
+        return Err(PublishError::Invalid(format!(
+            "invalid channel {:?}: 1 to 200 bytes, no control characters",
+            req.channel
+        )));
+    }
+    if req.channel.starts_with("loadgen-target:") {
+        return Err(PublishError::Invalid(format!(
+            "channel {:?} is reserved for the target's control (loadgen-target:*)",
+            req.channel
+        )));
+    }
+    if !(1..=MAX_COUNT).contains(&req.count) {
+        return Err(PublishError::Invalid(format!("count {} is outside 1..={MAX_COUNT}", req.count)));
+    }
+    if let Some(us) = req.interval_us
+        && us.saturating_mul(req.count - 1) > MAX_RUN.as_micros() as u64
+    {
+        return Err(PublishError::Invalid(format!(
+            "count × interval_us spans more than {} s; publish less or faster",
+            MAX_RUN.as_secs()
+        )));
+    }
+    Ok(req)
+}
+
+/// A worker's publishing side: one multiplexed Redis connection, made when first
+/// needed and again after it failed.
+#[derive(Debug)]
+pub struct Publisher {
+    client: redis::Client,
+    worker: u32,
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    script: redis::Script,
+    breaker: crate::breaker::Breaker,
+    pending_ttl: Duration,
+}
+
+impl Publisher {
+    /// A publisher of `worker`; messages to persons are kept for `pending_ttl` (zero:
+    /// not kept).
+    pub fn new(client: redis::Client, worker: u32, pending_ttl: Duration) -> Self {
+        Self {
+            pending_ttl,
+            client,
+            worker,
+            conn: Mutex::new(None),
+            script: redis::Script::new(SCRIPT),
+            breaker: crate::breaker::Breaker::default(),
+        }
+    }
+
+    /// The breaker's state now, and how often it opened.
+    pub fn breaker(&self) -> (crate::breaker::State, u64) {
+        (self.breaker.state(std::time::Instant::now()), self.breaker.opened())
+    }
+
+    pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let connect = self.client.get_multiplexed_async_connection();
+        let c = tokio::time::timeout(Duration::from_secs(3), connect)
+            .await
+            .map_err(|_| PublishError::Redis("connect timed out".into()))?
+            .map_err(|e| PublishError::Redis(e.to_string()))?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// One script call: publishes one envelope per send time, returns the first seq.
+    async fn batch(&self, parts: &EnvelopeParts, req: &PublishRequest, sent: &[u64]) -> Result<u64, PublishError> {
+        let result = self.batch_unguarded(parts, req, sent).await;
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(_) => self.breaker.failure(std::time::Instant::now()),
+        }
+        result
+    }
+
+    async fn batch_unguarded(
+        &self,
+        parts: &EnvelopeParts,
+        req: &PublishRequest,
+        sent: &[u64],
+    ) -> Result<u64, PublishError> {
+        let mut conn = self.connection().await?;
+        let mut inv = self.script.key(format!("seq:{}", req.channel));
+        inv.key(crate::pending::key(&req.channel));
+        let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
+        inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
+        for s in sent {
+            inv.arg(*s);
+        }
+        match inv.invoke_async::<u64>(&mut conn).await {
+            Ok(first) => Ok(first),
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    self.forget().await;
+                }
+                Err(PublishError::Redis(e.to_string()))
+            }
+        }
+    }
+
+    /// Publishes `req`, counting each message published in `metrics`.
+    pub async fn publish(&self, req: &PublishRequest, metrics: &Metrics) -> Result<Published, PublishError> {
+        if let Err(wait) = self.breaker.allow(std::time::Instant::now()) {
+            Metrics::inc(&metrics.publish_rejected);
+            return Err(PublishError::Open(wait));
+        }
+        let mut parts = EnvelopeParts::new(&req.channel, self.worker, req.body.as_deref());
+        if req.critical {
+            parts = parts.critical();
+        }
+        let mut ranges: Vec<[u64; 2]> = Vec::new();
+        let mut record = |first: u64, n: u64| {
+            Metrics::add(&metrics.published, n);
+            match ranges.last_mut() {
+                Some(r) if r[1] + 1 == first => r[1] = first + n - 1,
+                _ => ranges.push([first, first + n - 1]),
+            }
+        };
+        match req.interval_us {
+            Some(us) if req.count > 1 => {
+                let (start, start_us) = (tokio::time::Instant::now(), crate::unix_us());
+                for i in 0..req.count {
+                    let offset = Duration::from_micros(us * i);
+                    tokio::time::sleep_until(start + offset).await;
+                    let first = self.batch(&parts, req, &[start_us + us * i]).await?;
+                    record(first, 1);
+                }
+            }
+            _ => {
+                let mut left = req.count;
+                while left > 0 {
+                    let n = left.min(BATCH as u64);
+                    // Due now: the intended publish time is when the batch goes out.
+                    let sent = vec![crate::unix_us(); n as usize];
+                    let first = self.batch(&parts, req, &sent).await?;
+                    record(first, n);
+                    left -= n;
+                }
+            }
+        }
+        Ok(Published {
+            channel: req.channel.clone(),
+            channel_id: channel_id(&req.channel),
+            count: req.count,
+            first_seq: ranges.first().map_or(0, |r| r[0]),
+            last_seq: ranges.last().map_or(0, |r| r[1]),
+            ranges,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(body: &str) -> String {
+        match parse_request(body.as_bytes()) {
+            Err(PublishError::Invalid(why)) => {
+                assert!(!why.contains('\n'), "{why}");
+                why
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_are_validated_with_one_line_reasons() {
+        let r = parse_request(br#"{"channel":"unit:1","count":3,"body":{"a":[1]}}"#).unwrap();
+        assert_eq!((r.channel.as_str(), r.count, r.body.unwrap().get()), ("unit:1", 3, r#"{"a":[1]}"#));
+        assert_eq!(parse_request(br#"{"channel":"b"}"#).unwrap().count, 1);
+        assert!(invalid("{").starts_with("invalid publish request: EOF"));
+        assert!(invalid(r#"["a", 1]"#).ends_with("expected a JSON object"));
+        assert!(invalid("").ends_with("expected a JSON object"));
+        assert!(invalid(r#"{"channel":"a","colour":1}"#).contains("unknown field `colour`"));
+        assert!(invalid(r#"{"count":1}"#).contains("missing field `channel`"));
+        assert!(invalid(r#"{"channel":"a","count":-1}"#).contains("invalid value"));
+        assert!(invalid(r#"{"channel":"a","count":0}"#).contains("outside 1..="));
+        assert!(invalid(r#"{"channel":"a\nb"}"#).starts_with("invalid channel"));
+        assert!(invalid(r#"{"channel":"loadgen-target:control"}"#).contains("reserved"));
+        assert!(invalid(r#"{"channel":"a","count":1000,"interval_us":1000000}"#).contains("more than 600 s"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The whole reference target as `loadgen serve --mode notify` runs it: Redis (the
+//! embedded server, or a given URL checked with a PING first) and the supervised
+//! worker processes on one port. Blocking API, no runtime of its own: the workers
+//! carry the tokio runtimes. Stopping stops the workers first, then the embedded Redis.
+//!
+//! With [`Balancer::Haproxy`], the workers get loopback ports of their own and a
+//! `haproxy` child listens on the public address in front of them
+//! ([`crate::haproxy`]); it is stopped after the workers, before Redis.
+//!
+//! Before the workers start, the `--fault` list is stored in Redis (what `POST
+//! /admin/faults` changes later), and an admin token is generated unless one is given.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::TargetError;
+use crate::redis_server::EmbeddedRedis;
+use crate::supervisor::{Supervisor, SupervisorConfig, SupervisorEvent};
+use crate::worker::WorkerConfig;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// An existing Redis (`redis://HOST:PORT`); none: start the embedded one.
+    pub redis: Option<String>,
+    pub workers: u32,
+    /// The workers' settings (`listen` is the shared address; `redis_url` is replaced).
+    pub worker: WorkerConfig,
+    /// The program and arguments that run a worker process.
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub balancer: Balancer,
+}
+
+/// How connections reach the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balancer {
+    /// Every worker on the one port, the kernel picks (SO_REUSEPORT).
+    #[default]
+    ReusePort,
+    /// Workers on their own ports behind HAProxy (sticky by user id).
+    Haproxy,
+}
+
+/// A running target.
+#[derive(Debug)]
+pub struct Target {
+    supervisor: Option<Supervisor>,
+    haproxy: Option<crate::haproxy::Haproxy>,
+    embedded: Option<EmbeddedRedis>,
+    redis_url: String,
+    admin_token: String,
+    admin_token_generated: bool,
+}
+
+/// Connections one worker process is sized for: a process here holds at most 20,000
+/// descriptors, so 18,000 leaves room for Redis, listeners and files.
+pub const CONNECTIONS_PER_WORKER: u64 = 18_000;
+
+/// The default worker count: the larger of the core count and `connections` ÷
+/// [`CONNECTIONS_PER_WORKER`] (rounded up), at most 256.
+pub fn default_workers(cores: usize, connections: Option<u64>) -> u32 {
+    let by_fds = connections.map_or(0, |c| c.div_ceil(CONNECTIONS_PER_WORKER));
+    (cores as u64).max(by_fds).clamp(1, 256) as u32
+}
+
+/// Checks that `url` is a Redis that answers PING within 2 s.
+pub fn check_redis(url: &str) -> Result<(), TargetError> {
+    let err = |source| TargetError::Redis { url: url.to_string(), source };
+    let client = redis::Client::open(url).map_err(err)?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(err)?;
+    let _: String = redis::cmd("PING").query(&mut conn).map_err(err)?;
+    Ok(())
+}
+
+impl Target {
+    /// Starts Redis (unless given) and the workers; returns once every worker accepts.
+    pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
+        let (embedded, redis_url) = match &config.redis {
+            Some(url) => {
+                check_redis(url)?;
+                (None, url.clone())
+            }
+            None => {
+                let r = EmbeddedRedis::start()?;
+                let url = r.url().to_string();
+                (Some(r), url)
+            }
+        };
+        let mut worker = config.worker;
+        worker.redis_url = redis_url.clone();
+        let admin_token_generated = worker.admin_token.is_none();
+        let admin_token = match worker.admin_token.take() {
+            Some(t) => t,
+            None => crate::control::generate_token().map_err(|e| TargetError::io("generating an admin token", e))?,
+        };
+        worker.admin_token = Some(admin_token.clone());
+        crate::control::store_blocking(&redis_url, &worker.faults)
+            .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
+        let own_ports = config.balancer == Balancer::Haproxy;
+        let (public, sticky) = (worker.listen, !worker.faults.contains(&crate::Fault::NoSticky));
+        let supervisor = Supervisor::start(SupervisorConfig {
+            workers: config.workers,
+            program: config.program,
+            args: config.args,
+            worker,
+            own_ports,
+        })?;
+        let haproxy = if own_ports {
+            Some(crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky)?)
+        } else {
+            None
+        };
+        Ok(Target { supervisor: Some(supervisor), haproxy, embedded, redis_url, admin_token, admin_token_generated })
+    }
+
+    /// The token of `/admin/faults`, and whether it was generated (not given).
+    pub fn admin_token(&self) -> (&str, bool) {
+        (&self.admin_token, self.admin_token_generated)
+    }
+
+    /// The address clients connect to: every worker's, or HAProxy's.
+    pub fn addr(&self) -> SocketAddr {
+        self.haproxy.as_ref().map_or_else(|| self.supervisor().addr(), |h| h.addr())
+    }
+
+    /// Each worker's own address.
+    pub fn worker_addrs(&self) -> Vec<SocketAddr> {
+        self.supervisor().worker_addrs()
+    }
+
+    /// The Redis in use.
+    pub fn redis_url(&self) -> &str {
+        &self.redis_url
+    }
+
+    /// Whether that Redis is the embedded one.
+    pub fn redis_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    fn supervisor(&self) -> &Supervisor {
+        self.supervisor.as_ref().expect("running until stopped")
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.supervisor().restarts()
+    }
+
+    pub fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.supervisor().worker_pids()
+    }
+
+    /// Worker exits and restarts since the last call.
+    pub fn events(&self) -> Vec<SupervisorEvent> {
+        self.supervisor().events()
+    }
+
+    /// Stops the workers gracefully, then the embedded Redis; how each worker ended.
+    pub fn stop(mut self) -> Vec<Option<String>> {
+        let ended = self.supervisor.take().map(Supervisor::stop).unwrap_or_default();
+        if let Some(mut h) = self.haproxy.take() {
+            h.stop();
+        }
+        if let Some(mut r) = self.embedded.take() {
+            r.stop();
+        }
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_workers_are_cores_or_what_the_connections_need() {
+        assert_eq!(default_workers(2, None), 2);
+        assert_eq!(default_workers(2, Some(30_000)), 2);
+        assert_eq!(default_workers(2, Some(100_000)), 6);
+        assert_eq!(default_workers(0, None), 1);
+        assert_eq!(default_workers(4, Some(u64::MAX)), 256);
+    }
+}
