@@ -588,7 +588,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
         tls: tls_config(args, targets_tls)?,
         echo_connections: args.echo_connections.filter(|&n| n < args.connections),
-        program: None,
+        cohorts: Vec::new(),
         timer_coalesce: args.coalesce,
         headers: headers.clone(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {

@@ -29,6 +29,7 @@ use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
 use crate::stats::{RunStats, SaturationPolicy, SecondStats, channel};
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
+pub use programs::Cohort;
 
 /// A WebSocket target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,11 +170,13 @@ pub struct RunConfig {
     pub echo_connections: Option<u32>,
     /// permessage-deflate offer of every connection (`None`: no compression).
     pub deflate: Option<loadgen_proto::DeflateConfig>,
-    /// What every connection does once open, replacing the program the options above
-    /// compile to (`on_open`, `ping_interval`, `traffic`, `think_time`, `reconnect`,
-    /// `echo_connections`; see [`RunConfig::programs`]). Scenarios set it. Probe
-    /// messages still take their size from `traffic`.
-    pub program: Option<crate::driver::Program>,
+    /// What the connections do once open, by group, replacing the programs the options
+    /// above compile to (`on_open`, `ping_interval`, `traffic`, `think_time`,
+    /// `reconnect`, `echo_connections`; see [`RunConfig::programs`]): the first
+    /// group's `connections` are the run's connections `0..n1`, the next group's the
+    /// following ones, and so on (their counts add up to `connections`). Scenarios set
+    /// it; empty: the flags decide. Probe messages still take their size from `traffic`.
+    pub cohorts: Vec<Cohort>,
     /// Timers due within this window of the earliest are fired together: the loop
     /// sleeps until the earliest due timer plus this, so one wake-up (one submission)
     /// serves every send and ping due meanwhile. Their lateness is schedule lag and is

@@ -1,7 +1,9 @@
 //! The run's options compiled to driver programs: what each connection of the run
 //! does once open ([`crate::driver::Program`]).
 //!
-//! Without an explicit [`RunConfig::program`], the flags make one or two cohorts:
+//! With [`RunConfig::cohorts`] (scenarios: several user groups, each with its own
+//! program) connection `g` of the run runs the program of the group whose range of
+//! connection numbers holds `g`. Without, the flags make one or two cohorts:
 //! program 0 runs the on-open exchange, `Ready`, pings and the traffic; when only the
 //! first `echo_connections` of the run carry messages, program 1 (the others) is the
 //! same without the traffic. An on-open step that waits for a reply waits at most the
@@ -11,13 +13,44 @@ use crate::driver::{Program, Step, Traffic as DriverTraffic};
 
 use super::{MessageRate, Protocol, RunConfig, RunError, Traffic};
 
+/// Most groups in a run (a connection's cohort is a byte).
+pub const MAX_COHORTS: usize = 255;
+
+/// A group of the run's connections that runs one program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cohort {
+    /// The group's name (reports, errors).
+    pub name: String,
+    /// What its connections do.
+    pub program: Program,
+    /// How many of the run's connections it has.
+    pub connections: u32,
+}
+
 impl RunConfig {
     /// The programs the run's connections run (by cohort), checked.
     pub fn programs(&self) -> Result<Vec<Program>, RunError> {
-        let programs = match &self.program {
-            Some(p) => vec![p.clone()],
-            None if self.echo_connections.is_some() => vec![self.flag_program(true), self.flag_program(false)],
-            None => vec![self.flag_program(true)],
+        if !self.cohorts.is_empty() {
+            if self.cohorts.len() > MAX_COHORTS {
+                return Err(RunError::Setup(format!(
+                    "{} connection groups; at most {MAX_COHORTS} fit a run",
+                    self.cohorts.len()
+                )));
+            }
+            let total: u64 = self.cohorts.iter().map(|c| u64::from(c.connections)).sum();
+            if total != u64::from(self.connections) {
+                return Err(RunError::Setup(format!(
+                    "the groups have {total} connections in all but the run opens {}; make them add up",
+                    self.connections
+                )));
+            }
+        }
+        let programs = if !self.cohorts.is_empty() {
+            self.cohorts.iter().map(|c| c.program.clone()).collect()
+        } else if self.echo_connections.is_some() {
+            vec![self.flag_program(true), self.flag_program(false)]
+        } else {
+            vec![self.flag_program(true)]
         };
         for p in &programs {
             p.validate().map_err(|e| RunError::Setup(format!("invalid connection program: {e}")))?;
@@ -34,8 +67,18 @@ impl RunConfig {
 
     /// The cohort (program index) of the run's connection number `global`.
     pub fn program_of(&self, global: u64) -> u8 {
-        match (&self.program, self.echo_connections) {
-            (None, Some(n)) if global >= u64::from(n) => 1,
+        if !self.cohorts.is_empty() {
+            let mut end = 0u64;
+            for (k, c) in self.cohorts.iter().enumerate() {
+                end += u64::from(c.connections);
+                if global < end {
+                    return k as u8;
+                }
+            }
+            return (self.cohorts.len() - 1) as u8;
+        }
+        match self.echo_connections {
+            Some(n) if global >= u64::from(n) => 1,
             _ => 0,
         }
     }

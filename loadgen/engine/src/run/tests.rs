@@ -351,7 +351,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         tls: server.tls.as_ref().map(|t| t.client.clone()),
         deflate: None,
         echo_connections: None,
-        program: None,
+        cohorts: Vec::new(),
         timer_coalesce: Duration::ZERO,
         headers: Vec::new(),
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::*;
 use crate::driver::{Program, Step, Traffic as Steps};
+use crate::run::Cohort;
 
 /// The close code the program tests send, and how many closes with it the test server
 /// saw (only these tests use it).
@@ -18,7 +19,8 @@ fn ms(n: u64) -> Duration {
 fn with_program(server: &TestServer, connections: u32, hold_ms: u64, steps: Vec<Step>) -> RunConfig {
     let mut cfg =
         config(server, connections, hold_ms, Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop });
-    cfg.program = Some(Program { steps, reconnect: None });
+    cfg.cohorts =
+        vec![Cohort { name: "all".into(), program: Program { steps, reconnect: None }, connections: cfg.connections }];
     cfg
 }
 
@@ -207,4 +209,27 @@ fn each_connection_has_its_own_identity_in_the_path_and_headers() {
     let m = go(&cfg).stats;
     assert!(m.totals.messages_received >= 6, "{:?} {:?}", m.totals, m.errors);
     assert_eq!(identities("http-"), vec!["/poll http-0", "/poll http-1", "/poll http-2"]);
+}
+
+#[test]
+fn groups_run_their_own_programs_on_their_own_connections() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 5, 1_000, Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop });
+    let talk = Program { steps: vec![Step::Ready, Step::Traffic(Steps::Paced { interval: ms(50) })], reconnect: None };
+    let hold = Program { steps: vec![Step::Ready], reconnect: None };
+    cfg.cohorts = vec![
+        Cohort { name: "talkers".into(), program: talk, connections: 2 },
+        Cohort { name: "holders".into(), program: hold, connections: 3 },
+    ];
+    assert_eq!((0..5).map(|g| cfg.program_of(g)).collect::<Vec<_>>(), [0, 0, 1, 1, 1], "contiguous ranges");
+    let m = go(&cfg).stats;
+    let t = &m.totals;
+    assert_eq!((t.established, t.failed), (5, 0), "{:?}", m.errors);
+    // Two talkers at 20/s for ≈ 1 s (five would send ≈ 100).
+    assert!((30..=50).contains(&t.messages_sent), "only the talkers send: {t:?}");
+    assert_eq!(t.answered, t.messages_sent, "{t:?}");
+
+    cfg.cohorts[1].connections = 4;
+    let err = run(&cfg, &AtomicBool::new(false)).expect_err("6 group connections for a run of 5");
+    assert!(err.to_string().contains("add up"), "{err}");
 }
