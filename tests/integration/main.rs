@@ -17,6 +17,7 @@ mod notify_target;
 mod progress;
 mod report_schema;
 mod runs;
+mod scenarios;
 mod serve_faults;
 mod servers;
 mod verdict;

@@ -13,6 +13,7 @@ mod run_cmd;
 mod run_report;
 mod serve_cmd;
 mod summary;
+mod validate_cmd;
 
 use std::process::ExitCode;
 
@@ -49,10 +50,13 @@ enum Command {
     /// Check whether this host can hold a load (pre-flight checks only) and print each fix.
     #[command(after_help = doctor::EXAMPLES)]
     Doctor(doctor::DoctorArgs),
+    /// Check scenario files (TOML) and print what each would run, or where and why it cannot.
+    #[command(after_help = validate_cmd::EXAMPLES)]
+    Validate(validate_cmd::ValidateArgs),
 }
 
 /// Subcommands, to point a usage error at the right `--help`.
-const SUBCOMMANDS: [&str; 4] = ["check", "run", "serve", "doctor"];
+const SUBCOMMANDS: [&str; 5] = ["check", "run", "serve", "doctor", "validate"];
 
 /// A clap usage error on one line: the message, any tip, the usage and where the help
 /// is (`args`: the command line, for the subcommand).
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Some(Command::Run { args, output }) => run_cmd::run(&args, &output),
         Some(Command::Serve(args)) => serve_cmd::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Validate(args)) => validate_cmd::run(&args),
         None => {
             let _ = Cli::command().print_help();
             ExitCode::from(2)

@@ -1,0 +1,80 @@
+//! Scenario files for loadgen: a run described in TOML (target, load, connection
+//! profile, reconnect policy, user groups with their steps, checks), read into typed
+//! structs ([`model`]: unknown keys refused), overridden with `--set key=value`,
+//! validated and compiled into a [`Plan`]: the engine's connection programs by group
+//! (`loadgen_engine::run::Cohort`) and the parsed [`check::Check`]s.
+//!
+//! Errors name the file, the line and column when the TOML pinpoints it (syntax, a
+//! wrong type, an unknown key) or the key path otherwise (`groups[1].connections`),
+//! what was expected and how to fix it, on one line.
+//!
+//! What it does not do: I/O of any kind (the caller reads the file and runs the plan),
+//! build the engine's `RunConfig` (the CLI maps a plan and its own flags onto it), or
+//! start the embedded target.
+
+pub mod check;
+mod compile;
+pub mod model;
+mod set;
+
+pub use compile::{Plan, TargetSpec};
+pub use model::Scenario;
+
+/// A scenario that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{origin}{}: {message}", at.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]
+pub struct ScenarioError {
+    /// The file (or `--set`).
+    pub origin: String,
+    /// Line and column (from 1), when known.
+    pub at: Option<(usize, usize)>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ScenarioError {
+    fn new(origin: &str, at: Option<(usize, usize)>, message: impl Into<String>) -> Self {
+        Self { origin: origin.to_string(), at, message: message.into() }
+    }
+}
+
+/// Line and column (from 1) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The first line of a toml error (it repeats the source below).
+fn toml_message(e: &toml::de::Error) -> String {
+    e.message().lines().next().unwrap_or("invalid TOML").trim().to_string()
+}
+
+/// Reads scenario `text` (from `origin`, a file name for errors), applies the `sets`
+/// (`dotted.key=value`: a TOML value, or a bare word read as a string) and compiles it.
+pub fn load(text: &str, origin: &str, sets: &[String]) -> Result<Plan, ScenarioError> {
+    let scenario = read(text, origin, sets)?;
+    compile::compile(&scenario).map_err(|e| ScenarioError::new(origin, None, e))
+}
+
+/// Reads `text` into a [`Scenario`] without validating it as a whole.
+pub fn read(text: &str, origin: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+    let spanned = |e: toml::de::Error| {
+        let at = e.span().map(|s| line_col(text, s.start));
+        ScenarioError::new(origin, at, toml_message(&e))
+    };
+    if sets.is_empty() {
+        return toml::from_str::<Scenario>(text).map_err(spanned);
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(spanned)?;
+    for s in sets {
+        set::apply(&mut table, s).map_err(|e| ScenarioError::new("--set", None, format!("{s}: {e}")))?;
+    }
+    toml::Value::Table(table)
+        .try_into::<Scenario>()
+        .map_err(|e| ScenarioError::new(origin, None, format!("{} (after --set)", toml_message(&e))))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Scenario files read, overridden, validated and compiled; bad ones refused on one
+//! line that says where and why.
+
+use std::time::Duration;
+
+use loadgen_engine::driver::{Step, Traffic};
+
+use super::*;
+
+const SMOKE: &str = include_str!("../../../scenarios/smoke.toml");
+
+#[test]
+fn the_catalogue_smoke_scenario_compiles_to_groups_programs_and_checks() {
+    let plan = load(SMOKE, "scenarios/smoke.toml", &[]).expect("smoke compiles");
+    assert_eq!((plan.name.as_str(), &plan.target), ("smoke", &TargetSpec::Embedded));
+    assert_eq!((plan.connections, plan.connect_rate, plan.hold), (20, 20.0, Duration::from_secs(10)));
+    assert_eq!(plan.headers, [("Origin".to_string(), "http://localhost".to_string())]);
+    let names: Vec<_> = plan.cohorts.iter().map(|c| (c.name.as_str(), c.connections)).collect();
+    assert_eq!(names, [("subscribers", 19), ("talker", 1)]);
+    let subs = &plan.cohorts[0].program;
+    assert_eq!(
+        subs.steps[0],
+        Step::WaitFor { pattern: "lgready".into(), timeout: Some(Duration::from_secs(2)) },
+        "a wait without its own timeout takes the scenario's reply timeout"
+    );
+    assert_eq!(
+        plan.cohorts[1].program.steps[1],
+        Step::Traffic(Traffic::Paced { interval: Duration::from_millis(100) })
+    );
+    let policy = subs.reconnect.expect("the reconnect policy goes into every program");
+    assert_eq!(
+        (policy.initial, policy.max, policy.limit),
+        (Duration::from_millis(200), Duration::from_secs(5), Some(5))
+    );
+    assert_eq!(plan.checks.len(), 3);
+    assert_eq!(plan.checks[0].name, "nothing lost");
+    assert_eq!(plan.checks[1].name, "connections.failed / connections.attempted < 0.001", "unnamed: the expression");
+}
+
+#[test]
+fn sets_override_dotted_keys_with_toml_values_or_bare_strings() {
+    let sets =
+        ["load.hold=3s", "load.connections=30", "groups.0.connections=29", r#"target.url="ws://127.0.0.1:9/ws""#]
+            .map(String::from);
+    let plan = load(SMOKE, "smoke.toml", &sets).expect("overridden");
+    assert_eq!((plan.hold, plan.connections, plan.cohorts[0].connections), (Duration::from_secs(3), 30, 29));
+    assert_eq!(plan.target, TargetSpec::Url("ws://127.0.0.1:9/ws".into()));
+    let e = load(SMOKE, "smoke.toml", &["groups.7.connections=1".into()]).unwrap_err();
+    assert!(e.to_string().starts_with("--set: groups.7.connections=1: index 7 is past the end"), "{e}");
+    let e = load(SMOKE, "smoke.toml", &["load.hold".into()]).unwrap_err();
+    assert!(e.to_string().contains("expected key=value"), "{e}");
+    let e = load(SMOKE, "smoke.toml", &["load.connections=lots".into()]).unwrap_err();
+    assert!(e.to_string().contains("after --set"), "a string where a number goes: {e}");
+}
+
+#[test]
+fn toml_mistakes_point_at_the_line_and_column() {
+    // (text, problem, a text on the line the error points at)
+    let cases = [
+        (
+            SMOKE.replace("connect_rate = 20", "connect_rate = 20\nconect_rate = 5"),
+            "unknown field `conect_rate`",
+            "conect_rate",
+        ),
+        (SMOKE.replace("hold = \"10s\"", "hold = \"10 parsecs\""), "not a unit of time", "parsecs"),
+        (SMOKE.replace("hold = \"10s\"", "hold = 10"), "invalid type", "hold = 10"),
+        (SMOKE.replace("{ do = \"paced\"", "{ do = \"dance\""), "unknown variant `dance`", "dance"),
+        (SMOKE.replace("name = \"smoke\"", "name = \"smoke"), "", "name = \"smoke"),
+    ];
+    for (text, problem, marker) in cases {
+        let line = text.lines().position(|l| l.contains(marker)).expect("marker") + 1;
+        let e = load(&text, "s.toml", &[]).expect_err(problem);
+        let (l, _) = e.at.unwrap_or_else(|| panic!("{problem}: no position in {e}"));
+        assert_eq!(l, line, "{e}");
+        assert!(e.message.contains(problem), "{e}");
+        assert!(e.to_string().starts_with(&format!("s.toml:{line}:")) && !e.to_string().contains('\n'), "{e}");
+    }
+}
+
+#[test]
+fn whole_scenario_mistakes_name_the_key_and_the_fix() {
+    let cases = [
+        (
+            SMOKE.replace("connections = 19", "connections = 18"),
+            "groups: their connections add up to 19, but load.connections is 20",
+        ),
+        (SMOKE.replace("url = \"embedded\"", "url = \"ftp://x\""), "target.url: \"ftp://x\""),
+        (SMOKE.replace("url = \"embedded\"", "url = \"ws://h/\"\nfaults = [\"delay=5\"]"), "target.faults"),
+        (SMOKE.replace("connect_rate = 20", "connect_rate = 0"), "load.connect_rate"),
+        (SMOKE.replace("hold = \"10s\"", "hold = \"0s\""), "load.hold"),
+        (SMOKE.replace("initial = \"200ms\"", "initial = \"10s\""), "reconnect: initial"),
+        (SMOKE.replace("name = \"talker\"", "name = \"subscribers\""), "groups[1] (\"subscribers\"): another group"),
+        (SMOKE.replace("every = \"5s\"", "every = \"0s\""), "groups[0] (\"subscribers\").steps"),
+        (SMOKE.replace("messages.lost == 0", "messages.lost = 0"), "checks[0].expr: expected a comparison"),
+    ];
+    for (text, problem) in cases {
+        let e = load(&text, "s.toml", &[]).expect_err(problem);
+        assert!(e.to_string().starts_with("s.toml: ") && e.to_string().contains(problem), "{problem}: {e}");
+    }
+}
