@@ -31,7 +31,7 @@ fn every_catalogue_scenario_validates() {
 fn a_broken_scenario_is_refused_on_one_line_with_its_position() {
     let dir = temp_dir("validate");
     std::fs::create_dir_all(&dir).unwrap();
-    let smoke = std::fs::read_to_string(&catalogue().into_iter().find(|f| f.ends_with("smoke.toml")).unwrap()).unwrap();
+    let smoke = std::fs::read_to_string(catalogue().into_iter().find(|f| f.ends_with("smoke.toml")).unwrap()).unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, smoke.replace("hold = \"10s\"", "hold = \"10s\"\nhodl = 3")).unwrap();
     let line = smoke.lines().position(|l| l.starts_with("hold =")).unwrap() + 2;
