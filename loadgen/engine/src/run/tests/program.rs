@@ -128,8 +128,10 @@ fn coalesced_timers_fire_together_and_their_lateness_is_schedule_lag() {
     assert_eq!((t.answered, t.unanswered), (t.messages_sent, 0), "{t:?}");
     assert!(t.messages_sent >= 800, "the rate is kept: {t:?}");
     let lag = m.histogram(Metric::ScheduleLag);
-    // Sends due within 20 ms of the earliest wait for it: typically ~10 ms late.
-    assert!(lag.value_at_quantile(0.5) >= 3_000, "lag p50 {} µs", lag.value_at_quantile(0.5));
+    // Sends due within 20 ms of the earliest wait for it: typically ~10 ms late, less
+    // when echo completions wake the loop between windows (which fires what is due),
+    // but far above the tens of µs of a loop that wakes for every deadline.
+    assert!(lag.value_at_quantile(0.5) >= 1_000, "lag p50 {} µs", lag.value_at_quantile(0.5));
     assert!(
         lag.value_at_quantile(0.5) <= 20_000 + 15_000,
         "bounded by the window: p50 {} µs",
