@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::reconnect::fd_count;
 use super::{Bench, IDLE_CLOSE_RATE, Series, na, run_args, vm_rss};
 
 const CHURN_CONNS: u64 = 20_000;
@@ -43,10 +44,6 @@ fn growth(c: &Churn) -> Option<f64> {
     c.rss_end.zip(c.rss_from).map(|(e, f)| e - f)
 }
 
-fn fds(pid: u32) -> Option<f64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count() as f64)
-}
-
 impl Bench {
     fn churn_run(&mut self, name: &str, fault: bool) -> Result<Churn> {
         if self.catch.received() > 0 {
@@ -73,10 +70,10 @@ impl Bench {
         let r = self.generate_sampled(name, &args, timeout, &mut |pid, t| {
             let t = t.as_secs_f64();
             if t >= CHURN_FROM_S && c.rss_from.is_none() {
-                (c.rss_from, c.fds_from) = (vm_rss(pid), fds(pid));
+                (c.rss_from, c.fds_from) = (vm_rss(pid), fd_count(pid));
             }
             if t <= end_s {
-                (c.rss_end, c.fds_end) = (vm_rss(pid), fds(pid));
+                (c.rss_end, c.fds_end) = (vm_rss(pid), fd_count(pid));
             }
         });
         server.stop();
@@ -119,13 +116,7 @@ impl Bench {
                 }
             }
         }
-        let series = |v: &[Churn], f: fn(&Churn) -> Option<f64>| {
-            let mut s = Series::default();
-            for x in v {
-                s.push(f(x));
-            }
-            s
-        };
+        let series = |v: &[Churn], f: fn(&Churn) -> Option<f64>| Series::of(v, f);
         let what = format!(
             "reconnect churn, 20k idle conns for {CHURN_HOLD_S} s (`serve --fault {CHURN_RESET_AFTER}`, `run --reconnect {}`)",
             CHURN_BACKOFF.join(" ")

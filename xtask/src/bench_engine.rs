@@ -151,6 +151,14 @@ pub struct Row {
 struct Series(Vec<f64>);
 
 impl Series {
+    /// The figure `f` of each run that measured it.
+    fn of<T>(runs: &[T], f: impl Fn(&T) -> Option<f64>) -> Self {
+        let mut s = Self::default();
+        for r in runs {
+            s.push(f(r));
+        }
+        s
+    }
     fn push(&mut self, v: Option<f64>) {
         if let Some(v) = v.filter(|v| v.is_finite()) {
             self.0.push(v);

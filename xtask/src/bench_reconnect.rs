@@ -66,7 +66,7 @@ fn sample_at(samples: &[Sample], t: f64) -> Option<Sample> {
     samples.iter().rev().find(|s| s.t <= t).copied()
 }
 
-fn fd_count(pid: u32) -> Option<f64> {
+pub(super) fn fd_count(pid: u32) -> Option<f64> {
     Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64)
 }
 
@@ -237,13 +237,7 @@ impl Bench {
                 }
             }
         }
-        let series = |v: &[Storm], f: fn(&Storm) -> Option<f64>| {
-            let mut s = Series::default();
-            for x in v {
-                s.push(f(x));
-            }
-            s
-        };
+        let series = |v: &[Storm], f: fn(&Storm) -> Option<f64>| Series::of(v, f);
         let n = thousands(STORM_CONNS);
         let what = format!(
             "reconnect storm, {n} idle conns (`serve --mode sink --threads {STORM_SERVE_THREADS} --fault \
