@@ -53,7 +53,7 @@ fn violations(report: &Value) -> Vec<String> {
 }
 
 /// Reads `dir/report.json` and asserts it matches the schema.
-fn validated(kind: &str, dir: &Path) -> Value {
+pub(crate) fn validated(kind: &str, dir: &Path) -> Value {
     let path = dir.join("report.json");
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{kind}: no report at {}: {e}", path.display()));
     let report: Value =

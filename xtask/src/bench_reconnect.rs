@@ -133,7 +133,7 @@ fn storm_figures(r: &Value, samples: &[Sample], reset_at: f64, hold_end: f64) ->
         recover_p99: field(&rec["p99"]),
         recover_max: field(&rec["max"]),
         peak_rss: field(&r["generator"]["peak_rss_bytes"]),
-        verdict: r["verdict"]["outcome"].as_str().unwrap_or("?").to_string(),
+        verdict: r["verdict"].as_str().unwrap_or("?").to_string(),
         ..Storm::default()
     };
     // Before the reset: the level at the end of the second before the first drop (a
@@ -529,7 +529,7 @@ mod tests {
             "connections": {"dropped": 100, "reconnected": 100, "open_at_end": 100, "reconnect_attempts": 120},
             "latency_us": {"recover": {"p50": 500_000, "p99": 990_000, "max": 1_200_000}},
             "generator": {"peak_rss_bytes": 1e7},
-            "verdict": {"outcome": "fail"},
+            "verdict": "fail",
             "timeseries": [sec(60, 0, 60), sec(40, 0, 100), sec(0, 0, 100), sec(30, 100, 30), sec(70, 0, 100), sec(0, 0, 100)],
         });
         let samples =

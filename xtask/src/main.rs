@@ -5,6 +5,8 @@
 //! - `demo [--quick]`: build loadgen, start its echo target and run one load
 //!   test against it (50,000 held connections; `--quick`: 3,000), with checks on
 //!   the report.
+//! - `catalogue [--long]`: every scenario of scenarios/ in its short form, with and
+//!   without its fault (the release binary must be built).
 //! - `fuzz [--seconds N] [--target NAME]`: the cargo-fuzz targets on nightly.
 //! - `bench [--engine-only|--proto-only] [--quick] [--runs N] [--only SECTION]`:
 //!   the protocol and engine benchmarks and the machine facts to record with them
@@ -12,6 +14,7 @@
 
 mod bench;
 mod bench_engine;
+mod catalogue;
 mod cmd;
 mod demo;
 mod deps;
@@ -40,6 +43,13 @@ enum Command {
     /// Run the whole suite: deps, interop-setup, fmt, clippy, tests.
     Test {
         /// Also run the #[ignore]d (long) tests, as a separate phase.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Run every catalogue scenario (short form) with and without its fault (needs
+    /// `cargo build --release -p loadgen`).
+    Catalogue {
+        /// Also the long-only scenarios (soak, a million connections).
         #[arg(long)]
         long: bool,
     },
@@ -100,6 +110,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result: Result<ExitCode> = match cli.command {
         Command::Test { long } => Ok(exit(test::run(&root, long))),
+        Command::Catalogue { long } => catalogue::run(&root, long).map(|()| ExitCode::SUCCESS),
         Command::Demo { test_ctrl_c: true, .. } => demo::test_ctrl_c(&root).map(|()| ExitCode::SUCCESS),
         Command::Demo { quick, no_setup, out, test_ctrl_c: false } => {
             let setup = if no_setup { demo::Setup::None } else { demo::Setup::Full };

@@ -1,10 +1,12 @@
 //! `cargo xtask test [--long]`: the whole suite, as CI runs it (`.ci/run`): deps,
-//! interop servers, fmt, clippy, the tests, then `demo --quick` and its Ctrl-C path.
+//! interop servers, fmt, clippy, the tests, then `demo --quick` and its Ctrl-C path,
+//! then the scenario catalogue, each with and without its fault.
 
 use std::path::Path;
 
 use anyhow::bail;
 
+use crate::catalogue;
 use crate::cmd::Cmd;
 use crate::demo;
 use crate::deps;
@@ -43,5 +45,7 @@ pub fn run(root: &Path, long: bool) -> bool {
     });
     // Ctrl-C during the demo: exit 130, report.json written with interrupted: true.
     phases.run("demo-ctrl-c", || demo::test_ctrl_c(root));
+    // Every catalogue scenario, short form, with and without its fault.
+    phases.run("catalogue", || catalogue::run(root, long));
     phases.finish()
 }

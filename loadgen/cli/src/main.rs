@@ -11,6 +11,7 @@ mod progress;
 mod run_args;
 mod run_cmd;
 mod run_report;
+mod scenario_run;
 mod serve_cmd;
 mod summary;
 mod validate_cmd;
@@ -18,7 +19,8 @@ mod validate_cmd;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// eBPF-assisted WebSocket load generator for real-time systems.
 #[derive(Debug, Parser)]
@@ -90,9 +92,24 @@ fn one_line(rendered: &str, args: &[String]) -> String {
     format!("{}; see `{help}`", parts.join("; "))
 }
 
+/// The ids of the `run` flags given on the command line (not defaults), for refusing
+/// those that contradict a scenario file.
+fn explicit_run_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    let Some(("run", run)) = matches.subcommand() else { return Vec::new() };
+    let command = Cli::command();
+    let Some(flags) = command.find_subcommand("run") else { return Vec::new() };
+    let flags: Vec<&str> = flags.get_arguments().map(|a| a.get_id().as_str()).collect();
+    run.ids()
+        .filter(|id| flags.contains(&id.as_str()))
+        .filter(|id| run.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, explicit) = match parsed {
+        Ok((cli, m)) => (cli, explicit_run_flags(&m)),
         Err(e) => {
             let usage = e.use_stderr();
             if usage && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
@@ -110,7 +127,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Check(args)) => check_cmd::run(&args),
-        Some(Command::Run { args, output }) => run_cmd::run(&args, &output),
+        Some(Command::Run { args, output }) => run_cmd::run(&args, &output, &explicit),
         Some(Command::Serve(args)) => serve_cmd::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Validate(args)) => validate_cmd::run(&args),

@@ -26,144 +26,154 @@ pub const MAX_RATE: f64 = 1e9;
 pub const MAX_SEND_SIZE: u64 = 1 << 31;
 
 /// Flags of `loadgen run`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct RunArgs {
+    /// A scenario file (TOML, docs/scenarios.md) to run: its target, load, groups,
+    /// timeline and checks. Flags that shape the load then do not apply (exit 2): use
+    /// --set; --target replaces the scenario's target.
+    #[arg(value_name = "FILE")]
+    pub(crate) scenario: Option<PathBuf>,
+    /// With FILE: override a key, a dotted key and a TOML value, a bare word read as a
+    /// string (`--set load.hold=10s`, `--set 'target.faults=["drop-fanout=20"]'`).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "scenario")]
+    pub(crate) sets: Vec<String>,
     /// ws:// or wss:// URL to load (repeat for several targets, used round robin);
     /// http:// or https:// for HTTP/1.1 keep-alive polling (each message is a GET).
-    #[arg(long = "target", value_name = "URL", required = true)]
+    /// With a scenario FILE: the one target, instead of the file's.
+    #[arg(long = "target", value_name = "URL", required_unless_present = "scenario")]
     pub(crate) targets: Vec<String>,
     /// Plain TCP instead of WebSocket: the same probe payloads back to back, no
     /// handshake, no framing (against `loadgen serve --raw`): this host's ceiling.
     #[arg(long, conflicts_with_all = ["on_open", "ping_interval"])]
-    raw: bool,
+    pub(crate) raw: bool,
     /// Connections to open.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    connections: u32,
+    pub(crate) connections: u32,
     /// How long to hold once every connection has been started (e.g. 30s, 2m, 500ms).
     #[arg(long, default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
-    duration: Duration,
+    pub(crate) duration: Duration,
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = 20_000.0, allow_negative_numbers = true)]
-    connect_rate: f64,
+    pub(crate) connect_rate: f64,
     /// Connections closed per second at the end, each with a close handshake
     /// (default: the connect rate).
     #[arg(long, allow_negative_numbers = true)]
-    close_rate: Option<f64>,
+    pub(crate) close_rate: Option<f64>,
     /// Hold the connections without sending (the default).
     #[arg(long, conflicts_with = "echo")]
-    idle: bool,
+    pub(crate) idle: bool,
     /// Send probe messages the server echoes back.
     #[arg(long)]
-    echo: bool,
+    pub(crate) echo: bool,
     /// Message size in bytes (at least 36, the probe header; at most --max-message-size
     /// and 2GiB); suffixes k, M, G (powers of 1000) and KiB, MiB, GiB (powers of 1024).
     #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_size, requires = "echo", allow_hyphen_values = true)]
-    message_size: u64,
+    pub(crate) message_size: u64,
     /// Largest message accepted from the server (larger: close 1009), so also the
     /// largest --message-size an echo can bring back; suffixes as for --message-size.
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size, allow_hyphen_values = true)]
-    max_message_size: u64,
+    pub(crate) max_message_size: u64,
     /// Total messages per second over all connections (open model).
     #[arg(long, requires = "echo", conflicts_with = "rate_per_conn", allow_negative_numbers = true)]
-    rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Only the first N connections carry messages (the rest are held idle): a few
     /// active clients among many connected ones.
     #[arg(long, value_name = "N", requires = "echo", value_parser = clap::value_parser!(u32).range(1..))]
-    echo_connections: Option<u32>,
+    pub(crate) echo_connections: Option<u32>,
     /// Messages per second per connection (open model).
     #[arg(long, requires = "echo", allow_negative_numbers = true)]
-    rate_per_conn: Option<f64>,
+    pub(crate) rate_per_conn: Option<f64>,
     /// How --rate messages are spaced: evenly, or as a Poisson process (real users
     /// do not take turns).
     #[arg(long, value_enum, default_value_t = ArrivalsArg::Constant, requires = "rate")]
     arrivals: ArrivalsArg,
     /// Seed of the Poisson arrivals (the same seed gives the same schedule).
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Worker threads, 1 to 1024 (default: one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    workers: Option<u32>,
+    pub(crate) workers: Option<u32>,
     /// Source address to bind (repeat to spread over several; for > 64k connections per target).
     #[arg(long = "source-addr", value_name = "IPV4")]
-    sources: Vec<Ipv4Addr>,
+    pub(crate) sources: Vec<Ipv4Addr>,
     /// After the upgrade, send TEXT and (with `=>PATTERN`) wait for a text message
     /// containing PATTERN before the next step (at most --reply-timeout, then
     /// `wait_timeout` and loadgen closes it); repeatable. The connection is ready (and
     /// timed as `ready`) once every step is done. Example: --on-open 'SUB chan=>SUBSCRIBED'
     #[arg(long = "on-open", value_name = "TEXT[=>PATTERN]")]
-    on_open: Vec<String>,
+    pub(crate) on_open: Vec<String>,
     /// Extra request header of every connection (the WebSocket upgrade, or every HTTP
     /// poll), as 'Name: value'; repeatable, at most 32. `{i}` in a value (or in the
     /// target URL's path or query) is the connection's number in the run, so each is its
     /// own user. Example: --header 'Authorization: Bearer t-{i}' --header 'Origin: https://app.example'
     #[arg(long = "header", value_name = "NAME: VALUE")]
-    headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     /// Send a ping this often on every ready connection and time its pong (e.g. 1s).
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    ping_interval: Option<Duration>,
+    pub(crate) ping_interval: Option<Duration>,
     /// Give up on a connection whose upgrade (TLS handshake included) is not done this
     /// long after its connect started (counted as handshake_timeout).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
-    handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
     /// Wait this long for the server's answer to a close frame before dropping the
     /// connection (counted as close_timeout).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
-    close_timeout: Duration,
+    pub(crate) close_timeout: Duration,
     /// Trust the certificates in this PEM file for wss:// targets (e.g. the file
     /// `loadgen serve --tls --tls-cert-out FILE` wrote).
     #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// wss:// without verifying the server's certificate (test servers only).
     #[arg(long, conflicts_with = "ca_file")]
-    insecure: bool,
+    pub(crate) insecure: bool,
     /// Full TLS handshakes every time (by default each worker resumes its sessions).
     #[arg(long)]
-    no_tls_resumption: bool,
+    pub(crate) no_tls_resumption: bool,
     /// Offer permessage-deflate (no context takeover either way: compression contexts
     /// are pooled per core, so a held connection keeps none).
     #[arg(long, conflicts_with = "raw")]
-    deflate: bool,
+    pub(crate) deflate: bool,
     /// With --deflate: keep compression contexts between messages (better ratio, but
     /// each connection then holds its own contexts, about 300 KB with zlib defaults).
     #[arg(long, requires = "deflate")]
-    deflate_context_takeover: bool,
+    pub(crate) deflate_context_takeover: bool,
     /// An echo later than this after its intended time counts as late (not answered);
     /// in a closed loop the connection then stops waiting and sends its next message.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
-    reply_timeout: Duration,
+    pub(crate) reply_timeout: Duration,
     /// Fire the timers (paced sends, pings) due within this window of the earliest one
     /// together, in one wake-up and one submission: less CPU per message at high
     /// connection counts, at most this much added lateness (recorded as schedule lag,
     /// included in latencies). 0s: wake for every deadline.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
-    coalesce: Duration,
+    pub(crate) coalesce: Duration,
     /// Closed loop (--echo without a rate): wait this long after each reply before the
     /// next send (0s: at once).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
-    think_time: Duration,
+    pub(crate) think_time: Duration,
     /// Bring connections the target drops back (WebSocket, raw TCP and HTTP pollers,
     /// which keep their cookies and honour a `Retry-After` they were given): each attempt
     /// after a random delay in [0, min(--reconnect-max, --reconnect-initial × 2^n)]
     /// (exponential backoff with full jitter); the time from the drop to ready again is
     /// reported as `latency_us.recover`.
     #[arg(long)]
-    reconnect: bool,
+    pub(crate) reconnect: bool,
     /// With --reconnect: ceiling of the first delay.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration, requires = "reconnect")]
-    reconnect_initial: Duration,
+    pub(crate) reconnect_initial: Duration,
     /// With --reconnect: largest delay ceiling.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "reconnect")]
-    reconnect_max: Duration,
+    pub(crate) reconnect_max: Duration,
     /// With --reconnect: give up after N attempts per drop (default: never).
     #[arg(long, value_name = "N", requires = "reconnect")]
-    reconnect_limit: Option<u32>,
+    pub(crate) reconnect_limit: Option<u32>,
     /// The generator counts as saturated in a second whose schedule-lag p99 (message
     /// sends, pings) exceeds this: the run is then judged invalid (exit 4).
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
-    lag_threshold: Duration,
+    pub(crate) lag_threshold: Duration,
     /// The same for connection starts (the ramp and reconnects).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
-    connect_lag_threshold: Duration,
+    pub(crate) connect_lag_threshold: Duration,
     /// Directory for report.json (created; checked to be writable before the run).
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     pub(crate) out: PathBuf,

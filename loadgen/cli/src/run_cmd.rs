@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
-use loadgen_engine::report::Outcome;
-use loadgen_engine::run::{Protocol, RunConfig, Traffic};
+use loadgen_engine::report::{Outcome, Verdict};
+use loadgen_engine::run::{Protocol, RunConfig, RunOutcome, Traffic};
 
 use crate::progress::{Mode, OutputArgs, Progress};
 pub(crate) use crate::run_args::target_addr;
@@ -120,25 +120,72 @@ fn check_out_dir(dir: &Path) -> std::io::Result<()> {
     written.and(removed)
 }
 
-pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
-    let mode = output.mode();
-    let mut config = match config(args) {
+/// What a run from a scenario adds around the engine: started just before the load
+/// (the timeline), and given the report before it is written (checks, faults,
+/// findings), which it may amend; it returns the verdict the report now holds.
+pub(crate) trait RunHooks {
+    /// The load starts now.
+    fn started(&mut self);
+    /// The load is over: amend the report document and judge the run.
+    fn finished(&mut self, outcome: &RunOutcome, doc: &mut serde_json::Value) -> Verdict;
+    /// The run has checks of its own, which may expect nothing to connect (attackers
+    /// refused): then no connection at all is for them to judge, not a runtime failure.
+    fn own_checks(&self) -> bool {
+        false
+    }
+    /// The run started the target itself on a free port, so advice about reserving
+    /// the target's port does not apply.
+    fn own_target(&self) -> bool {
+        false
+    }
+}
+
+/// A run from flags: the engine's default checks, nothing added.
+struct FlagRun;
+
+impl RunHooks for FlagRun {
+    fn started(&mut self) {}
+    fn finished(&mut self, outcome: &RunOutcome, _doc: &mut serde_json::Value) -> Verdict {
+        outcome.verdict()
+    }
+}
+
+pub fn run(args: &RunArgs, output: &OutputArgs, explicit: &[String]) -> ExitCode {
+    if args.scenario.is_some() {
+        return crate::scenario_run::run(args, output, explicit);
+    }
+    let config = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let plan = match preflight(&mut config) {
+    execute(config, &args.out, &args.targets, output, &mut FlagRun)
+}
+
+/// Plans, runs and reports `config` (exit codes as the module says).
+pub(crate) fn execute(
+    mut config: RunConfig,
+    out: &Path,
+    targets: &[String],
+    output: &OutputArgs,
+    hooks: &mut dyn RunHooks,
+) -> ExitCode {
+    let mode = output.mode();
+    let mut plan = match preflight(&mut config) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if hooks.own_target() {
+        plan.warnings.retain(|w| w.what != "server ports");
+    }
     // After the pure checks (a refused run leaves no directory behind), before any load.
-    if let Err(e) = check_out_dir(&args.out) {
-        eprintln!("error: cannot write the report into {}: {e} (choose another --out)", args.out.display());
+    if let Err(e) = check_out_dir(out) {
+        eprintln!("error: cannot write the report into {}: {e} (choose another --out)", out.display());
         return ExitCode::from(2);
     }
     // Human-readable text goes to stdout, except in json mode (stdout holds only the
@@ -155,7 +202,7 @@ pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
             human,
             "loadgen run: {} connections to {} at {}/s, hold {:?}, {} workers",
             config.connections,
-            args.targets.join(", "),
+            targets.join(", "),
             config.connect_rate,
             config.hold,
             config.workers
@@ -164,6 +211,7 @@ pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
     }
     install_signal_handlers();
     let mut progress = Progress::new(mode, &config);
+    hooks.started();
     let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second| {
         progress.second(second, STOP.load(Ordering::Relaxed));
     });
@@ -175,23 +223,24 @@ pub fn run(args: &RunArgs, output: &OutputArgs) -> ExitCode {
         }
     };
     let interrupted = STOP.load(Ordering::Relaxed);
-    crate::summary::write(&mut human, &outcome, interrupted);
-    match crate::run_report::write(&outcome, &config, &plan, interrupted, &args.out) {
+    let mut doc = crate::run_report::document(&outcome, &config, &plan, interrupted);
+    let verdict = hooks.finished(&outcome, &mut doc);
+    crate::summary::write(&mut human, &outcome, &verdict, interrupted);
+    match crate::run_report::write(&doc, out) {
         Ok(path) => {
             let _ = writeln!(human, "report: {}", path.display());
             let _ = human.flush();
         }
         Err(e) => {
-            eprintln!("error: cannot write the report into {}: {e} (choose another --out)", args.out.display());
+            eprintln!("error: cannot write the report into {}: {e} (choose another --out)", out.display());
             return ExitCode::from(3);
         }
     }
     let s = &outcome.stats;
-    let verdict = outcome.verdict();
     if interrupted {
         ExitCode::from(if SIGNAL.load(Ordering::Relaxed) == libc::SIGTERM { 143 } else { 130 })
-    } else if s.totals.established == 0 {
-        eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, &args.targets));
+    } else if s.totals.established == 0 && !hooks.own_checks() {
+        eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, targets));
         ExitCode::from(3)
     } else {
         match verdict.outcome {

@@ -53,18 +53,12 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
     doc
 }
 
-/// Writes `dir/report.json`; returns its path.
-pub fn write(
-    o: &RunOutcome,
-    config: &RunConfig,
-    plan: &Plan,
-    interrupted: bool,
-    dir: &Path,
-) -> std::io::Result<PathBuf> {
+/// Writes `doc` as `dir/report.json`; returns its path.
+pub fn write(doc: &Value, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("report.json");
     let tmp = dir.join(format!(".report.json.{}.tmp", std::process::id()));
-    let bytes = serde_json::to_vec_pretty(&document(o, config, plan, interrupted)).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

@@ -248,11 +248,11 @@ fn throughput(stats: &RunStats) -> Option<(f64, u64, u64)> {
 }
 
 /// Writes the summary. Write errors (a closed pipe) are ignored.
-pub fn write(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) {
-    let _ = write_inner(w, o, interrupted);
+pub fn write(w: &mut dyn Write, o: &RunOutcome, verdict: &Verdict, interrupted: bool) {
+    let _ = write_inner(w, o, verdict, interrupted);
 }
 
-fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io::Result<()> {
+fn write_inner(w: &mut dyn Write, o: &RunOutcome, judged: &Verdict, interrupted: bool) -> std::io::Result<()> {
     let s = &o.stats;
     let t = &s.totals;
     let how = if interrupted { ", interrupted" } else { "" };
@@ -394,7 +394,7 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, interrupted: bool) -> std::io:
         rows.row(["other errors".to_string(), other]);
     }
     rows.row(["generator health".to_string(), verdict(s)]);
-    rows.row(["verdict".to_string(), run_verdict(&o.verdict())]);
+    rows.row(["verdict".to_string(), run_verdict(judged)]);
     for line in rows.lines() {
         writeln!(w, "{line}")?;
     }
@@ -432,7 +432,14 @@ pub fn run_verdict(v: &Verdict) -> String {
         Outcome::Invalid => {
             let failed: Vec<&str> = v.failures().collect();
             let also = if failed.is_empty() { String::new() } else { format!("; also failed: {}", failed.join("; ")) };
-            format!("INVALID: the generator was saturated, so the numbers are partly loadgen's{also}")
+            let why = if v.checks.iter().any(|c| c.observed.is_none()) {
+                let names: Vec<&str> =
+                    v.checks.iter().filter(|c| c.observed.is_none()).map(|c| c.name.as_str()).collect();
+                format!("no data for {}", names.join(", "))
+            } else {
+                "the generator was saturated, so the numbers are partly loadgen's".to_string()
+            };
+            format!("INVALID: {why}{also}")
         }
     }
 }

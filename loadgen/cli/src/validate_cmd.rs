@@ -24,40 +24,51 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    let mut bad = 0;
+    let mut bad_files = 0;
     for file in &args.files {
         let origin = file.display().to_string();
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {origin}: cannot read it: {e}");
-                bad += 1;
+                bad_files += 1;
                 continue;
             }
         };
         match loadgen_scenario::load(&text, &origin, &args.sets) {
             Ok(plan) => {
                 let target = match &plan.target {
-                    TargetSpec::Embedded => "the embedded reference target".to_string(),
+                    TargetSpec::Embedded(e) if e.mode == "notify" => "the embedded reference target".to_string(),
+                    TargetSpec::Embedded(e) => format!("the embedded `loadgen serve --mode {}`", e.mode),
                     TargetSpec::Url(u) => u.clone(),
                 };
                 let groups: Vec<String> =
                     plan.cohorts.iter().map(|c| format!("{} {}", c.connections, c.name)).collect();
+                let faults: Vec<&String> = match &plan.target {
+                    TargetSpec::Embedded(e) => e.faults.iter().collect(),
+                    TargetSpec::Url(_) => Vec::new(),
+                };
+                if let Some(bad) = faults.iter().find_map(|f| f.parse::<loadgen_target::Fault>().err()) {
+                    eprintln!("error: {origin}: target.faults: {bad}");
+                    bad_files += 1;
+                    continue;
+                }
                 println!(
-                    "ok: {origin}: \"{}\": {} connections ({}) to {target} at {}/s, hold {:?}, {} checks",
+                    "ok: {origin}: \"{}\": {} connections ({}) to {target} at {}/s, hold {:?}, {} timeline events, {} checks",
                     plan.name,
                     plan.connections,
                     groups.join(", "),
                     plan.connect_rate,
                     plan.hold,
+                    plan.timeline.len(),
                     plan.checks.len()
                 );
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                bad += 1;
+                bad_files += 1;
             }
         }
     }
-    if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS }
+    if bad_files > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS }
 }

@@ -37,7 +37,7 @@ enum Cmp {
 #[derive(Clone, Debug, PartialEq)]
 enum Expr {
     Number(f64),
-    Metric(String),
+    Metric(String, crate::metric::MetricPath),
     Binary(Box<Expr>, char, Box<Expr>),
 }
 
@@ -87,7 +87,7 @@ impl Check {
     pub fn metrics(&self) -> Vec<&str> {
         fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
             match e {
-                Expr::Metric(m) => out.push(m),
+                Expr::Metric(m, _) => out.push(m),
                 Expr::Binary(a, _, b) => {
                     walk(a, out);
                     walk(b, out);
@@ -105,11 +105,7 @@ impl Check {
 fn eval(e: &Expr, report: &Value) -> Result<f64, String> {
     match e {
         Expr::Number(n) => Ok(*n),
-        Expr::Metric(path) => path
-            .split('.')
-            .try_fold(report, |v, k| v.get(k))
-            .and_then(Value::as_f64)
-            .ok_or_else(|| format!("{path} was not measured")),
+        Expr::Metric(path, m) => m.read(report).ok_or_else(|| format!("{path} was not measured")),
         Expr::Binary(a, op, b) => {
             let (a, b) = (eval(a, report)?, eval(b, report)?);
             match op {
@@ -207,7 +203,8 @@ impl Parser<'_> {
                 if path.ends_with('.') || path.contains("..") {
                     return Err(format!("\"{path}\" at column {col} is not a metric path (like messages.lost)"));
                 }
-                Ok(Expr::Metric(path.to_string()))
+                let resolved = crate::metric::MetricPath::resolve(path).map_err(|e| format!("{e} (column {col})"))?;
+                Ok(Expr::Metric(path.to_string(), resolved))
             }
             Some(_) => Err(format!("expected a number, a metric or \"(\" at column {col}")),
             None => Err(format!("the expression ends at column {col}: a number or a metric is missing")),
@@ -251,7 +248,7 @@ mod tests {
             judge("latency_us.recover.p99 < 1s"),
             Outcome::NoData("latency_us.recover.p99 was not measured".into())
         );
-        assert_eq!(judge("messages.nothing == 0"), Outcome::NoData("messages.nothing was not measured".into()));
+        assert!(Check::parse(None, "messages.nothing == 0").unwrap_err().contains("no such field"), "a typo");
         assert_eq!(judge("messages.lost / messages.lost == 1"), Outcome::NoData("division by zero".into()));
         let c = Check::parse(Some("ratio"), "connections.failed / connections.attempted < 0.01").unwrap();
         assert_eq!((c.name.as_str(), c.metrics()), ("ratio", vec!["connections.failed", "connections.attempted"]));
@@ -265,7 +262,7 @@ mod tests {
             ("messages.lost == ", "a number or a metric is missing"),
             ("(messages.lost == 0", "not closed"),
             ("messages.lost == 0 0", "unexpected"),
-            ("latency.p99 < 250parsecs", "not a unit of time"),
+            ("latency_us.delivery.p99 < 250parsecs", "not a unit of time"),
             ("messages. == 0", "not a metric path"),
             ("== 0", "expected a number"),
         ] {

@@ -9,14 +9,57 @@ use loadgen_engine::run::Cohort;
 
 use crate::check::Check;
 use crate::model::{Scenario, StepSpec};
+use crate::timeline::Event;
 
 /// Where the run connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetSpec {
     /// A server of the user's (`ws://`, `wss://`, `http://`, `https://`).
     Url(String),
-    /// The reference target, started and stopped by the run.
-    Embedded,
+    /// `loadgen serve`, started and stopped by the run.
+    Embedded(Embedded),
+}
+
+/// The embedded target: `loadgen serve --mode MODE` on a free loopback port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Embedded {
+    /// `notify` (the reference target, with its own Redis), `echo`, `sink` or `push`.
+    pub mode: String,
+    /// Path and query of every upgrade.
+    pub path: String,
+    /// Worker processes or threads (absent: the target's default).
+    pub workers: Option<u32>,
+    /// Faults switched on from the start (notify).
+    pub faults: Vec<String>,
+    /// More `loadgen serve` flags.
+    pub serve: Vec<String>,
+}
+
+/// The modes of `loadgen serve` a scenario can embed.
+pub const EMBEDDED_MODES: [&str; 4] = ["notify", "echo", "sink", "push"];
+
+/// A per-connection handshake token, minted when the run starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPlan {
+    /// The HMAC-SHA256 key.
+    pub secret: String,
+    /// The user claim (`{i}`: the connection's number).
+    pub user: String,
+    /// The unit claim.
+    pub unit: String,
+    /// Validity from the start of the run.
+    pub ttl: Duration,
+    /// The token's shape.
+    pub format: TokenFormat,
+}
+
+/// How a token is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// The reference target's `PAYLOAD.SIGNATURE` (docs/target.md).
+    Reference,
+    /// An HS256 JSON Web Token (`sub`, `unit`, `exp`).
+    Jwt,
 }
 
 /// A scenario ready to run.
@@ -28,8 +71,6 @@ pub struct Plan {
     pub description: String,
     /// Where it connects.
     pub target: TargetSpec,
-    /// Target faults on from the start (reference target).
-    pub target_faults: Vec<String>,
     /// Connections opened.
     pub connections: u32,
     /// New connections per second.
@@ -48,8 +89,14 @@ pub struct Plan {
     pub reply_timeout: Option<Duration>,
     /// The groups, their programs (reconnect policy included) and sizes.
     pub cohorts: Vec<Cohort>,
+    /// A per-connection token (`{token}`).
+    pub token: Option<TokenPlan>,
+    /// Probe message size.
+    pub message_size: u64,
     /// The checks.
     pub checks: Vec<Check>,
+    /// The timeline, in order of time.
+    pub timeline: Vec<Event>,
 }
 
 /// Validates and compiles.
@@ -57,20 +104,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
     if s.name.trim().is_empty() {
         return Err("name: give the scenario a name".into());
     }
-    let target = match s.target.url.as_str() {
-        "embedded" => TargetSpec::Embedded,
-        url if ["ws://", "wss://", "http://", "https://"].iter().any(|p| url.starts_with(p)) => {
-            TargetSpec::Url(url.to_string())
-        }
-        url => {
-            return Err(format!("target.url: \"{url}\" is neither a ws://, wss://, http(s):// URL nor \"embedded\""));
-        }
-    };
-    if !s.target.faults.is_empty() && target != TargetSpec::Embedded {
-        return Err(
-            "target.faults: faults switch the reference target's behaviour; use url = \"embedded\" or drop them".into(),
-        );
-    }
+    let target = target(&s.target)?;
     let load = &s.load;
     if load.connections == 0 {
         return Err("load.connections: at least 1".into());
@@ -120,6 +154,15 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
             load.connections
         ));
     }
+    if let Some(c) = &s.catalogue {
+        if c.fault.is_empty() || c.fails.is_empty() {
+            return Err("catalogue: give the fault's --set overrides and the checks it must fail".into());
+        }
+        let names: Vec<String> = s.checks.iter().map(|c| c.name.clone().unwrap_or_else(|| c.expr.clone())).collect();
+        if let Some(unknown) = c.fails.iter().find(|f| !names.contains(f)) {
+            return Err(format!("catalogue.fails: \"{unknown}\" is not the name of a check here"));
+        }
+    }
     let checks = s
         .checks
         .iter()
@@ -129,8 +172,10 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
     Ok(Plan {
         name: s.name.clone(),
         description: s.description.clone(),
+        token: s.connection.token.as_ref().map(token).transpose()?,
+        message_size: s.connection.message_size.unwrap_or(64),
+        timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,
-        target_faults: s.target.faults.clone(),
         connections: load.connections,
         connect_rate: load.connect_rate,
         hold: load.hold,
@@ -142,6 +187,69 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         cohorts,
         checks,
     })
+}
+
+/// The target section: a URL, or the embedded target with its mode, path and flags.
+fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
+    let url = t.url.as_str();
+    if url != "embedded" {
+        if !["ws://", "wss://", "http://", "https://"].iter().any(|p| url.starts_with(p)) {
+            return Err(format!("target.url: \"{url}\" is neither a ws://, wss://, http(s):// URL nor \"embedded\""));
+        }
+        let embedded_only = [
+            ("faults", !t.faults.is_empty()),
+            ("mode", t.mode.is_some()),
+            ("path", t.path.is_some()),
+            ("workers", t.workers.is_some()),
+            ("serve", !t.serve.is_empty()),
+        ];
+        if let Some((key, _)) = embedded_only.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "target.{key}: applies to the embedded target (url = \"embedded\"); a URL target is configured by its \
+                 own operators, so drop it"
+            ));
+        }
+        return Ok(TargetSpec::Url(url.to_string()));
+    }
+    let mode = t.mode.clone().unwrap_or_else(|| "notify".into());
+    if !EMBEDDED_MODES.contains(&mode.as_str()) {
+        return Err(format!("target.mode: \"{mode}\" is not one of {}", EMBEDDED_MODES.join(", ")));
+    }
+    if !t.faults.is_empty() && mode != "notify" {
+        return Err(format!(
+            "target.faults: these are the reference target's faults (mode = \"notify\"); for mode \"{mode}\" pass \
+             `loadgen serve --fault` flags in target.serve"
+        ));
+    }
+    let path = t.path.clone().unwrap_or_else(|| if mode == "notify" { "/ws?user=u{i}".into() } else { "/".into() });
+    if !path.starts_with('/') {
+        return Err(format!("target.path: \"{path}\" must start with / (like \"/ws?user=u{{i}}\")"));
+    }
+    if t.workers == Some(0) {
+        return Err("target.workers: at least 1 (or leave it out for the target's default)".into());
+    }
+    if let Some(flag) = t.serve.iter().find(|w| ["--listen", "--mode", "--admin-token"].contains(&w.as_str())) {
+        return Err(format!("target.serve: {flag} is set by the run itself; drop it"));
+    }
+    Ok(TargetSpec::Embedded(Embedded {
+        mode,
+        path,
+        workers: t.workers,
+        faults: t.faults.clone(),
+        serve: t.serve.clone(),
+    }))
+}
+
+fn token(t: &crate::model::TokenSpec) -> Result<TokenPlan, String> {
+    if t.secret.is_empty() {
+        return Err("connection.token.secret: give the signing secret".into());
+    }
+    let format = match t.format.as_str() {
+        "reference" => TokenFormat::Reference,
+        "jwt" => TokenFormat::Jwt,
+        other => return Err(format!("connection.token.format: \"{other}\" is neither \"reference\" nor \"jwt\"")),
+    };
+    Ok(TokenPlan { secret: t.secret.clone(), user: t.user.clone(), unit: t.unit.clone(), ttl: t.ttl, format })
 }
 
 /// The engine's default `--reply-timeout`.

@@ -14,11 +14,15 @@
 
 pub mod check;
 mod compile;
+pub mod judge;
+pub mod metric;
 pub mod model;
 mod set;
+pub mod timeline;
 
-pub use compile::{Plan, TargetSpec};
+pub use compile::{EMBEDDED_MODES, Embedded, Plan, TargetSpec, TokenFormat, TokenPlan};
 pub use model::Scenario;
+pub use timeline::{Action, Event};
 
 /// A scenario that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -31,6 +31,30 @@ pub struct Scenario {
     /// Pass/fail expressions over the report's metrics.
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
+    /// What happens to the system under test at given seconds of the run: faults
+    /// switched, messages published, a worker killed, Redis restarted.
+    #[serde(default)]
+    pub timeline: Vec<EventSpec>,
+    /// How the catalogue test proves this scenario (scenarios/ only; a run ignores it).
+    pub catalogue: Option<CatalogueSpec>,
+}
+
+/// How `cargo xtask test` runs a catalogue scenario: its short form must pass, and the
+/// same with its fault switched on must fail exactly the checks named, which proves
+/// that the scenario's oracle catches the fault it exists for.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSpec {
+    /// `--set` overrides of the short form (CI).
+    #[serde(default)]
+    pub short: Vec<String>,
+    /// `--set` overrides that switch the fault on (added to the short form's).
+    pub fault: Vec<String>,
+    /// The checks (by name) that must fail under the fault.
+    pub fails: Vec<String>,
+    /// Not run by `cargo xtask test`, only by `--long` (a soak, a million connections).
+    #[serde(default)]
+    pub long_only: bool,
 }
 
 /// The target: a URL, or `embedded` (the reference target, `loadgen serve --mode
@@ -44,6 +68,18 @@ pub struct Target {
     /// Faults of the target switched on from the start (reference target only).
     #[serde(default)]
     pub faults: Vec<String>,
+    /// Embedded only: the `loadgen serve` mode (`notify`, the default; `echo`, `sink`,
+    /// `push`).
+    pub mode: Option<String>,
+    /// Embedded only: the path and query each connection upgrades at (`{i}`: the
+    /// connection's number; default `/ws?user=u{i}` in notify mode, `/` otherwise).
+    pub path: Option<String>,
+    /// Embedded only: worker processes (notify) or threads of the target.
+    pub workers: Option<u32>,
+    /// Embedded only: more `loadgen serve` flags, as words
+    /// (`["--idle-timeout", "3"]`).
+    #[serde(default)]
+    pub serve: Vec<String>,
 }
 
 /// The load's shape.
@@ -78,6 +114,81 @@ pub struct Connection {
     /// A reply later than this is `late`.
     #[serde(default, deserialize_with = "opt_duration")]
     pub reply_timeout: Option<Duration>,
+    /// A signed handshake token minted per connection at the start of the run, used
+    /// as `{token}` in a header or the path.
+    pub token: Option<TokenSpec>,
+    /// Size of the probe messages `echo` and `paced` send, in bytes (default 64, at
+    /// least 36: the probe header).
+    pub message_size: Option<u64>,
+}
+
+/// A per-connection handshake token.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// The HMAC-SHA256 key (with the embedded target, also its `--auth-secret`).
+    pub secret: String,
+    /// The user claim (`{i}`: the connection's number).
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// The unit claim (`{i}` too).
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    /// How long the token is valid from the start of the run (negative: not
+    /// supported; an expired token is made with `ttl = "0s"`).
+    #[serde(default = "default_ttl", deserialize_with = "duration")]
+    pub ttl: Duration,
+    /// `reference` (the reference target's `PAYLOAD.SIGNATURE`, the default) or `jwt`
+    /// (an HS256 JSON Web Token with `sub`, `unit` and `exp`).
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_user() -> String {
+    "u{i}".into()
+}
+
+fn default_unit() -> String {
+    "1".into()
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_format() -> String {
+    "reference".into()
+}
+
+/// One event of the timeline, written `{ at = "5s", do = "fault_on", fault = "delay=300" }`.
+/// Which members an action takes is checked by `compile`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// Seconds from the start of the run.
+    #[serde(deserialize_with = "duration")]
+    pub at: Duration,
+    /// `fault_on`, `fault_off`, `publish`, `kill_worker`, `restart_redis`, `http`.
+    #[serde(rename = "do")]
+    pub action: String,
+    /// `fault_on`: a fault spec (`drop-fanout=20`); `fault_off`: a fault's name.
+    pub fault: Option<String>,
+    /// `publish`: the channel (`broadcast`, `unit:7`, `person:u3`).
+    pub channel: Option<String>,
+    /// `publish`: how many messages (default 1).
+    pub count: Option<u64>,
+    /// `publish`: the gap between messages (absent: all at once).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub interval: Option<Duration>,
+    /// `publish`: critical messages (they overtake queued ones).
+    #[serde(default)]
+    pub critical: bool,
+    /// `publish`: the body (any TOML value, sent as JSON); `http`: the request body.
+    pub body: Option<toml::Value>,
+    /// `http`: the method (default POST).
+    pub method: Option<String>,
+    /// `http`: the path and query.
+    pub path: Option<String>,
 }
 
 /// Reconnect policy: exponential backoff with full jitter.

@@ -7,12 +7,14 @@ use loadgen_engine::driver::{Step, Traffic};
 
 use super::*;
 
-const SMOKE: &str = include_str!("../../../scenarios/smoke.toml");
+const SMOKE: &str = include_str!("testdata/sample.toml");
 
 #[test]
-fn the_catalogue_smoke_scenario_compiles_to_groups_programs_and_checks() {
+fn a_scenario_compiles_to_groups_programs_and_checks() {
     let plan = load(SMOKE, "scenarios/smoke.toml", &[]).expect("smoke compiles");
-    assert_eq!((plan.name.as_str(), &plan.target), ("smoke", &TargetSpec::Embedded));
+    assert_eq!(plan.name, "smoke");
+    let TargetSpec::Embedded(embedded) = &plan.target else { panic!("smoke runs on the embedded target") };
+    assert_eq!((embedded.mode.as_str(), embedded.path.as_str()), ("notify", "/ws?user=u{i}"));
     assert_eq!((plan.connections, plan.connect_rate, plan.hold), (20, 20.0, Duration::from_secs(10)));
     assert_eq!(plan.headers, [("Origin".to_string(), "http://localhost".to_string())]);
     let names: Vec<_> = plan.cohorts.iter().map(|c| (c.name.as_str(), c.connections)).collect();
@@ -97,4 +99,63 @@ fn whole_scenario_mistakes_name_the_key_and_the_fix() {
         let e = load(&text, "s.toml", &[]).expect_err(problem);
         assert!(e.to_string().starts_with("s.toml: ") && e.to_string().contains(problem), "{problem}: {e}");
     }
+}
+
+#[test]
+fn timelines_tokens_targets_and_the_catalogue_are_checked() {
+    let timeline = |event: &str| SMOKE.replacen("[[checks]]", &format!("[[timeline]]\n{event}\n\n[[checks]]"), 1);
+    let plan = load(
+        &timeline("at = \"3s\"\ndo = \"publish\"\nchannel = \"unit:7\"\ncount = 5\ncritical = true\nbody = { a = 1 }"),
+        "s.toml",
+        &[],
+    )
+    .expect("a publish");
+    assert_eq!(
+        plan.timeline,
+        [Event {
+            at: Duration::from_secs(3),
+            action: Action::Publish {
+                channel: "unit:7".into(),
+                count: 5,
+                interval: None,
+                critical: true,
+                body: Some("{\"a\":1}".into())
+            }
+        }]
+    );
+    for (event, problem) in [
+        ("at = \"1s\"\ndo = \"explode\"", "\"explode\" is not an action"),
+        ("at = \"1s\"\ndo = \"fault_on\"", "give the fault"),
+        ("at = \"1s\"\ndo = \"fault_off\"\nfault = \"delay=3\"", "takes a fault's name, not a spec"),
+        ("at = \"1s\"\ndo = \"kill_worker\"\nchannel = \"x\"", "channel does not apply here (it takes nothing more)"),
+        ("at = \"1s\"\ndo = \"publish\"\nchannel = \"x\"\ncount = 0", "count: 1 to 1000000"),
+        ("at = \"1s\"\ndo = \"http\"\npath = \"no-slash\"", "must start with /"),
+    ] {
+        let e = load(&timeline(event), "s.toml", &[]).expect_err(problem);
+        assert!(e.to_string().contains("timeline[0]") && e.to_string().contains(problem), "{problem}: {e}");
+    }
+    let on_url = timeline("at = \"1s\"\ndo = \"kill_worker\"").replace("url = \"embedded\"", "url = \"ws://h/\"");
+    let e = load(&on_url, "s.toml", &[]).unwrap_err();
+    assert!(e.to_string().contains("acts on the reference target"), "{e}");
+    let http = timeline("at = \"1s\"\ndo = \"http\"\npath = \"/publish\"\nbody = \"raw\"")
+        .replace("url = \"embedded\"", "url = \"ws://h/\"");
+    let plan = load(&http, "s.toml", &[]).expect("http reaches a server of the user's");
+    assert_eq!(
+        plan.timeline[0].action,
+        Action::Http { method: "POST".into(), path: "/publish".into(), body: Some("raw".into()) }
+    );
+    let e = load(SMOKE, "s.toml", &["target.url=\"ws://h/\"".into(), "target.workers=2".into()]).unwrap_err();
+    assert!(e.to_string().contains("target.workers: applies to the embedded target"), "{e}");
+    let e = load(SMOKE, "s.toml", &["target.mode=\"bogus\"".into()]).unwrap_err();
+    assert!(e.to_string().contains("target.mode: \"bogus\" is not one of notify, echo, sink, push"), "{e}");
+    let e = load(SMOKE, "s.toml", &["target.serve=[\"--listen\",\"1.2.3.4:5\"]".into()]).unwrap_err();
+    assert!(e.to_string().contains("--listen is set by the run itself"), "{e}");
+    let plan = load(SMOKE, "s.toml", &["connection.token={secret=\"k\",format=\"jwt\"}".into()]).unwrap();
+    let token = plan.token.expect("a token");
+    assert_eq!((token.user.as_str(), token.unit.as_str(), token.format), ("u{i}", "1", TokenFormat::Jwt));
+    let e = load(SMOKE, "s.toml", &["connection.token={secret=\"k\",format=\"pgp\"}".into()]).unwrap_err();
+    assert!(e.to_string().contains("connection.token.format"), "{e}");
+    let cat = SMOKE.to_string() + "\n[catalogue]\nfault = [\"x=1\"]\nfails = [\"nothing found\"]\n";
+    let e = load(&cat, "s.toml", &[]).unwrap_err();
+    assert!(e.to_string().contains("catalogue.fails: \"nothing found\" is not the name of a check"), "{e}");
 }

@@ -205,7 +205,6 @@ impl Publisher {
         req: &PublishRequest,
         sent: &[u64],
     ) -> Result<u64, PublishError> {
-        let mut conn = self.connection().await?;
         let mut inv = self.script.key(format!("seq:{}", req.channel));
         inv.key(crate::pending::key(&req.channel));
         let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
@@ -213,13 +212,24 @@ impl Publisher {
         for s in sent {
             inv.arg(*s);
         }
-        match inv.invoke_async::<u64>(&mut conn).await {
-            Ok(first) => Ok(first),
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    self.forget().await;
+        // A connection kept from before a Redis restart fails on its first write
+        // (broken pipe): the script never reached the new server, so it is sent once
+        // more on a fresh connection. Any other failure is the caller's 503.
+        let mut retried = false;
+        loop {
+            let mut conn = self.connection().await?;
+            match inv.invoke_async::<u64>(&mut conn).await {
+                Ok(first) => return Ok(first),
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                        self.forget().await;
+                    }
+                    let stale = e.is_connection_dropped() && e.to_string().contains("roken pipe");
+                    if retried || !stale {
+                        return Err(PublishError::Redis(e.to_string()));
+                    }
+                    retried = true;
                 }
-                Err(PublishError::Redis(e.to_string()))
             }
         }
     }

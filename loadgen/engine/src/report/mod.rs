@@ -28,7 +28,7 @@ pub use verdict::{Check, Outcome, Verdict, default_checks};
 use crate::stats::{Latencies, Metric, Percentiles, RunStats, SecondStats, procfs};
 
 /// Version of the report format; bumped when a field changes meaning or disappears.
-pub const REPORT_SCHEMA_VERSION: u32 = 2;
+pub const REPORT_SCHEMA_VERSION: u32 = 3;
 
 /// Name of the report file.
 pub const REPORT_FILE: &str = "report.json";
@@ -67,7 +67,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<&'static str, u64>,
     /// Pass, fail or invalid, with the checks (the default checks unless the run
-    /// defines its own).
+    /// defines its own): the report's `verdict`, `checks` and `invalid_because`.
+    #[serde(flatten)]
     pub verdict: Verdict,
     /// One entry per second (absent when no second completed).
     #[serde(skip_serializing_if = "Vec::is_empty")]

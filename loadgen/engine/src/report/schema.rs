@@ -16,7 +16,7 @@ pub const REPORT_SCHEMA: &str = include_str!("../../../../docs/report.schema.jso
 /// Every field of `report.json` (path, meaning). `[]` marks array elements. Latency
 /// fields are `{count, p50, p90, p99, p999, max}` in µs.
 pub const REPORT_FIELDS: &[(&str, &str)] = &[
-    ("schema_version", "Report format version (2). Bumped when a field changes meaning or is removed."),
+    ("schema_version", "Report format version (3). Bumped when a field changes meaning or is removed."),
     ("loadgen_version", "Version of loadgen that wrote the report."),
     (
         "started_unix_s",
@@ -304,24 +304,53 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "verdict",
-        "How the run came out, by its checks (without checks of its own, the default ones: no connection failed or dropped, no message unanswered, late or lost). Always present.",
+        "How the run came out: `pass`, `fail` (a check failed: exit 1) or `invalid` (the generator was saturated, or a check had no data: exit 4; it wins over `fail`). Judged by the run's checks: a scenario's own, or without them the default ones (no connection failed or dropped, no message unanswered, late or lost). Always present.",
     ),
     (
-        "verdict.outcome",
-        "`pass`, `fail` (a check failed: exit 1) or `invalid` (the generator was saturated: exit 4; it wins over `fail`).",
+        "checks",
+        "Each check and how it came out, in order: `name`, `expr`, `passed`, `observed`, `phase` and, for a failed one, `detail`. Always present (empty when the run had nothing to check).",
+    ),
+    ("checks[].name", "The check's name: a scenario's `name`, or the expression."),
+    ("checks[].expr", "The expression checked over report fields, e.g. `connections.dropped == 0`."),
+    ("checks[].passed", "Whether it held (`false` as well when it had no data)."),
+    (
+        "checks[].observed",
+        "The value of its left-hand side in this run. Absent when a metric it needs was not measured: the check proves nothing and the run is `invalid`.",
+    ),
+    ("checks[].phase", "The part of the run it judges: `run`, the whole run."),
+    (
+        "checks[].detail",
+        "For a failed check, what failed in a sentence, with the counts by kind (for example the HTTP statuses of refusals), or which metric had no data. Absent when it passed.",
     ),
     (
-        "verdict.checks",
-        "Each check: `check` (the expression, e.g. `messages.lost == 0`), `passed`, `observed` (the value seen) and, for a failed one, `detail` (a sentence naming the counts by kind).",
+        "invalid_because",
+        "Why the run is invalid: the saturation rules that fired (with their seconds) and the checks without data. Absent when valid.",
     ),
-    ("verdict.checks[].check", "The expression checked over report fields, e.g. `connections.dropped == 0`."),
-    ("verdict.checks[].passed", "Whether it held."),
-    ("verdict.checks[].observed", "The value of its left-hand side in this run."),
+    ("scenario", "The scenario file the run came from (`loadgen run FILE`). Absent for a run from flags."),
+    ("scenario.name", "The scenario's `name`."),
+    ("scenario.description", "Its `description`."),
+    ("scenario.file", "The file, as given on the command line."),
+    ("scenario.sets", "The `--set` overrides, in order."),
+    ("scenario.target", "Where it ran: the URL, or `embedded MODE` (with the embedded target's URL)."),
     (
-        "verdict.checks[].detail",
-        "For a failed check, what failed in a sentence, with the counts by kind (for example the HTTP statuses of refusals). Absent when it passed.",
+        "faults",
+        "The scenario's timeline as it was carried out, in order of time: faults switched, messages published, a worker killed, Redis restarted. Absent without a timeline.",
     ),
-    ("verdict.invalid_because", "The saturation reasons that made the run invalid. Absent when valid."),
+    ("faults[].at_s", "When the event was due, seconds from the start of the run."),
+    ("faults[].applied_s", "When it was carried out. Absent when the run ended first."),
+    ("faults[].action", "`fault_on`, `fault_off`, `publish`, `kill_worker`, `restart_redis` or `http`."),
+    ("faults[].detail", "What was asked, e.g. `drop-fanout=50` or `100 messages on broadcast`."),
+    ("faults[].ok", "Whether the target accepted it (a 2xx answer, or the restart done)."),
+    ("faults[].outcome", "The target's answer (status and body) or why it could not be done."),
+    (
+        "findings",
+        "What the run found, for people, most severe first: failed checks, checks without data, timeline events that failed, seconds with drops, the target's own reports (a worker that exited). Scenario runs only; empty when nothing was found.",
+    ),
+    ("findings[].severity", "`error` (a check failed), `warning` (something to look at) or `info`."),
+    ("findings[].title", "What was found, in one line."),
+    ("findings[].evidence", "The numbers or lines that show it."),
+    ("findings[].from_s", "Start of the seconds it covers (absent: the whole run)."),
+    ("findings[].to_s", "End of those seconds."),
     (
         "timeseries",
         "One object per second of the run, in order, gaps included. Counts are deltas within the second unless stated. Absent when no second completed.",

@@ -12,15 +12,33 @@ use crate::stats::RunStats;
 /// One check and how it came out.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
+    /// Its name (a scenario's, or the expression).
+    pub name: String,
     /// What was checked, as an expression over report fields (`messages.lost == 0`).
-    pub check: String,
-    /// It held.
+    pub expr: String,
+    /// It held (false also when it could not be judged: `observed` absent).
     pub passed: bool,
-    /// The value observed (the left-hand side).
-    pub observed: f64,
+    /// The value observed (the left-hand side); absent when a metric it needs was not
+    /// measured, which makes the run invalid rather than passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    /// The part of the run it judges: `run` (the whole run).
+    pub phase: &'static str,
     /// Why it failed, for people (absent when it passed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl Check {
+    /// A check that was judged: `passed` with the value `observed`.
+    pub fn judged(name: &str, expr: &str, passed: bool, observed: f64, detail: Option<String>) -> Self {
+        Self { name: name.into(), expr: expr.into(), passed, observed: Some(observed), phase: "run", detail }
+    }
+
+    /// A check that could not be judged (a metric not measured): the run is invalid.
+    pub fn no_data(name: &str, expr: &str, why: String) -> Self {
+        Self { name: name.into(), expr: expr.into(), passed: false, observed: None, phase: "run", detail: Some(why) }
+    }
 }
 
 /// How the run came out.
@@ -35,16 +53,17 @@ pub enum Outcome {
     Invalid,
 }
 
-/// `verdict` of the report.
+/// `verdict`, `checks` and `invalid_because` of the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     /// Pass, fail or invalid (invalid wins over fail: a saturated generator may have
-    /// caused the failures).
+    /// caused the failures, and a check without data proves nothing).
+    #[serde(rename = "verdict")]
     pub outcome: Outcome,
     /// The checks, in order.
     pub checks: Vec<Check>,
     /// Why the run is invalid (the saturation rules that fired, with their seconds;
-    /// absent when valid).
+    /// the checks that had no data; absent when valid).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid_because: Vec<String>,
 }
@@ -52,7 +71,10 @@ pub struct Verdict {
 impl Verdict {
     /// Judges `stats` by `checks`.
     pub fn new(stats: &RunStats, checks: Vec<Check>) -> Self {
-        let invalid_because = stats.saturation_reasons();
+        let mut invalid_because = stats.saturation_reasons();
+        for c in checks.iter().filter(|c| c.observed.is_none()) {
+            invalid_because.push(format!("check \"{}\" has no data: {}", c.name, c.detail.as_deref().unwrap_or("")));
+        }
         let outcome = if !invalid_because.is_empty() {
             Outcome::Invalid
         } else if checks.iter().any(|c| !c.passed) {
@@ -65,13 +87,17 @@ impl Verdict {
 
     /// The failed checks' details, one line each.
     pub fn failures(&self) -> impl Iterator<Item = &str> {
-        self.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_deref().unwrap_or(c.check.as_str()))
+        self.checks
+            .iter()
+            .filter(|c| !c.passed && c.observed.is_some())
+            .map(|c| c.detail.as_deref().unwrap_or(c.expr.as_str()))
     }
 }
 
 fn zero(check: &str, observed: u64, detail: impl FnOnce() -> String) -> Check {
     let passed = observed == 0;
-    Check { check: format!("{check} == 0"), passed, observed: observed as f64, detail: (!passed).then(detail) }
+    let expr = format!("{check} == 0");
+    Check::judged(&expr, &expr, passed, observed as f64, (!passed).then(detail))
 }
 
 fn by_kind<K: std::fmt::Display>(m: impl IntoIterator<Item = (K, u64)>) -> String {

@@ -121,7 +121,7 @@ fn verdict(stats: &crate::stats::RunStats) -> Verdict {
 }
 
 fn failed_checks(v: &Verdict) -> Vec<String> {
-    v.checks.iter().filter(|c| !c.passed).map(|c| c.check.clone()).collect()
+    v.checks.iter().filter(|c| !c.passed).map(|c| c.expr.clone()).collect()
 }
 
 #[test]

@@ -1,0 +1,266 @@
+//! `loadgen run FILE`: a run from a scenario file. Reads and compiles the file (with
+//! `--set` and `--target`), refuses the flags that would contradict it, starts the
+//! embedded target when the scenario asks for it, mints the per-connection tokens,
+//! maps the plan onto the engine's `RunConfig` (through the same checks as the flags),
+//! plays the timeline while the load runs, and judges the scenario's checks over the
+//! report, which gains `scenario`, `faults` and `findings`. The target is stopped after
+//! the report is written, also when the run was interrupted.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use loadgen_director::timeline::Endpoint;
+use loadgen_director::{EmbeddedTarget, Player};
+use loadgen_engine::driver::{Step, Traffic as DriverTraffic};
+use loadgen_engine::report::{Check, Verdict};
+use loadgen_engine::run::{RunConfig, RunOutcome};
+use loadgen_scenario::{Plan, TargetSpec};
+use serde_json::{Value, json};
+
+use crate::progress::OutputArgs;
+use crate::run_args::{RunArgs, config};
+use crate::run_cmd::{RunHooks, execute};
+
+/// `run` flags that combine with a scenario file (they say how loadgen runs, not what
+/// the load is).
+const COMBINE: [&str; 18] = [
+    "scenario",
+    "sets",
+    "targets",
+    "workers",
+    "sources",
+    "close_timeout",
+    "ca_file",
+    "insecure",
+    "no_tls_resumption",
+    "coalesce",
+    "lag_threshold",
+    "connect_lag_threshold",
+    "out",
+    "max_message_size",
+    "seed",
+    "deflate_context_takeover",
+    "progress",
+    "quiet",
+];
+
+/// Where a refused flag's setting lives in a scenario file.
+fn scenario_key(flag: &str) -> &'static str {
+    match flag {
+        "connections" => "load.connections (and the groups' connections)",
+        "duration" => "load.hold",
+        "connect_rate" => "load.connect_rate",
+        "close_rate" => "load.close_rate",
+        "headers" => "connection.headers",
+        "handshake_timeout" => "connection.handshake_timeout",
+        "reply_timeout" => "connection.reply_timeout",
+        "deflate" => "connection.deflate",
+        "message_size" => "connection.message_size",
+        "reconnect" | "reconnect_initial" | "reconnect_max" | "reconnect_limit" => "[reconnect]",
+        _ => "the groups' steps",
+    }
+}
+
+/// The flag as typed, from its clap id.
+fn flag_name(id: &str) -> String {
+    match id {
+        "headers" => "--header".into(),
+        "on_open" => "--on-open".into(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
+pub fn run(args: &RunArgs, output: &OutputArgs, explicit: &[String]) -> ExitCode {
+    match prepare(args, explicit) {
+        Ok((config, mut hooks)) => {
+            let targets = config_targets(&config);
+            execute(config, &args.out, &targets, output, &mut hooks)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn config_targets(c: &RunConfig) -> Vec<String> {
+    c.targets.iter().map(|t| format!("{}{}", t.host, t.path)).collect()
+}
+
+/// Reads the scenario, starts what it needs and builds the engine's configuration.
+fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRun), String> {
+    if let Some(flag) = explicit.iter().find(|f| !COMBINE.contains(&f.as_str())) {
+        return Err(format!(
+            "{} does not combine with a scenario file: set {} in the file, or override it with --set",
+            flag_name(flag),
+            scenario_key(flag)
+        ));
+    }
+    let file = args.scenario.as_ref().ok_or("no scenario file")?;
+    let origin = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{origin}: cannot read it: {e}"))?;
+    let mut sets = args.sets.clone();
+    match args.targets.as_slice() {
+        [] => {}
+        [url] => sets.push(format!("target.url={}", toml_string(url))),
+        _ => return Err("a scenario runs against one --target; give one".into()),
+    }
+    let plan = loadgen_scenario::load(&text, &origin, &sets).map_err(|e| e.to_string())?;
+    if let TargetSpec::Embedded(e) = &plan.target {
+        for f in &e.faults {
+            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: target.faults: {why}"))?;
+        }
+    }
+    for event in &plan.timeline {
+        if let loadgen_scenario::Action::FaultOn(f) = &event.action {
+            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: timeline: {why}"))?;
+        }
+    }
+    let program = std::env::current_exe().map_err(|e| format!("cannot find the loadgen binary: {e}"))?;
+    let target = match &plan.target {
+        TargetSpec::Embedded(spec) => Some(
+            EmbeddedTarget::start(&program, spec, plan.connections, plan.token.as_ref().map(|t| t.secret.as_str()))
+                .map_err(|e| e.to_string())?,
+        ),
+        TargetSpec::Url(_) => None,
+    };
+    let url = match (&plan.target, &target) {
+        (TargetSpec::Embedded(spec), Some(t)) => t.url(&spec.path),
+        (TargetSpec::Url(u), _) => u.clone(),
+        (TargetSpec::Embedded(_), None) => unreachable!("an embedded target was started above"),
+    };
+    let config = plan_config(args, &plan, &url)?;
+    let addr = std::net::SocketAddr::V4(config.targets[0].addr);
+    let endpoint = Endpoint {
+        addr: target.as_ref().map_or(addr, EmbeddedTarget::addr),
+        admin_token: target.as_ref().map(|t| t.admin_token().to_string()),
+        redis: target.as_ref().and_then(EmbeddedTarget::redis),
+        target_started: target.as_ref().map(EmbeddedTarget::started),
+    };
+    let hooks = ScenarioRun { plan, origin, sets, url, target, endpoint, player: None, started: None };
+    Ok((config, hooks))
+}
+
+/// `text` as a TOML string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The engine's configuration of `plan` against `url`: the plan's load put into the
+/// flags' shape and checked the same way, then its groups.
+fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, String> {
+    let mut a = args.clone();
+    a.targets = vec![url.to_string()];
+    a.connections = plan.connections;
+    a.connect_rate = plan.connect_rate;
+    a.close_rate = plan.close_rate;
+    a.duration = plan.hold;
+    a.headers = plan.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    a.deflate = plan.deflate;
+    if let Some(t) = plan.handshake_timeout {
+        a.handshake_timeout = t;
+    }
+    if let Some(t) = plan.reply_timeout {
+        a.reply_timeout = t;
+    }
+    let steps = || plan.cohorts.iter().flat_map(|c| c.program.steps.iter());
+    let paced = steps()
+        .filter_map(|s| match s {
+            Step::Traffic(DriverTraffic::Paced { interval }) => Some(*interval),
+            _ => None,
+        })
+        .min();
+    let closed = steps().any(|s| matches!(s, Step::Traffic(DriverTraffic::ClosedLoop { .. })));
+    a.echo = paced.is_some() || closed;
+    a.idle = !a.echo;
+    a.message_size = plan.message_size;
+    // The engine's run-wide message rate says how sends are paced for its saturation
+    // rule and the closed-loop correction; the groups' programs do the sending.
+    a.rate = None;
+    a.rate_per_conn = match (paced, closed) {
+        (Some(i), false) => Some(1.0 / i.as_secs_f64().max(1e-9)),
+        _ => None,
+    };
+    a.reconnect = false;
+    let mut config = config(&a)?;
+    config.cohorts = plan.cohorts.clone();
+    config.reconnect = plan.cohorts.first().and_then(|c| c.program.reconnect);
+    Ok(config)
+}
+
+/// The hooks of a scenario run.
+struct ScenarioRun {
+    plan: Plan,
+    origin: String,
+    sets: Vec<String>,
+    url: String,
+    target: Option<EmbeddedTarget>,
+    endpoint: Endpoint,
+    player: Option<Player>,
+    started: Option<Instant>,
+}
+
+impl RunHooks for ScenarioRun {
+    fn started(&mut self) {
+        let now = Instant::now();
+        self.started = Some(now);
+        if !self.plan.timeline.is_empty() {
+            self.player = Some(Player::start(&self.plan.timeline, &self.endpoint, now));
+        }
+    }
+
+    fn finished(&mut self, outcome: &RunOutcome, doc: &mut Value) -> Verdict {
+        let applied = self.player.take().map(Player::finish).unwrap_or_default();
+        if let Some(t) = self.target.as_mut() {
+            t.stop();
+        }
+        let log = self.target.as_ref().map(|t| t.log().lines()).unwrap_or_default();
+        let target = match &self.plan.target {
+            TargetSpec::Embedded(e) => format!("embedded {} ({})", e.mode, self.url),
+            TargetSpec::Url(u) => u.clone(),
+        };
+        doc["scenario"] = json!({
+            "name": self.plan.name,
+            "description": self.plan.description,
+            "file": self.origin,
+            "sets": self.sets,
+            "target": target,
+        });
+        if !applied.is_empty() {
+            doc["faults"] = serde_json::to_value(&applied).unwrap_or(Value::Null);
+        }
+        let checks: Vec<Check> = if self.plan.checks.is_empty() {
+            loadgen_engine::report::default_checks(&outcome.stats)
+        } else {
+            self.plan.checks.iter().map(|c| loadgen_scenario::judge::check(c, doc)).collect()
+        };
+        let verdict = Verdict::new(&outcome.stats, checks);
+        loadgen_scenario::judge::write_verdict(doc, &verdict);
+        // The target's lines are timed from its own start, which came before the run's.
+        let offset = match (self.started, &self.target) {
+            (Some(run), Some(t)) => run.saturating_duration_since(t.started()).as_secs_f64(),
+            _ => 0.0,
+        };
+        let log: Vec<(f64, String)> = log.into_iter().map(|(at, l)| ((at - offset).max(0.0), l)).collect();
+        doc["findings"] = Value::Array(loadgen_scenario::judge::findings(doc, &log));
+        verdict
+    }
+
+    fn own_checks(&self) -> bool {
+        !self.plan.checks.is_empty()
+    }
+
+    fn own_target(&self) -> bool {
+        self.target.is_some()
+    }
+}

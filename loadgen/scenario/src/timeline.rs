@@ -1,0 +1,188 @@
+//! The timeline: what happens to the system under test at given seconds of a run
+//! (faults switched on and off, messages published, a worker killed, Redis restarted,
+//! an HTTP request to a server of the user's), checked against the target it needs.
+//! Carrying it out is the caller's (the run's director); this only validates.
+
+use std::time::Duration;
+
+use crate::compile::TargetSpec;
+use crate::model::EventSpec;
+
+/// One event of the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// From the start of the run.
+    pub at: Duration,
+    /// What happens.
+    pub action: Action,
+}
+
+/// What a timeline event does to the system under test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Switch a target fault on (`POST /admin/faults {"on":[spec]}`).
+    FaultOn(String),
+    /// Switch a target fault off, by name.
+    FaultOff(String),
+    /// Publish messages through the target (`POST /publish`).
+    Publish {
+        /// The channel.
+        channel: String,
+        /// How many.
+        count: u64,
+        /// Gap between them (absent: at once).
+        interval: Option<Duration>,
+        /// Critical messages.
+        critical: bool,
+        /// The body, as JSON text (absent: null).
+        body: Option<String>,
+    },
+    /// Kill worker 0 of the reference target abruptly (it is restarted).
+    KillWorker,
+    /// Restart the reference target's Redis on its port.
+    RestartRedis,
+    /// An HTTP request to the target's address (a user server's publish path).
+    Http {
+        /// The method.
+        method: String,
+        /// Path and query.
+        path: String,
+        /// The body (TOML strings as they are, other values as JSON).
+        body: Option<String>,
+    },
+}
+
+impl Action {
+    /// The action's name in scenario files and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::FaultOn(_) => "fault_on",
+            Self::FaultOff(_) => "fault_off",
+            Self::Publish { .. } => "publish",
+            Self::KillWorker => "kill_worker",
+            Self::RestartRedis => "restart_redis",
+            Self::Http { .. } => "http",
+        }
+    }
+}
+
+/// The largest `count` of one publish event (the reference target's own limit).
+const MAX_PUBLISH: u64 = 1_000_000;
+
+/// Validates the events and orders them by time (events at the same second keep
+/// their order in the file).
+pub(crate) fn compile(specs: &[EventSpec], target: &TargetSpec) -> Result<Vec<Event>, String> {
+    let mut events = Vec::with_capacity(specs.len());
+    for (k, e) in specs.iter().enumerate() {
+        let here = format!("timeline[{k}] (do = \"{}\")", e.action);
+        let action = action(e).map_err(|m| format!("{here}: {m}"))?;
+        let notify = matches!(target, TargetSpec::Embedded(t) if t.mode == "notify");
+        if !matches!(action, Action::Http { .. }) && !notify {
+            return Err(format!(
+                "{here}: acts on the reference target; give target.url = \"embedded\" (mode notify), or use \
+                 do = \"http\" to reach a server of yours"
+            ));
+        }
+        events.push(Event { at: e.at, action });
+    }
+    events.sort_by_key(|e| e.at);
+    Ok(events)
+}
+
+fn action(e: &EventSpec) -> Result<Action, String> {
+    let members = [
+        ("fault", e.fault.is_some()),
+        ("channel", e.channel.is_some()),
+        ("count", e.count.is_some()),
+        ("interval", e.interval.is_some()),
+        ("critical", e.critical),
+        ("body", e.body.is_some()),
+        ("method", e.method.is_some()),
+        ("path", e.path.is_some()),
+    ];
+    let takes: &[&str] = match e.action.as_str() {
+        "fault_on" | "fault_off" => &["fault"],
+        "publish" => &["channel", "count", "interval", "critical", "body"],
+        "kill_worker" | "restart_redis" => &[],
+        "http" => &["method", "path", "body"],
+        other => {
+            return Err(format!(
+                "\"{other}\" is not an action: fault_on, fault_off, publish, kill_worker, restart_redis or http"
+            ));
+        }
+    };
+    if let Some((key, _)) = members.iter().find(|(key, given)| *given && !takes.contains(key)) {
+        return Err(format!("{key} does not apply here (it takes {})", list(takes)));
+    }
+    let fault = || e.fault.clone().filter(|f| !f.trim().is_empty()).ok_or("give the fault (fault = \"delay=300\")");
+    Ok(match e.action.as_str() {
+        "fault_on" => Action::FaultOn(fault()?),
+        "fault_off" => {
+            let f = fault()?;
+            if f.contains('=') {
+                return Err(format!(
+                    "fault_off takes a fault's name, not a spec: \"{}\"",
+                    f.split('=').next().unwrap_or("")
+                ));
+            }
+            Action::FaultOff(f)
+        }
+        "publish" => {
+            let channel =
+                e.channel.clone().filter(|c| !c.is_empty()).ok_or("give the channel (channel = \"broadcast\")")?;
+            let count = e.count.unwrap_or(1);
+            if count == 0 || count > MAX_PUBLISH {
+                return Err(format!("count: 1 to {MAX_PUBLISH}, not {count}"));
+            }
+            if e.interval.is_some_and(|i| i.is_zero() || i > Duration::from_secs(3600)) {
+                return Err("interval: above 0 and at most 1h (leave it out to publish at once)".into());
+            }
+            Action::Publish {
+                channel,
+                count,
+                interval: e.interval,
+                critical: e.critical,
+                body: e.body.as_ref().map(json),
+            }
+        }
+        "kill_worker" => Action::KillWorker,
+        "restart_redis" => Action::RestartRedis,
+        _ => {
+            let method = e.method.clone().unwrap_or_else(|| "POST".into());
+            if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
+                return Err(format!("method: \"{method}\" is not an HTTP method (GET, POST, PUT ...)"));
+            }
+            let path = e.path.clone().ok_or("give the path (path = \"/publish\")")?;
+            if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!("path: \"{path}\" must start with / and have no spaces"));
+            }
+            let body = e.body.as_ref().map(|b| match b {
+                toml::Value::String(s) => s.clone(),
+                other => json(other),
+            });
+            Action::Http { method, path, body }
+        }
+    })
+}
+
+fn list(keys: &[&str]) -> String {
+    if keys.is_empty() { "nothing more".into() } else { keys.join(", ") }
+}
+
+/// A TOML value as JSON text.
+fn json(v: &toml::Value) -> String {
+    serde_json::to_string(&to_json(v)).unwrap_or_else(|_| "null".into())
+}
+
+fn to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
