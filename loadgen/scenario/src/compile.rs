@@ -154,7 +154,7 @@ fn step(s: &StepSpec, reply: Duration) -> Step {
             Step::WaitFor { pattern: pattern.clone(), timeout: Some(timeout.unwrap_or(reply)) }
         }
         StepSpec::Ready => Step::Ready,
-        StepSpec::Ping { every } => Step::Ping { interval: *every },
+        StepSpec::Ping { every } => Step::Ping { interval: *every, timeout: None },
         StepSpec::Echo { think } => {
             Step::Traffic(Traffic::ClosedLoop { think: think.unwrap_or_default(), reply_timeout: Some(reply) })
         }

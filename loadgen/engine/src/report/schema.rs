@@ -134,7 +134,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "connections.dropped_by_cause",
-        "`dropped` by cause: `reset`, `server_close` (a close frame; its code in `close_codes`), `eof` (TCP closed without a close frame), `timeout`, `send_error`, `close_timeout` (the server's close was never finished), `http_connection_close` (an HTTP poller got `Connection: close`), or the protocol or TLS error kind. Absent when none.",
+        "`dropped` by cause: `reset`, `server_close` (a close frame; its code in `close_codes`), `eof` (TCP closed without a close frame), `timeout`, `send_error`, `close_timeout` (the server's close was never finished), `http_connection_close` (an HTTP poller got `Connection: close`), `pong_timeout` (a ping unanswered past its program's pong timeout: loadgen gave the connection up, see `pong_timeouts`), or the protocol or TLS error kind. Absent when none.",
     ),
     (
         "connections.close_codes",
@@ -159,6 +159,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     (
         "connections.reconnect_gave_up",
         "Dropped connections whose attempts reached `--reconnect-limit`. Absent when none.",
+    ),
+    (
+        "connections.pong_timeouts",
+        "Pings unanswered past their program's pong timeout (a scenario's `Ping` step with a timeout). Each ended its connection without a close handshake, counted as a drop with cause `pong_timeout` (so a reconnect policy applies) and as `errors.pong_timeout`. A pong answers its own ping and every older one; one arriving before the timeout is never counted. Absent when none.",
     ),
     (
         "connections.peak_open",

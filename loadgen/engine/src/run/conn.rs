@@ -74,14 +74,6 @@ pub struct Conn {
     pub cancel_pending: bool,
     /// What few connections need, out of the slab entry (allocated on first need).
     pub side: Option<Box<Side>>,
-    /// HTTP polling: intended time of the request in flight.
-    pub request_ns: u64,
-    /// HTTP polling: polls that came due while a request was in flight, sent one after
-    /// another as responses end (each timed from its own intended time), and the
-    /// intended time of the oldest.
-    pub backlog: u16,
-    /// See `backlog`.
-    pub backlog_ns: u64,
     /// HTTP polling: no poll before this time (the server's `Retry-After`).
     pub retry_at_ns: u64,
     /// Sequence check of this connection's echoes (its own probes coming back).
@@ -120,9 +112,6 @@ impl Conn {
             pool_pos: super::pool::NOT_IN_POOL,
             cancel_pending: false,
             side: None,
-            request_ns: 0,
-            backlog: 0,
-            backlog_ns: 0,
             retry_at_ns: 0,
             echo_rx: SeqTracker::default(),
             push_rx: SeqTracker::default(),
@@ -306,6 +295,14 @@ pub struct HttpStream {
     pub out: Vec<u8>,
     /// Body bytes of the response in progress.
     pub body_bytes: u64,
+    /// Intended time of the request in flight.
+    pub request_ns: u64,
+    /// Polls that came due while a request was in flight, sent one after another as
+    /// responses end (each timed from its own intended time), and the intended time
+    /// of the oldest.
+    pub backlog: u16,
+    /// See `backlog`.
+    pub backlog_ns: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Conn>() <= 256, "the connection slab entry must stay within 256 bytes");

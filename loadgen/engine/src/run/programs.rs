@@ -55,10 +55,19 @@ impl RunConfig {
         for p in &programs {
             p.validate().map_err(|e| RunError::Setup(format!("invalid connection program: {e}")))?;
             if self.protocol != Protocol::WebSocket
-                && p.steps.iter().any(|s| matches!(s, Step::SendText(_) | Step::WaitFor { .. } | Step::Ping { .. }))
+                && p.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        Step::SendText(_)
+                            | Step::WaitFor { .. }
+                            | Step::Ping { .. }
+                            | Step::SendViolation(_)
+                            | Step::SendSized { .. }
+                    )
+                })
             {
                 return Err(RunError::Setup(
-                    "texts, waits and pings are WebSocket features; drop them for a raw-TCP or HTTP run".into(),
+                    "texts, waits, pings, violations and sized messages are WebSocket features; drop them for a raw-TCP or HTTP run".into(),
                 ));
             }
         }
@@ -94,7 +103,7 @@ impl RunConfig {
         }
         steps.push(Step::Ready);
         if let Some(interval) = self.ping_interval {
-            steps.push(Step::Ping { interval });
+            steps.push(Step::Ping { interval, timeout: None });
         }
         if let (true, Traffic::Echo { rate, .. }) = (with_traffic, self.traffic) {
             steps.push(Step::Traffic(match rate {

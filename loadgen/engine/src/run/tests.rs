@@ -292,7 +292,9 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
                     }
                 }
                 Some(Decoded::Text(t)) => enc.message(&mut out, MessageKind::Text, t.as_bytes(), &mut rng).unwrap(),
-                Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
+                Some(Decoded::Ping(p)) if faults.as_ref().is_none_or(|f| f.pongs()) => {
+                    enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap()
+                }
                 Some(Decoded::Close { code, .. }) => {
                     if code == Some(program::CLOSE_CODE) {
                         program::CLOSES_SEEN.fetch_add(1, Ordering::Relaxed);

@@ -517,7 +517,14 @@ impl Worker<'_> {
                     }
                 }
             }
-            Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer | Op::StepTimer | Op::Drain => {}
+            Op::PingTimer
+            | Op::RetryTimer
+            | Op::ReplyTimer
+            | Op::ReconnectTimer
+            | Op::StepTimer
+            | Op::PongTimer
+            | Op::SlowTimer
+            | Op::Drain => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

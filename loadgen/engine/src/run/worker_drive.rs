@@ -90,8 +90,9 @@ impl Worker<'_> {
                     TimerKind::Ping => Op::PingTimer,
                     TimerKind::Reply => Op::ReplyTimer,
                     TimerKind::Step => Op::StepTimer,
+                    TimerKind::Pong => Op::PongTimer,
                 };
-                if matches!(timer, TimerKind::Send | TimerKind::Ping) && at_ns >= end_ns {
+                if matches!(timer, TimerKind::Send | TimerKind::Ping | TimerKind::Pong) && at_ns >= end_ns {
                     // Due after the end of the hold: it would never go out.
                     return;
                 }
@@ -130,6 +131,12 @@ impl Worker<'_> {
                 self.timers.insert(at_ns, conn.tag(index, Op::ReconnectTimer).encode());
             }
             Action::GaveUp => self.rec.reconnect_gave_up(),
+            Action::PongTimedOut => {
+                self.rec.pong_timeout();
+                // Dead to us: a drop (the reconnect policy applies), no close handshake.
+                self.drop_conn(index, "pong_timeout");
+            }
+            Action::SendViolation { .. } | Action::SendSized { .. } => {}
             Action::SendText { .. } | Action::SendProbe { .. } | Action::SendPing { .. } | Action::JoinPool => {}
         }
     }

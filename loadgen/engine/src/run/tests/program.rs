@@ -108,7 +108,7 @@ fn a_reader_stopped_at_the_end_reads_again_to_close_cleanly() {
 #[test]
 fn programs_that_cannot_run_are_refused_before_the_run() {
     let server = TestServer::start(Mode::Echo);
-    let cfg = with_program(&server, 1, 100, vec![Step::Ready, Step::Ping { interval: Duration::ZERO }]);
+    let cfg = with_program(&server, 1, 100, vec![Step::Ready, Step::Ping { interval: Duration::ZERO, timeout: None }]);
     let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
     assert!(err.contains("interval must be longer than zero"), "{err}");
     let mut cfg = with_program(&server, 1, 100, vec![Step::SendText("hi".into()), Step::Ready]);
@@ -234,4 +234,33 @@ fn groups_run_their_own_programs_on_their_own_connections() {
     cfg.cohorts[1].connections = 4;
     let err = run(&cfg, &AtomicBool::new(false)).expect_err("6 group connections for a run of 5");
     assert!(err.to_string().contains("add up"), "{err}");
+}
+
+#[test]
+fn a_server_that_stops_answering_pings_is_dropped_for_it_and_reconnected() {
+    use crate::driver::ReconnectPolicy;
+    use crate::run::tests::accounting::Misbehaviour;
+    let steps = |timeout| vec![Step::Ready, Step::Ping { interval: ms(100), timeout: Some(ms(timeout)) }];
+    // A server that answers every ping: pongs arrive in well under 250 ms, none times out.
+    let server = TestServer::start(Mode::Echo);
+    let m = go(&with_program(&server, 3, 1_000, steps(250))).stats;
+    assert_eq!(m.totals.established, 3, "{:?}", m.errors);
+    assert!(m.histogram(Metric::PingRtt).len() >= 20, "pongs came: {}", m.histogram(Metric::PingRtt).len());
+    assert_eq!((m.totals.pong_timeouts, m.totals.dropped), (0, 0), "no false timeouts: {:?}", m.errors);
+
+    // One that never answers: each connection is given up 250 ms after its first ping,
+    // and comes back under the reconnect policy (to be given up again).
+    let server = TestServer::start(Mode::Misbehave(Misbehaviour { no_pong: true, ..Default::default() }));
+    let mut cfg = with_program(&server, 2, 1_500, steps(250));
+    cfg.cohorts[0].program.reconnect = Some(ReconnectPolicy { initial: ms(10), max: ms(50), limit: None });
+    let t0 = Instant::now();
+    let m = go(&cfg).stats;
+    let t = &m.totals;
+    assert!(t0.elapsed() < Duration::from_secs(6), "bounded");
+    assert!(t.pong_timeouts >= 4, "each connection, more than once: {t:?} {:?}", m.errors);
+    assert_eq!(m.drops.get("pong_timeout").copied(), Some(t.pong_timeouts), "{:?}", m.drops);
+    assert_eq!(m.errors.get("pong_timeout").copied(), Some(t.pong_timeouts), "{:?}", m.errors);
+    assert_eq!(t.dropped, t.pong_timeouts, "{t:?}");
+    assert!(t.reconnect_attempts >= 2 && t.reconnected >= 2, "the reconnect policy applied: {t:?}");
+    assert_eq!(m.histogram(Metric::PingRtt).len(), 0);
 }
