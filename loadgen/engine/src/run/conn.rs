@@ -369,9 +369,11 @@ impl ClientPool {
             .fold((0, 0), |(n, b), (cn, cb)| (n + u64::from(cn), b + cb as u64))
     }
 
-    /// Takes a `Client` back.
-    pub fn give(&mut self, client: Box<Client>) {
+    /// Takes a `Client` back (an output buffer grown past the send pool's largest
+    /// buffer by a big message, such as a `SendSized` step's, is freed first).
+    pub fn give(&mut self, mut client: Box<Client>) {
         if self.spare.len() < Self::KEEP {
+            client.trim_output(crate::preflight::SEND_POOL_MAX_BUFFER as usize);
             self.spare.push(client);
         }
     }

@@ -274,7 +274,31 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         };
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            let Ok((used, item)) = dec.decode(rest) else { return };
+            let (used, item) = match dec.decode(rest) {
+                Ok(step) => step,
+                Err(e) => {
+                    // A protocol violation: fail the connection with its close code
+                    // (RFC 6455 §7.1.7), then read until the client closes too, so the
+                    // close frame is not lost to a reset.
+                    out.clear();
+                    enc.close(&mut out, Some(e.close_code()), "", &mut rng).unwrap();
+                    let _ = stream.write_all(&out);
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        match stream.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(_) => {}
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => return,
+                        }
+                    }
+                    return;
+                }
+            };
             rest = &rest[used..];
             match item {
                 Some(Decoded::Binary(b)) => {
@@ -356,6 +380,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         cohorts: Vec::new(),
         timer_coalesce: Duration::ZERO,
         headers: Vec::new(),
+        tokens: None,
     }
 }
 

@@ -9,14 +9,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use loadgen_proto::{ClientConfig, HandshakeRequest, MessageKind};
+use loadgen_proto::{ClientConfig, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::conn::{ClientPool, Conn, Phase, Proto};
 use super::ops::{self, Op, Tag};
 use super::pool::Pool;
-use super::template;
+use super::requests::Request;
 use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::bufpool::BufPool;
 use crate::clock::Clock;
@@ -90,9 +90,8 @@ struct Worker<'a> {
     next_conn: u32,
     targets: Vec<libc::sockaddr_in>,
     sources: Vec<libc::sockaddr_in>,
-    requests: Vec<HandshakeRequest>,
-    /// Whether each target's request has `{i}` to expand per connection.
-    templated: Vec<bool>,
+    /// The request of each (cohort, target), at `program * targets + target`.
+    requests: Vec<Request>,
     /// HTTP polls: the expanded path and header values of the request being written.
     expand_buf: String,
     /// This worker's TLS settings (its own resumption cache) and each target's server
@@ -175,8 +174,8 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
         Traffic::Echo { message_size, .. } => message_size,
         Traffic::Idle => 0,
     };
-    let programs = match cfg.programs() {
-        Ok(programs) => programs,
+    let (programs, requests) = match cfg.programs().and_then(|p| Ok((cfg.requests(p.len())?, p))) {
+        Ok((requests, programs)) => (programs, requests),
         Err(e) => {
             setup.gate.wait();
             return Err(e);
@@ -189,21 +188,7 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
     let mut w = Worker {
         targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
         sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
-        requests: cfg
-            .targets
-            .iter()
-            .map(|t| {
-                let mut request = HandshakeRequest::new(t.host.clone(), t.path.clone());
-                request.deflate = cfg.deflate.clone();
-                request.headers = cfg.headers.clone();
-                request
-            })
-            .collect(),
-        templated: cfg
-            .targets
-            .iter()
-            .map(|t| template::is_template(&t.path) || cfg.headers.iter().any(|(_, v)| template::is_template(v)))
-            .collect(),
+        requests,
         expand_buf: String::new(),
         tls_config: cfg.tls.as_ref().map(loadgen_tls::TlsClientConfig::for_worker),
         server_names: cfg
@@ -414,6 +399,13 @@ impl Worker<'_> {
         }
         self.send_more(index);
         self.conns[index as usize].park(&mut self.clients);
+    }
+
+    /// Where the request of connection `index` (its cohort's, for its target) is in
+    /// `requests`.
+    pub(super) fn request_index(&self, index: u32) -> usize {
+        let conn = &self.conns[index as usize];
+        usize::from(conn.driver.program()) * self.targets.len() + usize::from(conn.target)
     }
 
     /// The connection's number in the whole run (all workers).

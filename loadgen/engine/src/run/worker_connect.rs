@@ -86,18 +86,21 @@ impl Worker<'_> {
             return;
         }
         let expanded;
-        let request = if self.templated[target] {
-            // Each connection its own identity: `{i}` is its number in the run.
-            let global = self.global_index(index);
-            let mut r = self.requests[target].clone();
-            r.path = template::expand(&r.path, global);
+        let global = self.global_index(index);
+        let spec = &self.requests[self.request_index(index)];
+        let request = if spec.templated {
+            // Each connection its own identity: `{i}` is its number in the run,
+            // `{token}` its token.
+            let token = template::token_of(self.setup.config.tokens.as_deref(), global);
+            let mut r = spec.upgrade.clone();
+            r.path = template::expand(&r.path, global, token);
             for (_, value) in &mut r.headers {
-                *value = template::expand(value, global);
+                *value = template::expand(value, global, token);
             }
             expanded = r;
             &expanded
         } else {
-            &self.requests[target]
+            &spec.upgrade
         };
         let conn = &mut self.conns[index as usize];
         match Client::new(self.clients.config().clone(), request, now / 1_000, &mut self.rng) {

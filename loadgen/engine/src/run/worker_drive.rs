@@ -136,8 +136,35 @@ impl Worker<'_> {
                 // Dead to us: a drop (the reconnect policy applies), no close handshake.
                 self.drop_conn(index, "pong_timeout");
             }
-            Action::SendViolation { .. } | Action::SendSized { .. } => {}
-            Action::SendText { .. } | Action::SendProbe { .. } | Action::SendPing { .. } | Action::JoinPool => {}
+            Action::SendViolation { step } if live => {
+                let program = &self.programs[usize::from(conn.driver.program())];
+                let Some(Step::SendViolation(violation)) = program.steps.get(usize::from(step)) else { return };
+                let violation = *violation;
+                let Some(client) = conn.client(&mut self.clients) else { return };
+                if client.send_violation(violation, &mut self.rng).is_err() {
+                    self.rec.error("violation_send_failed");
+                    return;
+                }
+                // Not a message; reading goes on, so the server's answer is observed.
+                self.send_more(index);
+            }
+            Action::SendSized { step } if live => {
+                let program = &self.programs[usize::from(conn.driver.program())];
+                let Some(&Step::SendSized { len }) = program.steps.get(usize::from(step)) else { return };
+                let Some(client) = conn.client(&mut self.clients) else { return };
+                if client.send_filled_text(len, &mut self.rng).is_err() {
+                    self.rec.error("sized_send_failed");
+                    return;
+                }
+                self.rec.message_sent(len as u64);
+                self.send_more(index);
+            }
+            Action::SendText { .. }
+            | Action::SendViolation { .. }
+            | Action::SendSized { .. }
+            | Action::SendProbe { .. }
+            | Action::SendPing { .. }
+            | Action::JoinPool => {}
         }
     }
 

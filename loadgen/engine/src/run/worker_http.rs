@@ -105,19 +105,21 @@ impl Worker<'_> {
         let now_ns = self.setup.clock.now_ns();
         let now_unix_s = self.setup.clock.unix_us(now_ns) / 1_000_000;
         let global = self.global_index(index);
+        let token = template::token_of(self.setup.config.tokens.as_deref(), global);
+        let spec = &self.requests[self.request_index(index)];
         let conn = &mut self.conns[index as usize];
         let target = &self.setup.config.targets[usize::from(conn.target)];
         let Proto::Http(http) = &mut conn.proto else { return };
-        // Headers (and the path) with `{i}` expanded for this connection, written into
-        // one reused buffer: no allocation per poll.
-        let headers_cfg = &self.setup.config.headers;
+        // The cohort's headers (and path) with `{i}` and `{token}` expanded for this
+        // connection, written into one reused buffer: no allocation per poll.
+        let headers_cfg = &spec.headers;
         let mut ends = [0usize; MAX_HEADERS + 1];
         let buf = &mut self.expand_buf;
         buf.clear();
-        template::expand_into(&target.path, global, buf);
+        template::expand_into(&spec.path, global, token, buf);
         ends[0] = buf.len();
         for (k, (_, value)) in headers_cfg.iter().take(MAX_HEADERS).enumerate() {
-            template::expand_into(value, global, buf);
+            template::expand_into(value, global, token, buf);
             ends[k + 1] = buf.len();
         }
         let mut pairs = [("", ""); MAX_HEADERS];

@@ -19,8 +19,12 @@ fn ms(n: u64) -> Duration {
 fn with_program(server: &TestServer, connections: u32, hold_ms: u64, steps: Vec<Step>) -> RunConfig {
     let mut cfg =
         config(server, connections, hold_ms, Traffic::Echo { message_size: 64, rate: MessageRate::ClosedLoop });
-    cfg.cohorts =
-        vec![Cohort { name: "all".into(), program: Program { steps, reconnect: None }, connections: cfg.connections }];
+    cfg.cohorts = vec![Cohort {
+        name: "all".into(),
+        program: Program { steps, reconnect: None },
+        connections: cfg.connections,
+        ..Default::default()
+    }];
     cfg
 }
 
@@ -220,8 +224,8 @@ fn groups_run_their_own_programs_on_their_own_connections() {
     let talk = Program { steps: vec![Step::Ready, Step::Traffic(Steps::Paced { interval: ms(50) })], reconnect: None };
     let hold = Program { steps: vec![Step::Ready], reconnect: None };
     cfg.cohorts = vec![
-        Cohort { name: "talkers".into(), program: talk, connections: 2 },
-        Cohort { name: "holders".into(), program: hold, connections: 3 },
+        Cohort { name: "talkers".into(), program: talk, connections: 2, ..Default::default() },
+        Cohort { name: "holders".into(), program: hold, connections: 3, ..Default::default() },
     ];
     assert_eq!((0..5).map(|g| cfg.program_of(g)).collect::<Vec<_>>(), [0, 0, 1, 1, 1], "contiguous ranges");
     let m = go(&cfg).stats;
@@ -263,4 +267,125 @@ fn a_server_that_stops_answering_pings_is_dropped_for_it_and_reconnected() {
     assert_eq!(t.dropped, t.pong_timeouts, "{t:?}");
     assert!(t.reconnect_attempts >= 2 && t.reconnected >= 2, "the reconnect policy applied: {t:?}");
     assert_eq!(m.histogram(Metric::PingRtt).len(), 0);
+}
+
+#[test]
+fn violations_and_oversize_messages_are_answered_with_close_codes_the_report_keeps() {
+    use loadgen_proto::Violation;
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 7, 1_000, Traffic::Idle);
+    let group = |name: &str, steps: Vec<Step>, connections| Cohort {
+        name: name.into(),
+        program: Program { steps, reconnect: None },
+        connections,
+        ..Default::default()
+    };
+    cfg.cohorts = vec![
+        group("bad-utf8", vec![Step::Ready, Step::SendViolation(Violation::InvalidUtf8)], 2),
+        group("reserved", vec![Step::Ready, Step::SendViolation(Violation::ReservedOpcode(3))], 2),
+        // Over the test server's 1 MiB limit: refused on the frame header.
+        group("oversize", vec![Step::Ready, Step::SendSized { len: 2 << 20 }], 2),
+        group("sized", vec![Step::Ready, Step::SendSized { len: 100_000 }], 1),
+    ];
+    let out = go(&cfg);
+    let m = &out.stats;
+    let t = &m.totals;
+    assert_eq!(t.established, 7, "{:?}", m.errors);
+    let codes: Vec<(u16, u64)> = m.close_codes.iter().map(|(c, n)| (*c, *n)).collect();
+    assert_eq!(codes, [(1002, 2), (1007, 2), (1009, 2)], "{:?} {:?}", m.errors, m.drops);
+    assert_eq!(m.drops.get("server_close").copied(), Some(6), "{:?}", m.drops);
+    // The valid one was echoed and held until the end.
+    assert_eq!((t.messages_sent, t.messages_received), (3, 1), "{t:?}");
+    assert_eq!(t.bytes_received, 100_000, "{t:?}");
+    // The report keys checks address with dotted paths.
+    let report = crate::report::Report::new(m, &crate::report::RunInfo::default()).to_value();
+    assert_eq!(report.pointer("/connections/close_codes/1009"), Some(&serde_json::json!(2)));
+    assert_eq!(report.pointer("/connections/dropped_by_cause/server_close"), Some(&serde_json::json!(6)));
+}
+
+#[test]
+fn a_cohort_brings_its_own_path_and_headers_with_per_connection_tokens() {
+    let tokens: std::sync::Arc<[String]> = vec!["t0".to_owned(), "t1".into(), "t2".into()].into();
+    let cohorts = |path: &str| {
+        vec![
+            Cohort {
+                name: "users".into(),
+                connections: 2,
+                program: Program { steps: vec![Step::Ready], reconnect: None },
+                ..Default::default()
+            },
+            Cohort {
+                name: "intruders".into(),
+                connections: 2,
+                program: Program { steps: vec![Step::Ready], reconnect: None },
+                path: Some(path.into()),
+                headers: vec![("X-Loadgen-Test-User".into(), "cohorttest-evil-{token}".into())],
+                ..Default::default()
+            },
+        ]
+    };
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = config(&server, 4, 300, Traffic::Idle);
+    cfg.headers = vec![("X-Loadgen-Test-User".into(), "cohorttest-run-{i}".into())];
+    cfg.tokens = Some(tokens.clone());
+    cfg.cohorts = cohorts("/ws?user=intruder{i}&k=cohorttest");
+    let m = go(&cfg).stats;
+    assert_eq!(m.totals.established, 4, "{:?}", m.errors);
+    // The cohort's header replaced the run's of the same name; tokens[i % 3].
+    assert_eq!(
+        identities("cohorttest-"),
+        [
+            "/ cohorttest-run-0",
+            "/ cohorttest-run-1",
+            "/ws?user=intruder2&k=cohorttest cohorttest-evil-t2",
+            "/ws?user=intruder3&k=cohorttest cohorttest-evil-t0",
+        ]
+    );
+
+    // HTTP polls carry the cohort's request on every poll.
+    let server = TestServer::start(Mode::Http(super::http::Behaviour::KeepAlive));
+    let mut cfg = config(&server, 4, 400, Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(10.0) });
+    cfg.protocol = crate::run::Protocol::Http1;
+    cfg.targets[0].path = "/poll".into();
+    cfg.headers = vec![("X-Loadgen-Test-User".into(), "cohorthttp-run-{i}".into())];
+    cfg.tokens = Some(tokens);
+    cfg.cohorts = cohorts("/poll?u={i}");
+    for c in &mut cfg.cohorts {
+        c.program.steps.push(Step::Traffic(Steps::Paced { interval: ms(100) }));
+        c.headers.iter_mut().for_each(|(_, v)| *v = v.replace("cohorttest", "cohorthttp"));
+    }
+    let m = go(&cfg).stats;
+    assert!(m.totals.messages_received >= 8, "{:?} {:?}", m.totals, m.errors);
+    assert_eq!(
+        identities("cohorthttp-"),
+        [
+            "/poll cohorthttp-run-0",
+            "/poll cohorthttp-run-1",
+            "/poll?u=2 cohorthttp-evil-t2",
+            "/poll?u=3 cohorthttp-evil-t0"
+        ]
+    );
+}
+
+#[test]
+fn requests_that_cannot_be_built_are_refused_before_the_run() {
+    let server = TestServer::start(Mode::Echo);
+    let mut cfg = with_program(&server, 2, 100, vec![Step::Ready]);
+    cfg.headers = vec![("Authorization".into(), "Bearer {token}".into())];
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("{token}") && err.contains("no tokens"), "{err}");
+    cfg.tokens = Some(Vec::<String>::new().into());
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+    cfg.tokens = Some(vec!["a\r\nX-Evil: 1".to_owned()].into());
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("control character"), "{err}");
+    let mut cfg = with_program(&server, 2, 100, vec![Step::Ready]);
+    cfg.cohorts[0].handshake = crate::run::HandshakeMode::Slow { interval: Duration::ZERO };
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("longer than zero"), "{err}");
+    cfg.cohorts[0].handshake = crate::run::HandshakeMode::Stall;
+    cfg.protocol = crate::run::Protocol::Http1;
+    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(err.contains("WebSocket upgrades"), "{err}");
 }
