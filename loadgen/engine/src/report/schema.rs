@@ -203,6 +203,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "`--reconnect`: a dropped connection's time to recover, from the drop to ready again (backoff, connect, upgrade and on-open steps included).",
     ),
     (
+        "latency_us.handshake_closed",
+        "Attack upgrades only (a cohort's `HandshakeMode::Stall`, a half-open upgrade whose request is never sent, or `Slow`, a request sent one byte per interval): intended connection start → the server closed the connection (FIN or reset) before answering; each is also `errors.handshake_closed_by_server`. Against a server with a handshake timeout T, the attackers' max stays near T (connect time aside). Upgrades the run's own handshake timeout ended are `errors.handshake_timeout` instead, not timed here.",
+    ),
+    (
         "tls",
         "wss:// and https:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed.",
     ),

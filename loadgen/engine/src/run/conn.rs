@@ -152,14 +152,17 @@ impl Conn {
 
     /// If nothing is being sent and the protocol (or the TLS layer) has bytes queued,
     /// moves them into the send buffer (sealed into TLS records on wss://) and returns
-    /// the send to submit. The protocol's own buffer may grow while the kernel reads
-    /// `sending`, which never moves during the operation. Fails with the TLS error kind
-    /// if sealing failed.
+    /// the send to submit. At most `limit` bytes of the protocol's come along (TLS
+    /// records of its own always do): a stalled upgrade sends none of its request, a
+    /// slow one a byte at a time. The protocol's own buffer may grow while the kernel
+    /// reads `sending`, which never moves during the operation. Fails with the TLS
+    /// error kind if sealing failed.
     pub fn next_send(
         &mut self,
         index: u32,
         slot: u32,
         pool: &mut BufPool,
+        limit: usize,
     ) -> Result<Option<squeue::Entry>, &'static str> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return Ok(None);
@@ -170,6 +173,7 @@ impl Conn {
             Proto::Http(http) => &http.out,
             Proto::None | Proto::Parked(_) => &[],
         };
+        let pending = &pending[..pending.len().min(limit)];
         if pending.is_empty() && !self.tls.as_ref().is_some_and(|t| t.has_output()) {
             return Ok(None);
         }

@@ -45,12 +45,12 @@ pub fn expand_into(template: &str, i: u64, token: &str, out: &mut String) {
     while let Some(at) = rest.find('{') {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        if tail.starts_with(CONNECTION) {
+        if let Some(after) = tail.strip_prefix(CONNECTION) {
             let _ = write!(out, "{i}");
-            rest = &tail[CONNECTION.len()..];
-        } else if tail.starts_with(TOKEN) {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix(TOKEN) {
             out.push_str(token);
-            rest = &tail[TOKEN.len()..];
+            rest = after;
         } else {
             out.push('{');
             rest = &tail[1..];

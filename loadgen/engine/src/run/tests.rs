@@ -52,6 +52,13 @@ enum Mode {
     /// After the upgrade, JSON notification envelopes on two interleaved channels (see
     /// `program::json_pushes`), then echo.
     JsonPush,
+    /// A server's handshake timeout: an upgrade request not complete `ms` after the
+    /// accept is closed (FIN, or a reset with `reset`); the bytes each connection sent
+    /// before its request was complete (or it was closed) go to `program::HEAD_BYTES`.
+    HandshakeTimeout {
+        ms: u64,
+        reset: bool,
+    },
 }
 
 struct TestServer {
@@ -179,13 +186,26 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         return;
     }
     let mut head = Vec::new();
+    let accepted = Instant::now();
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if let Mode::HandshakeTimeout { ms, reset } = mode
+            && accepted.elapsed() >= Duration::from_millis(ms)
+        {
+            program::HEAD_BYTES.lock().unwrap().push(head.len());
+            if reset {
+                stream.reset();
+            }
+            return;
+        }
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => head.extend_from_slice(&buf[..n]),
             Err(_) if !stop.load(Ordering::Relaxed) => continue,
             Err(_) => return,
         }
+    }
+    if let Mode::HandshakeTimeout { .. } = mode {
+        program::HEAD_BYTES.lock().unwrap().push(head.len());
     }
     match mode {
         Mode::Reset => {

@@ -17,7 +17,7 @@ use super::conn::{ClientPool, Conn, Phase, Proto};
 use super::ops::{self, Op, Tag};
 use super::pool::Pool;
 use super::requests::Request;
-use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
+use super::{HandshakeMode, MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::bufpool::BufPool;
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
@@ -105,6 +105,8 @@ struct Worker<'a> {
     timers: TimerWheel,
     /// The connections' programs, by cohort (`Conn::driver` says which).
     programs: Vec<Program>,
+    /// How each cohort's connections upgrade.
+    handshakes: Vec<HandshakeMode>,
     /// The driver's actions of the event being handled (reused).
     actions: Vec<Action>,
     /// Ready connections the open-model messages go to.
@@ -207,6 +209,7 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
         next_conn: 0,
         rng: ChaCha20Rng::from_seed(seed),
         timers: TimerWheel::new(100_000, 4096, now),
+        handshakes: (0..programs.len()).map(|p| cfg.handshake_mode(p as u8)).collect(),
         programs,
         actions: Vec::with_capacity(16),
         pool: Pool::default(),
@@ -408,6 +411,17 @@ impl Worker<'_> {
         usize::from(conn.driver.program()) * self.targets.len() + usize::from(conn.target)
     }
 
+    /// How connection `index`'s cohort upgrades.
+    pub(super) fn handshake_of(&self, index: u32) -> HandshakeMode {
+        self.handshakes[usize::from(self.conns[index as usize].driver.program())]
+    }
+
+    /// Connection `index` is upgrading in an attack mode (stalled or slow).
+    pub(super) fn upgrade_attack(&self, index: u32) -> bool {
+        let conn = &self.conns[index as usize];
+        conn.phase == Phase::Handshaking && matches!(conn.proto, Proto::Live(_)) && self.handshake_of(index).is_attack()
+    }
+
     /// The connection's number in the whole run (all workers).
     pub(super) fn global_index(&self, index: u32) -> u64 {
         u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64
@@ -429,8 +443,15 @@ impl Worker<'_> {
     /// Submits what the connection has queued, if no send is in flight; a TLS failure
     /// while sealing ends the connection (counted by kind).
     pub(super) fn send_more(&mut self, index: u32) {
+        // An attack upgrade holds its request back (a slow one sends it from its timer).
+        let limit = if self.upgrade_attack(index) { 0 } else { usize::MAX };
+        self.send_limited(index, limit);
+    }
+
+    /// [`Self::send_more`] with at most `limit` bytes of the protocol's output.
+    pub(super) fn send_limited(&mut self, index: u32, limit: usize) {
         let conn = &mut self.conns[index as usize];
-        match conn.next_send(index, self.io.slot(index), &mut self.send_pool) {
+        match conn.next_send(index, self.io.slot(index), &mut self.send_pool, limit) {
             Ok(Some(sqe)) => self.io.push(sqe),
             Ok(None) => {}
             Err(kind) => {
@@ -475,6 +496,16 @@ impl Worker<'_> {
                 self.connected(index, now);
             }
             Op::Send => {
+                if result < 0 && self.upgrade_attack(index) && matches!(-result, libc::EPIPE | libc::ECONNRESET) {
+                    // The server closed a stalled or slow upgrade while it was sending.
+                    let conn = &mut self.conns[index as usize];
+                    conn.send_inflight = false;
+                    self.send_pool.put(std::mem::take(&mut conn.sending));
+                    self.handshake_closed_by_server(index, now);
+                    self.maybe_free(index);
+                    return;
+                }
+                let conn = &mut self.conns[index as usize];
                 if result < 0 {
                     conn.send_inflight = false;
                     self.send_pool.put(std::mem::take(&mut conn.sending));

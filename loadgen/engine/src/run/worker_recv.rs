@@ -69,6 +69,13 @@ impl Worker<'_> {
             self.maybe_free(index);
             return;
         }
+        if (result == 0 || result == -libc::ECONNRESET || result == -libc::EPIPE) && self.upgrade_attack(index) {
+            // What a stalled or slow upgrade waits for: the server gave up on it.
+            self.handshake_closed_by_server(index, now);
+            self.maybe_free(index);
+            return;
+        }
+        let conn = &mut self.conns[index as usize];
         if result <= 0 {
             if conn.phase != Phase::Closing {
                 let kind = if result == 0 {

@@ -63,6 +63,7 @@ impl Worker<'_> {
                 Op::ReplyTimer => self.driver_timer(tag.conn, TimerKind::Reply, now),
                 Op::StepTimer => self.driver_timer(tag.conn, TimerKind::Step, now),
                 Op::PongTimer => self.driver_timer(tag.conn, TimerKind::Pong, now),
+                Op::SlowTimer => self.slow_byte(tag.conn, now),
                 Op::RetryTimer => self.retry_hold_off_ended(tag.conn),
                 _ => {}
             }

@@ -389,3 +389,52 @@ fn requests_that_cannot_be_built_are_refused_before_the_run() {
     let err = run(&cfg, &AtomicBool::new(false)).unwrap_err().to_string();
     assert!(err.contains("WebSocket upgrades"), "{err}");
 }
+
+/// Bytes of the upgrade request each connection to a `Mode::HandshakeTimeout` server
+/// had sent when its request was complete or the server gave up on it.
+pub(super) static HEAD_BYTES: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+#[test]
+fn stalled_and_slow_upgrades_are_counted_apart_when_the_server_closes_them() {
+    use crate::run::HandshakeMode;
+    let group = |name: &str, handshake, connections| Cohort {
+        name: name.into(),
+        program: Program { steps: vec![Step::Ready], reconnect: None },
+        connections,
+        handshake,
+        ..Default::default()
+    };
+    let slow = HandshakeMode::Slow { interval: ms(50) };
+    // The server closes upgrades not complete after 300 ms; the run waits 800 ms.
+    let server = TestServer::start(Mode::HandshakeTimeout { ms: 300, reset: false });
+    let mut cfg = config(&server, 6, 1_200, Traffic::Idle);
+    cfg.cohorts =
+        vec![group("users", HandshakeMode::Normal, 2), group("stall", HandshakeMode::Stall, 2), group("slow", slow, 2)];
+    let m = go(&cfg).stats;
+    let t = &m.totals;
+    assert_eq!((t.established, t.failed), (2, 4), "{:?}", m.errors);
+    assert_eq!(m.errors.get("handshake_closed_by_server").copied(), Some(4), "{:?}", m.errors);
+    assert_eq!(m.errors.get("handshake_timeout"), None, "{:?}", m.errors);
+    let closed = m.histogram(Metric::HandshakeClosed);
+    assert_eq!(closed.len(), 4);
+    assert!(closed.min() >= 290_000 && closed.max() < 800_000, "closed after {}..{} µs", closed.min(), closed.max());
+    let mut bytes = std::mem::take(&mut *HEAD_BYTES.lock().unwrap());
+    bytes.sort_unstable();
+    assert_eq!(bytes[..2], [0, 0], "stalled upgrades send nothing: {bytes:?}");
+    assert!(bytes[2..4].iter().all(|&n| (3..=9).contains(&n)), "a byte every 50 ms for 300 ms: {bytes:?}");
+    assert!(bytes[4..].iter().all(|&n| n > 100), "whole requests: {bytes:?}");
+
+    // A reset is the server closing too; a server that never closes leaves the run's
+    // handshake timeout.
+    let server = TestServer::start(Mode::HandshakeTimeout { ms: 200, reset: true });
+    let mut cfg = config(&server, 2, 1_000, Traffic::Idle);
+    cfg.cohorts = vec![group("stall", HandshakeMode::Stall, 1), group("slow", slow, 1)];
+    let m = go(&cfg).stats;
+    assert_eq!(m.errors.get("handshake_closed_by_server").copied(), Some(2), "{:?}", m.errors);
+    let server = TestServer::start(Mode::NoUpgrade);
+    cfg.targets = vec![server.target()];
+    let m = go(&cfg).stats;
+    assert_eq!(m.errors.get("handshake_timeout").copied(), Some(2), "{:?}", m.errors);
+    assert_eq!(m.errors.get("handshake_closed_by_server"), None, "{:?}", m.errors);
+    assert_eq!(m.histogram(Metric::HandshakeClosed).len(), 0);
+}
