@@ -239,7 +239,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("messages", "Data message counts over the run. Absent when nothing was sent or received."),
     (
         "messages.sent",
-        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps included; HTTP requests for http1).",
+        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps and a program's sized texts included, its deliberate violations not; HTTP requests for http1).",
     ),
     ("messages.received", "Data messages received."),
     (

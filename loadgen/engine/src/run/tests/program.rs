@@ -347,22 +347,22 @@ fn a_cohort_brings_its_own_path_and_headers_with_per_connection_tokens() {
     let mut cfg = config(&server, 4, 400, Traffic::Echo { message_size: 64, rate: MessageRate::PerConnection(10.0) });
     cfg.protocol = crate::run::Protocol::Http1;
     cfg.targets[0].path = "/poll".into();
-    cfg.headers = vec![("X-Loadgen-Test-User".into(), "cohorthttp-run-{i}".into())];
+    cfg.headers = vec![("X-Loadgen-Test-User".into(), "cohortpoll-run-{i}".into())];
     cfg.tokens = Some(tokens);
     cfg.cohorts = cohorts("/poll?u={i}");
     for c in &mut cfg.cohorts {
         c.program.steps.push(Step::Traffic(Steps::Paced { interval: ms(100) }));
-        c.headers.iter_mut().for_each(|(_, v)| *v = v.replace("cohorttest", "cohorthttp"));
+        c.headers.iter_mut().for_each(|(_, v)| *v = v.replace("cohorttest", "cohortpoll"));
     }
     let m = go(&cfg).stats;
     assert!(m.totals.messages_received >= 8, "{:?} {:?}", m.totals, m.errors);
     assert_eq!(
-        identities("cohorthttp-"),
+        identities("cohortpoll-"),
         [
-            "/poll cohorthttp-run-0",
-            "/poll cohorthttp-run-1",
-            "/poll?u=2 cohorthttp-evil-t2",
-            "/poll?u=3 cohorthttp-evil-t0"
+            "/poll cohortpoll-run-0",
+            "/poll cohortpoll-run-1",
+            "/poll?u=2 cohortpoll-evil-t2",
+            "/poll?u=3 cohortpoll-evil-t0"
         ]
     );
 }
