@@ -14,6 +14,7 @@ use crate::encoder::{Encoder, MessageKind};
 use crate::error::{Error, RequestError, SendError};
 use crate::frame::Opcode;
 use crate::handshake::{Accepted, HandshakeRequest, ResponseParser, ResponseProgress, encode_key};
+use crate::violation::Violation;
 
 #[path = "client_park.rs"]
 mod park;
@@ -345,6 +346,39 @@ impl Client {
         self.require_open()?;
         let stamp = PingStamp { id, sent_us: now_us }.encode();
         self.encoder.control(&mut self.out, Opcode::Ping, &stamp, rng)
+    }
+
+    /// Queues a deliberate protocol violation ([`Violation::write`]) between messages,
+    /// for testing a server's defences. The client's own state is unchanged: it goes
+    /// on reading, so the server's answer (usually a close frame with
+    /// [`Violation::expected_close_code`]) arrives as events.
+    pub fn send_violation(&mut self, violation: Violation, rng: &mut impl RngCore) -> Result<(), SendError> {
+        self.require_open()?;
+        if !self.encoder.at_message_boundary() {
+            return Err(SendError::FragmentSequence);
+        }
+        violation.write(&mut self.out, rng);
+        Ok(())
+    }
+
+    /// Queues one valid text message of `len` ASCII bytes as a single uncompressed
+    /// frame ([`crate::violation::filled_text`]): no payload buffer is needed.
+    pub fn send_filled_text(&mut self, len: usize, rng: &mut impl RngCore) -> Result<(), SendError> {
+        self.require_open()?;
+        if !self.encoder.at_message_boundary() {
+            return Err(SendError::FragmentSequence);
+        }
+        crate::violation::filled_text(&mut self.out, len, rng);
+        Ok(())
+    }
+
+    /// Frees the output buffer's memory beyond `keep` bytes when nothing is queued (after
+    /// an unusually large message, so a pooled client does not keep it).
+    pub fn trim_output(&mut self, keep: usize) {
+        if self.out_pos >= self.out.len() && self.out.capacity() > keep {
+            self.out = Vec::with_capacity(keep.min(256));
+            self.out_pos = 0;
+        }
     }
 
     /// Queues a ping or pong with an arbitrary payload (≤ 125 bytes).

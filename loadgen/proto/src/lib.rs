@@ -55,5 +55,6 @@ pub use error::{Error, HandshakeError, ProtocolError, RequestError, SendError};
 pub use frame::{FrameHeader, Opcode};
 pub use handshake::{Accepted, HandshakeRequest, Rejection, RejectionKind};
 pub use http1::{Http1Client, Http1Config, Http1Error, Http1ErrorKind, Http1Event};
+pub use violation::Violation;
 #[cfg(test)]
 mod tests;

@@ -121,6 +121,19 @@ fn raw(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>,
     }
 }
 
+/// Appends one valid, masked, uncompressed text frame whose payload is `len` ASCII
+/// bytes (`x`), without a payload buffer: the filler is written and masked in place
+/// in `out`. For size-limit tests (a message just under or over a server's limit);
+/// valid with or without permessage-deflate (RSV1 clear: not compressed).
+pub fn filled_text(out: &mut Vec<u8>, len: usize, rng: &mut impl RngCore) {
+    let key = rng.next_u32().to_ne_bytes();
+    let h = FrameHeader { fin: true, rsv: 0, opcode: Opcode::Text as u8, mask: Some(key), payload_len: len as u64 };
+    h.write(out);
+    let start = out.len();
+    out.resize(start + len, b'x');
+    crate::mask::apply_mask(&mut out[start..], key, 0);
+}
+
 /// Writes an RSV1 (compressed) text frame, for servers that did not negotiate deflate.
 pub fn compressed_without_negotiation(out: &mut Vec<u8>, rng: &mut impl RngCore) {
     raw(

@@ -145,7 +145,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         let steps = g.steps.iter().map(|x| step(x, reply)).collect::<Vec<_>>();
         let program = Program { steps, reconnect };
         program.validate().map_err(|e| format!("{here}.steps: {e}"))?;
-        cohorts.push(Cohort { name: g.name.clone(), program, connections: g.connections });
+        cohorts.push(Cohort { name: g.name.clone(), program, connections: g.connections, ..Default::default() });
     }
     let total: u64 = s.groups.iter().map(|g| u64::from(g.connections)).sum();
     if total != u64::from(load.connections) {
@@ -262,7 +262,7 @@ fn step(s: &StepSpec, reply: Duration) -> Step {
             Step::WaitFor { pattern: pattern.clone(), timeout: Some(timeout.unwrap_or(reply)) }
         }
         StepSpec::Ready => Step::Ready,
-        StepSpec::Ping { every } => Step::Ping { interval: *every },
+        StepSpec::Ping { every } => Step::Ping { interval: *every, timeout: None },
         StepSpec::Echo { think } => {
             Step::Traffic(Traffic::ClosedLoop { think: think.unwrap_or_default(), reply_timeout: Some(reply) })
         }

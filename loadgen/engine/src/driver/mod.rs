@@ -1,10 +1,11 @@
 //! The sans-IO connection driver: what one connection does, as a state machine.
 //!
 //! Events go in (the connection opened, a text arrived, the reply to the message in
-//! flight arrived, a timer fired, the connection was dropped, its slot is free again);
-//! [`Action`]s come out (send a text, a probe or a ping; arm a timer; the connection
-//! is ready; join or leave the message pool; stop or resume reading; close; reconnect
-//! at a time; give up). The driver runs the connection's [`Program`] and owns its
+//! flight arrived, a pong arrived, a timer fired, the connection was dropped, its slot
+//! is free again); [`Action`]s come out (send a text, a violation, a sized message, a
+//! probe or a ping; arm a timer; the connection is ready; join or leave the message
+//! pool; stop or resume reading; close; a pong timed out; reconnect at a time; give
+//! up). The driver runs the connection's [`Program`] and owns its
 //! pacing, its closed loop, its reply deadline and its reconnect backoff. It has no
 //! sockets, no clock, no randomness of its own (times and random numbers come in with
 //! the events) and no allocation: actions are pushed into a vector the caller reuses.
@@ -24,7 +25,7 @@ pub mod serve;
 #[cfg(test)]
 mod tests;
 
-pub use program::{Program, ProgramError, ReconnectPolicy, Step, Traffic};
+pub use program::{MAX_SIZED_LEN, Program, ProgramError, ReconnectPolicy, Step, Traffic};
 
 /// The timers a connection's driver arms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub enum TimerKind {
     Reply,
     /// A `Sleep` ends, or a `WaitFor` times out.
     Step,
+    /// The oldest unanswered ping's pong is due (a `Ping` step with a timeout).
+    Pong,
 }
 
 /// What the driver asks its host to do.
@@ -44,6 +47,16 @@ pub enum TimerKind {
 pub enum Action {
     /// Send the text of step `step` (a [`Step::SendText`]).
     SendText {
+        /// Index of the step.
+        step: u16,
+    },
+    /// Write the violation of step `step` (a [`Step::SendViolation`]).
+    SendViolation {
+        /// Index of the step.
+        step: u16,
+    },
+    /// Send the sized text message of step `step` (a [`Step::SendSized`]).
+    SendSized {
         /// Index of the step.
         step: u16,
     },
@@ -96,6 +109,9 @@ pub enum Action {
     },
     /// The reply to the message in flight is overdue; the loop went on.
     ReplyTimedOut,
+    /// A ping went unanswered past its `Ping` step's timeout: the host counts it and
+    /// ends the connection as a drop (cause `pong_timeout`).
+    PongTimedOut,
     /// Start the connection again at `at_ns` (its slot is free).
     Reconnect {
         /// When (ns).
@@ -105,14 +121,18 @@ pub enum Action {
     GaveUp,
 }
 
-const READY: u8 = 1;
-const PINGING: u8 = 1 << 1;
-const AWAITING: u8 = 1 << 2;
-const REPLY_ARMED: u8 = 1 << 3;
-const SEND_ARMED: u8 = 1 << 4;
-const PING_ARMED: u8 = 1 << 5;
-const READING_PAUSED: u8 = 1 << 6;
-const RECONNECTING: u8 = 1 << 7;
+const READY: u16 = 1;
+const PINGING: u16 = 1 << 1;
+const AWAITING: u16 = 1 << 2;
+const REPLY_ARMED: u16 = 1 << 3;
+const SEND_ARMED: u16 = 1 << 4;
+const PING_ARMED: u16 = 1 << 5;
+const READING_PAUSED: u16 = 1 << 6;
+const RECONNECTING: u16 = 1 << 7;
+const PONG_ARMED: u16 = 1 << 8;
+
+/// No deadline (of `pong_deadline_ns`).
+const NEVER: u64 = u64::MAX;
 
 /// No step (of `traffic_step`, `ping_step`).
 const NONE: u16 = u16::MAX;
@@ -143,10 +163,10 @@ pub struct Driver {
     /// The `Ping` step whose pings are on.
     ping_step: u16,
     /// `READY`, `PINGING`, `AWAITING` (closed loop: a message in flight, its intended
-    /// time in `inflight_ns`), `REPLY_ARMED`, `SEND_ARMED`, `PING_ARMED` (a timer of that
-    /// kind is in the wheel), `READING_PAUSED`, `RECONNECTING` (dropped and coming back,
-    /// until ready again).
-    flags: u8,
+    /// time in `inflight_ns`), `REPLY_ARMED`, `SEND_ARMED`, `PING_ARMED`, `PONG_ARMED`
+    /// (a timer of that kind is in the wheel), `READING_PAUSED`, `RECONNECTING`
+    /// (dropped and coming back, until ready again).
+    flags: u16,
     /// Spreads first sends and pings over an interval (from the connection's index),
     /// so connections do not act in lockstep.
     spread: u32,
@@ -157,6 +177,10 @@ pub struct Driver {
     next_ping_ns: u64,
     step_deadline_ns: u64,
     recover_from_ns: u64,
+    /// Pings with a timeout: when the oldest unanswered ping's pong is due (`NEVER`:
+    /// every ping sent is answered). Set when a ping goes out with none outstanding;
+    /// only ever moved later while pings are outstanding, so one lazy timer serves.
+    pong_deadline_ns: u64,
 }
 
 impl Driver {
@@ -177,6 +201,7 @@ impl Driver {
             next_ping_ns: 0,
             step_deadline_ns: 0,
             recover_from_ns: 0,
+            pong_deadline_ns: NEVER,
         }
     }
 
@@ -188,11 +213,11 @@ impl Driver {
         }
     }
 
-    fn has(&self, flag: u8) -> bool {
+    fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
 
-    fn set(&mut self, flag: u8, on: bool) {
+    fn set(&mut self, flag: u16, on: bool) {
         if on {
             self.flags |= flag;
         } else {
@@ -281,7 +306,29 @@ impl Driver {
             TimerKind::Ping => self.ping_timer(p, now, out),
             TimerKind::Reply => self.reply_timer(p, now, out),
             TimerKind::Step => self.step_timer(p, now, out),
+            TimerKind::Pong => self.pong_timer(p, now, out),
         }
+    }
+
+    /// A pong arrived whose payload is one of this connection's ping stamps: it
+    /// answers the ping intended at `stamp_us` (µs) and every older one.
+    pub fn pong(&mut self, p: &Program, stamp_us: u64, now: u64, out: &mut Vec<Action>) {
+        let Some(timeout) = self.pong_timeout(p) else { return };
+        if !self.has(PINGING) || self.pong_deadline_ns == NEVER {
+            return;
+        }
+        let interval = self.ping_interval(p);
+        // The newest ping sent was intended one interval before the next one.
+        let newest_us = self.next_ping_ns.saturating_sub(interval) / 1_000;
+        if stamp_us >= newest_us {
+            self.pong_deadline_ns = NEVER;
+            return;
+        }
+        // An older ping's pong: newer ones are outstanding, sent at some time before
+        // now, so now + timeout is never too early (no false timeouts); later than
+        // exact by at most the time that pong took.
+        self.pong_deadline_ns = self.pong_deadline_ns.max(now.saturating_add(timeout));
+        self.arm_pong(out);
     }
 
     /// The target or the network ended the open connection at `now`: under a reconnect
@@ -321,6 +368,8 @@ impl Driver {
             self.pc += 1;
             match step {
                 Step::SendText(_) => out.push(Action::SendText { step: here }),
+                Step::SendViolation(_) => out.push(Action::SendViolation { step: here }),
+                Step::SendSized { .. } => out.push(Action::SendSized { step: here }),
                 Step::WaitFor { timeout, .. } => {
                     self.pc = here;
                     self.wait = Wait::Pattern;
@@ -346,10 +395,13 @@ impl Driver {
                         }
                     }
                 }
-                Step::Ping { interval } => {
+                Step::Ping { interval, .. } => {
                     let interval = interval.as_nanos().max(1) as u64;
                     self.set(PINGING, true);
                     self.ping_step = here;
+                    // A new ping schedule: what the old one had outstanding is not
+                    // awaited (its pongs still time `ping_rtt`).
+                    self.pong_deadline_ns = NEVER;
                     self.next_ping_ns = now + (u64::from(self.spread) * 7_919) % interval;
                     if !self.has(PING_ARMED) {
                         self.set(PING_ARMED, true);
@@ -374,6 +426,14 @@ impl Driver {
                     if self.has(READING_PAUSED) {
                         self.set(READING_PAUSED, false);
                         out.push(Action::ResumeReading);
+                        if let Some(timeout) = self.pong_timeout(p)
+                            && self.pong_deadline_ns != NEVER
+                        {
+                            // Pongs could not be read meanwhile: they get a full
+                            // timeout from now.
+                            self.pong_deadline_ns = self.pong_deadline_ns.max(now.saturating_add(timeout));
+                            self.arm_pong(out);
+                        }
                     }
                 }
                 Step::Close { code } => {
@@ -474,7 +534,7 @@ impl Driver {
             return;
         }
         let interval = match p.steps.get(usize::from(self.ping_step)) {
-            Some(Step::Ping { interval }) => interval.as_nanos().max(1) as u64,
+            Some(Step::Ping { interval, .. }) => interval.as_nanos().max(1) as u64,
             _ => return,
         };
         let intended_ns = self.next_ping_ns;
@@ -482,6 +542,55 @@ impl Driver {
         self.set(PING_ARMED, true);
         out.push(Action::SendPing { intended_ns });
         out.push(Action::Arm { timer: TimerKind::Ping, at_ns: self.next_ping_ns });
+        if let Some(timeout) = self.pong_timeout(p)
+            && self.pong_deadline_ns == NEVER
+        {
+            // The oldest unanswered ping now: sent now (the host sends it at once).
+            self.pong_deadline_ns = now.saturating_add(timeout);
+            self.arm_pong(out);
+        }
+    }
+
+    /// The interval of the pings on (ns, at least 1).
+    fn ping_interval(&self, p: &Program) -> u64 {
+        match p.steps.get(usize::from(self.ping_step)) {
+            Some(Step::Ping { interval, .. }) => interval.as_nanos().max(1) as u64,
+            _ => 1,
+        }
+    }
+
+    /// The pong timeout of the pings on, in ns.
+    fn pong_timeout(&self, p: &Program) -> Option<u64> {
+        match p.steps.get(usize::from(self.ping_step)) {
+            Some(Step::Ping { timeout: Some(t), .. }) => Some(t.as_nanos() as u64),
+            _ => None,
+        }
+    }
+
+    /// Arms the pong timer unless one is in the wheel (it fires no later than the
+    /// deadline, which only moves later, and re-arms then).
+    fn arm_pong(&mut self, out: &mut Vec<Action>) {
+        if !self.has(PONG_ARMED) {
+            self.set(PONG_ARMED, true);
+            out.push(Action::Arm { timer: TimerKind::Pong, at_ns: self.pong_deadline_ns });
+        }
+    }
+
+    fn pong_timer(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
+        self.set(PONG_ARMED, false);
+        if !self.has(PINGING) || self.pong_deadline_ns == NEVER || self.has(READING_PAUSED) {
+            // Answered, stopped, or not reading (resuming gives a new deadline).
+            return;
+        }
+        if now < self.pong_deadline_ns {
+            // Armed for an earlier deadline: wait for this one.
+            self.arm_pong(out);
+            return;
+        }
+        // The connection is dead to us: the program is over (the host drops it).
+        self.pc = p.steps.len() as u16;
+        self.stop_behaviours();
+        out.push(Action::PongTimedOut);
     }
 
     fn reply_timer(&mut self, p: &Program, now: u64, out: &mut Vec<Action>) {
@@ -527,5 +636,6 @@ impl Driver {
         self.set(PINGING, false);
         self.set(AWAITING, false);
         self.wait = Wait::None;
+        self.pong_deadline_ns = NEVER;
     }
 }

@@ -34,6 +34,12 @@ pub enum Step {
     Ping {
         /// Interval between pings.
         interval: Duration,
+        /// A ping still unanswered this long after it was sent ends the connection:
+        /// counted (`connections.pong_timeouts`) and dropped with cause `pong_timeout`,
+        /// so a reconnect policy applies. A pong answers its own ping and every older
+        /// one (a server may answer only the latest of several, RFC 6455 §5.5.3).
+        /// `None`: pongs are timed, never awaited.
+        timeout: Option<Duration>,
     },
     /// Start sending messages.
     Traffic(Traffic),
@@ -51,7 +57,22 @@ pub enum Step {
         /// WebSocket close code.
         code: u16,
     },
+    /// Write a deliberate protocol violation on the connection (the bytes of
+    /// `loadgen_proto::Violation::write`), then go on reading, so the server's answer
+    /// is observed: a close frame lands in `connections.close_codes` (and the drop in
+    /// `dropped_by_cause.server_close`), a bare TCP close in `dropped_by_cause.eof`.
+    SendViolation(loadgen_proto::Violation),
+    /// Send one valid text message of `len` bytes (ASCII filler, one uncompressed
+    /// frame), to test a server's size limit. The program holds only the length: the
+    /// frame is written straight into the connection's output.
+    SendSized {
+        /// Payload bytes (at most [`MAX_SIZED_LEN`]).
+        len: usize,
+    },
 }
+
+/// Largest [`Step::SendSized`] message (1 GiB).
+pub const MAX_SIZED_LEN: usize = 1 << 30;
 
 /// How a connection sends messages once a [`Step::Traffic`] starts them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +149,20 @@ pub enum ProgramError {
         /// The code.
         code: u16,
     },
+    /// A zero pong timeout would fire at once.
+    #[error("step {step}: the pong timeout must be longer than zero")]
+    ZeroTimeout {
+        /// Index of the step.
+        step: usize,
+    },
+    /// A sized message beyond [`MAX_SIZED_LEN`].
+    #[error("step {step}: a sized message of {len} bytes; at most 1 GiB (1,073,741,824 bytes) is supported")]
+    TooLarge {
+        /// Index of the step.
+        step: usize,
+        /// Its length.
+        len: usize,
+    },
     /// `WaitFor` with an empty pattern matches everything.
     #[error("step {step}: the pattern to wait for is empty")]
     EmptyPattern {
@@ -137,16 +172,23 @@ pub enum ProgramError {
 }
 
 impl Program {
-    /// Checks what the driver relies on: a length it can count, intervals above zero,
-    /// close codes a client may send, patterns that say something.
+    /// Checks what the driver relies on: a length it can count, intervals and pong
+    /// timeouts above zero, close codes a client may send, patterns that say
+    /// something, sized messages that fit in memory.
     pub fn validate(&self) -> Result<(), ProgramError> {
         if self.steps.len() >= usize::from(u16::MAX) {
             return Err(ProgramError::TooLong(self.steps.len()));
         }
         for (step, s) in self.steps.iter().enumerate() {
             match s {
-                Step::Ping { interval } | Step::Traffic(Traffic::Paced { interval }) if interval.is_zero() => {
+                Step::Ping { interval, .. } | Step::Traffic(Traffic::Paced { interval }) if interval.is_zero() => {
                     return Err(ProgramError::ZeroInterval { step });
+                }
+                Step::Ping { timeout: Some(t), .. } if t.is_zero() => {
+                    return Err(ProgramError::ZeroTimeout { step });
+                }
+                Step::SendSized { len } if *len > MAX_SIZED_LEN => {
+                    return Err(ProgramError::TooLarge { step, len: *len });
                 }
                 Step::Close { code } if !close_code_allowed(*code) => {
                     return Err(ProgramError::CloseCode { step, code: *code });

@@ -45,6 +45,11 @@ impl Harness {
         std::mem::take(&mut self.out)
     }
 
+    fn pong(&mut self, stamp_us: u64, now: u64) -> Vec<Action> {
+        self.d.pong(&self.p, stamp_us, now, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
     fn freed(&mut self, now: u64, random: u64) -> Vec<Action> {
         self.d.freed(&self.p, now, random, &mut self.out);
         std::mem::take(&mut self.out)
@@ -66,7 +71,7 @@ fn on_open_exchange_waits_for_its_pattern_then_pings_and_paced_traffic_start() {
         Step::WaitFor { pattern: "welcome".into(), timeout: None },
         Step::SendText("subscribe".into()),
         Step::Ready,
-        Step::Ping { interval: ms(1_000) },
+        Step::Ping { interval: ms(1_000), timeout: None },
         Step::Traffic(Traffic::Paced { interval: ms(100) }),
     ]);
     assert_eq!(h.opened(10 * MS), vec![Action::SendText { step: 0 }], "waits without a deadline: no timer");
@@ -98,7 +103,7 @@ fn connections_spread_their_first_sends_and_pings_over_one_interval() {
     let p = Program {
         steps: vec![
             Step::Ready,
-            Step::Ping { interval: ms(1_000) },
+            Step::Ping { interval: ms(1_000), timeout: None },
             Step::Traffic(Traffic::Paced { interval: ms(50) }),
         ],
         reconnect: None,
@@ -277,7 +282,7 @@ fn without_a_policy_or_a_drop_a_freed_slot_stays_free() {
 fn a_drop_stops_traffic_and_pings() {
     let mut h = Harness::new(vec![
         Step::Ready,
-        Step::Ping { interval: ms(100) },
+        Step::Ping { interval: ms(100), timeout: None },
         Step::Traffic(Traffic::ClosedLoop { think: ms(5), reply_timeout: Some(ms(50)) }),
     ]);
     let _ = h.opened(0);
@@ -291,7 +296,10 @@ fn a_drop_stops_traffic_and_pings() {
 #[test]
 fn programs_are_checked_before_they_run() {
     let bad = |steps| Program { steps, reconnect: None }.validate().unwrap_err();
-    assert_eq!(bad(vec![Step::Ready, Step::Ping { interval: Duration::ZERO }]), ProgramError::ZeroInterval { step: 1 });
+    assert_eq!(
+        bad(vec![Step::Ready, Step::Ping { interval: Duration::ZERO, timeout: None }]),
+        ProgramError::ZeroInterval { step: 1 }
+    );
     assert_eq!(
         bad(vec![Step::Traffic(Traffic::Paced { interval: Duration::ZERO })]),
         ProgramError::ZeroInterval { step: 0 }
@@ -320,8 +328,134 @@ fn backoff_has_full_jitter_under_a_doubling_capped_ceiling() {
     }
 }
 
+fn ping(intended_ns: u64) -> Action {
+    Action::SendPing { intended_ns }
+}
+
+fn pinging(interval_ms: u64, timeout_ms: u64) -> Harness {
+    let mut h =
+        Harness::new(vec![Step::Ready, Step::Ping { interval: ms(interval_ms), timeout: Some(ms(timeout_ms)) }]);
+    assert_eq!(h.opened(0), vec![Action::Ready { timed: false }, arm(TimerKind::Ping, 0)]);
+    h
+}
+
+#[test]
+fn a_ping_unanswered_past_its_timeout_ends_the_connection() {
+    let mut h = pinging(1_000, 300);
+    assert_eq!(
+        h.timer(TimerKind::Ping, 2 * MS),
+        vec![ping(0), arm(TimerKind::Ping, 1_000 * MS), arm(TimerKind::Pong, 302 * MS)],
+        "the deadline runs from when the ping went out (2 ms late), not from when it was due"
+    );
+    assert_eq!(h.timer(TimerKind::Pong, 301 * MS), vec![arm(TimerKind::Pong, 302 * MS)], "early: re-armed");
+    assert_eq!(h.timer(TimerKind::Pong, 302 * MS), vec![Action::PongTimedOut]);
+    // The program is over: no more pings, no second timeout, a late pong changes nothing.
+    assert_eq!(h.timer(TimerKind::Ping, 1_000 * MS), vec![]);
+    assert_eq!(h.pong(0, 1_001 * MS), vec![]);
+    assert_eq!(h.timer(TimerKind::Pong, 2 * S), vec![]);
+}
+
+#[test]
+fn a_pong_just_before_the_timeout_is_no_timeout() {
+    let mut h = pinging(1_000, 300);
+    let _ = h.timer(TimerKind::Ping, 0);
+    assert_eq!(h.pong(0, 300 * MS - 1), vec![], "1 ns before the deadline");
+    assert_eq!(h.timer(TimerKind::Pong, 300 * MS), vec![], "answered: the timer finds nothing");
+    // The next ping has its own deadline, with a timer of its own.
+    assert_eq!(
+        h.timer(TimerKind::Ping, 1_000 * MS),
+        vec![ping(1_000 * MS), arm(TimerKind::Ping, 2_000 * MS), arm(TimerKind::Pong, 1_300 * MS)]
+    );
+    assert_eq!(h.pong(1_000_000, 1_250 * MS), vec![]);
+    assert_eq!(h.timer(TimerKind::Pong, 1_300 * MS), vec![]);
+}
+
+#[test]
+fn pongs_of_older_pings_count_and_one_timer_serves_several_outstanding_pings() {
+    // Pongs come back 240 ms late while pings go out every 100 ms: several are
+    // outstanding at once, each answered within the 250 ms timeout.
+    let mut h = pinging(100, 250);
+    assert_eq!(
+        h.timer(TimerKind::Ping, 0),
+        vec![ping(0), arm(TimerKind::Ping, 100 * MS), arm(TimerKind::Pong, 250 * MS)]
+    );
+    assert_eq!(
+        h.timer(TimerKind::Ping, 100 * MS),
+        vec![ping(100 * MS), arm(TimerKind::Ping, 200 * MS)],
+        "no second pong timer"
+    );
+    assert_eq!(h.timer(TimerKind::Ping, 200 * MS), vec![ping(200 * MS), arm(TimerKind::Ping, 300 * MS)]);
+    assert_eq!(
+        h.pong(0, 240 * MS),
+        vec![],
+        "ping 0 answered; pings 1 and 2 outstanding, the timer in the wheel serves"
+    );
+    assert_eq!(h.timer(TimerKind::Pong, 250 * MS), vec![arm(TimerKind::Pong, 490 * MS)], "not a timeout: re-armed");
+    assert_eq!(h.pong(100_000, 340 * MS), vec![]);
+    assert_eq!(h.timer(TimerKind::Ping, 300 * MS), vec![ping(300 * MS), arm(TimerKind::Ping, 400 * MS)]);
+    // The pong of the newest ping answers every ping.
+    assert_eq!(h.pong(300_000, 480 * MS), vec![]);
+    assert_eq!(h.timer(TimerKind::Pong, 490 * MS), vec![], "all answered");
+    // Then the server stops answering: the next ping's deadline is exact again.
+    assert_eq!(
+        h.timer(TimerKind::Ping, 400 * MS),
+        vec![ping(400 * MS), arm(TimerKind::Ping, 500 * MS), arm(TimerKind::Pong, 650 * MS)]
+    );
+    assert_eq!(h.timer(TimerKind::Pong, 650 * MS), vec![Action::PongTimedOut]);
+}
+
+#[test]
+fn pongs_are_not_awaited_while_reading_is_stopped() {
+    let mut h = Harness::new(vec![
+        Step::Ready,
+        Step::Ping { interval: ms(100), timeout: Some(ms(150)) },
+        Step::StopReading,
+        Step::Sleep(ms(1_000)),
+        Step::ResumeReading,
+    ]);
+    let _ = h.opened(0);
+    let _ = h.timer(TimerKind::Ping, 0);
+    assert_eq!(h.timer(TimerKind::Pong, 150 * MS), vec![], "the pong cannot be read: no timeout");
+    assert_eq!(
+        h.timer(TimerKind::Step, S),
+        vec![Action::ResumeReading, arm(TimerKind::Pong, S + 150 * MS)],
+        "reading again: a full timeout from now"
+    );
+    assert_eq!(h.timer(TimerKind::Pong, S + 150 * MS), vec![Action::PongTimedOut]);
+}
+
+#[test]
+fn pings_without_a_timeout_await_nothing() {
+    let mut h = Harness::new(vec![Step::Ready, Step::Ping { interval: ms(100), timeout: None }]);
+    let _ = h.opened(0);
+    assert_eq!(h.timer(TimerKind::Ping, 0), vec![ping(0), arm(TimerKind::Ping, 100 * MS)]);
+    assert_eq!(h.timer(TimerKind::Pong, 10 * S), vec![]);
+}
+
+#[test]
+fn violations_and_sized_messages_are_sent_in_program_order() {
+    let mut h = Harness::new(vec![
+        Step::SendSized { len: 70_000 },
+        Step::SendViolation(loadgen_proto::Violation::InvalidUtf8),
+        Step::Ready,
+    ]);
+    assert_eq!(
+        h.opened(0),
+        vec![Action::SendSized { step: 0 }, Action::SendViolation { step: 1 }, Action::Ready { timed: true }]
+    );
+    let bad = |steps| Program { steps, reconnect: None }.validate().unwrap_err();
+    assert_eq!(
+        bad(vec![Step::SendSized { len: crate::driver::MAX_SIZED_LEN + 1 }]),
+        ProgramError::TooLarge { step: 0, len: crate::driver::MAX_SIZED_LEN + 1 }
+    );
+    assert_eq!(
+        bad(vec![Step::Ping { interval: ms(10), timeout: Some(Duration::ZERO) }]),
+        ProgramError::ZeroTimeout { step: 0 }
+    );
+}
+
 #[test]
 fn the_driver_stays_small() {
-    assert!(std::mem::size_of::<Driver>() <= 56, "{} bytes", std::mem::size_of::<Driver>());
+    assert!(std::mem::size_of::<Driver>() <= 64, "{} bytes", std::mem::size_of::<Driver>());
     assert!(std::mem::size_of::<Action>() <= 24, "{} bytes", std::mem::size_of::<Action>());
 }

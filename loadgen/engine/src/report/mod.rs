@@ -107,6 +107,9 @@ pub struct ConnectionsReport {
     /// Dropped connections that gave up at the reconnect limit.
     #[serde(skip_serializing_if = "is_zero")]
     pub reconnect_gave_up: u64,
+    /// Pings unanswered past their pong timeout (each a drop, cause `pong_timeout`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pong_timeouts: u64,
     /// Most connections open at once.
     pub peak_open: u64,
 }
@@ -289,6 +292,7 @@ impl Report {
             reconnect_attempts: t.reconnect_attempts,
             reconnected: t.reconnected,
             reconnect_gave_up: t.reconnect_gave_up,
+            pong_timeouts: t.pong_timeouts,
             peak_open: stats.peak_open,
         });
         let messages = (t.messages_sent + t.messages_received + t.not_sent > 0).then_some(MessagesReport {

@@ -134,7 +134,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "connections.dropped_by_cause",
-        "`dropped` by cause: `reset`, `server_close` (a close frame; its code in `close_codes`), `eof` (TCP closed without a close frame), `timeout`, `send_error`, `close_timeout` (the server's close was never finished), `http_connection_close` (an HTTP poller got `Connection: close`), or the protocol or TLS error kind. Absent when none.",
+        "`dropped` by cause: `reset`, `server_close` (a close frame; its code in `close_codes`), `eof` (TCP closed without a close frame), `timeout`, `send_error`, `close_timeout` (the server's close was never finished), `http_connection_close` (an HTTP poller got `Connection: close`), `pong_timeout` (a ping unanswered past its program's pong timeout: loadgen gave the connection up, see `pong_timeouts`), or the protocol or TLS error kind. Absent when none.",
     ),
     (
         "connections.close_codes",
@@ -159,6 +159,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     (
         "connections.reconnect_gave_up",
         "Dropped connections whose attempts reached `--reconnect-limit`. Absent when none.",
+    ),
+    (
+        "connections.pong_timeouts",
+        "Pings unanswered past their program's pong timeout (a scenario's `Ping` step with a timeout). Each ended its connection without a close handshake, counted as a drop with cause `pong_timeout` (so a reconnect policy applies) and as `errors.pong_timeout`. A pong answers its own ping and every older one; one arriving before the timeout is never counted. Absent when none.",
     ),
     (
         "connections.peak_open",
@@ -199,6 +203,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "`--reconnect`: a dropped connection's time to recover, from the drop to ready again (backoff, connect, upgrade and on-open steps included).",
     ),
     (
+        "latency_us.handshake_closed",
+        "Attack upgrades only (a cohort's `HandshakeMode::Stall`, a half-open upgrade whose request is never sent, or `Slow`, a request sent one byte per interval): intended connection start → the server closed the connection (FIN or reset) before answering; each is also `errors.handshake_closed_by_server`. Against a server with a handshake timeout T, the attackers' max stays near T (connect time aside). Upgrades the run's own handshake timeout ended are `errors.handshake_timeout` instead, not timed here.",
+    ),
+    (
         "tls",
         "wss:// and https:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed.",
     ),
@@ -231,7 +239,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("messages", "Data message counts over the run. Absent when nothing was sent or received."),
     (
         "messages.sent",
-        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps included; HTTP requests for http1).",
+        "Data messages sent (whole messages, not frames; control frames excluded; on-open steps and a program's sized texts included, its deliberate violations not; HTTP requests for http1).",
     ),
     ("messages.received", "Data messages received."),
     (

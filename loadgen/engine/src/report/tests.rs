@@ -360,3 +360,32 @@ fn write_replaces_the_report_atomically() {
     assert!(second.write(&blocker.join("sub")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Checks address report fields by dotted paths (`connections.close_codes.1008`): the
+/// code tables are keyed by the code as a string, so each segment is an object key.
+#[test]
+fn close_codes_and_refusals_are_reachable_by_dotted_paths() {
+    let (mut c, _reporters) = channel(2, SaturationPolicy::default());
+    for w in 0..2 {
+        let mut r = Recorder::new();
+        r.connection_attempted();
+        r.connection_established();
+        r.pong_timeout();
+        r.connection_dropped("pong_timeout");
+        r.close_code(1008);
+        r.refused(401, None);
+        r.refused(429, Some(3));
+        c.accept(w, r.snapshot(0));
+    }
+    // Valid against the schema, too.
+    let v = check(&Report::new(&c.finish(), &info(false)));
+    let at = |path: &str| path.split('.').try_fold(&v, |v, k| v.get(k)).and_then(Value::as_u64);
+    assert_eq!(at("connections.close_codes.1008"), Some(2), "{}", v["connections"]);
+    assert_eq!(at("connections.refused.401.count"), Some(2));
+    assert_eq!(at("connections.refused.401.retry_after_count"), Some(0));
+    assert_eq!(at("connections.refused.429.retry_after_max_s"), Some(3));
+    assert_eq!(at("connections.pong_timeouts"), Some(2));
+    assert_eq!(at("connections.dropped_by_cause.pong_timeout"), Some(2));
+    assert_eq!(at("errors.pong_timeout"), Some(2));
+    assert_eq!(at("connections.close_codes.1000"), None, "unseen codes are absent, not 0");
+}

@@ -74,14 +74,6 @@ pub struct Conn {
     pub cancel_pending: bool,
     /// What few connections need, out of the slab entry (allocated on first need).
     pub side: Option<Box<Side>>,
-    /// HTTP polling: intended time of the request in flight.
-    pub request_ns: u64,
-    /// HTTP polling: polls that came due while a request was in flight, sent one after
-    /// another as responses end (each timed from its own intended time), and the
-    /// intended time of the oldest.
-    pub backlog: u16,
-    /// See `backlog`.
-    pub backlog_ns: u64,
     /// HTTP polling: no poll before this time (the server's `Retry-After`).
     pub retry_at_ns: u64,
     /// Sequence check of this connection's echoes (its own probes coming back).
@@ -120,9 +112,6 @@ impl Conn {
             pool_pos: super::pool::NOT_IN_POOL,
             cancel_pending: false,
             side: None,
-            request_ns: 0,
-            backlog: 0,
-            backlog_ns: 0,
             retry_at_ns: 0,
             echo_rx: SeqTracker::default(),
             push_rx: SeqTracker::default(),
@@ -163,14 +152,17 @@ impl Conn {
 
     /// If nothing is being sent and the protocol (or the TLS layer) has bytes queued,
     /// moves them into the send buffer (sealed into TLS records on wss://) and returns
-    /// the send to submit. The protocol's own buffer may grow while the kernel reads
-    /// `sending`, which never moves during the operation. Fails with the TLS error kind
-    /// if sealing failed.
+    /// the send to submit. At most `limit` bytes of the protocol's come along (TLS
+    /// records of its own always do): a stalled upgrade sends none of its request, a
+    /// slow one a byte at a time. The protocol's own buffer may grow while the kernel
+    /// reads `sending`, which never moves during the operation. Fails with the TLS
+    /// error kind if sealing failed.
     pub fn next_send(
         &mut self,
         index: u32,
         slot: u32,
         pool: &mut BufPool,
+        limit: usize,
     ) -> Result<Option<squeue::Entry>, &'static str> {
         if self.send_inflight || matches!(self.phase, Phase::Free | Phase::Closing) {
             return Ok(None);
@@ -181,6 +173,7 @@ impl Conn {
             Proto::Http(http) => &http.out,
             Proto::None | Proto::Parked(_) => &[],
         };
+        let pending = &pending[..pending.len().min(limit)];
         if pending.is_empty() && !self.tls.as_ref().is_some_and(|t| t.has_output()) {
             return Ok(None);
         }
@@ -306,6 +299,14 @@ pub struct HttpStream {
     pub out: Vec<u8>,
     /// Body bytes of the response in progress.
     pub body_bytes: u64,
+    /// Intended time of the request in flight.
+    pub request_ns: u64,
+    /// Polls that came due while a request was in flight, sent one after another as
+    /// responses end (each timed from its own intended time), and the intended time
+    /// of the oldest.
+    pub backlog: u16,
+    /// See `backlog`.
+    pub backlog_ns: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Conn>() <= 256, "the connection slab entry must stay within 256 bytes");
@@ -372,9 +373,11 @@ impl ClientPool {
             .fold((0, 0), |(n, b), (cn, cb)| (n + u64::from(cn), b + cb as u64))
     }
 
-    /// Takes a `Client` back.
-    pub fn give(&mut self, client: Box<Client>) {
+    /// Takes a `Client` back (an output buffer grown past the send pool's largest
+    /// buffer by a big message, such as a `SendSized` step's, is freed first).
+    pub fn give(&mut self, mut client: Box<Client>) {
         if self.spare.len() < Self::KEEP {
+            client.trim_output(crate::preflight::SEND_POOL_MAX_BUFFER as usize);
             self.spare.push(client);
         }
     }

@@ -8,6 +8,7 @@ mod ops;
 mod pool;
 mod programs;
 mod raw;
+mod requests;
 mod start_gate;
 pub mod template;
 
@@ -29,7 +30,7 @@ use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
 use crate::stats::{RunStats, SaturationPolicy, SecondStats, channel};
 use crate::uring::UringError;
 use crate::uring::probe::Capabilities;
-pub use programs::Cohort;
+pub use programs::{Cohort, HandshakeMode};
 
 /// A WebSocket target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,8 +185,13 @@ pub struct RunConfig {
     pub timer_coalesce: Duration,
     /// Extra request headers of every connection (WebSocket upgrade and HTTP polls):
     /// `Authorization`, `Cookie`, `Origin`, `User-Agent` ... `{i}` in a value (or in a
-    /// target's path) is the connection's number in the run ([`template`]).
+    /// target's path) is the connection's number in the run, `{token}` its token
+    /// ([`template`]). A cohort adds its own ([`Cohort::headers`]).
     pub headers: Vec<(String, String)>,
+    /// Per-connection values for `{token}` in paths and header values: connection `i`
+    /// of the run gets `tokens[i % len]` (signed handshake tokens the caller computed,
+    /// say; [`template`]). `None`: a run whose requests use `{token}` is refused.
+    pub tokens: Option<std::sync::Arc<[String]>>,
 }
 
 /// Why a run could not start or continue.
@@ -315,7 +321,8 @@ pub fn run_with_progress(
                 .map_err(|e| RunError::Setup(format!("{e}: use a DNS name or an IP address in the wss:// URL")))?;
         }
     }
-    config.programs()?;
+    let programs = config.programs()?.len();
+    config.requests(programs)?;
     if config.hold.is_zero() {
         return Err(RunError::Setup("the hold must be longer than 0 (e.g. 10s)".into()));
     }

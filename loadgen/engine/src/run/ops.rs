@@ -44,6 +44,10 @@ pub enum Op {
     StepTimer = 15,
     /// Cancel of a connection's multishot receive (its program stopped reading).
     Cancel = 16,
+    /// Timer only: the pong of a connection's oldest unanswered ping is due.
+    PongTimer = 17,
+    /// Timer only: a slow upgrade (`HandshakeMode::Slow`) sends its next byte.
+    SlowTimer = 18,
 }
 
 impl OpCode for Op {
@@ -68,6 +72,8 @@ impl OpCode for Op {
             14 => Self::Drain,
             15 => Self::StepTimer,
             16 => Self::Cancel,
+            17 => Self::PongTimer,
+            18 => Self::SlowTimer,
             _ => return None,
         })
     }

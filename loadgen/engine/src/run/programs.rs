@@ -9,6 +9,8 @@
 //! same without the traffic. An on-open step that waits for a reply waits at most the
 //! reply timeout (`wait_timeout`), so a target that never answers it is visible.
 
+use std::time::Duration;
+
 use crate::driver::{Program, Step, Traffic as DriverTraffic};
 
 use super::{MessageRate, Protocol, RunConfig, RunError, Traffic};
@@ -16,8 +18,10 @@ use super::{MessageRate, Protocol, RunConfig, RunError, Traffic};
 /// Most groups in a run (a connection's cohort is a byte).
 pub const MAX_COHORTS: usize = 255;
 
-/// A group of the run's connections that runs one program.
-#[derive(Clone, Debug, PartialEq)]
+/// A group of the run's connections that runs one program, with its own request and
+/// handshake behaviour. `..Default::default()` leaves the request as the run's and
+/// the handshake normal.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cohort {
     /// The group's name (reports, errors).
     pub name: String,
@@ -25,6 +29,47 @@ pub struct Cohort {
     pub program: Program,
     /// How many of the run's connections it has.
     pub connections: u32,
+    /// Replaces the path and query of every target for this group's connections (the
+    /// upgrade request's target, or each HTTP poll's), e.g. `/ws?user=intruder{i}`;
+    /// `{i}` and `{token}` expand per connection ([`super::template`]). `None`: the
+    /// target's own.
+    pub path: Option<String>,
+    /// Headers added to the run's [`RunConfig::headers`] for this group's connections; a
+    /// header named like one of the run's (ASCII case-insensitive) replaces it (every
+    /// run header of that name). `{i}` and `{token}` expand per connection.
+    pub headers: Vec<(String, String)>,
+    /// How its connections do the WebSocket upgrade (attackers: `Stall`, `Slow`).
+    pub handshake: HandshakeMode,
+}
+
+/// How a cohort's connections do the WebSocket upgrade. Attack modes hold an upgrade
+/// open on purpose: each waits for the server to close the connection, or for the
+/// run's handshake timeout (`errors.handshake_timeout`). A server that closes (FIN or
+/// reset) before its 101 is counted as `errors.handshake_closed_by_server`, timed
+/// from the connection's intended start as `latency_us.handshake_closed`; both end
+/// the attempt as failed (`connections.failed`). A server that answers is served as
+/// usual (a refusal by status in `connections.refused`; a 101 opens the connection,
+/// whose program then runs). WebSocket only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandshakeMode {
+    /// Send the upgrade request at once.
+    #[default]
+    Normal,
+    /// Connect (and finish TLS on wss://), never send the upgrade request: a half-open
+    /// upgrade.
+    Stall,
+    /// Send the upgrade request one byte per `interval` (slowloris).
+    Slow {
+        /// Time between bytes (above zero).
+        interval: Duration,
+    },
+}
+
+impl HandshakeMode {
+    /// An attack mode (`Stall` or `Slow`).
+    pub fn is_attack(self) -> bool {
+        self != Self::Normal
+    }
 }
 
 impl RunConfig {
@@ -55,10 +100,19 @@ impl RunConfig {
         for p in &programs {
             p.validate().map_err(|e| RunError::Setup(format!("invalid connection program: {e}")))?;
             if self.protocol != Protocol::WebSocket
-                && p.steps.iter().any(|s| matches!(s, Step::SendText(_) | Step::WaitFor { .. } | Step::Ping { .. }))
+                && p.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        Step::SendText(_)
+                            | Step::WaitFor { .. }
+                            | Step::Ping { .. }
+                            | Step::SendViolation(_)
+                            | Step::SendSized { .. }
+                    )
+                })
             {
                 return Err(RunError::Setup(
-                    "texts, waits and pings are WebSocket features; drop them for a raw-TCP or HTTP run".into(),
+                    "texts, waits, pings, violations and sized messages are WebSocket features; drop them for a raw-TCP or HTTP run".into(),
                 ));
             }
         }
@@ -94,7 +148,7 @@ impl RunConfig {
         }
         steps.push(Step::Ready);
         if let Some(interval) = self.ping_interval {
-            steps.push(Step::Ping { interval });
+            steps.push(Step::Ping { interval, timeout: None });
         }
         if let (true, Traffic::Echo { rate, .. }) = (with_traffic, self.traffic) {
             steps.push(Step::Traffic(match rate {

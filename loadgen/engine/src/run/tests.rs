@@ -52,6 +52,13 @@ enum Mode {
     /// After the upgrade, JSON notification envelopes on two interleaved channels (see
     /// `program::json_pushes`), then echo.
     JsonPush,
+    /// A server's handshake timeout: an upgrade request not complete `ms` after the
+    /// accept is closed (FIN, or a reset with `reset`); the bytes each connection sent
+    /// before its request was complete (or it was closed) go to `program::HEAD_BYTES`.
+    HandshakeTimeout {
+        ms: u64,
+        reset: bool,
+    },
 }
 
 struct TestServer {
@@ -179,13 +186,26 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         return;
     }
     let mut head = Vec::new();
+    let accepted = Instant::now();
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if let Mode::HandshakeTimeout { ms, reset } = mode
+            && accepted.elapsed() >= Duration::from_millis(ms)
+        {
+            program::HEAD_BYTES.lock().unwrap().push(head.len());
+            if reset {
+                stream.reset();
+            }
+            return;
+        }
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => head.extend_from_slice(&buf[..n]),
             Err(_) if !stop.load(Ordering::Relaxed) => continue,
             Err(_) => return,
         }
+    }
+    if let Mode::HandshakeTimeout { .. } = mode {
+        program::HEAD_BYTES.lock().unwrap().push(head.len());
     }
     match mode {
         Mode::Reset => {
@@ -274,7 +294,31 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
         };
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            let Ok((used, item)) = dec.decode(rest) else { return };
+            let (used, item) = match dec.decode(rest) {
+                Ok(step) => step,
+                Err(e) => {
+                    // A protocol violation: fail the connection with its close code
+                    // (RFC 6455 §7.1.7), then read until the client closes too, so the
+                    // close frame is not lost to a reset.
+                    out.clear();
+                    enc.close(&mut out, Some(e.close_code()), "", &mut rng).unwrap();
+                    let _ = stream.write_all(&out);
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        match stream.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(_) => {}
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => return,
+                        }
+                    }
+                    return;
+                }
+            };
             rest = &rest[used..];
             match item {
                 Some(Decoded::Binary(b)) => {
@@ -292,7 +336,9 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
                     }
                 }
                 Some(Decoded::Text(t)) => enc.message(&mut out, MessageKind::Text, t.as_bytes(), &mut rng).unwrap(),
-                Some(Decoded::Ping(p)) => enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap(),
+                Some(Decoded::Ping(p)) if faults.as_ref().is_none_or(|f| f.pongs()) => {
+                    enc.control(&mut out, Opcode::Pong, p, &mut rng).unwrap()
+                }
                 Some(Decoded::Close { code, .. }) => {
                     if code == Some(program::CLOSE_CODE) {
                         program::CLOSES_SEEN.fetch_add(1, Ordering::Relaxed);
@@ -354,6 +400,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         cohorts: Vec::new(),
         timer_coalesce: Duration::ZERO,
         headers: Vec::new(),
+        tokens: None,
     }
 }
 

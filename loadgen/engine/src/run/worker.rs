@@ -9,15 +9,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use loadgen_proto::{ClientConfig, HandshakeRequest, MessageKind};
+use loadgen_proto::{ClientConfig, MessageKind};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::conn::{ClientPool, Conn, Phase, Proto};
 use super::ops::{self, Op, Tag};
 use super::pool::Pool;
-use super::template;
-use super::{MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
+use super::requests::Request;
+use super::{HandshakeMode, MemorySample, MessageRate, Protocol, RunConfig, RunError, Traffic};
 use crate::bufpool::BufPool;
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
@@ -90,9 +90,8 @@ struct Worker<'a> {
     next_conn: u32,
     targets: Vec<libc::sockaddr_in>,
     sources: Vec<libc::sockaddr_in>,
-    requests: Vec<HandshakeRequest>,
-    /// Whether each target's request has `{i}` to expand per connection.
-    templated: Vec<bool>,
+    /// The request of each (cohort, target), at `program * targets + target`.
+    requests: Vec<Request>,
     /// HTTP polls: the expanded path and header values of the request being written.
     expand_buf: String,
     /// This worker's TLS settings (its own resumption cache) and each target's server
@@ -106,6 +105,8 @@ struct Worker<'a> {
     timers: TimerWheel,
     /// The connections' programs, by cohort (`Conn::driver` says which).
     programs: Vec<Program>,
+    /// How each cohort's connections upgrade.
+    handshakes: Vec<HandshakeMode>,
     /// The driver's actions of the event being handled (reused).
     actions: Vec<Action>,
     /// Ready connections the open-model messages go to.
@@ -175,8 +176,8 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
         Traffic::Echo { message_size, .. } => message_size,
         Traffic::Idle => 0,
     };
-    let programs = match cfg.programs() {
-        Ok(programs) => programs,
+    let (programs, requests) = match cfg.programs().and_then(|p| Ok((cfg.requests(p.len())?, p))) {
+        Ok((requests, programs)) => (programs, requests),
         Err(e) => {
             setup.gate.wait();
             return Err(e);
@@ -189,21 +190,7 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
     let mut w = Worker {
         targets: cfg.targets.iter().map(|t| ops::sockaddr_in(t.addr)).collect(),
         sources: cfg.sources.iter().map(|ip| ops::sockaddr_in(std::net::SocketAddrV4::new(*ip, 0))).collect(),
-        requests: cfg
-            .targets
-            .iter()
-            .map(|t| {
-                let mut request = HandshakeRequest::new(t.host.clone(), t.path.clone());
-                request.deflate = cfg.deflate.clone();
-                request.headers = cfg.headers.clone();
-                request
-            })
-            .collect(),
-        templated: cfg
-            .targets
-            .iter()
-            .map(|t| template::is_template(&t.path) || cfg.headers.iter().any(|(_, v)| template::is_template(v)))
-            .collect(),
+        requests,
         expand_buf: String::new(),
         tls_config: cfg.tls.as_ref().map(loadgen_tls::TlsClientConfig::for_worker),
         server_names: cfg
@@ -222,6 +209,7 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
         next_conn: 0,
         rng: ChaCha20Rng::from_seed(seed),
         timers: TimerWheel::new(100_000, 4096, now),
+        handshakes: (0..programs.len()).map(|p| cfg.handshake_mode(p as u8)).collect(),
         programs,
         actions: Vec::with_capacity(16),
         pool: Pool::default(),
@@ -416,6 +404,24 @@ impl Worker<'_> {
         self.conns[index as usize].park(&mut self.clients);
     }
 
+    /// Where the request of connection `index` (its cohort's, for its target) is in
+    /// `requests`.
+    pub(super) fn request_index(&self, index: u32) -> usize {
+        let conn = &self.conns[index as usize];
+        usize::from(conn.driver.program()) * self.targets.len() + usize::from(conn.target)
+    }
+
+    /// How connection `index`'s cohort upgrades.
+    pub(super) fn handshake_of(&self, index: u32) -> HandshakeMode {
+        self.handshakes[usize::from(self.conns[index as usize].driver.program())]
+    }
+
+    /// Connection `index` is upgrading in an attack mode (stalled or slow).
+    pub(super) fn upgrade_attack(&self, index: u32) -> bool {
+        let conn = &self.conns[index as usize];
+        conn.phase == Phase::Handshaking && matches!(conn.proto, Proto::Live(_)) && self.handshake_of(index).is_attack()
+    }
+
     /// The connection's number in the whole run (all workers).
     pub(super) fn global_index(&self, index: u32) -> u64 {
         u64::from(index) * self.setup.config.workers as u64 + self.setup.index as u64
@@ -437,8 +443,15 @@ impl Worker<'_> {
     /// Submits what the connection has queued, if no send is in flight; a TLS failure
     /// while sealing ends the connection (counted by kind).
     pub(super) fn send_more(&mut self, index: u32) {
+        // An attack upgrade holds its request back (a slow one sends it from its timer).
+        let limit = if self.upgrade_attack(index) { 0 } else { usize::MAX };
+        self.send_limited(index, limit);
+    }
+
+    /// [`Self::send_more`] with at most `limit` bytes of the protocol's output.
+    pub(super) fn send_limited(&mut self, index: u32, limit: usize) {
         let conn = &mut self.conns[index as usize];
-        match conn.next_send(index, self.io.slot(index), &mut self.send_pool) {
+        match conn.next_send(index, self.io.slot(index), &mut self.send_pool, limit) {
             Ok(Some(sqe)) => self.io.push(sqe),
             Ok(None) => {}
             Err(kind) => {
@@ -483,6 +496,16 @@ impl Worker<'_> {
                 self.connected(index, now);
             }
             Op::Send => {
+                if result < 0 && self.upgrade_attack(index) && matches!(-result, libc::EPIPE | libc::ECONNRESET) {
+                    // The server closed a stalled or slow upgrade while it was sending.
+                    let conn = &mut self.conns[index as usize];
+                    conn.send_inflight = false;
+                    self.send_pool.put(std::mem::take(&mut conn.sending));
+                    self.handshake_closed_by_server(index, now);
+                    self.maybe_free(index);
+                    return;
+                }
+                let conn = &mut self.conns[index as usize];
                 if result < 0 {
                     conn.send_inflight = false;
                     self.send_pool.put(std::mem::take(&mut conn.sending));
@@ -517,7 +540,14 @@ impl Worker<'_> {
                     }
                 }
             }
-            Op::PingTimer | Op::RetryTimer | Op::ReplyTimer | Op::ReconnectTimer | Op::StepTimer | Op::Drain => {}
+            Op::PingTimer
+            | Op::RetryTimer
+            | Op::ReplyTimer
+            | Op::ReconnectTimer
+            | Op::StepTimer
+            | Op::PongTimer
+            | Op::SlowTimer
+            | Op::Drain => {}
             Op::Shutdown | Op::Close => {
                 conn.closing_ops = conn.closing_ops.saturating_sub(1);
                 self.maybe_free(index);

@@ -19,7 +19,7 @@ use super::super::conn::{Phase, Proto};
 use super::super::ops::{self, Op};
 use super::super::raw::RawStream;
 use super::super::tls::TlsConn;
-use super::super::{Protocol, template};
+use super::super::{HandshakeMode, Protocol, template};
 use super::{BGID, ONE, Worker};
 use crate::stats::Metric;
 
@@ -86,18 +86,21 @@ impl Worker<'_> {
             return;
         }
         let expanded;
-        let request = if self.templated[target] {
-            // Each connection its own identity: `{i}` is its number in the run.
-            let global = self.global_index(index);
-            let mut r = self.requests[target].clone();
-            r.path = template::expand(&r.path, global);
+        let global = self.global_index(index);
+        let spec = &self.requests[self.request_index(index)];
+        let request = if spec.templated {
+            // Each connection its own identity: `{i}` is its number in the run,
+            // `{token}` its token.
+            let token = template::token_of(self.setup.config.tokens.as_deref(), global);
+            let mut r = spec.upgrade.clone();
+            r.path = template::expand(&r.path, global, token);
             for (_, value) in &mut r.headers {
-                *value = template::expand(value, global);
+                *value = template::expand(value, global, token);
             }
             expanded = r;
             &expanded
         } else {
-            &self.requests[target]
+            &spec.upgrade
         };
         let conn = &mut self.conns[index as usize];
         match Client::new(self.clients.config().clone(), request, now / 1_000, &mut self.rng) {
@@ -113,7 +116,38 @@ impl Worker<'_> {
         if let Some(deadline) = conn.client(&mut self.clients).and_then(|c| c.poll_timeout()) {
             conn.deadline_timer = Some(self.timers.insert(deadline * 1_000, conn.tag(index, Op::Close).encode()));
         }
+        // (A stalled or slow upgrade sends only TLS's own records here.)
         self.send_more(index);
+        if let HandshakeMode::Slow { .. } = self.handshake_of(index) {
+            self.slow_byte(index, now);
+        }
+    }
+
+    /// A slow upgrade's next byte (slowloris): one byte of the request now, if no send
+    /// is in flight (on wss://, once TLS lets data through), and the timer for the
+    /// next while bytes remain.
+    pub(super) fn slow_byte(&mut self, index: u32, now: u64) {
+        let HandshakeMode::Slow { interval } = self.handshake_of(index) else { return };
+        if !self.upgrade_attack(index) {
+            return;
+        }
+        self.send_limited(index, 1);
+        let conn = &self.conns[index as usize];
+        let more = matches!(&conn.proto, Proto::Live(c) if !c.pending_transmit().is_empty());
+        if more && conn.phase == Phase::Handshaking {
+            self.timers.insert(now + interval.as_nanos() as u64, conn.tag(index, Op::SlowTimer).encode());
+        }
+    }
+
+    /// The server closed (FIN or reset) a stalled or slow upgrade before answering it:
+    /// counted as `handshake_closed_by_server`, timed from the intended start
+    /// (`handshake_closed`), and the attempt fails.
+    pub(super) fn handshake_closed_by_server(&mut self, index: u32, now: u64) {
+        let conn = &self.conns[index as usize];
+        self.rec.record_since(Metric::HandshakeClosed, conn.intended_ns, now);
+        self.rec.error("handshake_closed_by_server");
+        self.rec.connection_failed();
+        self.shutdown(index);
     }
 
     /// A reconnect's time has come.

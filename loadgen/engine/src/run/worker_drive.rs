@@ -90,8 +90,9 @@ impl Worker<'_> {
                     TimerKind::Ping => Op::PingTimer,
                     TimerKind::Reply => Op::ReplyTimer,
                     TimerKind::Step => Op::StepTimer,
+                    TimerKind::Pong => Op::PongTimer,
                 };
-                if matches!(timer, TimerKind::Send | TimerKind::Ping) && at_ns >= end_ns {
+                if matches!(timer, TimerKind::Send | TimerKind::Ping | TimerKind::Pong) && at_ns >= end_ns {
                     // Due after the end of the hold: it would never go out.
                     return;
                 }
@@ -130,7 +131,40 @@ impl Worker<'_> {
                 self.timers.insert(at_ns, conn.tag(index, Op::ReconnectTimer).encode());
             }
             Action::GaveUp => self.rec.reconnect_gave_up(),
-            Action::SendText { .. } | Action::SendProbe { .. } | Action::SendPing { .. } | Action::JoinPool => {}
+            Action::PongTimedOut => {
+                self.rec.pong_timeout();
+                // Dead to us: a drop (the reconnect policy applies), no close handshake.
+                self.drop_conn(index, "pong_timeout");
+            }
+            Action::SendViolation { step } if live => {
+                let program = &self.programs[usize::from(conn.driver.program())];
+                let Some(Step::SendViolation(violation)) = program.steps.get(usize::from(step)) else { return };
+                let violation = *violation;
+                let Some(client) = conn.client(&mut self.clients) else { return };
+                if client.send_violation(violation, &mut self.rng).is_err() {
+                    self.rec.error("violation_send_failed");
+                    return;
+                }
+                // Not a message; reading goes on, so the server's answer is observed.
+                self.send_more(index);
+            }
+            Action::SendSized { step } if live => {
+                let program = &self.programs[usize::from(conn.driver.program())];
+                let Some(&Step::SendSized { len }) = program.steps.get(usize::from(step)) else { return };
+                let Some(client) = conn.client(&mut self.clients) else { return };
+                if client.send_filled_text(len, &mut self.rng).is_err() {
+                    self.rec.error("sized_send_failed");
+                    return;
+                }
+                self.rec.message_sent(len as u64);
+                self.send_more(index);
+            }
+            Action::SendText { .. }
+            | Action::SendViolation { .. }
+            | Action::SendSized { .. }
+            | Action::SendProbe { .. }
+            | Action::SendPing { .. }
+            | Action::JoinPool => {}
         }
     }
 

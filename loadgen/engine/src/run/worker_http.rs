@@ -47,7 +47,14 @@ impl Worker<'_> {
             // A reconnect: the poller is the same user to the server.
             *client.jar_mut() = jar;
         }
-        conn.proto = Proto::Http(Box::new(HttpStream { client, out: Vec::new(), body_bytes: 0 }));
+        conn.proto = Proto::Http(Box::new(HttpStream {
+            client,
+            out: Vec::new(),
+            body_bytes: 0,
+            request_ns: 0,
+            backlog: 0,
+            backlog_ns: 0,
+        }));
         if conn.tls.is_some() {
             // The TLS handshake has the WebSocket upgrade's deadline.
             conn.phase = Phase::Handshaking;
@@ -66,7 +73,8 @@ impl Worker<'_> {
         if conn.phase != Phase::Open || !conn.driver.is_ready() || self.closing_all {
             return;
         }
-        if conn.backlog == u16::MAX {
+        let Proto::Http(http) = &mut conn.proto else { return };
+        if http.backlog == u16::MAX {
             self.rec.not_sent("http_poll_not_sent");
             return;
         }
@@ -80,11 +88,13 @@ impl Worker<'_> {
             }
             return;
         }
-        if conn.awaiting_echo {
-            if conn.backlog == 0 {
-                conn.backlog_ns = intended_ns;
+        if conn.awaiting_echo
+            && let Proto::Http(http) = &mut conn.proto
+        {
+            if http.backlog == 0 {
+                http.backlog_ns = intended_ns;
             }
-            conn.backlog += 1;
+            http.backlog += 1;
             return;
         }
         self.send_poll(index, intended_ns);
@@ -95,19 +105,21 @@ impl Worker<'_> {
         let now_ns = self.setup.clock.now_ns();
         let now_unix_s = self.setup.clock.unix_us(now_ns) / 1_000_000;
         let global = self.global_index(index);
+        let token = template::token_of(self.setup.config.tokens.as_deref(), global);
+        let spec = &self.requests[self.request_index(index)];
         let conn = &mut self.conns[index as usize];
         let target = &self.setup.config.targets[usize::from(conn.target)];
         let Proto::Http(http) = &mut conn.proto else { return };
-        // Headers (and the path) with `{i}` expanded for this connection, written into
-        // one reused buffer: no allocation per poll.
-        let headers_cfg = &self.setup.config.headers;
+        // The cohort's headers (and path) with `{i}` and `{token}` expanded for this
+        // connection, written into one reused buffer: no allocation per poll.
+        let headers_cfg = &spec.headers;
         let mut ends = [0usize; MAX_HEADERS + 1];
         let buf = &mut self.expand_buf;
         buf.clear();
-        template::expand_into(&target.path, global, buf);
+        template::expand_into(&spec.path, global, token, buf);
         ends[0] = buf.len();
         for (k, (_, value)) in headers_cfg.iter().take(MAX_HEADERS).enumerate() {
-            template::expand_into(value, global, buf);
+            template::expand_into(value, global, token, buf);
             ends[k + 1] = buf.len();
         }
         let mut pairs = [("", ""); MAX_HEADERS];
@@ -119,7 +131,7 @@ impl Worker<'_> {
         request.headers = &pairs[..n];
         match http.client.send_request(&request, now_ns / 1_000, now_unix_s, &mut http.out) {
             Ok(()) => {
-                conn.request_ns = intended_ns;
+                http.request_ns = intended_ns;
                 conn.awaiting_echo = true;
                 http.body_bytes = 0;
                 self.rec.message_sent(0);
@@ -155,8 +167,8 @@ impl Worker<'_> {
     /// Counts the polls waiting in a connection's backlog as not sent (it is ending).
     pub(super) fn drop_http_backlog(&mut self, index: u32) {
         let conn = &mut self.conns[index as usize];
-        if matches!(conn.proto, Proto::Http(_)) {
-            for _ in 0..std::mem::take(&mut conn.backlog) {
+        if let Proto::Http(http) = &mut conn.proto {
+            for _ in 0..std::mem::take(&mut http.backlog) {
                 self.rec.not_sent("http_poll_not_sent");
             }
         }
@@ -208,21 +220,22 @@ impl Worker<'_> {
         if let Some(s) = outcome.retry_after_s {
             conn.retry_at_ns = now.saturating_add(s.saturating_mul(1_000_000_000));
             // Polls already due fall in the hold-off: skipped, like the ones to come.
-            if conn.backlog > 0 {
-                for _ in 0..conn.backlog {
+            if let Proto::Http(http) = &mut conn.proto {
+                for _ in 0..std::mem::take(&mut http.backlog) {
                     self.rec.error("retry_after_skipped_poll");
                 }
-                conn.backlog = 0;
             }
             if closed_loop && conn.retry_at_ns < self.setup.end_ns {
                 self.timers.insert(conn.retry_at_ns, conn.tag(index, Op::RetryTimer).encode());
             }
             return;
         }
-        if conn.backlog > 0 {
-            conn.backlog -= 1;
-            let intended = conn.backlog_ns;
-            conn.backlog_ns += interval.unwrap_or(0);
+        if let Proto::Http(http) = &mut conn.proto
+            && http.backlog > 0
+        {
+            http.backlog -= 1;
+            let intended = http.backlog_ns;
+            http.backlog_ns += interval.unwrap_or(0);
             self.send_poll(index, intended);
         } else {
             // A closed loop's next poll: now, or after the think time (the driver's).
@@ -281,8 +294,8 @@ impl FeedCtx<'_> {
                 Some(Http1Event::Body(bytes)) => http.body_bytes += bytes.len() as u64,
                 Some(Http1Event::ResponseEnd { keep_alive, .. }) => {
                     self.rec.message_received(http.body_bytes);
-                    self.rec.record_since(Metric::MessageRtt, self.request_ns, self.now);
-                    self.rec.echo_received(self.now.saturating_sub(self.request_ns) > self.reply_timeout_ns);
+                    self.rec.record_since(Metric::MessageRtt, http.request_ns, self.now);
+                    self.rec.echo_received(self.now.saturating_sub(http.request_ns) > self.reply_timeout_ns);
                     outcome.echoes += 1;
                     outcome.current_echo = true;
                     if !keep_alive {

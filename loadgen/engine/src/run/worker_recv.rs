@@ -69,6 +69,13 @@ impl Worker<'_> {
             self.maybe_free(index);
             return;
         }
+        if (result == 0 || result == -libc::ECONNRESET || result == -libc::EPIPE) && self.upgrade_attack(index) {
+            // What a stalled or slow upgrade waits for: the server gave up on it.
+            self.handshake_closed_by_server(index, now);
+            self.maybe_free(index);
+            return;
+        }
+        let conn = &mut self.conns[index as usize];
         if result <= 0 {
             if conn.phase != Phase::Closing {
                 let kind = if result == 0 {
@@ -178,9 +185,9 @@ impl Worker<'_> {
         match http.client.peer_closed() {
             Ok(Some(loadgen_proto::Http1Event::ResponseEnd { .. })) => {
                 self.rec.message_received(http.body_bytes);
-                self.rec.record_since(Metric::MessageRtt, conn.request_ns, now);
+                self.rec.record_since(Metric::MessageRtt, http.request_ns, now);
                 let timeout = self.setup.config.reply_timeout.as_nanos() as u64;
-                self.rec.echo_received(now.saturating_sub(conn.request_ns) > timeout);
+                self.rec.echo_received(now.saturating_sub(http.request_ns) > timeout);
                 conn.awaiting_echo = false;
                 self.rec.error("http_connection_close");
                 self.drop_conn(index, "http_connection_close");
@@ -251,8 +258,6 @@ pub(super) struct FeedCtx<'a> {
     message_len: u64,
     pub(super) now: u64,
     intended_ns: u64,
-    /// HTTP: intended time of the request in flight.
-    pub(super) request_ns: u64,
     /// Sequence state of the connection's streams, written back after the read.
     pub(super) streams: Streams,
     /// This connection's probe sender id.
@@ -289,7 +294,6 @@ impl<'a> FeedCtx<'a> {
             message_len: message_len as u64,
             now,
             intended_ns: conn.intended_ns,
-            request_ns: conn.request_ns,
             streams: Streams::load(conn),
             sender: setup.sender_base | (u64::from(index) * setup.config.workers as u64 + setup.index as u64),
             sent: conn.seq,
@@ -355,6 +359,8 @@ impl<'a> FeedCtx<'a> {
                         Some(Event::Pong(p)) => {
                             if let Some(stamp) = loadgen_proto::PingStamp::parse(p) {
                                 self.rec.record_since(Metric::PingRtt, stamp.sent_us * 1_000, now);
+                                // It answers its ping and every older one.
+                                driven.driver.pong(driven.program, stamp.sent_us, now, driven.actions);
                             }
                         }
                         Some(Event::Ping(_)) => {}

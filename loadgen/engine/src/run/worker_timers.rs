@@ -62,6 +62,8 @@ impl Worker<'_> {
                 Op::Send => self.driver_timer(tag.conn, TimerKind::Send, now),
                 Op::ReplyTimer => self.driver_timer(tag.conn, TimerKind::Reply, now),
                 Op::StepTimer => self.driver_timer(tag.conn, TimerKind::Step, now),
+                Op::PongTimer => self.driver_timer(tag.conn, TimerKind::Pong, now),
+                Op::SlowTimer => self.slow_byte(tag.conn, now),
                 Op::RetryTimer => self.retry_hold_off_ended(tag.conn),
                 _ => {}
             }

@@ -75,11 +75,14 @@ pub enum Metric {
     ConnectLag,
     /// A dropped connection's time to recover: drop → ready again (reconnects).
     Recover,
+    /// Attack handshakes (stalled or slow upgrades): intended connection start → the
+    /// server closed the connection (FIN or reset) before answering the upgrade.
+    HandshakeClosed,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// Every metric, in declaration order (the index of a metric is `metric as usize`).
     pub const ALL: [Metric; Self::COUNT] = [
@@ -93,6 +96,7 @@ impl Metric {
         Metric::TlsHandshake,
         Metric::ConnectLag,
         Metric::Recover,
+        Metric::HandshakeClosed,
     ];
 
     /// Stable snake_case name, used as the report key.
@@ -108,6 +112,7 @@ impl Metric {
             Metric::TlsHandshake => "tls_handshake",
             Metric::ConnectLag => "connect_lag",
             Metric::Recover => "recover",
+            Metric::HandshakeClosed => "handshake_closed",
         }
     }
 }
@@ -165,6 +170,7 @@ impl HistogramSet {
             delivery: p(Metric::Delivery),
             tls_handshake: p(Metric::TlsHandshake),
             recover: p(Metric::Recover),
+            handshake_closed: p(Metric::HandshakeClosed),
             message_rtt_corrected: None,
         }
     }
@@ -233,6 +239,9 @@ pub struct Latencies {
     /// [`Metric::Recover`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recover: Option<Percentiles>,
+    /// [`Metric::HandshakeClosed`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_closed: Option<Percentiles>,
     /// Closed loop only: [`Metric::MessageRtt`] corrected for coordinated omission
     /// (HdrHistogram's correction with the expected interval between one connection's
     /// sends: think time + the median round trip), so a stall that held every

@@ -67,6 +67,9 @@ pub struct Counters {
     pub reconnected: u64,
     /// Dropped connections whose reconnect attempts reached the policy's limit.
     pub reconnect_gave_up: u64,
+    /// Pings unanswered past their program's pong timeout (each ended its connection:
+    /// a drop with cause `pong_timeout`).
+    pub pong_timeouts: u64,
 }
 
 impl Counters {
@@ -98,6 +101,7 @@ impl Counters {
         self.reconnect_attempts += o.reconnect_attempts;
         self.reconnected += o.reconnected;
         self.reconnect_gave_up += o.reconnect_gave_up;
+        self.pong_timeouts += o.pong_timeouts;
     }
 }
 
@@ -341,6 +345,14 @@ impl Recorder {
     #[inline]
     pub fn reconnect_gave_up(&mut self) {
         self.cur.counters.reconnect_gave_up += 1;
+    }
+
+    /// A ping went unanswered past its pong timeout (also an error of kind
+    /// `pong_timeout`; the drop that follows is counted by `connection_dropped`).
+    #[inline]
+    pub fn pong_timeout(&mut self) {
+        self.cur.counters.pong_timeouts += 1;
+        self.cur.errors.add("pong_timeout", 1);
     }
 
     /// A message of `payload_bytes` was sent.

@@ -324,3 +324,28 @@ fn request_errors_are_reported_before_anything_is_sent() {
     request.deflate = Some(DeflateConfig { client_max_window_bits: Some(16), ..DeflateConfig::default() });
     assert!(Client::new(ClientConfig::default(), &request, 0, &mut r).is_err());
 }
+
+#[test]
+fn violations_and_filled_texts_go_out_between_messages_and_the_client_keeps_reading() {
+    let (mut c, mut s, mut r) = open_default();
+    c.send_filled_text(70_000, &mut r).unwrap();
+    assert_eq!(s.read(&mut c), [Outcome::Item("text", vec![b'x'; 70_000], None)], "one valid text frame");
+    c.send_filled_text(0, &mut r).unwrap();
+    assert_eq!(s.read(&mut c), [Outcome::Item("text", Vec::new(), None)]);
+    c.send_violation(crate::violation::Violation::InvalidUtf8, &mut r).unwrap();
+    let bytes = c.pending_transmit().to_vec();
+    c.advance_transmit(bytes.len());
+    assert!(s.dec.decode(&bytes).is_err(), "the server's decoder refuses it");
+    assert_eq!(c.state(), State::Open, "the client does not know it misbehaved");
+    // The server's answer is read as usual.
+    let mut close = Vec::new();
+    s.enc.close(&mut close, Some(1007), "", &mut s.rng).unwrap();
+    assert_eq!(feed(&mut c, &close, 3, &mut r).unwrap(), [Ev::Closed(Some(1007), String::new(), Initiator::Server)]);
+    assert_eq!(c.send_violation(crate::violation::Violation::Unmasked, &mut r), Err(SendError::NotOpen));
+    // A large output buffer is given back once drained.
+    let (mut c, mut s, mut r) = open_default();
+    c.send_filled_text(1 << 20, &mut r).unwrap();
+    let _ = s.read(&mut c);
+    c.trim_output(64 << 10);
+    assert!(c.buffer_capacity() < 1 << 20, "{}", c.buffer_capacity());
+}

@@ -31,6 +31,8 @@ pub(super) struct Misbehaviour {
     pub close_code: u16,
     /// Echo nothing.
     pub no_echo: bool,
+    /// Answer no ping.
+    pub no_pong: bool,
     /// Drop every n-th echo.
     pub drop_every: u64,
     /// Echo every message twice.
@@ -98,6 +100,11 @@ impl Faults {
             }
         }
         Tick::Go
+    }
+
+    /// Whether pings are answered.
+    pub(super) fn pongs(&self) -> bool {
+        !self.m.no_pong
     }
 
     /// How many copies of message number `count` (from 1) to echo.
