@@ -25,8 +25,10 @@
 //!   WebSocket publisher role (`ws_publish`), [`control`] (faults at run time).
 //!
 //! - [`haproxy`]: the HAProxy topology (workers on their own ports behind it).
+//! - [`reminders`]: scheduled reminders kept in Redis, fired by whichever worker
+//!   claims them first, with their lateness recorded.
 //!
-//! What is not here yet (issue 17): Sentinel and Cluster, sharded Pub/Sub, reminders.
+//! What is not here yet (issue 17): Sentinel and Cluster, sharded Pub/Sub.
 
 mod admit;
 pub mod auth;
@@ -46,6 +48,7 @@ mod prefixed;
 pub mod publish;
 pub mod queue;
 pub mod redis_server;
+pub mod reminders;
 pub mod subscriber;
 pub mod supervisor;
 pub mod target;

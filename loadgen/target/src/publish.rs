@@ -114,18 +114,7 @@ pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
     }
     let req: PublishRequest =
         serde_json::from_slice(body).map_err(|e| PublishError::Invalid(format!("invalid publish request: {e}")))?;
-    if !valid_channel(&req.channel) {
-        return Err(PublishError::Invalid(format!(
-            "invalid channel {:?}: 1 to 200 bytes, no control characters",
-            req.channel
-        )));
-    }
-    if req.channel.starts_with("loadgen-target:") {
-        return Err(PublishError::Invalid(format!(
-            "channel {:?} is reserved for the target's control (loadgen-target:*)",
-            req.channel
-        )));
-    }
+    check_channel(&req.channel).map_err(PublishError::Invalid)?;
     if !(1..=MAX_COUNT).contains(&req.count) {
         return Err(PublishError::Invalid(format!("count {} is outside 1..={MAX_COUNT}", req.count)));
     }
@@ -138,6 +127,18 @@ pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
         )));
     }
     Ok(req)
+}
+
+/// Whether a client may publish (or schedule) to `channel`: a usable name, not one of
+/// the target's own (`loadgen-target:*`). The error is one line.
+pub(crate) fn check_channel(channel: &str) -> Result<(), String> {
+    if !valid_channel(channel) {
+        return Err(format!("invalid channel {channel:?}: 1 to 200 bytes, no control characters"));
+    }
+    if channel.starts_with("loadgen-target:") {
+        return Err(format!("channel {channel:?} is reserved for the target's control (loadgen-target:*)"));
+    }
+    Ok(())
 }
 
 /// A worker's publishing side: one multiplexed Redis connection, made when first
@@ -189,6 +190,15 @@ impl Publisher {
         *self.conn.lock().await = None;
     }
 
+    /// A Redis failure as a [`PublishError`], forgetting the connection when it is the
+    /// connection that failed (the next call makes a new one).
+    pub(crate) async fn failed(&self, e: redis::RedisError) -> PublishError {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            self.forget().await;
+        }
+        PublishError::Redis(e.to_string())
+    }
+
     /// One script call: publishes one envelope per send time, returns the first seq.
     async fn batch(&self, parts: &EnvelopeParts, req: &PublishRequest, sent: &[u64]) -> Result<u64, PublishError> {
         let result = self.batch_unguarded(parts, req, sent).await;
@@ -215,12 +225,7 @@ impl Publisher {
         }
         match inv.invoke_async::<u64>(&mut conn).await {
             Ok(first) => Ok(first),
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    self.forget().await;
-                }
-                Err(PublishError::Redis(e.to_string()))
-            }
+            Err(e) => Err(self.failed(e).await),
         }
     }
 

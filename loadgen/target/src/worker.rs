@@ -85,6 +85,14 @@ pub struct WorkerConfig {
     /// whole seconds, zero: not kept).
     #[serde(default = "default_pending_ttl")]
     pub pending_ttl: Duration,
+    /// A fired reminder later than this after its due time counts as late
+    /// (`reminders_late_total`; [`crate::reminders`]).
+    #[serde(default = "default_reminder_late_after")]
+    pub reminder_late_after: Duration,
+}
+
+fn default_reminder_late_after() -> Duration {
+    Duration::from_millis(250)
 }
 
 fn default_pending_ttl() -> Duration {
@@ -123,6 +131,7 @@ impl WorkerConfig {
             handshake_timeout: default_handshake_timeout(),
             run_started_us: 0,
             pending_ttl: default_pending_ttl(),
+            reminder_late_after: default_reminder_late_after(),
         }
     }
 
@@ -166,6 +175,8 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
     pub per_ip: crate::limits::PerIp,
+    /// Wakes the reminder scheduler (a reminder was scheduled through this worker).
+    pub reminders_wake: tokio::sync::Notify,
 }
 
 /// A listening socket with SO_REUSEADDR and SO_REUSEPORT, set before bind.
@@ -194,6 +205,7 @@ pub struct Worker {
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    reminders: JoinHandle<()>,
     faults: Arc<LiveFaults>,
 }
 
@@ -229,9 +241,11 @@ impl Worker {
             shutdown,
             next_conn: AtomicU64::new(0),
             per_ip: crate::limits::PerIp::default(),
+            reminders_wake: tokio::sync::Notify::new(),
         });
+        let reminders = tokio::spawn(crate::reminders::run(state.clone()));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Worker { addr, metrics, stop, accept, subscriber, faults: state.faults.clone() })
+        Ok(Worker { addr, metrics, stop, accept, subscriber, reminders, faults: state.faults.clone() })
     }
 
     /// The faults in force.
@@ -248,11 +262,12 @@ impl Worker {
     }
 
     /// Stops gracefully: no more accepts, WebSockets closed with 1001, then the
-    /// subscriber.
+    /// subscriber and the reminder scheduler.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
         let _ = self.subscriber.await;
+        let _ = self.reminders.await;
     }
 }
 
