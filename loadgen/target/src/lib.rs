@@ -28,7 +28,9 @@
 //! - [`reminders`]: scheduled reminders kept in Redis, fired by whichever worker
 //!   claims them first, with their lateness recorded.
 //!
-//! What is not here yet (issue 17): Sentinel and Cluster, sharded Pub/Sub.
+//! - [`pubsub`]: classic or sharded Pub/Sub, the subscriber over RESP3 or RESP2.
+//!
+//! What is not here yet (issue 17): Sentinel and Cluster.
 
 mod admit;
 pub mod auth;
@@ -46,6 +48,7 @@ pub mod pending;
 mod pong_filter;
 mod prefixed;
 pub mod publish;
+pub mod pubsub;
 pub mod queue;
 pub mod redis_server;
 pub mod reminders;

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub subscriptions: AtomicU64,
     /// Gauge: the subscriber connection is up.
     pub redis_connected: AtomicBool,
+    /// Gauge: the subscriber connection's protocol, 2 or 3 (0 before the first connect).
+    pub redis_protocol: AtomicU64,
     /// Gauge: the publishing circuit breaker (0 closed, 1 open, 2 half-open); set when
     /// rendered.
     pub breaker_state: AtomicU64,
@@ -151,7 +153,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 35] = [
+        let counters: [(&str, &str, &str, u64); 36] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -218,6 +220,7 @@ impl Metrics {
             ("redis_reconnects_total", "counter", "Redis subscriber reconnections", get(&self.redis_reconnects)),
             ("subscriptions", "gauge", "Redis channels subscribed", get(&self.subscriptions)),
             ("redis_connected", "gauge", "Redis subscriber connection up (1) or down (0)", self.redis_up() as u64),
+            ("redis_protocol", "gauge", "Redis subscriber protocol: RESP 2 or 3", get(&self.redis_protocol)),
             (
                 "breaker_state",
                 "gauge",

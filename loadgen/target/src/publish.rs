@@ -19,6 +19,8 @@
 //! `pending:<channel>` (the last [`PENDING_MAX`], for the pending TTL after the latest),
 //! so a person reconnecting with `since=SEQ` gets what they missed ([`crate::pending`]).
 //!
+//! In sharded mode ([`crate::pubsub`]) the script calls SPUBLISH instead of PUBLISH.
+//!
 //! Every publish passes the worker's circuit breaker ([`crate::breaker`]): while it is
 //! open a request is refused at once ([`PublishError::Open`], a 503 with
 //! `Retry-After`).
@@ -43,15 +45,15 @@ pub const MAX_RUN: Duration = Duration::from_secs(600);
 pub const PENDING_MAX: usize = 1000;
 
 // KEYS: seq counter, pending list. ARGV: channel, head, mid, tail, keep-seconds (0: do
-// not keep), then one send time per message.
+// not keep), PUBLISH or SPUBLISH, then one send time per message.
 const SCRIPT: &str = r"
-local n = #ARGV - 5
+local n = #ARGV - 6
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n
 local keep = tonumber(ARGV[5])
 for i = 1, n do
-  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[5 + i] .. ARGV[4]
-  redis.call('PUBLISH', ARGV[1], text)
+  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[6 + i] .. ARGV[4]
+  redis.call(ARGV[6], ARGV[1], text)
   if keep > 0 then redis.call('RPUSH', KEYS[2], text) end
 end
 if keep > 0 then
@@ -151,6 +153,7 @@ pub struct Publisher {
     script: redis::Script,
     breaker: crate::breaker::Breaker,
     pending_ttl: Duration,
+    pubsub: crate::pubsub::PubSubMode,
 }
 
 impl Publisher {
@@ -164,7 +167,19 @@ impl Publisher {
             conn: Mutex::new(None),
             script: redis::Script::new(SCRIPT),
             breaker: crate::breaker::Breaker::default(),
+            pubsub: crate::pubsub::PubSubMode::Classic,
         }
+    }
+
+    /// The same, publishing with `mode`'s command (PUBLISH or SPUBLISH).
+    pub fn with_pubsub(mut self, mode: crate::pubsub::PubSubMode) -> Self {
+        self.pubsub = mode;
+        self
+    }
+
+    /// The Pub/Sub mode it publishes in.
+    pub fn pubsub(&self) -> crate::pubsub::PubSubMode {
+        self.pubsub
     }
 
     /// The breaker's state now, and how often it opened.
@@ -220,6 +235,7 @@ impl Publisher {
         inv.key(crate::pending::key(&req.channel));
         let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
         inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
+        inv.arg(self.pubsub.publish_command());
         for s in sent {
             inv.arg(*s);
         }

@@ -51,7 +51,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 const FIRE_BATCH: usize = 500;
 
 // KEYS: the reminders set. ARGV: fire what is due at or before this (µs), at most this
-// many, keep-seconds of person channels (0: not kept). Returns the next due score (or
+// many, keep-seconds of person channels (0: not kept), PUBLISH or SPUBLISH. Returns the next due score (or
 // '') followed by the due time of each occurrence fired ('' for an unreadable member,
 // removed).
 const FIRE: &str = r"
@@ -65,7 +65,7 @@ for _, m in ipairs(due) do
      and type(r.head) == 'string' and type(r.mid) == 'string' and type(r.tail) == 'string' then
     local seq = redis.call('INCR', 'seq:' .. r.ch) - 1
     local text = r.head .. string.format('%d', seq) .. r.mid .. r.due_us .. r.tail
-    redis.call('PUBLISH', r.ch, text)
+    redis.call(ARGV[4], r.ch, text)
     if keep > 0 and string.sub(r.ch, 1, 7) == 'person:' then
       local p = 'pending:' .. r.ch
       redis.call('RPUSH', p, text)
@@ -330,7 +330,7 @@ async fn fire(state: &State, up_to_us: u64) -> Result<Fired, PublishError> {
     let keep = state.config.pending_ttl.as_secs();
     let script = redis::Script::new(FIRE);
     let mut inv = script.key(REMINDERS_KEY);
-    inv.arg(up_to_us).arg(FIRE_BATCH).arg(keep);
+    inv.arg(up_to_us).arg(FIRE_BATCH).arg(keep).arg(publisher.pubsub().publish_command());
     let out: Vec<String> = match inv.invoke_async(&mut conn).await {
         Ok(out) => out,
         Err(e) => return Err(publisher.failed(e).await),

@@ -9,6 +9,10 @@
 //! there replaces the worker's faults, and after every (re)connect the list stored in
 //! Redis is read, so changes made while the worker was away are not missed.
 //!
+//! The connection is RESP3 where the server speaks it, and the channels are subscribed
+//! with SUBSCRIBE or, in sharded mode, SSUBSCRIBE ([`crate::pubsub`]); the control
+//! channel is always classic.
+//!
 //! Under `no-resubscribe`, a reconnect subscribes to the control channel only: the
 //! worker is deaf to every channel its clients were on (until another reconnect
 //! without the fault), and the `subscriptions` gauge says 0.
@@ -18,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::{CONTROL_CHANNEL, decode_list};
@@ -26,6 +29,7 @@ use crate::fanout::Fanout;
 use crate::faults::LiveFaults;
 use crate::hub::{Command, Hub};
 use crate::metrics::Metrics;
+use crate::pubsub::{PubSubMode, SubConn};
 
 /// Most commands taken from the queue at once.
 const BATCH: usize = 4096;
@@ -33,9 +37,18 @@ const BATCH: usize = 4096;
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How the subscriber talks to Redis.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscriberOptions {
+    pub mode: crate::pubsub::PubSubMode,
+    pub protocol: crate::pubsub::RedisProtocol,
+}
+
 /// Runs until `shutdown` turns true or the hub is dropped.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: redis::Client,
+    options: SubscriberOptions,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     fanout: Arc<Fanout>,
@@ -52,7 +65,7 @@ pub async fn run(
             return;
         }
         let pubsub = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()) => r,
+            r = tokio::time::timeout(CONNECT_TIMEOUT, SubConn::connect(&client, options.protocol)) => r,
             _ = crate::worker::stopped(&mut shutdown) => return,
         };
         let pubsub = match pubsub {
@@ -70,15 +83,18 @@ pub async fn run(
                 continue;
             }
         };
-        let (mut sink, mut stream) = pubsub.split();
+        let mut sub = pubsub;
+        metrics.redis_protocol.store(sub.protocol(), Ordering::Relaxed);
         let deaf = connected_before && faults.get().no_resubscribe;
         let channels = if deaf { Vec::new() } else { hub.channels() };
         if deaf {
             tracing::warn!("redis subscriber: reconnected without resubscribing (no-resubscribe)");
         }
-        let mut with_control = channels.clone();
-        with_control.push(CONTROL_CHANNEL.to_string());
-        if let Err(e) = sink.subscribe(&with_control).await {
+        let subscribed = async {
+            sub.subscribe(&[CONTROL_CHANNEL.to_string()], PubSubMode::Classic).await?;
+            sub.subscribe(&channels, options.mode).await
+        };
+        if let Err(e) = subscribed.await {
             tracing::warn!(error = %e, "redis subscriber: resubscribe failed");
             continue;
         }
@@ -114,13 +130,13 @@ pub async fn run(
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = apply(&mut sink, batch, &mut subscribed, &mut waiting).await {
+                    if let Err(e) = apply(&mut sub, options.mode, batch, &mut subscribed, &mut waiting).await {
                         tracing::warn!(error = %e, "redis subscriber: command failed; reconnecting");
                         break;
                     }
                     metrics.subscriptions.store(subscribed.len() as u64, Ordering::Relaxed);
                 }
-                msg = stream.next() => {
+                msg = sub.next() => {
                     let Some(msg) = msg else {
                         tracing::warn!("redis subscriber: connection lost; reconnecting");
                         break;
@@ -150,7 +166,8 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
 /// Carries out a batch: per channel the last command wins (the hub's state when it was
 /// queued), then the barriers are answered. On failure the barriers wait in `waiting`.
 async fn apply(
-    sink: &mut redis::aio::PubSubSink,
+    sub: &mut SubConn,
+    mode: PubSubMode,
     batch: Vec<Command>,
     subscribed: &mut HashSet<String>,
     waiting: &mut Vec<oneshot::Sender<()>>,
@@ -172,13 +189,8 @@ async fn apply(
     let subs: Vec<String> = subs.into_iter().map(|(c, _)| c).collect();
     let unsubs: Vec<String> = unsubs.into_iter().map(|(c, _)| c).collect();
     let result = async {
-        if !subs.is_empty() {
-            sink.subscribe(&subs).await?;
-        }
-        if !unsubs.is_empty() {
-            sink.unsubscribe(&unsubs).await?;
-        }
-        Ok(())
+        sub.subscribe(&subs, mode).await?;
+        sub.unsubscribe(&unsubs, mode).await
     }
     .await;
     match result {

@@ -75,6 +75,21 @@ pub fn check_redis(url: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// Checks that `url`'s Redis has sharded Pub/Sub (version 7 or later).
+pub fn check_sharded(url: &str) -> Result<(), TargetError> {
+    let err = |source| TargetError::Redis { url: url.to_string(), source };
+    let client = redis::Client::open(url).map_err(err)?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(err)?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).map_err(err)?;
+    match crate::pubsub::server_version(&info) {
+        Some(v) if v >= (7, 0) => Ok(()),
+        Some((major, minor)) => Err(TargetError::Config(format!(
+            "--pubsub sharded needs Redis 7 or later (SPUBLISH/SSUBSCRIBE); this one is {major}.{minor}"
+        ))),
+        None => Err(TargetError::Config("--pubsub sharded: cannot tell the Redis version (INFO server)".into())),
+    }
+}
+
 impl Target {
     /// Starts Redis (unless given) and the workers; returns once every worker accepts.
     pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
@@ -91,6 +106,9 @@ impl Target {
         };
         let mut worker = config.worker;
         worker.redis_url = redis_url.clone();
+        if worker.pubsub == crate::pubsub::PubSubMode::Sharded {
+            check_sharded(&redis_url)?;
+        }
         let admin_token_generated = worker.admin_token.is_none();
         let admin_token = match worker.admin_token.take() {
             Some(t) => t,

@@ -89,6 +89,12 @@ pub struct WorkerConfig {
     /// (`reminders_late_total`; [`crate::reminders`]).
     #[serde(default = "default_reminder_late_after")]
     pub reminder_late_after: Duration,
+    /// Classic (PUBLISH/SUBSCRIBE) or sharded (SPUBLISH/SSUBSCRIBE, Redis 7+) Pub/Sub.
+    #[serde(default)]
+    pub pubsub: crate::pubsub::PubSubMode,
+    /// The subscriber connection's protocol (default: RESP3 where the server speaks it).
+    #[serde(default)]
+    pub redis_protocol: crate::pubsub::RedisProtocol,
 }
 
 fn default_reminder_late_after() -> Duration {
@@ -132,6 +138,8 @@ impl WorkerConfig {
             run_started_us: 0,
             pending_ttl: default_pending_ttl(),
             reminder_late_after: default_reminder_late_after(),
+            pubsub: crate::pubsub::PubSubMode::Classic,
+            redis_protocol: crate::pubsub::RedisProtocol::Auto,
         }
     }
 
@@ -153,6 +161,13 @@ impl WorkerConfig {
         }
         if self.auth_secret.as_deref() == Some("") {
             return bad("the auth secret must not be empty");
+        }
+        if self.pubsub == crate::pubsub::PubSubMode::Sharded
+            && self.redis_protocol == crate::pubsub::RedisProtocol::Resp2
+        {
+            return bad(
+                "--pubsub sharded needs RESP3 on the subscriber connection (the redis crate has no SSUBSCRIBE over RESP2)",
+            );
         }
         if !(1..=NO_SIZE_LIMIT_CAP).contains(&self.max_message_bytes) {
             return bad("the largest client message must be from 1 byte to 64 MiB");
@@ -223,8 +238,10 @@ impl Worker {
         let (hub, commands) = Hub::new();
         let hub = Arc::new(hub);
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
+        let options = crate::subscriber::SubscriberOptions { mode: config.pubsub, protocol: config.redis_protocol };
         let subscriber = tokio::spawn(crate::subscriber::run(
             client.clone(),
+            options,
             hub.clone(),
             commands,
             fanout,
@@ -233,7 +250,7 @@ impl Worker {
             shutdown.clone(),
         ));
         let state = Arc::new(State {
-            publisher: Publisher::new(client, config.id, config.pending_ttl),
+            publisher: Publisher::new(client, config.id, config.pending_ttl).with_pubsub(config.pubsub),
             config,
             metrics: metrics.clone(),
             hub,
