@@ -347,6 +347,7 @@ fn healthz(state: &State) -> Response {
         "worker": state.config.id,
         "pid": std::process::id(),
         "redis": if m.redis_up() { "up" } else { "down" },
+        "redis_addr": state.endpoint.addr(),
         "connections": m.connections_open.load(std::sync::atomic::Ordering::Relaxed),
         "subscriptions": m.subscriptions.load(std::sync::atomic::Ordering::Relaxed),
         "breaker": state.publisher.breaker().0.name(),

@@ -30,12 +30,16 @@
 //!
 //! - [`pubsub`]: classic or sharded Pub/Sub, the subscriber over RESP3 or RESP2.
 //!
-//! What is not here yet (issue 17): Sentinel and Cluster.
+//! - [`sentinel`] and [`endpoint`]: the master found through Redis Sentinel and
+//!   followed across failovers.
+//!
+//! What is not here yet (issue 17): Cluster.
 
 mod admit;
 pub mod auth;
 pub mod breaker;
 pub mod control;
+pub mod endpoint;
 pub mod envelope;
 pub mod fanout;
 pub mod faults;
@@ -52,6 +56,7 @@ pub mod pubsub;
 pub mod queue;
 pub mod redis_server;
 pub mod reminders;
+pub mod sentinel;
 pub mod subscriber;
 pub mod supervisor;
 pub mod target;
@@ -76,6 +81,9 @@ pub enum TargetError {
     /// `redis-server` is not on PATH (or not at the path given).
     #[error("redis-server not found: install it (apt-get install redis-server) or pass --redis redis://HOST:PORT")]
     RedisServerNotFound,
+    /// `redis-sentinel` is not on PATH (the Sentinel tests start one).
+    #[error("redis-sentinel not found: install it (apt-get install redis-sentinel)")]
+    RedisSentinelNotFound,
     /// `haproxy` is not on PATH (`--balancer haproxy`).
     #[error("haproxy not found: install it (apt-get install haproxy) or use the default --balancer reuseport")]
     HaproxyNotFound,

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub redis_connected: AtomicBool,
     /// Gauge: the subscriber connection's protocol, 2 or 3 (0 before the first connect).
     pub redis_protocol: AtomicU64,
+    /// Times Sentinel pointed this worker at another master.
+    pub redis_master_switches: AtomicU64,
     /// Gauge: the publishing circuit breaker (0 closed, 1 open, 2 half-open); set when
     /// rendered.
     pub breaker_state: AtomicU64,
@@ -153,7 +155,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 36] = [
+        let counters: [(&str, &str, &str, u64); 37] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -221,6 +223,12 @@ impl Metrics {
             ("subscriptions", "gauge", "Redis channels subscribed", get(&self.subscriptions)),
             ("redis_connected", "gauge", "Redis subscriber connection up (1) or down (0)", self.redis_up() as u64),
             ("redis_protocol", "gauge", "Redis subscriber protocol: RESP 2 or 3", get(&self.redis_protocol)),
+            (
+                "redis_master_switches_total",
+                "counter",
+                "Times Sentinel pointed the worker at another master",
+                get(&self.redis_master_switches),
+            ),
             (
                 "breaker_state",
                 "gauge",

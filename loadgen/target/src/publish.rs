@@ -144,12 +144,14 @@ pub(crate) fn check_channel(channel: &str) -> Result<(), String> {
 }
 
 /// A worker's publishing side: one multiplexed Redis connection, made when first
-/// needed and again after it failed.
+/// needed, again after it failed, and again when the endpoint switched to another
+/// master ([`crate::endpoint`]).
 #[derive(Debug)]
 pub struct Publisher {
-    client: redis::Client,
+    endpoint: std::sync::Arc<crate::endpoint::Endpoint>,
     worker: u32,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The connection and the endpoint generation it was made for.
+    conn: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
     script: redis::Script,
     breaker: crate::breaker::Breaker,
     pending_ttl: Duration,
@@ -159,10 +161,10 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher of `worker`; messages to persons are kept for `pending_ttl` (zero:
     /// not kept).
-    pub fn new(client: redis::Client, worker: u32, pending_ttl: Duration) -> Self {
+    pub fn new(endpoint: std::sync::Arc<crate::endpoint::Endpoint>, worker: u32, pending_ttl: Duration) -> Self {
         Self {
             pending_ttl,
-            client,
+            endpoint,
             worker,
             conn: Mutex::new(None),
             script: redis::Script::new(SCRIPT),
@@ -189,15 +191,18 @@ impl Publisher {
 
     pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
         let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+        let (generation, client) = self.endpoint.current();
+        if let Some((g, c)) = slot.as_ref()
+            && *g == generation
+        {
             return Ok(c.clone());
         }
-        let connect = self.client.get_multiplexed_async_connection();
+        let connect = client.get_multiplexed_async_connection();
         let c = tokio::time::timeout(Duration::from_secs(3), connect)
             .await
             .map_err(|_| PublishError::Redis("connect timed out".into()))?
             .map_err(|e| PublishError::Redis(e.to_string()))?;
-        *slot = Some(c.clone());
+        *slot = Some((generation, c.clone()));
         Ok(c)
     }
 

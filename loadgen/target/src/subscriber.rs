@@ -5,6 +5,9 @@
 //! that still has a local client, and counts the reconnect. It does not publish
 //! ([`crate::publish`] has its own connection).
 //!
+//! When the endpoint switches to another master ([`crate::sentinel`]), it reconnects
+//! there and resubscribes the same way.
+//!
 //! It also listens on the control channel ([`crate::control`]): a fault list published
 //! there replaces the worker's faults, and after every (re)connect the list stored in
 //! Redis is read, so changes made while the worker was away are not missed.
@@ -47,7 +50,7 @@ pub struct SubscriberOptions {
 /// Runs until `shutdown` turns true or the hub is dropped.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    client: redis::Client,
+    endpoint: Arc<crate::endpoint::Endpoint>,
     options: SubscriberOptions,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -60,10 +63,12 @@ pub async fn run(
     let mut connected_before = false;
     // Barriers whose commands failed with the connection: answered after resubscribing.
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut switches = endpoint.changes();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        let (_, client) = switches.borrow_and_update().clone();
         let pubsub = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, SubConn::connect(&client, options.protocol)) => r,
             _ = crate::worker::stopped(&mut shutdown) => return,
@@ -135,6 +140,10 @@ pub async fn run(
                         break;
                     }
                     metrics.subscriptions.store(subscribed.len() as u64, Ordering::Relaxed);
+                }
+                _ = switches.changed() => {
+                    tracing::info!(redis = %endpoint.addr(), "redis subscriber: the master switched; reconnecting");
+                    break;
                 }
                 msg = sub.next() => {
                     let Some(msg) = msg else {

@@ -75,6 +75,25 @@ pub fn check_redis(url: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// `redis://[USER:PASSWORD@]HOST:PORT/DB` of a TCP connection.
+fn connection_url(info: &redis::ConnectionInfo) -> String {
+    let r = info.redis_settings();
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let auth = match (r.username(), r.password()) {
+        (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+        (None, Some(p)) => format!(":{}@", enc(p)),
+        _ => String::new(),
+    };
+    format!("redis://{auth}{}/{}", info.addr(), r.db())
+}
+
 /// Checks that `url`'s Redis has sharded Pub/Sub (version 7 or later).
 pub fn check_sharded(url: &str) -> Result<(), TargetError> {
     let err = |source| TargetError::Redis { url: url.to_string(), source };
@@ -93,12 +112,24 @@ pub fn check_sharded(url: &str) -> Result<(), TargetError> {
 impl Target {
     /// Starts Redis (unless given) and the workers; returns once every worker accepts.
     pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
-        let (embedded, redis_url) = match &config.redis {
-            Some(url) => {
+        let sentinel = config.worker.redis_sentinel.clone();
+        let (embedded, redis_url) = match (&config.redis, &sentinel) {
+            (_, Some(s)) => {
+                // The master Sentinel names, with the credentials of --redis if given.
+                let (host, port) = crate::sentinel::resolve_blocking(s)?;
+                let base = config.redis.as_deref().unwrap_or("redis://127.0.0.1/");
+                let err = |source| TargetError::Redis { url: base.to_string(), source };
+                let client = redis::Client::open(base).map_err(err)?;
+                let client = crate::sentinel::client_at(&client, &host, port).map_err(err)?;
+                let url = connection_url(client.get_connection_info());
+                check_redis(&url)?;
+                (None, url)
+            }
+            (Some(url), None) => {
                 check_redis(url)?;
                 (None, url.clone())
             }
-            None => {
+            (None, None) => {
                 let r = EmbeddedRedis::start()?;
                 let url = r.url().to_string();
                 (Some(r), url)

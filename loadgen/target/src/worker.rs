@@ -95,6 +95,10 @@ pub struct WorkerConfig {
     /// The subscriber connection's protocol (default: RESP3 where the server speaks it).
     #[serde(default)]
     pub redis_protocol: crate::pubsub::RedisProtocol,
+    /// Find and follow the master through Sentinel ([`crate::sentinel`]); `redis_url`
+    /// is then where the worker starts, and lends its credentials to every master found.
+    #[serde(default)]
+    pub redis_sentinel: Option<crate::sentinel::SentinelConfig>,
 }
 
 fn default_reminder_late_after() -> Duration {
@@ -140,6 +144,7 @@ impl WorkerConfig {
             reminder_late_after: default_reminder_late_after(),
             pubsub: crate::pubsub::PubSubMode::Classic,
             redis_protocol: crate::pubsub::RedisProtocol::Auto,
+            redis_sentinel: None,
         }
     }
 
@@ -192,6 +197,8 @@ pub(crate) struct State {
     pub per_ip: crate::limits::PerIp,
     /// Wakes the reminder scheduler (a reminder was scheduled through this worker).
     pub reminders_wake: tokio::sync::Notify,
+    /// The Redis in use now.
+    pub endpoint: Arc<crate::endpoint::Endpoint>,
 }
 
 /// A listening socket with SO_REUSEADDR and SO_REUSEPORT, set before bind.
@@ -221,6 +228,7 @@ pub struct Worker {
     accept: JoinHandle<()>,
     subscriber: JoinHandle<()>,
     reminders: JoinHandle<()>,
+    sentinel: Option<JoinHandle<()>>,
     faults: Arc<LiveFaults>,
 }
 
@@ -239,8 +247,9 @@ impl Worker {
         let hub = Arc::new(hub);
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
         let options = crate::subscriber::SubscriberOptions { mode: config.pubsub, protocol: config.redis_protocol };
+        let endpoint = crate::endpoint::Endpoint::new(client);
         let subscriber = tokio::spawn(crate::subscriber::run(
-            client.clone(),
+            endpoint.clone(),
             options,
             hub.clone(),
             commands,
@@ -250,7 +259,7 @@ impl Worker {
             shutdown.clone(),
         ));
         let state = Arc::new(State {
-            publisher: Publisher::new(client, config.id, config.pending_ttl).with_pubsub(config.pubsub),
+            publisher: Publisher::new(endpoint.clone(), config.id, config.pending_ttl).with_pubsub(config.pubsub),
             config,
             metrics: metrics.clone(),
             hub,
@@ -259,10 +268,16 @@ impl Worker {
             next_conn: AtomicU64::new(0),
             per_ip: crate::limits::PerIp::default(),
             reminders_wake: tokio::sync::Notify::new(),
+            endpoint: endpoint.clone(),
         });
+        let sentinel = state
+            .config
+            .redis_sentinel
+            .clone()
+            .map(|s| tokio::spawn(crate::sentinel::follow(s, endpoint, metrics.clone(), state.shutdown.clone())));
         let reminders = tokio::spawn(crate::reminders::run(state.clone()));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Worker { addr, metrics, stop, accept, subscriber, reminders, faults: state.faults.clone() })
+        Ok(Worker { addr, metrics, stop, accept, subscriber, reminders, sentinel, faults: state.faults.clone() })
     }
 
     /// The faults in force.
@@ -285,6 +300,9 @@ impl Worker {
         let _ = self.accept.await;
         let _ = self.subscriber.await;
         let _ = self.reminders.await;
+        if let Some(s) = self.sentinel {
+            let _ = s.await;
+        }
     }
 }
 
