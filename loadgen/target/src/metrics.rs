@@ -83,6 +83,9 @@ pub struct Metrics {
     pub reminders_fired: AtomicU64,
     /// Fired reminders whose lateness was over the late threshold.
     pub reminders_late: AtomicU64,
+    /// Reminders claimed but not published (a Redis failure between the two steps of a
+    /// cluster's firing).
+    pub reminders_lost: AtomicU64,
     /// Lateness of fired reminders: fire time − due time.
     pub reminder_lateness: Histogram,
 }
@@ -155,7 +158,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 37] = [
+        let counters: [(&str, &str, &str, u64); 38] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -243,6 +246,7 @@ impl Metrics {
             ("reminders_scheduled_total", "counter", "Reminders scheduled", get(&self.reminders_scheduled)),
             ("reminders_fired_total", "counter", "Reminders fired", get(&self.reminders_fired)),
             ("reminders_late_total", "counter", "Reminders fired late", get(&self.reminders_late)),
+            ("reminders_lost_total", "counter", "Reminders claimed but not published", get(&self.reminders_lost)),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, help, value) in counters {

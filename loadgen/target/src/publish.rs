@@ -156,6 +156,7 @@ pub struct Publisher {
     breaker: crate::breaker::Breaker,
     pending_ttl: Duration,
     pubsub: crate::pubsub::PubSubMode,
+    cluster: Option<std::sync::Arc<crate::cluster::Router>>,
 }
 
 impl Publisher {
@@ -170,6 +171,7 @@ impl Publisher {
             script: redis::Script::new(SCRIPT),
             breaker: crate::breaker::Breaker::default(),
             pubsub: crate::pubsub::PubSubMode::Classic,
+            cluster: None,
         }
     }
 
@@ -189,7 +191,17 @@ impl Publisher {
         (self.breaker.state(std::time::Instant::now()), self.breaker.opened())
     }
 
-    pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+    /// The same, routing by hash slot in a Redis Cluster ([`crate::cluster`]).
+    pub fn with_cluster(mut self, router: std::sync::Arc<crate::cluster::Router>) -> Self {
+        self.cluster = Some(router);
+        self
+    }
+
+    /// A connection for commands on `key` (in a cluster, to the master of its slot).
+    pub(crate) async fn connection(&self, key: &str) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+        if let Some(router) = &self.cluster {
+            return router.connection_for(key).await.map_err(|e| PublishError::Redis(e.to_string()));
+        }
         let mut slot = self.conn.lock().await;
         let (generation, client) = self.endpoint.current();
         if let Some((g, c)) = slot.as_ref()
@@ -211,12 +223,32 @@ impl Publisher {
     }
 
     /// A Redis failure as a [`PublishError`], forgetting the connection when it is the
-    /// connection that failed (the next call makes a new one).
+    /// connection that failed (the next call makes a new one), and in a cluster reading
+    /// the slot map again after a redirection.
     pub(crate) async fn failed(&self, e: redis::RedisError) -> PublishError {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        let lost = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+        if lost {
             self.forget().await;
         }
+        if let Some(router) = &self.cluster
+            && (lost || e.redirect_node().is_some())
+            && let Err(r) = router.refresh().await
+        {
+            tracing::warn!(error = %r, "redis cluster: cannot read the slot map");
+        }
         PublishError::Redis(e.to_string())
+    }
+
+    /// The key `PREFIX:<channel>`, or in a cluster one in the channel's slot.
+    pub(crate) fn key(&self, prefix: &str, channel: &str) -> Result<String, PublishError> {
+        if self.cluster.is_none() {
+            return Ok(format!("{prefix}{channel}"));
+        }
+        crate::cluster::tagged(prefix, channel).ok_or_else(|| {
+            PublishError::Invalid(format!(
+                "channel {channel:?} cannot be published to in a Redis Cluster: its braces make a hash tag of another slot"
+            ))
+        })
     }
 
     /// One script call: publishes one envelope per send time, returns the first seq.
@@ -235,19 +267,39 @@ impl Publisher {
         req: &PublishRequest,
         sent: &[u64],
     ) -> Result<u64, PublishError> {
-        let mut conn = self.connection().await?;
-        let mut inv = self.script.key(format!("seq:{}", req.channel));
-        inv.key(crate::pending::key(&req.channel));
-        let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
-        inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
-        inv.arg(self.pubsub.publish_command());
-        for s in sent {
-            inv.arg(*s);
+        self.publish_parts(&req.channel, parts, sent).await
+    }
+
+    /// One script call, no breaker: publishes on `channel` one envelope of `parts` per
+    /// send time, numbered in a row; the first number. A redirection in a cluster (a
+    /// slot that moved) is retried once on the new map.
+    pub(crate) async fn publish_parts(
+        &self,
+        channel: &str,
+        parts: &EnvelopeParts,
+        sent: &[u64],
+    ) -> Result<u64, PublishError> {
+        let seq_key = self.key("seq:", channel)?;
+        let pending_key = self.key("pending:", channel)?;
+        let keep = if channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
+        for attempt in 0..2 {
+            let mut conn = self.connection(&seq_key).await?;
+            let mut inv = self.script.key(&seq_key);
+            inv.key(&pending_key);
+            inv.arg(channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
+            inv.arg(self.pubsub.publish_command());
+            for s in sent {
+                inv.arg(*s);
+            }
+            match inv.invoke_async::<u64>(&mut conn).await {
+                Ok(first) => return Ok(first),
+                Err(e) if attempt == 0 && self.cluster.is_some() && e.redirect_node().is_some() => {
+                    let _ = self.failed(e).await;
+                }
+                Err(e) => return Err(self.failed(e).await),
+            }
         }
-        match inv.invoke_async::<u64>(&mut conn).await {
-            Ok(first) => Ok(first),
-            Err(e) => Err(self.failed(e).await),
-        }
+        Err(PublishError::Redis("still redirected after reading the slot map again".into()))
     }
 
     /// Publishes `req`, counting each message published in `metrics`.

@@ -81,10 +81,22 @@ pub enum RedisProtocol {
 /// How long a subscriber command may wait for its confirmations.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The subscriber's connection.
+/// The subscriber's connection(s).
 pub(crate) enum SubConn {
-    Resp2 { sink: redis::aio::PubSubSink, stream: redis::aio::PubSubStream },
-    Resp3 { conn: redis::aio::MultiplexedConnection, pushes: mpsc::UnboundedReceiver<PushInfo> },
+    Resp2 {
+        sink: redis::aio::PubSubSink,
+        stream: redis::aio::PubSubStream,
+    },
+    /// One connection per master in a cluster (`map` says which serves which slot), one
+    /// otherwise (`map` is empty); their pushes share one channel. `leaving` holds the
+    /// shard channels whose SUNSUBSCRIBE confirmation is still to come: any other
+    /// `sunsubscribe` is a cluster node's notice that the channel's slot moved.
+    Resp3 {
+        conns: Vec<(String, redis::aio::MultiplexedConnection)>,
+        map: crate::cluster::SlotMap,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+        leaving: std::collections::HashMap<Vec<u8>, usize>,
+    },
 }
 
 impl std::fmt::Debug for SubConn {
@@ -103,9 +115,32 @@ fn resp3_client(client: &redis::Client) -> redis::RedisResult<redis::Client> {
     redis::Client::open(info.set_redis_settings(settings))
 }
 
+fn resp3_config(tx: &mpsc::UnboundedSender<PushInfo>) -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_push_sender(tx.clone())
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+}
+
 impl SubConn {
-    /// Connects in `protocol` (under `Auto`, RESP3 first).
-    pub async fn connect(client: &redis::Client, protocol: RedisProtocol) -> redis::RedisResult<SubConn> {
+    /// Connects in `protocol` (under `Auto`, RESP3 first); in a cluster, to every master
+    /// (RESP3 only), reading the slot map again first.
+    pub async fn connect(
+        client: &redis::Client,
+        protocol: RedisProtocol,
+        cluster: Option<&crate::cluster::Router>,
+    ) -> redis::RedisResult<SubConn> {
+        if let Some(router) = cluster {
+            router.refresh().await?;
+            let map = router.map().await?;
+            let (tx, pushes) = mpsc::unbounded_channel();
+            let mut conns = Vec::new();
+            for node in map.masters() {
+                let c = resp3_client(&router.client(&node)?)?;
+                conns.push((node, c.get_multiplexed_async_connection_with_config(&resp3_config(&tx)).await?));
+            }
+            return Ok(SubConn::Resp3 { conns, map, pushes, leaving: Default::default() });
+        }
         if protocol == RedisProtocol::Resp2 {
             return Self::resp2(client).await;
         }
@@ -127,12 +162,27 @@ impl SubConn {
 
     async fn resp3(client: &redis::Client) -> redis::RedisResult<SubConn> {
         let (tx, pushes) = mpsc::unbounded_channel();
-        let config = redis::AsyncConnectionConfig::new()
-            .set_push_sender(tx)
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT));
-        let conn = resp3_client(client)?.get_multiplexed_async_connection_with_config(&config).await?;
-        Ok(SubConn::Resp3 { conn, pushes })
+        let conn = resp3_client(client)?.get_multiplexed_async_connection_with_config(&resp3_config(&tx)).await?;
+        let node = client.get_connection_info().addr().to_string();
+        Ok(SubConn::Resp3 { conns: vec![(node, conn)], map: Default::default(), pushes, leaving: Default::default() })
+    }
+
+    /// The channels grouped by the connection that serves them: by slot in a cluster.
+    fn by_node(
+        conns: &[(String, redis::aio::MultiplexedConnection)],
+        map: &crate::cluster::SlotMap,
+        channels: &[String],
+    ) -> Vec<(usize, Vec<String>)> {
+        let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
+        for ch in channels {
+            let node = map.node_for(crate::cluster::slot(ch.as_bytes()));
+            let i = node.and_then(|n| conns.iter().position(|(a, _)| a == n)).unwrap_or(0);
+            match groups.iter_mut().find(|(j, _)| *j == i) {
+                Some((_, g)) => g.push(ch.clone()),
+                None => groups.push((i, vec![ch.clone()])),
+            }
+        }
+        groups
     }
 
     /// 2 or 3.
@@ -150,15 +200,35 @@ impl SubConn {
         }
         match (self, mode) {
             (SubConn::Resp2 { sink, .. }, PubSubMode::Classic) => sink.subscribe(channels).await,
-            (SubConn::Resp3 { conn, .. }, PubSubMode::Classic) => conn.subscribe(channels).await,
-            (SubConn::Resp3 { conn, .. }, PubSubMode::Sharded) => {
-                let mut pipe = redis::pipe();
-                for c in channels {
-                    pipe.cmd("SSUBSCRIBE").arg(c);
+            // In a cluster, classic messages reach every node: one is enough.
+            (SubConn::Resp3 { conns, .. }, PubSubMode::Classic) => conns[0].1.subscribe(channels).await,
+            (SubConn::Resp3 { conns, map, .. }, PubSubMode::Sharded) => {
+                for (i, group) in Self::by_node(conns, map, channels) {
+                    let mut pipe = redis::pipe();
+                    for c in group {
+                        pipe.cmd("SSUBSCRIBE").arg(c);
+                    }
+                    pipe.exec_async(&mut conns[i].1).await?;
                 }
-                pipe.exec_async(conn).await
+                Ok(())
             }
             (SubConn::Resp2 { .. }, PubSubMode::Sharded) => Err(sharded_needs_resp3()),
+        }
+    }
+
+    /// Subscribes to the classic `channel` on every connection: in a cluster, `PUBLISH`
+    /// answers how many subscribers the node it ran on has, so with a subscription on
+    /// every master that count is every worker (each one hears the message once per
+    /// master, which changes nothing for the idempotent control messages).
+    pub async fn subscribe_everywhere(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            SubConn::Resp2 { sink, .. } => sink.subscribe(channel).await,
+            SubConn::Resp3 { conns, .. } => {
+                for (_, c) in conns.iter_mut() {
+                    c.subscribe(channel).await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -169,26 +239,31 @@ impl SubConn {
         }
         match (self, mode) {
             (SubConn::Resp2 { sink, .. }, PubSubMode::Classic) => sink.unsubscribe(channels).await,
-            (SubConn::Resp3 { conn, .. }, PubSubMode::Classic) => conn.unsubscribe(channels).await,
-            (SubConn::Resp3 { conn, .. }, PubSubMode::Sharded) => {
+            (SubConn::Resp3 { conns, .. }, PubSubMode::Classic) => conns[0].1.unsubscribe(channels).await,
+            (SubConn::Resp3 { conns, map, leaving, .. }, PubSubMode::Sharded) => {
                 use redis::aio::ConnectionLike as _;
-                let mut pipe = redis::pipe();
-                for c in channels {
-                    pipe.cmd("SUNSUBSCRIBE").arg(c);
+                for (i, group) in Self::by_node(conns, map, channels) {
+                    let mut pipe = redis::pipe();
+                    for c in group {
+                        *leaving.entry(c.as_bytes().to_vec()).or_default() += 1;
+                        pipe.cmd("SUNSUBSCRIBE").arg(c);
+                    }
+                    pipe.cmd("PING");
+                    // The confirmations are set aside by the crate; the PONG is the reply.
+                    conns[i].1.req_packed_commands(&pipe, 0, 1).await?;
                 }
-                pipe.cmd("PING");
-                // The confirmations are set aside by the crate; the PONG is the reply.
-                conn.req_packed_commands(&pipe, 0, 1).await.map(drop)
+                Ok(())
             }
             (SubConn::Resp2 { .. }, PubSubMode::Sharded) => Err(sharded_needs_resp3()),
         }
     }
 
-    /// The next message on a subscribed channel; `None` once the connection is lost.
+    /// The next message on a subscribed channel; `None` once a connection is lost or a
+    /// shard channel's slot moved (the caller connects again, to the new map).
     pub async fn next(&mut self) -> Option<Msg> {
         match self {
             SubConn::Resp2 { stream, .. } => stream.next().await,
-            SubConn::Resp3 { pushes, .. } => loop {
+            SubConn::Resp3 { pushes, leaving, .. } => loop {
                 let push = pushes.recv().await?;
                 match push.kind {
                     PushKind::Disconnection => return None,
@@ -197,8 +272,23 @@ impl SubConn {
                             return Some(m);
                         }
                     }
-                    // Confirmations, and a cluster node's notice that a slot moved.
-                    PushKind::SUnsubscribe => tracing::debug!(data = ?push.data, "redis: sunsubscribe notice"),
+                    PushKind::SUnsubscribe => {
+                        let channel = match push.data.first() {
+                            Some(redis::Value::BulkString(b)) => b.clone(),
+                            _ => Vec::new(),
+                        };
+                        match leaving.get_mut(&channel) {
+                            Some(n) if *n > 1 => *n -= 1,
+                            Some(_) => {
+                                leaving.remove(&channel);
+                            }
+                            None => {
+                                let ch = String::from_utf8_lossy(&channel);
+                                tracing::info!(channel = %ch, "redis: the shard channel's slot moved; resubscribing");
+                                return None;
+                            }
+                        }
+                    }
                     _ => {}
                 }
             },

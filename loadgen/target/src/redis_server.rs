@@ -44,6 +44,8 @@ enum Kind {
     Server(Vec<String>),
     /// A `redis-sentinel` monitoring the master `name` at 127.0.0.1:`port` (quorum 1).
     Sentinel { name: String, master_port: u16 },
+    /// A cluster node (not yet in a cluster) with its bus on `bus`.
+    ClusterNode { bus: u16 },
 }
 
 enum Failed {
@@ -74,6 +76,13 @@ impl EmbeddedRedis {
     /// configuration file (which Sentinel rewrites) is a temporary file, removed on stop.
     pub fn start_sentinel(name: &str, master_port: u16) -> Result<Self, TargetError> {
         Self::start_kind(Path::new("redis-sentinel"), Kind::Sentinel { name: name.into(), master_port })
+    }
+
+    /// Starts a `redis-server` from PATH with cluster mode on, its cluster bus on a free
+    /// port of its own (`cluster-port`) and a node timeout of 2 s; its `nodes.conf` is a
+    /// temporary file, removed on stop. `redis-cli --cluster create` makes the cluster.
+    pub fn start_cluster_node() -> Result<Self, TargetError> {
+        Self::start_kind(Path::new("redis-server"), Kind::ClusterNode { bus: free_port()? })
     }
 
     fn start_kind(program: &Path, kind: Kind) -> Result<Self, TargetError> {
@@ -132,8 +141,10 @@ impl EmbeddedRedis {
             terminate(child, Duration::from_secs(2));
         }
         let _ = std::fs::remove_file(&self.log);
-        if let Kind::Sentinel { .. } = self.kind {
-            let _ = std::fs::remove_file(sentinel_conf(self.port));
+        match self.kind {
+            Kind::Sentinel { .. } => drop(std::fs::remove_file(sentinel_conf(self.port))),
+            Kind::ClusterNode { .. } => drop(std::fs::remove_file(nodes_conf(self.port))),
+            Kind::Server(_) => {}
         }
     }
 }
@@ -185,6 +196,11 @@ fn sentinel_conf(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("loadgen-sentinel-{}-{port}.conf", std::process::id()))
 }
 
+/// The `nodes.conf` of the cluster node on `port`.
+fn nodes_conf(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("loadgen-nodes-{}-{port}.conf", std::process::id()))
+}
+
 fn try_start(program: &Path, port: u16, kind: &Kind) -> Result<EmbeddedRedis, Failed> {
     let log = std::env::temp_dir().join(format!("loadgen-redis-{}-{port}.log", std::process::id()));
     let mut cmd = Command::new(program);
@@ -194,6 +210,18 @@ fn try_start(program: &Path, port: u16, kind: &Kind) -> Result<EmbeddedRedis, Fa
                 .arg(port.to_string())
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(extra);
+        }
+        Kind::ClusterNode { bus } => {
+            let conf = nodes_conf(port);
+            let _ = std::fs::remove_file(&conf);
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-port")
+                .arg(bus.to_string())
+                .arg("--cluster-config-file")
+                .arg(conf);
         }
         Kind::Sentinel { name, master_port } => {
             let conf = sentinel_conf(port);
@@ -213,7 +241,7 @@ fn try_start(program: &Path, port: u16, kind: &Kind) -> Result<EmbeddedRedis, Fa
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Failed::Fatal(match kind {
-                Kind::Server(_) => TargetError::RedisServerNotFound,
+                Kind::Server(_) | Kind::ClusterNode { .. } => TargetError::RedisServerNotFound,
                 Kind::Sentinel { .. } => TargetError::RedisSentinelNotFound,
             }));
         }

@@ -34,9 +34,9 @@ use crate::publish::{PublishError, Publisher, check_channel};
 use crate::worker::State;
 
 /// The sorted set of reminder occurrences (score: due time, µs since the epoch).
-pub const REMINDERS_KEY: &str = "loadgen-target:reminders";
-/// The counter that numbers reminder requests.
-pub const REMINDER_ID_KEY: &str = "loadgen-target:reminder-id";
+pub const REMINDERS_KEY: &str = "loadgen-target:{reminders}";
+/// The counter that numbers reminder requests (in the set's hash slot).
+pub const REMINDER_ID_KEY: &str = "loadgen-target:{reminders}:id";
 /// Most occurrences in one series.
 pub const MAX_COUNT: u32 = 1000;
 /// How far ahead a reminder may be due.
@@ -80,6 +80,17 @@ end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 table.insert(out, 1, nxt[2] or '')
 return out
+";
+
+// In a cluster, the channels are in other slots than the set: the claim is one script
+// (KEYS: the set; ARGV: due up to, at most this many), returning the next due score (or
+// '') and the members claimed, which are then published one by one.
+const CLAIM: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do redis.call('ZREM', KEYS[1], m) end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+table.insert(due, 1, nxt[2] or '')
+return due
 ";
 
 /// `POST /reminders` as sent.
@@ -250,19 +261,23 @@ pub fn parse_shift(body: &[u8], now_us: u64) -> Result<Schedule, String> {
 }
 
 /// One occurrence as stored: what the fire script needs to publish it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Member<'a> {
     id: String,
-    ch: &'a str,
+    #[serde(borrow)]
+    ch: std::borrow::Cow<'a, str>,
     due_us: String,
-    head: &'a str,
-    mid: &'a str,
-    tail: &'a str,
+    #[serde(borrow)]
+    head: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    mid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    tail: std::borrow::Cow<'a, str>,
 }
 
 /// Stores every occurrence of `s` (envelopes published by `worker`).
 pub async fn schedule(publisher: &Publisher, s: &Schedule, worker: u32) -> Result<Scheduled, PublishError> {
-    let mut conn = publisher.connection().await?;
+    let mut conn = publisher.connection(REMINDERS_KEY).await?;
     let id: u64 = match redis::cmd("INCR").arg(REMINDER_ID_KEY).query_async(&mut conn).await {
         Ok(id) => id,
         Err(e) => return Err(publisher.failed(e).await),
@@ -278,11 +293,11 @@ pub async fn schedule(publisher: &Publisher, s: &Schedule, worker: u32) -> Resul
         let due = s.due_us(i);
         let member = Member {
             id: format!("{id}.{i}"),
-            ch: &s.channel,
+            ch: s.channel.as_str().into(),
             due_us: due.to_string(),
-            head: &parts.head,
-            mid: &parts.mid,
-            tail: &parts.tail,
+            head: parts.head.as_str().into(),
+            mid: parts.mid.as_str().into(),
+            tail: parts.tail.as_str().into(),
         };
         zadd.arg(due).arg(serde_json::to_string(&member).expect("a member serializes"));
     }
@@ -303,7 +318,7 @@ pub async fn schedule(publisher: &Publisher, s: &Schedule, worker: u32) -> Resul
 
 /// `GET /reminders`: how many occurrences wait, and the earliest due time.
 pub async fn waiting(publisher: &Publisher) -> Result<serde_json::Value, PublishError> {
-    let mut conn = publisher.connection().await?;
+    let mut conn = publisher.connection(REMINDERS_KEY).await?;
     let mut pipe = redis::pipe();
     pipe.cmd("ZCARD").arg(REMINDERS_KEY).cmd("ZRANGE").arg(REMINDERS_KEY).arg(0).arg(0).arg("WITHSCORES");
     let (n, first): (u64, Vec<(String, f64)>) = match pipe.query_async(&mut conn).await {
@@ -325,8 +340,11 @@ struct Fired {
 }
 
 async fn fire(state: &State, up_to_us: u64) -> Result<Fired, PublishError> {
+    if state.config.redis_cluster.is_some() {
+        return claim_then_publish(state, up_to_us).await;
+    }
     let publisher = &state.publisher;
-    let mut conn = publisher.connection().await?;
+    let mut conn = publisher.connection(REMINDERS_KEY).await?;
     let keep = state.config.pending_ttl.as_secs();
     let script = redis::Script::new(FIRE);
     let mut inv = script.key(REMINDERS_KEY);
@@ -342,6 +360,44 @@ async fn fire(state: &State, up_to_us: u64) -> Result<Fired, PublishError> {
         match due.parse::<u64>() {
             Ok(d) => fired.due_us.push(d),
             Err(_) => fired.unreadable += 1,
+        }
+    }
+    Ok(fired)
+}
+
+/// [`fire`] in a cluster: the claim is atomic (exactly one worker gets each member),
+/// the publish that follows is a call of its own, so a worker that dies in between
+/// loses what it claimed (at most once, logged and counted).
+async fn claim_then_publish(state: &State, up_to_us: u64) -> Result<Fired, PublishError> {
+    let publisher = &state.publisher;
+    let mut conn = publisher.connection(REMINDERS_KEY).await?;
+    let script = redis::Script::new(CLAIM);
+    let mut inv = script.key(REMINDERS_KEY);
+    inv.arg(up_to_us).arg(FIRE_BATCH);
+    let out: Vec<String> = match inv.invoke_async(&mut conn).await {
+        Ok(out) => out,
+        Err(e) => return Err(publisher.failed(e).await),
+    };
+    let mut fired = Fired::default();
+    let mut it = out.into_iter();
+    fired.next_us = it.next().and_then(|s| s.parse::<f64>().ok()).map(|s| s as u64);
+    for member in it {
+        let Ok(m) = serde_json::from_str::<Member>(&member) else {
+            fired.unreadable += 1;
+            continue;
+        };
+        let Ok(due) = m.due_us.parse::<u64>() else {
+            fired.unreadable += 1;
+            continue;
+        };
+        let ch = m.ch.to_string();
+        let parts = EnvelopeParts { head: m.head.to_string(), mid: m.mid.to_string(), tail: m.tail.to_string() };
+        match publisher.publish_parts(&ch, &parts, &[due]).await {
+            Ok(_) => fired.due_us.push(due),
+            Err(e) => {
+                Metrics::inc(&state.metrics.reminders_lost);
+                tracing::error!(reminder = %m.id, channel = %ch, error = %e, "reminders: claimed but not published: lost");
+            }
         }
     }
     Ok(fired)
@@ -465,11 +521,11 @@ mod tests {
         let parts = EnvelopeParts::new("unit:7", 1, None).reminder();
         let m = Member {
             id: "3.0".into(),
-            ch: "unit:7",
+            ch: "unit:7".into(),
             due_us: NOW.to_string(),
-            head: &parts.head,
-            mid: &parts.mid,
-            tail: &parts.tail,
+            head: parts.head.as_str().into(),
+            mid: parts.mid.as_str().into(),
+            tail: parts.tail.as_str().into(),
         };
         let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         let text = format!(

@@ -47,11 +47,15 @@ pub struct SubscriberOptions {
     pub protocol: crate::pubsub::RedisProtocol,
 }
 
+/// The cluster router, if any (kept apart so the options stay `Copy`).
+pub type ClusterRouter = Option<Arc<crate::cluster::Router>>;
+
 /// Runs until `shutdown` turns true or the hub is dropped.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     endpoint: Arc<crate::endpoint::Endpoint>,
     options: SubscriberOptions,
+    cluster: ClusterRouter,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     fanout: Arc<Fanout>,
@@ -70,7 +74,7 @@ pub async fn run(
         }
         let (_, client) = switches.borrow_and_update().clone();
         let pubsub = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, SubConn::connect(&client, options.protocol)) => r,
+            r = tokio::time::timeout(CONNECT_TIMEOUT, SubConn::connect(&client, options.protocol, cluster.as_deref())) => r,
             _ = crate::worker::stopped(&mut shutdown) => return,
         };
         let pubsub = match pubsub {
@@ -96,11 +100,15 @@ pub async fn run(
             tracing::warn!("redis subscriber: reconnected without resubscribing (no-resubscribe)");
         }
         let subscribed = async {
-            sub.subscribe(&[CONTROL_CHANNEL.to_string()], PubSubMode::Classic).await?;
+            sub.subscribe_everywhere(CONTROL_CHANNEL).await?;
             sub.subscribe(&channels, options.mode).await
         };
         if let Err(e) = subscribed.await {
             tracing::warn!(error = %e, "redis subscriber: resubscribe failed");
+            if sleep_or_stop(backoff, &mut shutdown).await {
+                return;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         }
         match crate::control::stored(&client).await {
@@ -147,7 +155,7 @@ pub async fn run(
                 }
                 msg = sub.next() => {
                     let Some(msg) = msg else {
-                        tracing::warn!("redis subscriber: connection lost; reconnecting");
+                        tracing::warn!("redis subscriber: connection lost (or a shard channel's slot moved); reconnecting");
                         break;
                     };
                     if msg.get_channel_name() == CONTROL_CHANNEL {

@@ -113,7 +113,35 @@ impl Target {
     /// Starts Redis (unless given) and the workers; returns once every worker accepts.
     pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
         let sentinel = config.worker.redis_sentinel.clone();
+        let cluster = config.worker.redis_cluster.clone();
         let (embedded, redis_url) = match (&config.redis, &sentinel) {
+            (_, None) if cluster.is_some() => {
+                // The first seed that answers, with the credentials of --redis if given.
+                let seeds = &cluster.as_ref().expect("just checked").nodes;
+                let base = config.redis.as_deref().unwrap_or("redis://127.0.0.1/");
+                let err = |source| TargetError::Redis { url: base.to_string(), source };
+                let client = redis::Client::open(base).map_err(err)?;
+                let mut last = None;
+                let mut found = None;
+                for seed in seeds {
+                    let (host, port) = seed.rsplit_once(':').unwrap_or((seed, "6379"));
+                    let port = port.parse().unwrap_or(6379);
+                    let url = connection_url(
+                        crate::sentinel::client_at(&client, host, port).map_err(err)?.get_connection_info(),
+                    );
+                    match check_redis(&url) {
+                        Ok(()) => {
+                            found = Some(url);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match found {
+                    Some(url) => (None, url),
+                    None => return Err(last.unwrap_or_else(|| TargetError::Config("--redis-cluster: no node".into()))),
+                }
+            }
             (_, Some(s)) => {
                 // The master Sentinel names, with the credentials of --redis if given.
                 let (host, port) = crate::sentinel::resolve_blocking(s)?;

@@ -99,6 +99,10 @@ pub struct WorkerConfig {
     /// is then where the worker starts, and lends its credentials to every master found.
     #[serde(default)]
     pub redis_sentinel: Option<crate::sentinel::SentinelConfig>,
+    /// Route by hash slot through these Redis Cluster nodes ([`crate::cluster`]);
+    /// `redis_url` then names one of them and lends its credentials to every node.
+    #[serde(default)]
+    pub redis_cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 fn default_reminder_late_after() -> Duration {
@@ -145,6 +149,7 @@ impl WorkerConfig {
             pubsub: crate::pubsub::PubSubMode::Classic,
             redis_protocol: crate::pubsub::RedisProtocol::Auto,
             redis_sentinel: None,
+            redis_cluster: None,
         }
     }
 
@@ -166,6 +171,12 @@ impl WorkerConfig {
         }
         if self.auth_secret.as_deref() == Some("") {
             return bad("the auth secret must not be empty");
+        }
+        if self.redis_cluster.is_some() && self.redis_sentinel.is_some() {
+            return bad("--redis-cluster and --redis-sentinel do not go together");
+        }
+        if self.redis_cluster.is_some() && self.redis_protocol == crate::pubsub::RedisProtocol::Resp2 {
+            return bad("--redis-cluster needs RESP3 on the subscriber connection");
         }
         if self.pubsub == crate::pubsub::PubSubMode::Sharded
             && self.redis_protocol == crate::pubsub::RedisProtocol::Resp2
@@ -247,10 +258,12 @@ impl Worker {
         let hub = Arc::new(hub);
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
         let options = crate::subscriber::SubscriberOptions { mode: config.pubsub, protocol: config.redis_protocol };
+        let router = config.redis_cluster.as_ref().map(|c| Arc::new(crate::cluster::Router::new(c, client.clone())));
         let endpoint = crate::endpoint::Endpoint::new(client);
         let subscriber = tokio::spawn(crate::subscriber::run(
             endpoint.clone(),
             options,
+            router.clone(),
             hub.clone(),
             commands,
             fanout,
@@ -259,7 +272,13 @@ impl Worker {
             shutdown.clone(),
         ));
         let state = Arc::new(State {
-            publisher: Publisher::new(endpoint.clone(), config.id, config.pending_ttl).with_pubsub(config.pubsub),
+            publisher: {
+                let p = Publisher::new(endpoint.clone(), config.id, config.pending_ttl).with_pubsub(config.pubsub);
+                match router {
+                    Some(r) => p.with_cluster(r),
+                    None => p,
+                }
+            },
             config,
             metrics: metrics.clone(),
             hub,
