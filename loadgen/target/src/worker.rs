@@ -103,6 +103,10 @@ pub struct WorkerConfig {
     /// `redis_url` then names one of them and lends its credentials to every node.
     #[serde(default)]
     pub redis_cluster: Option<crate::cluster::ClusterConfig>,
+    /// Whether `conn_rate_per_ip` is counted for all workers together (in Redis) or by
+    /// each worker alone.
+    #[serde(default)]
+    pub conn_rate_scope: crate::limits::RateScope,
 }
 
 fn default_reminder_late_after() -> Duration {
@@ -150,6 +154,7 @@ impl WorkerConfig {
             redis_protocol: crate::pubsub::RedisProtocol::Auto,
             redis_sentinel: None,
             redis_cluster: None,
+            conn_rate_scope: crate::limits::RateScope::Shared,
         }
     }
 
