@@ -177,7 +177,8 @@ impl Target {
         crate::control::store_blocking(&redis_url, &worker.faults)
             .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
         let own_ports = config.balancer == Balancer::Haproxy;
-        let (public, sticky) = (worker.listen, !worker.faults.contains(&crate::Fault::NoSticky));
+        let sticky = (!worker.faults.contains(&crate::Fault::NoSticky)).then_some(worker.haproxy_sticky);
+        let public = worker.listen;
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
             program: config.program,

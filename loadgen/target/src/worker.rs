@@ -107,6 +107,10 @@ pub struct WorkerConfig {
     /// each worker alone.
     #[serde(default)]
     pub conn_rate_scope: crate::limits::RateScope,
+    /// How HAProxy keeps a person on one worker (`--balancer haproxy` only; read by the
+    /// target when it generates HAProxy's configuration).
+    #[serde(default)]
+    pub haproxy_sticky: crate::haproxy::Sticky,
 }
 
 fn default_reminder_late_after() -> Duration {
@@ -155,6 +159,7 @@ impl WorkerConfig {
             redis_sentinel: None,
             redis_cluster: None,
             conn_rate_scope: crate::limits::RateScope::Shared,
+            haproxy_sticky: crate::haproxy::Sticky::User,
         }
     }
 
