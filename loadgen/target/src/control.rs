@@ -123,6 +123,20 @@ pub async fn stored(client: &redis::Client) -> redis::RedisResult<Option<Vec<Fau
     Ok(text.and_then(|t| decode_list(&t)))
 }
 
+/// Stores `list` unless a list is stored (a worker that found none after a reconnect,
+/// for example to a Redis restarted empty, puts back the one it applies).
+pub async fn store_if_absent(client: &redis::Client, list: &[Fault]) -> redis::RedisResult<()> {
+    let json = serde_json::to_string(list).expect("a fault list serializes");
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    match redis::cmd("SET").arg(FAULTS_KEY).arg(&json).arg("NX").query_async::<()>(&mut conn).await {
+        Err(e) if e.redirect_node().is_some() => {
+            let mut there = moved_to(client, &e)?.get_multiplexed_async_connection().await?;
+            redis::cmd("SET").arg(FAULTS_KEY).arg(&json).arg("NX").query_async::<()>(&mut there).await
+        }
+        other => other,
+    }
+}
+
 /// Stores `list` (blocking; the supervisor does this before starting workers).
 pub fn store_blocking(url: &str, list: &[Fault]) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;

@@ -58,6 +58,7 @@ pub mod publish;
 pub mod pubsub;
 pub mod queue;
 pub mod redis_server;
+pub mod redis_watch;
 pub mod reminders;
 pub mod sentinel;
 pub mod subscriber;

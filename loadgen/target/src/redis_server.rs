@@ -112,6 +112,20 @@ impl EmbeddedRedis {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the server has exited by itself: its pid and how it ended (then it is
+    /// reaped, and [`EmbeddedRedis::restart`] starts it again).
+    pub fn exited(&mut self) -> Option<(u32, String)> {
+        let child = self.child.as_mut()?;
+        let pid = child.id();
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.child = None;
+                Some((pid, crate::supervisor::describe(status)))
+            }
+            _ => None,
+        }
+    }
+
     /// Stops the server and starts it again on the same port, empty (no persistence):
     /// what a Redis restart looks like to the workers. Retried for up to 5 s while the
     /// port is not free yet.

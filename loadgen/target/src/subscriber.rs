@@ -10,7 +10,9 @@
 //!
 //! It also listens on the control channel ([`crate::control`]): a fault list published
 //! there replaces the worker's faults, and after every (re)connect the list stored in
-//! Redis is read, so changes made while the worker was away are not missed.
+//! Redis is read, so changes made while the worker was away are not missed. When none
+//! is stored after a reconnect (a Redis restarted empty), the worker stores the list
+//! it applies.
 //!
 //! The connection is RESP3 where the server speaks it, and the channels are subscribed
 //! with SUBSCRIBE or, in sharded mode, SSUBSCRIBE ([`crate::pubsub`]); the control
@@ -114,6 +116,13 @@ pub async fn run(
         match crate::control::stored(&client).await {
             Ok(Some(list)) => {
                 faults.set(&list);
+            }
+            // After a reconnect, a Redis that lost it (restarted empty): put back the
+            // list in force.
+            Ok(None) if connected_before => {
+                if let Err(e) = crate::control::store_if_absent(&client, &faults.list()).await {
+                    tracing::warn!(error = %e, "redis: cannot store the fault list again");
+                }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "redis: cannot read the stored fault list"),

@@ -7,6 +7,9 @@
 //! `haproxy` child listens on the public address in front of them
 //! ([`crate::haproxy`]); it is stopped after the workers, before Redis.
 //!
+//! The embedded Redis is watched ([`crate::redis_watch`]): when it dies by itself it
+//! is started again on its port, and [`Target::events`] reports both.
+//!
 //! Before the workers start, the `--fault` list is stored in Redis (what `POST
 //! /admin/faults` changes later), and an admin token is generated unless one is given.
 
@@ -49,7 +52,8 @@ pub enum Balancer {
 pub struct Target {
     supervisor: Option<Supervisor>,
     haproxy: Option<crate::haproxy::Haproxy>,
-    embedded: Option<EmbeddedRedis>,
+    embedded: Option<crate::redis_watch::RedisWatch>,
+    redis_events: std::sync::Mutex<std::sync::mpsc::Receiver<SupervisorEvent>>,
     redis_url: String,
     admin_token: String,
     admin_token_generated: bool,
@@ -112,6 +116,7 @@ pub fn check_sharded(url: &str) -> Result<(), TargetError> {
 impl Target {
     /// Starts Redis (unless given) and the workers; returns once every worker accepts.
     pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
+        let (redis_tx, redis_rx) = std::sync::mpsc::channel();
         let sentinel = config.worker.redis_sentinel.clone();
         let cluster = config.worker.redis_cluster.clone();
         let (embedded, redis_url) = match (&config.redis, &sentinel) {
@@ -160,7 +165,7 @@ impl Target {
             (None, None) => {
                 let r = EmbeddedRedis::start()?;
                 let url = r.url().to_string();
-                (Some(r), url)
+                (Some(crate::redis_watch::RedisWatch::start(r, redis_tx.clone())), url)
             }
         };
         let mut worker = config.worker;
@@ -191,7 +196,15 @@ impl Target {
         } else {
             None
         };
-        Ok(Target { supervisor: Some(supervisor), haproxy, embedded, redis_url, admin_token, admin_token_generated })
+        Ok(Target {
+            supervisor: Some(supervisor),
+            haproxy,
+            embedded,
+            redis_events: std::sync::Mutex::new(redis_rx),
+            redis_url,
+            admin_token,
+            admin_token_generated,
+        })
     }
 
     /// The token of `/admin/faults`, and whether it was generated (not given).
@@ -231,9 +244,21 @@ impl Target {
         self.supervisor().worker_pids()
     }
 
-    /// Worker exits and restarts since the last call.
+    /// Worker exits and restarts, and the embedded Redis's, since the last call.
     pub fn events(&self) -> Vec<SupervisorEvent> {
-        self.supervisor().events()
+        let mut events = self.supervisor().events();
+        events.extend(self.redis_events.lock().unwrap_or_else(|p| p.into_inner()).try_iter());
+        events
+    }
+
+    /// Times the embedded Redis was restarted after dying by itself.
+    pub fn redis_restarts(&self) -> u64 {
+        self.embedded.as_ref().map_or(0, crate::redis_watch::RedisWatch::restarts)
+    }
+
+    /// The embedded Redis's pid now (none without one, or while it is down).
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.embedded.as_ref().and_then(crate::redis_watch::RedisWatch::pid)
     }
 
     /// Stops the workers gracefully, then the embedded Redis; how each worker ended.
@@ -242,7 +267,7 @@ impl Target {
         if let Some(mut h) = self.haproxy.take() {
             h.stop();
         }
-        if let Some(mut r) = self.embedded.take() {
+        if let Some(r) = self.embedded.take() {
             r.stop();
         }
         ended
