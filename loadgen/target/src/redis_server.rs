@@ -155,6 +155,7 @@ impl EmbeddedRedis {
             terminate(child, Duration::from_secs(2));
         }
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(std::env::temp_dir().join(rdb_file(self.port)));
         match self.kind {
             Kind::Sentinel { .. } => drop(std::fs::remove_file(sentinel_conf(self.port))),
             Kind::ClusterNode { .. } => drop(std::fs::remove_file(nodes_conf(self.port))),
@@ -210,6 +211,12 @@ fn sentinel_conf(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("loadgen-sentinel-{}-{port}.conf", std::process::id()))
 }
 
+/// Where the server on `port` would write an RDB file (a replica does, for its full
+/// sync, whatever `--save` says): the temporary directory, removed on stop.
+fn rdb_file(port: u16) -> String {
+    format!("loadgen-redis-{}-{port}.rdb", std::process::id())
+}
+
 /// The `nodes.conf` of the cluster node on `port`.
 fn nodes_conf(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("loadgen-nodes-{}-{port}.conf", std::process::id()))
@@ -218,6 +225,10 @@ fn nodes_conf(port: u16) -> PathBuf {
 fn try_start(program: &Path, port: u16, kind: &Kind) -> Result<EmbeddedRedis, Failed> {
     let log = std::env::temp_dir().join(format!("loadgen-redis-{}-{port}.log", std::process::id()));
     let mut cmd = Command::new(program);
+    if !matches!(kind, Kind::Sentinel { .. }) {
+        // Never a dump.rdb in the working directory.
+        cmd.arg("--dir").arg(std::env::temp_dir()).arg("--dbfilename").arg(rdb_file(port));
+    }
     match kind {
         Kind::Server(extra) => {
             cmd.arg("--port")
