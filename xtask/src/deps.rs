@@ -44,6 +44,8 @@ pub const DEPS: &[Dep] = &[
     dep(Probe::Command("redis-server"), "redis-server"),
     // Its HAProxy topology (--balancer haproxy) and its tests.
     dep(Probe::Command("haproxy"), "haproxy"),
+    // Its --redis-sentinel tests (a master, a replica and sentinels started by the test).
+    dep(Probe::Command("redis-sentinel"), "redis-sentinel"),
 ];
 
 impl Probe {

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request};
 use tokio_tungstenite::tungstenite::http;
 
@@ -51,12 +51,34 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The connection-rate verdict for an upgrade from `peer`: the shared bucket in Redis,
+/// or the worker's own ([`crate::limits`]); always `Ok` without a limit or under
+/// `no-rate-limit`.
+pub(crate) async fn conn_rate(peer: IpAddr, state: &State) -> Result<(), Duration> {
+    let Some(rate) = state.config.conn_rate_per_ip.filter(|_| !state.faults.get().no_rate_limit) else {
+        return Ok(());
+    };
+    if state.config.conn_rate_scope == crate::limits::RateScope::Shared {
+        match crate::limits::shared_admit(&state.publisher, peer, rate).await {
+            Ok(verdict) => return verdict,
+            Err(e) => tracing::debug!(error = %e, "shared connection rate unavailable: this worker's own applies"),
+        }
+    }
+    state.per_ip.admit(peer, rate, Instant::now())
+}
+
 /// The client's channels, or why not.
-pub(crate) fn admit(req: &Request, query: Option<&str>, peer: IpAddr, state: &State) -> Result<Vec<String>, Refusal> {
+/// `rate` is the connection-rate verdict, taken before the handshake
+/// ([`conn_rate`]).
+pub(crate) fn admit(
+    req: &Request,
+    query: Option<&str>,
+    peer: IpAddr,
+    state: &State,
+    rate: Result<(), Duration>,
+) -> Result<Vec<String>, Refusal> {
     let (faults, cfg, m) = (state.faults.get(), &state.config, &state.metrics);
-    if let Some(rate) = cfg.conn_rate_per_ip.filter(|_| !faults.no_rate_limit)
-        && let Err(wait) = state.per_ip.admit(peer, rate, Instant::now())
-    {
+    if let (Some(rate), Err(wait)) = (cfg.conn_rate_per_ip, rate) {
         Metrics::inc(&m.refused_rate_limited);
         let secs = retry_after_secs(wait);
         let why = format!("too many connections from {peer}: at most {rate} per second; retry in {secs} s");

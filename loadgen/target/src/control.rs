@@ -28,9 +28,11 @@ pub const FAULTS_KEY: &str = "loadgen-target:faults";
 /// Where a new fault list is announced to every worker.
 pub const CONTROL_CHANNEL: &str = "loadgen-target:control";
 
+// KEYS: the list's key. ARGV: the list, the control channel (not a key: in a cluster
+// it is classic Pub/Sub, relayed to every node from any slot).
 const STORE_AND_ANNOUNCE: &str = r"
 redis.call('SET', KEYS[1], ARGV[1])
-return redis.call('PUBLISH', KEYS[2], ARGV[1])
+return redis.call('PUBLISH', ARGV[2], ARGV[1])
 ";
 
 /// An admin request as sent.
@@ -97,21 +99,42 @@ pub fn decode_list(payload: &[u8]) -> Option<Vec<Fault>> {
 /// Stores `list` and announces it to every worker; how many heard it.
 pub async fn store_and_announce(publisher: &Publisher, list: &[Fault]) -> Result<u64, PublishError> {
     let json = serde_json::to_string(list).expect("a fault list serializes");
-    let mut conn = publisher.connection().await?;
+    let mut conn = publisher.connection(FAULTS_KEY).await?;
     redis::Script::new(STORE_AND_ANNOUNCE)
         .key(FAULTS_KEY)
-        .key(CONTROL_CHANNEL)
         .arg(json)
+        .arg(CONTROL_CHANNEL)
         .invoke_async::<u64>(&mut conn)
         .await
         .map_err(|e| PublishError::Redis(e.to_string()))
 }
 
 /// The list stored in `url`'s Redis, if any (read by a worker after it (re)subscribed).
+/// In a cluster, a `MOVED` answer is followed to the node it names.
 pub async fn stored(client: &redis::Client) -> redis::RedisResult<Option<Vec<Fault>>> {
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let text: Option<Vec<u8>> = redis::cmd("GET").arg(FAULTS_KEY).query_async(&mut conn).await?;
+    let text: Option<Vec<u8>> = match redis::cmd("GET").arg(FAULTS_KEY).query_async(&mut conn).await {
+        Err(e) if e.redirect_node().is_some() => {
+            let mut there = moved_to(client, &e)?.get_multiplexed_async_connection().await?;
+            redis::cmd("GET").arg(FAULTS_KEY).query_async(&mut there).await?
+        }
+        other => other?,
+    };
     Ok(text.and_then(|t| decode_list(&t)))
+}
+
+/// Stores `list` unless a list is stored (a worker that found none after a reconnect,
+/// for example to a Redis restarted empty, puts back the one it applies).
+pub async fn store_if_absent(client: &redis::Client, list: &[Fault]) -> redis::RedisResult<()> {
+    let json = serde_json::to_string(list).expect("a fault list serializes");
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    match redis::cmd("SET").arg(FAULTS_KEY).arg(&json).arg("NX").query_async::<()>(&mut conn).await {
+        Err(e) if e.redirect_node().is_some() => {
+            let mut there = moved_to(client, &e)?.get_multiplexed_async_connection().await?;
+            redis::cmd("SET").arg(FAULTS_KEY).arg(&json).arg("NX").query_async::<()>(&mut there).await
+        }
+        other => other,
+    }
 }
 
 /// Stores `list` (blocking; the supervisor does this before starting workers).
@@ -119,7 +142,23 @@ pub fn store_blocking(url: &str, list: &[Fault]) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
     let json = serde_json::to_string(list).expect("a fault list serializes");
-    redis::cmd("SET").arg(FAULTS_KEY).arg(json).query::<()>(&mut conn)
+    match redis::cmd("SET").arg(FAULTS_KEY).arg(&json).query::<()>(&mut conn) {
+        // In a cluster, the key's master is the one named.
+        Err(e) if e.redirect_node().is_some() => {
+            let there = moved_to(&client, &e)?;
+            let mut conn = there.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+            redis::cmd("SET").arg(FAULTS_KEY).arg(&json).query::<()>(&mut conn)
+        }
+        other => other,
+    }
+}
+
+/// The client of the node a `MOVED` or `ASK` answer names.
+fn moved_to(client: &redis::Client, e: &redis::RedisError) -> redis::RedisResult<redis::Client> {
+    let bad = || redis::RedisError::from((redis::ErrorKind::Client, "unusable redirection"));
+    let (addr, _slot) = e.redirect_node().ok_or_else(bad)?;
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    crate::sentinel::client_at(client, host, port.parse().map_err(|_| bad())?)
 }
 
 /// Whether the request's `Authorization` value carries `token` (compared in constant

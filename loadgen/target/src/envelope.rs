@@ -11,7 +11,8 @@
 //! from 0 per channel (Redis `INCRBY seq:<name>`, coherent across workers); `sent_us`
 //! is the intended publish time in µs since the Unix epoch, stamped before PUBLISH;
 //! `worker` is the worker that delivered the message. Members are always in this order.
-//! A critical message has one more member at the end, `"critical":true`.
+//! A critical message has one more member at the end, `"critical":true`; a reminder
+//! ends with `"reminder":true` (after `"critical":true` when it is both).
 //!
 //! This module only builds and reads text; publishing is [`crate::publish`], delivery
 //! [`crate::fanout`].
@@ -43,6 +44,10 @@ pub struct Envelope {
     /// Overtakes the queue (absent unless true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
+    /// Fired by the reminder scheduler; `sent_us` is then the reminder's due time
+    /// (absent unless true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reminder: bool,
 }
 
 /// FNV-1a, 32 bits, of the channel name: the `channel` of its envelopes.
@@ -82,6 +87,14 @@ impl EnvelopeParts {
     pub fn critical(mut self) -> Self {
         self.tail.pop();
         self.tail.push_str(",\"critical\":true}");
+        self
+    }
+
+    /// The same, marked a reminder (`"reminder":true` at the end, after any
+    /// `"critical":true`).
+    pub fn reminder(mut self) -> Self {
+        self.tail.pop();
+        self.tail.push_str(",\"reminder\":true}");
         self
     }
 
@@ -200,6 +213,15 @@ mod tests {
         assert!(text.ends_with(r#""body":null,"critical":true}"#), "{text}");
         let env: Envelope = serde_json::from_str(&text).unwrap();
         assert!(env.critical);
+        assert_eq!(serde_json::to_string(&env).unwrap(), text);
+    }
+
+    #[test]
+    fn reminders_end_with_their_mark_after_critical() {
+        let text = EnvelopeParts::new("unit:1", 0, None).critical().reminder().assemble(0, 9);
+        assert!(text.ends_with(r#""body":null,"critical":true,"reminder":true}"#), "{text}");
+        let env: Envelope = serde_json::from_str(&text).unwrap();
+        assert!(env.critical && env.reminder);
         assert_eq!(serde_json::to_string(&env).unwrap(), text);
     }
 

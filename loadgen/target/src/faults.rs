@@ -23,6 +23,8 @@
 //! - `stall-reads`: every worker stops reading from its clients.
 //! - `no-priority`: critical messages wait in line like the others.
 //! - `drop-pending`: a reconnecting person gets none of the notifications kept for them.
+//! - `late-reminders=MS`: every worker fires scheduled reminders MS milliseconds
+//!   after they are due ([`crate::reminders`]).
 //! - `no-sticky`: HAProxy balances round robin instead of by user id (`--balancer
 //!   haproxy`, at start only).
 //!
@@ -40,10 +42,11 @@ use serde::{Deserialize, Serialize};
 /// The accepted syntax, for error messages and help.
 pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong, \
 accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames, \
-crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending, no-sticky";
+crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending, no-sticky, \
+late-reminders=MS";
 
 /// Every fault's name.
-pub const FAULT_NAMES: [&str; 19] = [
+pub const FAULT_NAMES: [&str; 20] = [
     "drop-fanout",
     "delay",
     "duplicate",
@@ -63,6 +66,7 @@ pub const FAULT_NAMES: [&str; 19] = [
     "no-priority",
     "drop-pending",
     "no-sticky",
+    "late-reminders",
 ];
 
 /// The worker that `drop-fanout` and `delay` act on.
@@ -93,6 +97,7 @@ pub enum Fault {
     NoPriority,
     DropPending,
     NoSticky,
+    LateReminders(Duration),
 }
 
 impl Fault {
@@ -118,6 +123,7 @@ impl Fault {
             Fault::NoPriority => "no-priority",
             Fault::DropPending => "drop-pending",
             Fault::NoSticky => "no-sticky",
+            Fault::LateReminders(_) => "late-reminders",
         }
     }
 }
@@ -127,6 +133,14 @@ fn percent(name: &str, value: Option<&str>) -> Result<f64, String> {
     match v.trim_end_matches('%').parse::<f64>() {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
         _ => Err(format!("{name}={v}: not a percentage from 0 to 100")),
+    }
+}
+
+fn millis(name: &str, value: Option<&str>) -> Result<Duration, String> {
+    let v = value.ok_or_else(|| format!("{name} needs a value (MS, milliseconds)"))?;
+    match v.trim_end_matches("ms").parse::<u64>() {
+        Ok(ms) if ms <= 600_000 => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("{name}={v}: not a number of milliseconds from 0 to 600000")),
     }
 }
 
@@ -145,13 +159,8 @@ impl FromStr for Fault {
         match name {
             "drop-fanout" => Ok(Fault::DropFanout(percent(name, value)?)),
             "duplicate" => Ok(Fault::Duplicate(percent(name, value)?)),
-            "delay" => {
-                let v = value.ok_or("delay needs a value (MS, milliseconds)")?;
-                match v.trim_end_matches("ms").parse::<u64>() {
-                    Ok(ms) if ms <= 600_000 => Ok(Fault::Delay(Duration::from_millis(ms))),
-                    _ => Err(format!("delay={v}: not a number of milliseconds from 0 to 600000")),
-                }
-            }
+            "delay" => Ok(Fault::Delay(millis(name, value)?)),
+            "late-reminders" => Ok(Fault::LateReminders(millis(name, value)?)),
             "reorder" => no_value(Fault::Reorder),
             "stop-pong" => no_value(Fault::StopPong),
             "accept-no-auth" => no_value(Fault::AcceptNoAuth),
@@ -183,7 +192,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::DropFanout(p) | Fault::Duplicate(p) => write!(f, "{}={p}", self.name()),
-            Fault::Delay(d) => write!(f, "delay={}", d.as_millis()),
+            Fault::Delay(d) | Fault::LateReminders(d) => write!(f, "{}={}", self.name(), d.as_millis()),
             Fault::CrashWorkerAt(d) => write!(f, "crash-worker-at={}", d.as_secs_f64()),
             _ => f.write_str(self.name()),
         }
@@ -261,6 +270,8 @@ pub struct Faults {
     pub stall_reads: bool,
     pub no_priority: bool,
     pub drop_pending: bool,
+    /// Reminders fire this long after they are due.
+    pub late_reminders: Option<Duration>,
 }
 
 impl Faults {
@@ -287,6 +298,7 @@ impl Faults {
                 Fault::StallReads => out.stall_reads = true,
                 Fault::NoPriority => out.no_priority = true,
                 Fault::DropPending => out.drop_pending = true,
+                Fault::LateReminders(d) => out.late_reminders = Some(d),
                 // The balancer's, not a worker's.
                 Fault::NoSticky => {}
                 Fault::DropFanout(_) | Fault::Delay(_) | Fault::CrashWorkerAt(_) => {}
@@ -375,10 +387,17 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        let plain = FAULT_NAMES[3..].iter().copied().filter(|n| *n != "crash-worker-at");
-        for spec in ["drop-fanout=100", "drop-fanout=2.5", "delay=300", "duplicate=50", "crash-worker-at=2.5"]
-            .into_iter()
-            .chain(plain)
+        let plain = FAULT_NAMES[3..].iter().copied().filter(|n| !["crash-worker-at", "late-reminders"].contains(n));
+        for spec in [
+            "drop-fanout=100",
+            "drop-fanout=2.5",
+            "delay=300",
+            "duplicate=50",
+            "crash-worker-at=2.5",
+            "late-reminders=500",
+        ]
+        .into_iter()
+        .chain(plain)
         {
             assert_eq!(spec.parse::<Fault>().unwrap().to_string(), spec);
         }

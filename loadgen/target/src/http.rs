@@ -4,7 +4,8 @@
 //! the connection alive between requests (HTTP/1.1 unless `Connection: close`).
 //!
 //! Routes: `GET /healthz` (JSON: status, worker, Redis state, counts), `GET /metrics`
-//! (Prometheus text), `POST /publish` ([`crate::publish`]), `GET` and `POST
+//! (Prometheus text), `POST /publish` ([`crate::publish`]), `POST /reminders`, `GET
+//! /reminders` and `POST /shifts` ([`crate::reminders`]), `GET` and `POST
 //! /admin/faults` ([`crate::control`]; 401 without the token, 403 with admin off). Errors are one-line JSON
 //! `{"error": "..."}`: 400 malformed, 404 unknown path, 405 wrong method (with
 //! `Allow`), 411 no length, 413 body too large, 426 `/ws` without an upgrade, 431 head
@@ -260,6 +261,16 @@ async fn route(head: &Head, body: &[u8], state: &State) -> Response {
                     .with_header(format!("Retry-After: {}\r\n", crate::limits::retry_after_secs(wait))),
             },
         },
+        ("/reminders" | "/shifts", "POST") => schedule_reminder(head, body, state).await,
+        ("/reminders", "GET") => match crate::reminders::waiting(&state.publisher).await {
+            Ok(v) => Response::json(200, v.to_string()),
+            Err(e) => Response::error(503, &e.to_string()),
+        },
+        ("/reminders", _) => Response::error(405, &format!("{m} not allowed on /reminders; use GET or POST"))
+            .with_header("Allow: GET, POST\r\n"),
+        ("/shifts", _) => {
+            Response::error(405, &format!("{m} not allowed on /shifts; use POST")).with_header("Allow: POST\r\n")
+        }
         ("/admin/faults", "GET" | "POST") => admin(head, body, state).await,
         ("/admin/faults", _) => Response::error(405, &format!("{m} not allowed on /admin/faults; use GET or POST"))
             .with_header("Allow: GET, POST\r\n"),
@@ -272,8 +283,32 @@ async fn route(head: &Head, body: &[u8], state: &State) -> Response {
         ("/ws", _) => Response::error(426, "/ws is a WebSocket endpoint: send an upgrade request")
             .with_header("Upgrade: websocket\r\n"),
         (path, _) => {
-            Response::error(404, &format!("no route {path}; routes: /ws, /healthz, /metrics, /publish, /admin/faults"))
+            let routes = "/ws, /healthz, /metrics, /publish, /reminders, /shifts, /admin/faults";
+            Response::error(404, &format!("no route {path}; routes: {routes}"))
         }
+    }
+}
+
+/// `POST /reminders` or `POST /shifts`: validates, stores the occurrences in Redis and
+/// wakes this worker's scheduler.
+async fn schedule_reminder(head: &Head, body: &[u8], state: &State) -> Response {
+    let now = crate::unix_us();
+    let parsed = if head.path == "/shifts" {
+        crate::reminders::parse_shift(body, now)
+    } else {
+        crate::reminders::parse_reminder(body, now)
+    };
+    let schedule = match parsed {
+        Ok(s) => s,
+        Err(why) => return Response::error(400, &why),
+    };
+    match crate::reminders::schedule(&state.publisher, &schedule, state.config.id).await {
+        Ok(done) => {
+            Metrics::add(&state.metrics.reminders_scheduled, u64::from(done.count));
+            state.reminders_wake.notify_one();
+            Response::json(200, serde_json::to_string(&done).expect("serializes"))
+        }
+        Err(e) => Response::error(503, &e.to_string()),
     }
 }
 
@@ -312,6 +347,7 @@ fn healthz(state: &State) -> Response {
         "worker": state.config.id,
         "pid": std::process::id(),
         "redis": if m.redis_up() { "up" } else { "down" },
+        "redis_addr": state.endpoint.addr(),
         "connections": m.connections_open.load(std::sync::atomic::Ordering::Relaxed),
         "subscriptions": m.subscriptions.load(std::sync::atomic::Ordering::Relaxed),
         "breaker": state.publisher.breaker().0.name(),

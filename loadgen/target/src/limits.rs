@@ -1,8 +1,14 @@
-//! Rate limits as token buckets: per client IP for new connections (a worker's own
-//! table: with W workers an address may open up to W times the rate), and per
-//! connection for the messages a client sends. A bucket holds up to `rate` tokens (one
-//! second's worth, the burst) and refills at `rate` per second. Time is a parameter,
-//! so the arithmetic is tested without waiting.
+//! Rate limits as token buckets: per client IP for new connections, and per connection
+//! for the messages a client sends. A bucket holds up to `rate` tokens (one second's
+//! worth, the burst) and refills at `rate` per second. Time is a parameter, so the
+//! arithmetic is tested without waiting.
+//!
+//! The per-IP buckets are shared by every worker through Redis by default
+//! ([`RateScope::Shared`], [`shared_admit`]: one Lua script per upgrade, on Redis's
+//! clock), so an address gets the rate whichever workers it reaches. With
+//! [`RateScope::Worker`], or while Redis does not answer within
+//! [`SHARED_TIMEOUT`], each worker uses its own table ([`PerIp`]): with W workers an
+//! address may then open up to W times the rate.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,6 +65,66 @@ impl PerIp {
             });
         }
         map.entry(ip).or_insert_with(|| Bucket::full(rate, now)).take(rate, now)
+    }
+}
+
+/// Where the per-IP connection buckets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateScope {
+    /// In Redis, one bucket per address for all workers.
+    #[default]
+    Shared,
+    /// In each worker.
+    Worker,
+}
+
+/// How long an upgrade waits for the shared bucket before the worker's own decides.
+pub const SHARED_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The key of `ip`'s shared bucket (one key, so one slot in a cluster).
+pub fn shared_key(ip: IpAddr) -> String {
+    format!("loadgen-target:conn-rate:{{{ip}}}")
+}
+
+// KEYS: the bucket (a hash of tokens and the time in ms). ARGV: the rate. Returns 0
+// when a token was taken, else the µs until there is one.
+const SHARED_BUCKET: &str = r"
+local rate = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or rate
+local at = tonumber(b[2]) or now
+tokens = math.min(rate, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / rate * 1000000) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', string.format('%d', now))
+redis.call('PEXPIRE', KEYS[1], 2000)
+return wait
+";
+
+/// Takes a token from `ip`'s shared bucket: `Ok(Ok(()))`, `Ok(Err(wait))`, or the
+/// Redis failure (the caller falls back to its own table).
+pub async fn shared_admit(
+    publisher: &crate::publish::Publisher,
+    ip: IpAddr,
+    rate: u32,
+) -> Result<Result<(), Duration>, String> {
+    let key = shared_key(ip);
+    let call = async {
+        let mut conn = publisher.connection(&key).await.map_err(|e| e.to_string())?;
+        let script = redis::Script::new(SHARED_BUCKET);
+        match script.key(&key).arg(rate).invoke_async::<u64>(&mut conn).await {
+            Ok(wait) => Ok(wait),
+            Err(e) => Err(publisher.failed(e).await.to_string()),
+        }
+    };
+    match tokio::time::timeout(SHARED_TIMEOUT, call).await {
+        Ok(Ok(0)) => Ok(Ok(())),
+        Ok(Ok(us)) => Ok(Err(Duration::from_micros(us))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("no answer within {} ms", SHARED_TIMEOUT.as_millis())),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct Metrics {
     pub subscriptions: AtomicU64,
     /// Gauge: the subscriber connection is up.
     pub redis_connected: AtomicBool,
+    /// Gauge: the subscriber connection's protocol, 2 or 3 (0 before the first connect).
+    pub redis_protocol: AtomicU64,
+    /// Times Sentinel pointed this worker at another master.
+    pub redis_master_switches: AtomicU64,
     /// Gauge: the publishing circuit breaker (0 closed, 1 open, 2 half-open); set when
     /// rendered.
     pub breaker_state: AtomicU64,
@@ -73,6 +77,61 @@ pub struct Metrics {
     pub pending_dropped: AtomicU64,
     /// Publish requests taken over WebSocket publisher connections.
     pub ws_publish_requests: AtomicU64,
+    /// Reminder occurrences scheduled by this worker (`POST /reminders`, `/shifts`).
+    pub reminders_scheduled: AtomicU64,
+    /// Reminders this worker fired (claimed and published).
+    pub reminders_fired: AtomicU64,
+    /// Fired reminders whose lateness was over the late threshold.
+    pub reminders_late: AtomicU64,
+    /// Reminders claimed but not published (a Redis failure between the two steps of a
+    /// cluster's firing).
+    pub reminders_lost: AtomicU64,
+    /// Lateness of fired reminders: fire time − due time.
+    pub reminder_lateness: Histogram,
+}
+
+/// Upper bounds of the reminder lateness histogram's buckets, in µs (rendered as
+/// seconds in `le`); `+Inf` follows.
+pub const LATENESS_BUCKETS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A Prometheus histogram of durations in µs over [`LATENESS_BUCKETS_US`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative; the last one is `+Inf`).
+    buckets: [AtomicU64; LATENESS_BUCKETS_US.len() + 1],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, us: u64) {
+        let i = LATENESS_BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(LATENESS_BUCKETS_US.len());
+        Metrics::inc(&self.buckets[i]);
+        Metrics::inc(&self.count);
+        Metrics::add(&self.sum_us, us);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        get(&self.count)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, worker: u32) {
+        let _ = writeln!(out, "# HELP loadgen_target_{name} {help}.");
+        let _ = writeln!(out, "# TYPE loadgen_target_{name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += get(b);
+            let le = LATENESS_BUCKETS_US.get(i).map_or_else(|| "+Inf".to_string(), |us| (*us as f64 / 1e6).to_string());
+            let _ = writeln!(out, "loadgen_target_{name}_bucket{{worker=\"{worker}\",le=\"{le}\"}} {cumulative}");
+        }
+        let sum = get(&self.sum_us) as f64 / 1e6;
+        let _ = writeln!(out, "loadgen_target_{name}_sum{{worker=\"{worker}\"}} {sum}");
+        let _ = writeln!(out, "loadgen_target_{name}_count{{worker=\"{worker}\"}} {}", get(&self.count));
+    }
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -99,7 +158,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 32] = [
+        let counters: [(&str, &str, &str, u64); 38] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -166,6 +225,13 @@ impl Metrics {
             ("redis_reconnects_total", "counter", "Redis subscriber reconnections", get(&self.redis_reconnects)),
             ("subscriptions", "gauge", "Redis channels subscribed", get(&self.subscriptions)),
             ("redis_connected", "gauge", "Redis subscriber connection up (1) or down (0)", self.redis_up() as u64),
+            ("redis_protocol", "gauge", "Redis subscriber protocol: RESP 2 or 3", get(&self.redis_protocol)),
+            (
+                "redis_master_switches_total",
+                "counter",
+                "Times Sentinel pointed the worker at another master",
+                get(&self.redis_master_switches),
+            ),
             (
                 "breaker_state",
                 "gauge",
@@ -177,6 +243,10 @@ impl Metrics {
             ("pending_replayed_total", "counter", "Kept notifications replayed", get(&self.pending_replayed)),
             ("pending_dropped_total", "counter", "Kept notifications lost (drop-pending)", get(&self.pending_dropped)),
             ("ws_publish_requests_total", "counter", "Publish requests over WebSocket", get(&self.ws_publish_requests)),
+            ("reminders_scheduled_total", "counter", "Reminders scheduled", get(&self.reminders_scheduled)),
+            ("reminders_fired_total", "counter", "Reminders fired", get(&self.reminders_fired)),
+            ("reminders_late_total", "counter", "Reminders fired late", get(&self.reminders_late)),
+            ("reminders_lost_total", "counter", "Reminders claimed but not published", get(&self.reminders_lost)),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, help, value) in counters {
@@ -184,6 +254,12 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE loadgen_target_{name} {kind}");
             let _ = writeln!(out, "loadgen_target_{name}{{worker=\"{worker}\"}} {value}");
         }
+        self.reminder_lateness.render(
+            &mut out,
+            "reminder_lateness_seconds",
+            "Reminder lateness, fire time minus due time",
+            worker,
+        );
         out
     }
 
@@ -209,7 +285,22 @@ mod tests {
         assert!(text.contains("loadgen_target_queue_depth_max{worker=\"4\"} 3\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();
-            assert!(series.starts_with("loadgen_target_") && value.parse::<u64>().is_ok(), "{line}");
+            let sum = series.contains("_sum{");
+            assert!(series.starts_with("loadgen_target_") && (sum || value.parse::<u64>().is_ok()), "{line}");
         }
+        m.reminder_lateness.observe(800);
+        m.reminder_lateness.observe(30_000);
+        m.reminder_lateness.observe(60_000_000);
+        let text = m.render(0);
+        let series = |s: &str| text.lines().find(|l| l.starts_with(s)).unwrap_or_else(|| panic!("{s}")).to_string();
+        let bucket =
+            |le: &str| series(&format!("loadgen_target_reminder_lateness_seconds_bucket{{worker=\"0\",le=\"{le}\"}}"));
+        assert!(bucket("0.001").ends_with(" 1"));
+        assert!(bucket("0.025").ends_with(" 1"));
+        assert!(bucket("0.05").ends_with(" 2"));
+        assert!(bucket("10").ends_with(" 2"));
+        assert!(bucket("+Inf").ends_with(" 3"));
+        assert!(series("loadgen_target_reminder_lateness_seconds_count").ends_with(" 3"));
+        assert!(series("loadgen_target_reminder_lateness_seconds_sum").ends_with(" 60.0308"));
     }
 }

@@ -1,6 +1,7 @@
 //! A person's pending notifications: every message published to `person:U` is also
 //! kept in the Redis list `pending:person:U` (the newest [`PENDING_MAX`], expiring the
-//! pending TTL after the latest), so a client that lost its connection, for example
+//! pending TTL after the latest; in a Redis Cluster `pending:{person:U}`, in the
+//! channel's slot), so a client that lost its connection, for example
 //! when its worker crashed, and comes back with `since=SEQ` (the last sequence number
 //! it got on its person channel) is sent what it missed, before anything new.
 //!
@@ -14,11 +15,6 @@ use crate::fanout::restamp;
 use crate::publish::{PublishError, Publisher};
 
 pub use crate::publish::PENDING_MAX;
-
-/// The list a person channel's messages are kept in.
-pub fn key(channel: &str) -> String {
-    format!("pending:{channel}")
-}
 
 /// `since=SEQ` from an upgrade query, if given.
 pub fn since_from_query(query: Option<&str>) -> Result<Option<u64>, String> {
@@ -36,9 +32,10 @@ pub async fn missed(
     since: u64,
     worker: u32,
 ) -> Result<(Vec<String>, Option<u64>), PublishError> {
-    let mut conn = publisher.connection().await?;
+    let key = publisher.key("pending:", channel)?;
+    let mut conn = publisher.connection(&key).await?;
     let kept: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(key(channel))
+        .arg(&key)
         .arg(0)
         .arg(-1)
         .query_async(&mut conn)

@@ -19,6 +19,8 @@
 //! `pending:<channel>` (the last [`PENDING_MAX`], for the pending TTL after the latest),
 //! so a person reconnecting with `since=SEQ` gets what they missed ([`crate::pending`]).
 //!
+//! In sharded mode ([`crate::pubsub`]) the script calls SPUBLISH instead of PUBLISH.
+//!
 //! Every publish passes the worker's circuit breaker ([`crate::breaker`]): while it is
 //! open a request is refused at once ([`PublishError::Open`], a 503 with
 //! `Retry-After`).
@@ -43,15 +45,15 @@ pub const MAX_RUN: Duration = Duration::from_secs(600);
 pub const PENDING_MAX: usize = 1000;
 
 // KEYS: seq counter, pending list. ARGV: channel, head, mid, tail, keep-seconds (0: do
-// not keep), then one send time per message.
+// not keep), PUBLISH or SPUBLISH, then one send time per message.
 const SCRIPT: &str = r"
-local n = #ARGV - 5
+local n = #ARGV - 6
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n
 local keep = tonumber(ARGV[5])
 for i = 1, n do
-  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[5 + i] .. ARGV[4]
-  redis.call('PUBLISH', ARGV[1], text)
+  local text = ARGV[2] .. string.format('%d', first + i - 1) .. ARGV[3] .. ARGV[6 + i] .. ARGV[4]
+  redis.call(ARGV[6], ARGV[1], text)
   if keep > 0 then redis.call('RPUSH', KEYS[2], text) end
 end
 if keep > 0 then
@@ -114,18 +116,7 @@ pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
     }
     let req: PublishRequest =
         serde_json::from_slice(body).map_err(|e| PublishError::Invalid(format!("invalid publish request: {e}")))?;
-    if !valid_channel(&req.channel) {
-        return Err(PublishError::Invalid(format!(
-            "invalid channel {:?}: 1 to 200 bytes, no control characters",
-            req.channel
-        )));
-    }
-    if req.channel.starts_with("loadgen-target:") {
-        return Err(PublishError::Invalid(format!(
-            "channel {:?} is reserved for the target's control (loadgen-target:*)",
-            req.channel
-        )));
-    }
+    check_channel(&req.channel).map_err(PublishError::Invalid)?;
     if !(1..=MAX_COUNT).contains(&req.count) {
         return Err(PublishError::Invalid(format!("count {} is outside 1..={MAX_COUNT}", req.count)));
     }
@@ -140,30 +131,59 @@ pub fn parse_request(body: &[u8]) -> Result<PublishRequest, PublishError> {
     Ok(req)
 }
 
+/// Whether a client may publish (or schedule) to `channel`: a usable name, not one of
+/// the target's own (`loadgen-target:*`). The error is one line.
+pub(crate) fn check_channel(channel: &str) -> Result<(), String> {
+    if !valid_channel(channel) {
+        return Err(format!("invalid channel {channel:?}: 1 to 200 bytes, no control characters"));
+    }
+    if channel.starts_with("loadgen-target:") {
+        return Err(format!("channel {channel:?} is reserved for the target's control (loadgen-target:*)"));
+    }
+    Ok(())
+}
+
 /// A worker's publishing side: one multiplexed Redis connection, made when first
-/// needed and again after it failed.
+/// needed, again after it failed, and again when the endpoint switched to another
+/// master ([`crate::endpoint`]).
 #[derive(Debug)]
 pub struct Publisher {
-    client: redis::Client,
+    endpoint: std::sync::Arc<crate::endpoint::Endpoint>,
     worker: u32,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The connection and the endpoint generation it was made for.
+    conn: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
     script: redis::Script,
     breaker: crate::breaker::Breaker,
     pending_ttl: Duration,
+    pubsub: crate::pubsub::PubSubMode,
+    cluster: Option<std::sync::Arc<crate::cluster::Router>>,
 }
 
 impl Publisher {
     /// A publisher of `worker`; messages to persons are kept for `pending_ttl` (zero:
     /// not kept).
-    pub fn new(client: redis::Client, worker: u32, pending_ttl: Duration) -> Self {
+    pub fn new(endpoint: std::sync::Arc<crate::endpoint::Endpoint>, worker: u32, pending_ttl: Duration) -> Self {
         Self {
             pending_ttl,
-            client,
+            endpoint,
             worker,
             conn: Mutex::new(None),
             script: redis::Script::new(SCRIPT),
             breaker: crate::breaker::Breaker::default(),
+            pubsub: crate::pubsub::PubSubMode::Classic,
+            cluster: None,
         }
+    }
+
+    /// The same, publishing with `mode`'s command (PUBLISH or SPUBLISH).
+    pub fn with_pubsub(mut self, mode: crate::pubsub::PubSubMode) -> Self {
+        self.pubsub = mode;
+        self
+    }
+
+    /// The Pub/Sub mode it publishes in.
+    pub fn pubsub(&self) -> crate::pubsub::PubSubMode {
+        self.pubsub
     }
 
     /// The breaker's state now, and how often it opened.
@@ -171,22 +191,64 @@ impl Publisher {
         (self.breaker.state(std::time::Instant::now()), self.breaker.opened())
     }
 
-    pub(crate) async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+    /// The same, routing by hash slot in a Redis Cluster ([`crate::cluster`]).
+    pub fn with_cluster(mut self, router: std::sync::Arc<crate::cluster::Router>) -> Self {
+        self.cluster = Some(router);
+        self
+    }
+
+    /// A connection for commands on `key` (in a cluster, to the master of its slot).
+    pub(crate) async fn connection(&self, key: &str) -> Result<redis::aio::MultiplexedConnection, PublishError> {
+        if let Some(router) = &self.cluster {
+            return router.connection_for(key).await.map_err(|e| PublishError::Redis(e.to_string()));
+        }
         let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+        let (generation, client) = self.endpoint.current();
+        if let Some((g, c)) = slot.as_ref()
+            && *g == generation
+        {
             return Ok(c.clone());
         }
-        let connect = self.client.get_multiplexed_async_connection();
+        let connect = client.get_multiplexed_async_connection();
         let c = tokio::time::timeout(Duration::from_secs(3), connect)
             .await
             .map_err(|_| PublishError::Redis("connect timed out".into()))?
             .map_err(|e| PublishError::Redis(e.to_string()))?;
-        *slot = Some(c.clone());
+        *slot = Some((generation, c.clone()));
         Ok(c)
     }
 
     async fn forget(&self) {
         *self.conn.lock().await = None;
+    }
+
+    /// A Redis failure as a [`PublishError`], forgetting the connection when it is the
+    /// connection that failed (the next call makes a new one), and in a cluster reading
+    /// the slot map again after a redirection.
+    pub(crate) async fn failed(&self, e: redis::RedisError) -> PublishError {
+        let lost = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+        if lost {
+            self.forget().await;
+        }
+        if let Some(router) = &self.cluster
+            && (lost || e.redirect_node().is_some())
+            && let Err(r) = router.refresh().await
+        {
+            tracing::warn!(error = %r, "redis cluster: cannot read the slot map");
+        }
+        PublishError::Redis(e.to_string())
+    }
+
+    /// The key `PREFIX:<channel>`, or in a cluster one in the channel's slot.
+    pub(crate) fn key(&self, prefix: &str, channel: &str) -> Result<String, PublishError> {
+        if self.cluster.is_none() {
+            return Ok(format!("{prefix}{channel}"));
+        }
+        crate::cluster::tagged(prefix, channel).ok_or_else(|| {
+            PublishError::Invalid(format!(
+                "channel {channel:?} cannot be published to in a Redis Cluster: its braces make a hash tag of another slot"
+            ))
+        })
     }
 
     /// One script call: publishes one envelope per send time, returns the first seq.
@@ -205,33 +267,42 @@ impl Publisher {
         req: &PublishRequest,
         sent: &[u64],
     ) -> Result<u64, PublishError> {
-        let mut inv = self.script.key(format!("seq:{}", req.channel));
-        inv.key(crate::pending::key(&req.channel));
-        let keep = if req.channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
-        inv.arg(&req.channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
-        for s in sent {
-            inv.arg(*s);
-        }
-        // A connection kept from before a Redis restart fails on its first write
-        // (broken pipe): the script never reached the new server, so it is sent once
-        // more on a fresh connection. Any other failure is the caller's 503.
-        let mut retried = false;
-        loop {
-            let mut conn = self.connection().await?;
+        self.publish_parts(&req.channel, parts, sent).await
+    }
+
+    /// One script call, no breaker: publishes on `channel` one envelope of `parts` per
+    /// send time, numbered in a row; the first number. A redirection in a cluster (a
+    /// slot that moved) is retried once on the new map.
+    pub(crate) async fn publish_parts(
+        &self,
+        channel: &str,
+        parts: &EnvelopeParts,
+        sent: &[u64],
+    ) -> Result<u64, PublishError> {
+        let seq_key = self.key("seq:", channel)?;
+        let pending_key = self.key("pending:", channel)?;
+        let keep = if channel.starts_with("person:") { self.pending_ttl.as_secs() } else { 0 };
+        for attempt in 0..2 {
+            let mut conn = self.connection(&seq_key).await?;
+            let mut inv = self.script.key(&seq_key);
+            inv.key(&pending_key);
+            inv.arg(channel).arg(&parts.head).arg(&parts.mid).arg(&parts.tail).arg(keep);
+            inv.arg(self.pubsub.publish_command());
+            for s in sent {
+                inv.arg(*s);
+            }
             match inv.invoke_async::<u64>(&mut conn).await {
                 Ok(first) => return Ok(first),
-                Err(e) => {
-                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                        self.forget().await;
-                    }
-                    let stale = e.is_connection_dropped() && e.to_string().contains("roken pipe");
-                    if retried || !stale {
-                        return Err(PublishError::Redis(e.to_string()));
-                    }
-                    retried = true;
+                // A redirection in a cluster, or a connection kept from before a Redis
+                // restart that fails on its first write (broken pipe: the script never
+                // reached the new server): once more on a fresh connection.
+                Err(e) if attempt == 0 && (self.cluster.is_some() && e.redirect_node().is_some() || stale(&e)) => {
+                    let _ = self.failed(e).await;
                 }
+                Err(e) => return Err(self.failed(e).await),
             }
         }
+        Err(PublishError::Redis("still redirected after reading the slot map again".into()))
     }
 
     /// Publishes `req`, counting each message published in `metrics`.
@@ -315,4 +386,9 @@ mod tests {
         assert!(invalid(r#"{"channel":"loadgen-target:control"}"#).contains("reserved"));
         assert!(invalid(r#"{"channel":"a","count":1000,"interval_us":1000000}"#).contains("more than 600 s"));
     }
+}
+
+/// A connection that died before this call (a Redis restart): its first write fails.
+fn stale(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() && e.to_string().contains("roken pipe")
 }

@@ -8,6 +8,9 @@
 //! someone else that won a race for the port is never mistaken for it). A port lost to
 //! such a race is retried with another. A missing binary is
 //! [`TargetError::RedisServerNotFound`], with the install hint.
+//!
+//! The same machinery starts a replica ([`EmbeddedRedis::start_replica_of`]) and a
+//! `redis-sentinel` ([`EmbeddedRedis::start_sentinel`]), for the Sentinel tests.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -31,6 +34,18 @@ pub struct EmbeddedRedis {
     url: String,
     log: PathBuf,
     program: PathBuf,
+    kind: Kind,
+}
+
+/// What the child is.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A server, with these arguments after the usual ones.
+    Server(Vec<String>),
+    /// A `redis-sentinel` monitoring the master `name` at 127.0.0.1:`port` (quorum 1).
+    Sentinel { name: String, master_port: u16 },
+    /// A cluster node (not yet in a cluster) with its bus on `bus`.
+    ClusterNode { bus: u16 },
 }
 
 enum Failed {
@@ -47,10 +62,34 @@ impl EmbeddedRedis {
 
     /// Starts the `redis-server` at `program`.
     pub fn start_program(program: &Path) -> Result<Self, TargetError> {
+        Self::start_kind(program, Kind::Server(Vec::new()))
+    }
+
+    /// Starts a `redis-server` from PATH replicating the one on 127.0.0.1:`master_port`.
+    pub fn start_replica_of(master_port: u16) -> Result<Self, TargetError> {
+        let args = vec!["--replicaof".into(), "127.0.0.1".into(), master_port.to_string()];
+        Self::start_kind(Path::new("redis-server"), Kind::Server(args))
+    }
+
+    /// Starts a `redis-sentinel` from PATH that monitors the master `name` on
+    /// 127.0.0.1:`master_port` with a quorum of 1, declaring it down after 1 s. Its
+    /// configuration file (which Sentinel rewrites) is a temporary file, removed on stop.
+    pub fn start_sentinel(name: &str, master_port: u16) -> Result<Self, TargetError> {
+        Self::start_kind(Path::new("redis-sentinel"), Kind::Sentinel { name: name.into(), master_port })
+    }
+
+    /// Starts a `redis-server` from PATH with cluster mode on, its cluster bus on a free
+    /// port of its own (`cluster-port`) and a node timeout of 2 s; its `nodes.conf` is a
+    /// temporary file, removed on stop. `redis-cli --cluster create` makes the cluster.
+    pub fn start_cluster_node() -> Result<Self, TargetError> {
+        Self::start_kind(Path::new("redis-server"), Kind::ClusterNode { bus: free_port()? })
+    }
+
+    fn start_kind(program: &Path, kind: Kind) -> Result<Self, TargetError> {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
             let port = free_port()?;
-            match try_start(program, port) {
+            match try_start(program, port, &kind) {
                 Ok(r) => return Ok(r),
                 Err(Failed::Retry(why)) => last = why,
                 Err(Failed::Fatal(e)) => return Err(e),
@@ -73,6 +112,20 @@ impl EmbeddedRedis {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the server has exited by itself: its pid and how it ended (then it is
+    /// reaped, and [`EmbeddedRedis::restart`] starts it again).
+    pub fn exited(&mut self) -> Option<(u32, String)> {
+        let child = self.child.as_mut()?;
+        let pid = child.id();
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.child = None;
+                Some((pid, crate::supervisor::describe(status)))
+            }
+            _ => None,
+        }
+    }
+
     /// Stops the server and starts it again on the same port, empty (no persistence):
     /// what a Redis restart looks like to the workers. Retried for up to 5 s while the
     /// port is not free yet.
@@ -80,7 +133,7 @@ impl EmbeddedRedis {
         self.stop();
         let mut last = String::new();
         for _ in 0..50 {
-            match try_start(&self.program, self.port) {
+            match try_start(&self.program, self.port, &self.kind) {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
                     self.log = std::mem::take(&mut fresh.log);
@@ -102,6 +155,12 @@ impl EmbeddedRedis {
             terminate(child, Duration::from_secs(2));
         }
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(std::env::temp_dir().join(rdb_file(self.port)));
+        match self.kind {
+            Kind::Sentinel { .. } => drop(std::fs::remove_file(sentinel_conf(self.port))),
+            Kind::ClusterNode { .. } => drop(std::fs::remove_file(nodes_conf(self.port))),
+            Kind::Server(_) => {}
+        }
     }
 }
 
@@ -147,22 +206,69 @@ fn free_port() -> Result<u16, TargetError> {
     l.local_addr().map(|a| a.port()).map_err(|e| TargetError::io("finding a free port", e))
 }
 
-fn try_start(program: &Path, port: u16) -> Result<EmbeddedRedis, Failed> {
+/// The configuration file of the sentinel on `port`.
+fn sentinel_conf(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("loadgen-sentinel-{}-{port}.conf", std::process::id()))
+}
+
+/// Where the server on `port` would write an RDB file (a replica does, for its full
+/// sync, whatever `--save` says): the temporary directory, removed on stop.
+fn rdb_file(port: u16) -> String {
+    format!("loadgen-redis-{}-{port}.rdb", std::process::id())
+}
+
+/// The `nodes.conf` of the cluster node on `port`.
+fn nodes_conf(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("loadgen-nodes-{}-{port}.conf", std::process::id()))
+}
+
+fn try_start(program: &Path, port: u16, kind: &Kind) -> Result<EmbeddedRedis, Failed> {
     let log = std::env::temp_dir().join(format!("loadgen-redis-{}-{port}.log", std::process::id()));
     let mut cmd = Command::new(program);
-    cmd.arg("--port")
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .arg("--logfile")
-        .arg(&log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    if !matches!(kind, Kind::Sentinel { .. }) {
+        // Never a dump.rdb in the working directory.
+        cmd.arg("--dir").arg(std::env::temp_dir()).arg("--dbfilename").arg(rdb_file(port));
+    }
+    match kind {
+        Kind::Server(extra) => {
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(extra);
+        }
+        Kind::ClusterNode { bus } => {
+            let conf = nodes_conf(port);
+            let _ = std::fs::remove_file(&conf);
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-port")
+                .arg(bus.to_string())
+                .arg("--cluster-config-file")
+                .arg(conf);
+        }
+        Kind::Sentinel { name, master_port } => {
+            let conf = sentinel_conf(port);
+            let text = format!(
+                "sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n"
+            );
+            std::fs::write(&conf, text).map_err(|e| Failed::Fatal(TargetError::io("writing sentinel.conf", e)))?;
+            cmd.arg(&conf).arg("--port").arg(port.to_string()).args(["--bind", "127.0.0.1", "--daemonize", "no"]);
+        }
+    }
+    cmd.arg("--logfile").arg(&log).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     die_with_parent(&mut cmd);
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Failed::Fatal(TargetError::RedisServerNotFound));
+            return Err(Failed::Fatal(match kind {
+                Kind::Server(_) | Kind::ClusterNode { .. } => TargetError::RedisServerNotFound,
+                Kind::Sentinel { .. } => TargetError::RedisSentinelNotFound,
+            }));
         }
         Err(e) => {
             let why = format!("cannot run {}: {e}", program.display());
@@ -170,7 +276,8 @@ fn try_start(program: &Path, port: u16) -> Result<EmbeddedRedis, Failed> {
         }
     };
     let url = format!("redis://127.0.0.1:{port}/");
-    let mut redis = EmbeddedRedis { child: Some(child), port, url, log, program: program.to_path_buf() };
+    let mut redis =
+        EmbeddedRedis { child: Some(child), port, url, log, program: program.to_path_buf(), kind: kind.clone() };
     let pid = redis.pid().expect("just started");
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {

@@ -54,6 +54,12 @@ pub enum SupervisorEvent {
     Restarted { worker: u32, pid: u32, restarts: u64 },
     /// Starting it again failed (retried later).
     RestartFailed { worker: u32, error: String },
+    /// The embedded Redis exited by itself (it will be restarted on its port).
+    RedisExited { pid: u32, port: u16, status: String },
+    /// The embedded Redis was started again, empty; `restarts` counts them.
+    RedisRestarted { pid: u32, port: u16, restarts: u64 },
+    /// Starting the embedded Redis again failed (retried with backoff).
+    RedisRestartFailed { error: String },
 }
 
 impl std::fmt::Display for SupervisorEvent {
@@ -66,6 +72,16 @@ impl std::fmt::Display for SupervisorEvent {
                 write!(f, "worker {worker} restarted as pid {pid} ({restarts} restart(s) so far)")
             }
             Self::RestartFailed { worker, error } => write!(f, "worker {worker} could not be restarted: {error}"),
+            Self::RedisExited { pid, port, status } => {
+                write!(f, "embedded redis-server (pid {pid}, port {port}) exited: {status}; restarting")
+            }
+            Self::RedisRestarted { pid, port, restarts } => {
+                write!(
+                    f,
+                    "embedded redis-server restarted on port {port} as pid {pid}, empty ({restarts} restart(s) so far)"
+                )
+            }
+            Self::RedisRestartFailed { error } => write!(f, "embedded redis-server could not be restarted: {error}"),
         }
     }
 }
@@ -98,7 +114,7 @@ pub struct Supervisor {
     _reservations: Vec<socket2::Socket>,
 }
 
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),

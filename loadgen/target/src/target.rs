@@ -7,6 +7,9 @@
 //! `haproxy` child listens on the public address in front of them
 //! ([`crate::haproxy`]); it is stopped after the workers, before Redis.
 //!
+//! The embedded Redis is watched ([`crate::redis_watch`]): when it dies by itself it
+//! is started again on its port, and [`Target::events`] reports both.
+//!
 //! Before the workers start, the `--fault` list is stored in Redis (what `POST
 //! /admin/faults` changes later), and an admin token is generated unless one is given.
 
@@ -49,7 +52,8 @@ pub enum Balancer {
 pub struct Target {
     supervisor: Option<Supervisor>,
     haproxy: Option<crate::haproxy::Haproxy>,
-    embedded: Option<EmbeddedRedis>,
+    embedded: Option<crate::redis_watch::RedisWatch>,
+    redis_events: std::sync::Mutex<std::sync::mpsc::Receiver<SupervisorEvent>>,
     redis_url: String,
     admin_token: String,
     admin_token_generated: bool,
@@ -75,22 +79,100 @@ pub fn check_redis(url: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// `redis://[USER:PASSWORD@]HOST:PORT/DB` of a TCP connection.
+fn connection_url(info: &redis::ConnectionInfo) -> String {
+    let r = info.redis_settings();
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let auth = match (r.username(), r.password()) {
+        (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+        (None, Some(p)) => format!(":{}@", enc(p)),
+        _ => String::new(),
+    };
+    format!("redis://{auth}{}/{}", info.addr(), r.db())
+}
+
+/// Checks that `url`'s Redis has sharded Pub/Sub (version 7 or later).
+pub fn check_sharded(url: &str) -> Result<(), TargetError> {
+    let err = |source| TargetError::Redis { url: url.to_string(), source };
+    let client = redis::Client::open(url).map_err(err)?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(err)?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).map_err(err)?;
+    match crate::pubsub::server_version(&info) {
+        Some(v) if v >= (7, 0) => Ok(()),
+        Some((major, minor)) => Err(TargetError::Config(format!(
+            "--pubsub sharded needs Redis 7 or later (SPUBLISH/SSUBSCRIBE); this one is {major}.{minor}"
+        ))),
+        None => Err(TargetError::Config("--pubsub sharded: cannot tell the Redis version (INFO server)".into())),
+    }
+}
+
 impl Target {
     /// Starts Redis (unless given) and the workers; returns once every worker accepts.
     pub fn start(config: TargetConfig) -> Result<Target, TargetError> {
-        let (embedded, redis_url) = match &config.redis {
-            Some(url) => {
+        let (redis_tx, redis_rx) = std::sync::mpsc::channel();
+        let sentinel = config.worker.redis_sentinel.clone();
+        let cluster = config.worker.redis_cluster.clone();
+        let (embedded, redis_url) = match (&config.redis, &sentinel) {
+            (_, None) if cluster.is_some() => {
+                // The first seed that answers, with the credentials of --redis if given.
+                let seeds = &cluster.as_ref().expect("just checked").nodes;
+                let base = config.redis.as_deref().unwrap_or("redis://127.0.0.1/");
+                let err = |source| TargetError::Redis { url: base.to_string(), source };
+                let client = redis::Client::open(base).map_err(err)?;
+                let mut last = None;
+                let mut found = None;
+                for seed in seeds {
+                    let (host, port) = seed.rsplit_once(':').unwrap_or((seed, "6379"));
+                    let port = port.parse().unwrap_or(6379);
+                    let url = connection_url(
+                        crate::sentinel::client_at(&client, host, port).map_err(err)?.get_connection_info(),
+                    );
+                    match check_redis(&url) {
+                        Ok(()) => {
+                            found = Some(url);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match found {
+                    Some(url) => (None, url),
+                    None => return Err(last.unwrap_or_else(|| TargetError::Config("--redis-cluster: no node".into()))),
+                }
+            }
+            (_, Some(s)) => {
+                // The master Sentinel names, with the credentials of --redis if given.
+                let (host, port) = crate::sentinel::resolve_blocking(s)?;
+                let base = config.redis.as_deref().unwrap_or("redis://127.0.0.1/");
+                let err = |source| TargetError::Redis { url: base.to_string(), source };
+                let client = redis::Client::open(base).map_err(err)?;
+                let client = crate::sentinel::client_at(&client, &host, port).map_err(err)?;
+                let url = connection_url(client.get_connection_info());
+                check_redis(&url)?;
+                (None, url)
+            }
+            (Some(url), None) => {
                 check_redis(url)?;
                 (None, url.clone())
             }
-            None => {
+            (None, None) => {
                 let r = EmbeddedRedis::start()?;
                 let url = r.url().to_string();
-                (Some(r), url)
+                (Some(crate::redis_watch::RedisWatch::start(r, redis_tx.clone())), url)
             }
         };
         let mut worker = config.worker;
         worker.redis_url = redis_url.clone();
+        if worker.pubsub == crate::pubsub::PubSubMode::Sharded {
+            check_sharded(&redis_url)?;
+        }
         let admin_token_generated = worker.admin_token.is_none();
         let admin_token = match worker.admin_token.take() {
             Some(t) => t,
@@ -100,7 +182,8 @@ impl Target {
         crate::control::store_blocking(&redis_url, &worker.faults)
             .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
         let own_ports = config.balancer == Balancer::Haproxy;
-        let (public, sticky) = (worker.listen, !worker.faults.contains(&crate::Fault::NoSticky));
+        let sticky = (!worker.faults.contains(&crate::Fault::NoSticky)).then_some(worker.haproxy_sticky);
+        let public = worker.listen;
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
             program: config.program,
@@ -113,7 +196,15 @@ impl Target {
         } else {
             None
         };
-        Ok(Target { supervisor: Some(supervisor), haproxy, embedded, redis_url, admin_token, admin_token_generated })
+        Ok(Target {
+            supervisor: Some(supervisor),
+            haproxy,
+            embedded,
+            redis_events: std::sync::Mutex::new(redis_rx),
+            redis_url,
+            admin_token,
+            admin_token_generated,
+        })
     }
 
     /// The token of `/admin/faults`, and whether it was generated (not given).
@@ -153,9 +244,21 @@ impl Target {
         self.supervisor().worker_pids()
     }
 
-    /// Worker exits and restarts since the last call.
+    /// Worker exits and restarts, and the embedded Redis's, since the last call.
     pub fn events(&self) -> Vec<SupervisorEvent> {
-        self.supervisor().events()
+        let mut events = self.supervisor().events();
+        events.extend(self.redis_events.lock().unwrap_or_else(|p| p.into_inner()).try_iter());
+        events
+    }
+
+    /// Times the embedded Redis was restarted after dying by itself.
+    pub fn redis_restarts(&self) -> u64 {
+        self.embedded.as_ref().map_or(0, crate::redis_watch::RedisWatch::restarts)
+    }
+
+    /// The embedded Redis's pid now (none without one, or while it is down).
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.embedded.as_ref().and_then(crate::redis_watch::RedisWatch::pid)
     }
 
     /// Stops the workers gracefully, then the embedded Redis; how each worker ended.
@@ -164,7 +267,7 @@ impl Target {
         if let Some(mut h) = self.haproxy.take() {
             h.stop();
         }
-        if let Some(mut r) = self.embedded.take() {
+        if let Some(r) = self.embedded.take() {
             r.stop();
         }
         ended

@@ -85,6 +85,36 @@ pub struct WorkerConfig {
     /// whole seconds, zero: not kept).
     #[serde(default = "default_pending_ttl")]
     pub pending_ttl: Duration,
+    /// A fired reminder later than this after its due time counts as late
+    /// (`reminders_late_total`; [`crate::reminders`]).
+    #[serde(default = "default_reminder_late_after")]
+    pub reminder_late_after: Duration,
+    /// Classic (PUBLISH/SUBSCRIBE) or sharded (SPUBLISH/SSUBSCRIBE, Redis 7+) Pub/Sub.
+    #[serde(default)]
+    pub pubsub: crate::pubsub::PubSubMode,
+    /// The subscriber connection's protocol (default: RESP3 where the server speaks it).
+    #[serde(default)]
+    pub redis_protocol: crate::pubsub::RedisProtocol,
+    /// Find and follow the master through Sentinel ([`crate::sentinel`]); `redis_url`
+    /// is then where the worker starts, and lends its credentials to every master found.
+    #[serde(default)]
+    pub redis_sentinel: Option<crate::sentinel::SentinelConfig>,
+    /// Route by hash slot through these Redis Cluster nodes ([`crate::cluster`]);
+    /// `redis_url` then names one of them and lends its credentials to every node.
+    #[serde(default)]
+    pub redis_cluster: Option<crate::cluster::ClusterConfig>,
+    /// Whether `conn_rate_per_ip` is counted for all workers together (in Redis) or by
+    /// each worker alone.
+    #[serde(default)]
+    pub conn_rate_scope: crate::limits::RateScope,
+    /// How HAProxy keeps a person on one worker (`--balancer haproxy` only; read by the
+    /// target when it generates HAProxy's configuration).
+    #[serde(default)]
+    pub haproxy_sticky: crate::haproxy::Sticky,
+}
+
+fn default_reminder_late_after() -> Duration {
+    Duration::from_millis(250)
 }
 
 fn default_pending_ttl() -> Duration {
@@ -123,6 +153,13 @@ impl WorkerConfig {
             handshake_timeout: default_handshake_timeout(),
             run_started_us: 0,
             pending_ttl: default_pending_ttl(),
+            reminder_late_after: default_reminder_late_after(),
+            pubsub: crate::pubsub::PubSubMode::Classic,
+            redis_protocol: crate::pubsub::RedisProtocol::Auto,
+            redis_sentinel: None,
+            redis_cluster: None,
+            conn_rate_scope: crate::limits::RateScope::Shared,
+            haproxy_sticky: crate::haproxy::Sticky::User,
         }
     }
 
@@ -145,6 +182,19 @@ impl WorkerConfig {
         if self.auth_secret.as_deref() == Some("") {
             return bad("the auth secret must not be empty");
         }
+        if self.redis_cluster.is_some() && self.redis_sentinel.is_some() {
+            return bad("--redis-cluster and --redis-sentinel do not go together");
+        }
+        if self.redis_cluster.is_some() && self.redis_protocol == crate::pubsub::RedisProtocol::Resp2 {
+            return bad("--redis-cluster needs RESP3 on the subscriber connection");
+        }
+        if self.pubsub == crate::pubsub::PubSubMode::Sharded
+            && self.redis_protocol == crate::pubsub::RedisProtocol::Resp2
+        {
+            return bad(
+                "--pubsub sharded needs RESP3 on the subscriber connection (the redis crate has no SSUBSCRIBE over RESP2)",
+            );
+        }
         if !(1..=NO_SIZE_LIMIT_CAP).contains(&self.max_message_bytes) {
             return bad("the largest client message must be from 1 byte to 64 MiB");
         }
@@ -166,6 +216,10 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
     pub per_ip: crate::limits::PerIp,
+    /// Wakes the reminder scheduler (a reminder was scheduled through this worker).
+    pub reminders_wake: tokio::sync::Notify,
+    /// The Redis in use now.
+    pub endpoint: Arc<crate::endpoint::Endpoint>,
 }
 
 /// A listening socket with SO_REUSEADDR and SO_REUSEPORT, set before bind.
@@ -194,6 +248,8 @@ pub struct Worker {
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    reminders: JoinHandle<()>,
+    sentinel: Option<JoinHandle<()>>,
     faults: Arc<LiveFaults>,
 }
 
@@ -211,8 +267,13 @@ impl Worker {
         let (hub, commands) = Hub::new();
         let hub = Arc::new(hub);
         let fanout = Arc::new(Fanout::new(config.id, hub.clone(), metrics.clone(), faults.clone()));
+        let options = crate::subscriber::SubscriberOptions { mode: config.pubsub, protocol: config.redis_protocol };
+        let router = config.redis_cluster.as_ref().map(|c| Arc::new(crate::cluster::Router::new(c, client.clone())));
+        let endpoint = crate::endpoint::Endpoint::new(client);
         let subscriber = tokio::spawn(crate::subscriber::run(
-            client.clone(),
+            endpoint.clone(),
+            options,
+            router.clone(),
             hub.clone(),
             commands,
             fanout,
@@ -221,7 +282,13 @@ impl Worker {
             shutdown.clone(),
         ));
         let state = Arc::new(State {
-            publisher: Publisher::new(client, config.id, config.pending_ttl),
+            publisher: {
+                let p = Publisher::new(endpoint.clone(), config.id, config.pending_ttl).with_pubsub(config.pubsub);
+                match router {
+                    Some(r) => p.with_cluster(r),
+                    None => p,
+                }
+            },
             config,
             metrics: metrics.clone(),
             hub,
@@ -229,9 +296,17 @@ impl Worker {
             shutdown,
             next_conn: AtomicU64::new(0),
             per_ip: crate::limits::PerIp::default(),
+            reminders_wake: tokio::sync::Notify::new(),
+            endpoint: endpoint.clone(),
         });
+        let sentinel = state
+            .config
+            .redis_sentinel
+            .clone()
+            .map(|s| tokio::spawn(crate::sentinel::follow(s, endpoint, metrics.clone(), state.shutdown.clone())));
+        let reminders = tokio::spawn(crate::reminders::run(state.clone()));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Worker { addr, metrics, stop, accept, subscriber, faults: state.faults.clone() })
+        Ok(Worker { addr, metrics, stop, accept, subscriber, reminders, sentinel, faults: state.faults.clone() })
     }
 
     /// The faults in force.
@@ -248,11 +323,15 @@ impl Worker {
     }
 
     /// Stops gracefully: no more accepts, WebSockets closed with 1001, then the
-    /// subscriber.
+    /// subscriber and the reminder scheduler.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
         let _ = self.subscriber.await;
+        let _ = self.reminders.await;
+        if let Some(s) = self.sentinel {
+            let _ = s.await;
+        }
     }
 }
 

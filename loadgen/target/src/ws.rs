@@ -75,8 +75,9 @@ pub(crate) async fn handshake(
         .accept_unmasked_frames(faults.lenient_frames)
         .write_buffer_size(0);
     let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
+    let rate = crate::admit::conn_rate(peer, state).await;
     let mut admitted: Option<Vec<String>> = None;
-    let check = |req: &Request, r: WsResponse| match admit(req, query, peer, state) {
+    let check = |req: &Request, r: WsResponse| match admit(req, query, peer, state, rate) {
         Ok(channels) => {
             admitted = Some(channels);
             Ok(r)

@@ -3,6 +3,8 @@
 //! always reaches the same worker (consistent hashing of the user id), people spread
 //! over the workers, a publish through HAProxy reaches everyone, a killed worker's
 //! people are re-dispatched, and under `no-sticky` one person lands on both workers.
+//! With stickiness by cookie, a client that sends back the cookie HAProxy set stays on
+//! its worker whatever its query says.
 
 mod common;
 
@@ -11,13 +13,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
+use loadgen_target::haproxy::Sticky;
 use loadgen_target::target::Balancer;
 use loadgen_target::{Target, TargetConfig, WorkerConfig};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 fn target(faults: &[&str]) -> Target {
+    target_with(faults, Sticky::User)
+}
+
+fn target_with(faults: &[&str], sticky: Sticky) -> Target {
     let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), "");
     worker.faults = loadgen_target::faults::parse_all(faults).unwrap();
+    worker.haproxy_sticky = sticky;
     let config = TargetConfig {
         redis: None,
         workers: 2,
@@ -107,6 +116,52 @@ async fn no_sticky_sends_one_person_to_both_workers() {
             seen.insert(worker_of(t.addr(), "ana").await);
         }
         assert_eq!(seen.len(), 2, "round robin ignores the user");
+    })
+    .await;
+    t.stop();
+}
+
+/// An upgrade at `/ws?QUERY` with `cookie` (if any): the worker it reached and the
+/// `Set-Cookie` of the answer.
+async fn with_cookie(addr: std::net::SocketAddr, query: &str, cookie: Option<&str>) -> (u64, Option<String>) {
+    let mut req = format!("ws://{addr}/ws?{query}").into_client_request().unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert("Cookie", c.parse().unwrap());
+    }
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("upgrade");
+    let set = resp.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string());
+    let ready: serde_json::Value =
+        serde_json::from_str(&next_text(&mut ws, Duration::from_secs(5)).await.unwrap()).unwrap();
+    close(ws).await;
+    (ready["worker"].as_u64().unwrap(), set)
+}
+
+#[tokio::test]
+async fn a_cookie_keeps_a_client_on_its_worker() {
+    let t = target_with(&[], Sticky::Cookie);
+    bounded(async {
+        let a = t.addr();
+        // No user and no cookie: round robin, and a cookie naming the worker.
+        let (first, set) = with_cookie(a, "", None).await;
+        let set = set.expect("HAProxy sets its cookie on the 101");
+        assert!(set.starts_with(&format!("LGWORKER=w{first}")), "{set}");
+        let mut seen = BTreeSet::from([first]);
+        for _ in 0..6 {
+            seen.insert(with_cookie(a, "", None).await.0);
+        }
+        assert_eq!(seen.len(), 2, "without either, round robin");
+        // Sent back, the cookie wins, even over another user's hash.
+        let cookie = set.split(';').next().unwrap().to_string();
+        for i in 0..6 {
+            let (w, again) = with_cookie(a, &format!("user=u{i}"), Some(&cookie)).await;
+            assert_eq!(w, first, "pinned by the cookie");
+            assert_eq!(again, None, "a valid cookie is not set again");
+        }
+        // A person without the cookie is still placed by the user hash.
+        let home = with_cookie(a, "user=ana", None).await.0;
+        for _ in 0..3 {
+            assert_eq!(with_cookie(a, "user=ana", None).await.0, home);
+        }
     })
     .await;
     t.stop();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use loadgen_target::auth::{Claims, mint};
+use loadgen_target::limits::RateScope;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -138,6 +139,57 @@ async fn origins_outside_the_allowlist_get_403_unless_ignore_origin() {
         let w = worker(&redis, &["ignore-origin"], |c| c.allow_origins = vec!["https://ops.example".into()]).await;
         let (ws, _) = upgrade(w.addr(), "", &[("origin", "https://evil.example")]).await.unwrap();
         close(ws).await;
+        w.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_connection_rate_is_shared_by_the_workers_through_redis_unless_per_worker() {
+    let redis = redis();
+    bounded(async {
+        for (scope, shared) in [(RateScope::Shared, true), (RateScope::Worker, false)] {
+            let set = |id| {
+                move |c: &mut loadgen_target::WorkerConfig| {
+                    (c.id, c.conn_rate_per_ip, c.conn_rate_scope) = (id, Some(2), scope);
+                }
+            };
+            let (a, b) = (worker(&redis, &[], set(0)).await, worker(&redis, &[], set(1)).await);
+            let mut open =
+                vec![upgrade(a.addr(), "", &[]).await.unwrap().0, upgrade(a.addr(), "", &[]).await.unwrap().0];
+            let third = upgrade(b.addr(), "", &[]).await;
+            if shared {
+                let (status, _, retry) = third.unwrap_err();
+                assert_eq!((status, retry.as_deref()), (429, Some("1")), "the other worker counts the same bucket");
+                assert_eq!(metric(&metrics(b.addr()).await, "upgrades_refused_429_total"), 1);
+            } else {
+                open.push(third.unwrap().0);
+                open.push(upgrade(b.addr(), "", &[]).await.unwrap().0);
+                assert_eq!(upgrade(b.addr(), "", &[]).await.unwrap_err().0, 429, "each worker its own bucket");
+            }
+            drop(open);
+            a.stop().await;
+            b.stop().await;
+            tokio::time::sleep(Duration::from_millis(1100)).await; // the buckets fill again
+        }
+        // Redis not answering: each worker's own bucket decides.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut config =
+            loadgen_target::WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), format!("redis://{dead}/"));
+        config.conn_rate_per_ip = Some(2);
+        let w = loadgen_target::Worker::start(config).await.unwrap();
+        // The upgrade's status only (without Redis, no lgready would come).
+        let status = |addr: SocketAddr| async move {
+            match tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await {
+                Ok((ws, r)) => (r.status().as_u16(), Some(ws)),
+                Err(WsError::Http(r)) => (r.status().as_u16(), None),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let (first, second) = (status(w.addr()).await, status(w.addr()).await);
+        assert_eq!((first.0, second.0), (101, 101));
+        assert_eq!(status(w.addr()).await.0, 429, "the fallback still limits");
+        drop((first, second));
         w.stop().await;
     })
     .await;

@@ -29,6 +29,10 @@ async fn publish_when_up(addr: std::net::SocketAddr, request: serde_json::Value)
 async fn after_a_redis_restart_clients_hear_again_unless_no_resubscribe() {
     let mut redis = redis();
     for (faults, deaf) in [(&[][..], false), (&["no-resubscribe"][..], true)] {
+        // As a target's supervisor does at start: this run's list replaces what the last
+        // one left (its worker stored its list again in the restarted Redis).
+        let list = loadgen_target::faults::parse_all(faults).unwrap();
+        loadgen_target::control::store_blocking(redis.url(), &list).unwrap();
         let w = bounded(worker(&redis, faults, |_| {})).await;
         let (mut ws, _) = bounded(connect(w.addr(), "unit=1")).await;
         bounded(publish(w.addr(), json!({"channel": "unit:1"}))).await;

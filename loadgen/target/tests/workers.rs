@@ -157,6 +157,62 @@ async fn the_target_starts_its_own_redis_and_stops_it() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "embedded redis gone");
 }
 
+#[tokio::test]
+async fn an_embedded_redis_that_dies_by_itself_is_restarted_on_its_port() {
+    let mut worker = WorkerConfig::new(0, "127.0.0.1:0".parse().unwrap(), "");
+    worker.faults = loadgen_target::faults::parse_all(&["duplicate=100"]).unwrap();
+    let config = TargetConfig {
+        redis: None,
+        workers: 1,
+        worker,
+        program: worker_program(),
+        args: Vec::new(),
+        balancer: Default::default(),
+    };
+    let target = Target::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let url = target.redis_url().to_string();
+    let (a, pid) = (target.addr(), target.redis_pid().expect("running"));
+    bounded(async {
+        let (mut ws, _) = connect(a, "unit=1").await;
+        // SAFETY: kill(2) on the target's own redis-server child.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while !events.iter().any(|e| matches!(e, SupervisorEvent::RedisRestarted { .. })) {
+            assert!(Instant::now() < deadline, "not restarted: {events:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            events.extend(target.events());
+        }
+        let port: u16 = url.trim_start_matches("redis://127.0.0.1:").trim_end_matches('/').parse().unwrap();
+        let exited = SupervisorEvent::RedisExited { pid, port, status: "killed by signal 9".into() };
+        assert_eq!(events[0], exited);
+        assert!(events[0].to_string().ends_with("exited: killed by signal 9; restarting"), "{}", events[0]);
+        assert_eq!((target.redis_restarts(), target.redis_url()), (1, url.as_str()), "the same port");
+        assert_ne!(target.redis_pid(), Some(pid));
+        // The worker reconnects and resubscribes; the client hears new messages (twice:
+        // duplicate=100 was stored again by the worker in the empty Redis).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, _) = http(a, "POST", "/publish", &json!({"channel": "unit:1"}).to_string()).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "publishing after the restart: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seqs(&envelopes(&mut ws, 2, Duration::from_secs(5)).await), [0, 0], "from 0: Redis came back empty");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let stored: Option<String> = redis::cmd("GET").arg("loadgen-target:faults").query_async(&mut c).await.unwrap();
+        assert_eq!(stored.as_deref(), Some(r#"["duplicate=100"]"#), "the fault list put back");
+        close(ws).await;
+    })
+    .await;
+    target.stop();
+}
+
 #[test]
 fn a_missing_redis_server_is_one_line_with_the_fix() {
     let err = loadgen_target::EmbeddedRedis::start_program(Path::new("/nonexistent/redis-server")).unwrap_err();

@@ -44,6 +44,35 @@ pub enum BalancerArg {
     Haproxy,
 }
 
+/// Which Redis protocol the subscriber speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RedisProtocolArg {
+    /// RESP3 when the server speaks it, else RESP2.
+    Auto,
+    /// RESP2 only.
+    Resp2,
+    /// RESP3 only.
+    Resp3,
+}
+
+/// What the HAProxy topology keeps a person on one worker by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StickyArg {
+    /// Consistent hashing of the `user` query parameter.
+    User,
+    /// The same, plus a cookie naming the worker, set on the first answer.
+    Cookie,
+}
+
+/// Where the per-IP connection rate is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RateScopeArg {
+    /// In Redis, one bucket per address for every worker.
+    Shared,
+    /// In each worker (an address gets up to workers × N).
+    Worker,
+}
+
 /// Flags of `--mode notify` only.
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
@@ -106,6 +135,33 @@ pub struct NotifyArgs {
     /// Notify mode: how connections reach the workers [default: reuseport].
     #[arg(long, value_enum, value_name = "KIND")]
     balancer: Option<BalancerArg>,
+    /// Notify mode: classic PUBLISH/SUBSCRIBE or sharded SPUBLISH/SSUBSCRIBE (Redis 7+)
+    /// [default: classic].
+    #[arg(long, value_name = "MODE")]
+    pubsub: Option<String>,
+    /// Notify mode: the protocol of the subscriber's Redis connection [default: auto].
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    redis_protocol: Option<RedisProtocolArg>,
+    /// Notify mode: find the Redis master through Sentinel and follow +switch-master:
+    /// NAME@HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "NAME@ADDR,...", conflicts_with = "redis_cluster")]
+    redis_sentinel: Option<String>,
+    /// Notify mode: a Redis Cluster, by some of its nodes: HOST:PORT[,HOST:PORT...]
+    /// (slots followed as they move).
+    #[arg(long, value_name = "ADDR,...")]
+    redis_cluster: Option<String>,
+    /// Notify mode, with --balancer haproxy: stickiness by the user id or also a
+    /// cookie [default: user].
+    #[arg(long, value_enum, value_name = "BY")]
+    sticky: Option<StickyArg>,
+    /// Notify mode: count --conn-rate-limit in Redis for every worker, or per worker
+    /// [default: shared].
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    conn_rate_scope: Option<RateScopeArg>,
+    /// Notify mode: a reminder fired later than this many ms after it was due counts
+    /// as late in /metrics [default: 250].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
+    reminder_late_after: Option<u32>,
 }
 
 impl NotifyArgs {
@@ -129,6 +185,13 @@ impl NotifyArgs {
             (self.pending_ttl.is_some(), "--pending-ttl"),
             (self.expect_connections.is_some(), "--expect-connections"),
             (self.balancer.is_some(), "--balancer"),
+            (self.pubsub.is_some(), "--pubsub"),
+            (self.redis_protocol.is_some(), "--redis-protocol"),
+            (self.redis_sentinel.is_some(), "--redis-sentinel"),
+            (self.redis_cluster.is_some(), "--redis-cluster"),
+            (self.sticky.is_some(), "--sticky"),
+            (self.conn_rate_scope.is_some(), "--conn-rate-scope"),
+            (self.reminder_late_after.is_some(), "--reminder-late-after"),
         ];
         for (set, name) in flags {
             if set {
@@ -189,6 +252,48 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
     }
     if let Some(s) = n.pending_ttl {
         worker.pending_ttl = Duration::from_secs(u64::from(s));
+    }
+    if let Some(mode) = &n.pubsub {
+        worker.pubsub =
+            mode.parse::<loadgen_target::pubsub::PubSubMode>().map_err(|e| Refusal::usage(format!("--pubsub: {e}")))?;
+    }
+    if let Some(p) = n.redis_protocol {
+        use loadgen_target::pubsub::RedisProtocol;
+        worker.redis_protocol = match p {
+            RedisProtocolArg::Auto => RedisProtocol::Auto,
+            RedisProtocolArg::Resp2 => RedisProtocol::Resp2,
+            RedisProtocolArg::Resp3 => RedisProtocol::Resp3,
+        };
+    }
+    if let Some(s) = &n.redis_sentinel {
+        worker.redis_sentinel = Some(
+            s.parse::<loadgen_target::sentinel::SentinelConfig>()
+                .map_err(|e| Refusal::usage(format!("--redis-sentinel: {e}")))?,
+        );
+    }
+    if let Some(s) = &n.redis_cluster {
+        worker.redis_cluster = Some(
+            s.parse::<loadgen_target::cluster::ClusterConfig>()
+                .map_err(|e| Refusal::usage(format!("--redis-cluster: {e}")))?,
+        );
+    }
+    if let Some(s) = n.sticky {
+        if n.balancer != Some(BalancerArg::Haproxy) {
+            return Err(Refusal::usage("--sticky applies to --balancer haproxy".into()));
+        }
+        worker.haproxy_sticky = match s {
+            StickyArg::User => loadgen_target::haproxy::Sticky::User,
+            StickyArg::Cookie => loadgen_target::haproxy::Sticky::Cookie,
+        };
+    }
+    if let Some(s) = n.conn_rate_scope {
+        worker.conn_rate_scope = match s {
+            RateScopeArg::Shared => loadgen_target::limits::RateScope::Shared,
+            RateScopeArg::Worker => loadgen_target::limits::RateScope::Worker,
+        };
+    }
+    if let Some(ms) = n.reminder_late_after {
+        worker.reminder_late_after = Duration::from_millis(u64::from(ms));
     }
     worker.validate().map_err(|e| Refusal::usage(e.to_string()))?;
     let program = std::env::current_exe()
