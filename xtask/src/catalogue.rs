@@ -2,7 +2,8 @@
 //! `[catalogue]` section is run twice with the release binary against its embedded
 //! target, in its short form (`catalogue.short`, `--set` overrides): once as it is,
 //! which must pass (exit 0), and once with its fault switched on (`catalogue.fault`),
-//! which must fail (exit 1) with exactly the checks `catalogue.fails` failed. That
+//! which must fail (exit 1, not invalid) with at least the checks `catalogue.fails`
+//! failed (a fault's side effects may fail others). That
 //! proves each oracle against the fault it exists to catch. `--long` also runs the
 //! `long_only` ones. A table of outcomes and times closes the phase.
 //!
@@ -93,13 +94,15 @@ pub fn run(root: &Path, long: bool) -> Result<()> {
             let (ok, why) = if form == "short" {
                 (status.code() == Some(0), format!("exit {:?}, failed: {}", status.code(), failed.join("; ")))
             } else {
-                let mut expected = cat.fails.clone();
-                expected.sort();
-                let mut got = failed.clone();
-                got.sort();
+                let missed: Vec<&String> = cat.fails.iter().filter(|f| !failed.contains(f)).collect();
                 (
-                    status.code() == Some(1) && got == expected,
-                    format!("exit {:?}, failed: {} (expected: {})", status.code(), got.join("; "), expected.join("; ")),
+                    status.code() == Some(1) && missed.is_empty(),
+                    format!(
+                        "exit {:?}, failed: {} (expected at least: {})",
+                        status.code(),
+                        failed.join("; "),
+                        cat.fails.join("; ")
+                    ),
                 )
             };
             rows.push(Row { name: scenario.name.clone(), form, verdict, seconds, ok, why });

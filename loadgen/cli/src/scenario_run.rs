@@ -194,6 +194,11 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     a.reconnect = false;
     let mut config = config(&a)?;
     config.cohorts = plan.cohorts.clone();
+    if let Some(token) = &plan.token {
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
+        config.tokens = Some(std::sync::Arc::from(tokens));
+    }
     config.reconnect = plan.cohorts.first().and_then(|c| c.program.reconnect);
     Ok(config)
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use loadgen_engine::driver::{Program, ReconnectPolicy, Step, Traffic};
-use loadgen_engine::run::Cohort;
+use loadgen_engine::run::{Cohort, HandshakeMode};
+use loadgen_proto::Violation;
 
 use crate::check::Check;
 use crate::model::{Scenario, StepSpec};
@@ -142,10 +143,42 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         if s.groups[..k].iter().any(|o| o.name == g.name) {
             return Err(format!("{here}: another group has this name; names tell groups apart in reports"));
         }
-        let steps = g.steps.iter().map(|x| step(x, reply)).collect::<Vec<_>>();
+        let steps = g
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(j, x)| step(x, reply).map_err(|e| format!("{here}.steps[{j}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let program = Program { steps, reconnect };
         program.validate().map_err(|e| format!("{here}.steps: {e}"))?;
-        cohorts.push(Cohort { name: g.name.clone(), program, connections: g.connections, ..Default::default() });
+        let handshake = match (g.handshake.as_deref(), g.slow_every) {
+            (None | Some("normal"), None) => HandshakeMode::Normal,
+            (Some("stall"), None) => HandshakeMode::Stall,
+            (Some("slow"), every) => {
+                let interval = every.unwrap_or(Duration::from_secs(1));
+                if interval.is_zero() {
+                    return Err(format!("{here}.slow_every: above 0 (like \"1s\")"));
+                }
+                HandshakeMode::Slow { interval }
+            }
+            (_, Some(_)) => return Err(format!("{here}.slow_every: goes with handshake = \"slow\"")),
+            (Some(other), None) => {
+                return Err(format!("{here}.handshake: \"{other}\" is not normal, stall or slow"));
+            }
+        };
+        if let Some(p) = &g.path
+            && !p.starts_with('/')
+        {
+            return Err(format!("{here}.path: \"{p}\" must start with / (like \"/ws?user=x{{i}}\")"));
+        }
+        cohorts.push(Cohort {
+            name: g.name.clone(),
+            program,
+            connections: g.connections,
+            path: g.path.clone(),
+            headers: g.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            handshake,
+        });
     }
     let total: u64 = s.groups.iter().map(|g| u64::from(g.connections)).sum();
     if total != u64::from(load.connections) {
@@ -255,14 +288,23 @@ fn token(t: &crate::model::TokenSpec) -> Result<TokenPlan, String> {
 /// The engine's default `--reply-timeout`.
 const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn step(s: &StepSpec, reply: Duration) -> Step {
-    match s {
-        StepSpec::Send { text } => Step::SendText(text.clone()),
+fn step(s: &StepSpec, reply: Duration) -> Result<Step, String> {
+    Ok(match s {
+        StepSpec::Send { text: Some(text), size: None } => Step::SendText(text.clone()),
+        StepSpec::Send { text: None, size: Some(n) } => {
+            let max = loadgen_engine::driver::MAX_SIZED_LEN as u64;
+            if *n == 0 || *n > max {
+                return Err(format!("size: 1 to {max} bytes, not {n}"));
+            }
+            Step::SendSized { len: *n as usize }
+        }
+        StepSpec::Send { .. } => return Err("send takes either text or size".into()),
+        StepSpec::Violate { kind } => Step::SendViolation(violation(kind)?),
         StepSpec::WaitFor { pattern, timeout } => {
             Step::WaitFor { pattern: pattern.clone(), timeout: Some(timeout.unwrap_or(reply)) }
         }
         StepSpec::Ready => Step::Ready,
-        StepSpec::Ping { every } => Step::Ping { interval: *every, timeout: None },
+        StepSpec::Ping { every, timeout } => Step::Ping { interval: *every, timeout: *timeout },
         StepSpec::Echo { think } => {
             Step::Traffic(Traffic::ClosedLoop { think: think.unwrap_or_default(), reply_timeout: Some(reply) })
         }
@@ -272,5 +314,30 @@ fn step(s: &StepSpec, reply: Duration) -> Step {
         StepSpec::StopReading => Step::StopReading,
         StepSpec::ResumeReading => Step::ResumeReading,
         StepSpec::Close { code } => Step::Close { code: *code },
-    }
+    })
+}
+
+/// The violations a scenario names, with their parameters fixed: opcode 3, RSV2, close
+/// code 1005 (which may not be sent).
+fn violation(kind: &str) -> Result<Violation, String> {
+    Ok(match kind {
+        "unmasked" => Violation::Unmasked,
+        "invalid_utf8" => Violation::InvalidUtf8,
+        "reserved_opcode" => Violation::ReservedOpcode(3),
+        "reserved_bits" => Violation::ReservedBits(0b010),
+        "oversize_control" => Violation::OversizeControl,
+        "fragmented_control" => Violation::FragmentedControl,
+        "continuation_without_start" => Violation::ContinuationWithoutStart,
+        "interrupted_fragments" => Violation::InterruptedFragments,
+        "invalid_close_code" => Violation::InvalidCloseCode(1005),
+        "one_byte_close" => Violation::OneByteClose,
+        "non_minimal_length" => Violation::NonMinimalLength,
+        other => {
+            return Err(format!(
+                "kind: \"{other}\" is not a violation (unmasked, invalid_utf8, reserved_opcode, reserved_bits, \
+                 oversize_control, fragmented_control, continuation_without_start, interrupted_fragments, \
+                 invalid_close_code, one_byte_close, non_minimal_length)"
+            ));
+        }
+    })
 }

@@ -40,8 +40,9 @@ pub struct Scenario {
 }
 
 /// How `cargo xtask test` runs a catalogue scenario: its short form must pass, and the
-/// same with its fault switched on must fail exactly the checks named, which proves
-/// that the scenario's oracle catches the fault it exists for.
+/// same with its fault switched on must fail (exit 1, not invalid) with at least the
+/// checks named failed, which proves that the scenario's oracle catches the fault it
+/// exists for (other checks may fail too: a fault has side effects).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueSpec {
@@ -50,7 +51,7 @@ pub struct CatalogueSpec {
     pub short: Vec<String>,
     /// `--set` overrides that switch the fault on (added to the short form's).
     pub fault: Vec<String>,
-    /// The checks (by name) that must fail under the fault.
+    /// The checks (by name) that must fail under the fault (others may fail too).
     pub fails: Vec<String>,
     /// Not run by `cargo xtask test`, only by `--long` (a soak, a million connections).
     #[serde(default)]
@@ -185,6 +186,9 @@ pub struct EventSpec {
     pub critical: bool,
     /// `publish`: the body (any TOML value, sent as JSON); `http`: the request body.
     pub body: Option<toml::Value>,
+    /// `publish`: a body of this many bytes of filler instead (large messages fill
+    /// the target's queues).
+    pub body_size: Option<u64>,
     /// `http`: the method (default POST).
     pub method: Option<String>,
     /// `http`: the path and query.
@@ -213,6 +217,18 @@ pub struct Group {
     pub name: String,
     /// How many of the run's connections it has.
     pub connections: u32,
+    /// This group's path and query instead of the target's (`{i}`, `{token}`).
+    pub path: Option<String>,
+    /// Headers added to the run's for this group (one of the same name replaces it).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// How the upgrade is sent: `normal` (default), `stall` (TCP connected, the request
+    /// never sent: a half-open upgrade) or `slow` (one byte every `slow_every`:
+    /// slowloris).
+    pub handshake: Option<String>,
+    /// With `handshake = "slow"`: the gap between bytes (default 1s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub slow_every: Option<Duration>,
     /// What each does once open, in order.
     pub steps: Vec<StepSpec>,
 }
@@ -221,10 +237,12 @@ pub struct Group {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepSpec {
-    /// Send a text message.
+    /// Send a text message: `text`, or `size` bytes of filler (an oversize message).
     Send {
         /// The text.
-        text: String,
+        text: Option<String>,
+        /// A text of this many bytes instead.
+        size: Option<u64>,
     },
     /// Wait for a text message containing `pattern`.
     WaitFor {
@@ -236,11 +254,24 @@ pub enum StepSpec {
     },
     /// The connection is ready (timed as `ready`).
     Ready,
-    /// Ping every `every` and time the pong.
+    /// Ping every `every` and time the pong; a pong later than `timeout` ends the
+    /// connection (counted `pong_timeouts`).
     Ping {
         /// Interval.
         #[serde(deserialize_with = "duration")]
         every: Duration,
+        /// Give up on a pong after this long (absent: wait).
+        #[serde(default, deserialize_with = "opt_duration")]
+        timeout: Option<Duration>,
+    },
+    /// Send a deliberately invalid frame (a defence probe), then keep reading to see
+    /// the server's close code.
+    Violate {
+        /// The violation: `unmasked`, `invalid_utf8`, `reserved_opcode`,
+        /// `reserved_bits`, `oversize_control`, `fragmented_control`,
+        /// `continuation_without_start`, `interrupted_fragments`, `invalid_close_code`,
+        /// `one_byte_close`, `non_minimal_length`.
+        kind: String,
     },
     /// Closed-loop echo: send, wait for the reply, think, send again.
     Echo {

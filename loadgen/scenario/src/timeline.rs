@@ -66,6 +66,9 @@ impl Action {
     }
 }
 
+/// The largest `body_size`: the reference target takes request bodies up to 64 KiB.
+const MAX_BODY: u64 = 60_000;
+
 /// The largest `count` of one publish event (the reference target's own limit).
 const MAX_PUBLISH: u64 = 1_000_000;
 
@@ -97,12 +100,13 @@ fn action(e: &EventSpec) -> Result<Action, String> {
         ("interval", e.interval.is_some()),
         ("critical", e.critical),
         ("body", e.body.is_some()),
+        ("body_size", e.body_size.is_some()),
         ("method", e.method.is_some()),
         ("path", e.path.is_some()),
     ];
     let takes: &[&str] = match e.action.as_str() {
         "fault_on" | "fault_off" => &["fault"],
-        "publish" => &["channel", "count", "interval", "critical", "body"],
+        "publish" => &["channel", "count", "interval", "critical", "body", "body_size"],
         "kill_worker" | "restart_redis" => &[],
         "http" => &["method", "path", "body"],
         other => {
@@ -137,13 +141,13 @@ fn action(e: &EventSpec) -> Result<Action, String> {
             if e.interval.is_some_and(|i| i.is_zero() || i > Duration::from_secs(3600)) {
                 return Err("interval: above 0 and at most 1h (leave it out to publish at once)".into());
             }
-            Action::Publish {
-                channel,
-                count,
-                interval: e.interval,
-                critical: e.critical,
-                body: e.body.as_ref().map(json),
-            }
+            let body = match (&e.body, e.body_size) {
+                (Some(_), Some(_)) => return Err("body or body_size, not both".into()),
+                (_, Some(n)) if n == 0 || n > MAX_BODY => return Err(format!("body_size: 1 to {MAX_BODY} bytes")),
+                (_, Some(n)) => Some(serde_json::Value::String("x".repeat(n as usize)).to_string()),
+                (b, None) => b.as_ref().map(json),
+            };
+            Action::Publish { channel, count, interval: e.interval, critical: e.critical, body }
         }
         "kill_worker" => Action::KillWorker,
         "restart_redis" => Action::RestartRedis,

@@ -144,15 +144,19 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Reads more bytes into `buf`: false at EOF, error, timeout or worker shutdown. The
-/// wait is the handshake timeout, none under `no-handshake-timeout`.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State) -> bool {
+/// whole request head must have come by `deadline` (the handshake timeout from when
+/// its first read began), however the bytes trickle in: a client sending one byte a
+/// second (slowloris) is cut off like one sending nothing. No deadline under
+/// `no-handshake-timeout`.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State, deadline: tokio::time::Instant) -> bool {
     let mut shutdown = state.shutdown.clone();
     let mut chunk = [0u8; 8192];
-    let wait = (!state.faults.get().no_handshake_timeout).then_some(state.config.handshake_timeout);
+    let bounded = !state.faults.get().no_handshake_timeout;
     let read = async {
-        match wait {
-            Some(w) => tokio::time::timeout(w, stream.read(&mut chunk)).await.ok(),
-            None => Some(stream.read(&mut chunk).await),
+        if bounded {
+            tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()
+        } else {
+            Some(stream.read(&mut chunk).await)
         }
     };
     tokio::select! {
@@ -175,6 +179,7 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State) -> 
 pub(crate) async fn serve(mut stream: TcpStream, peer: IpAddr, state: Arc<State>) {
     let mut buf: Vec<u8> = Vec::with_capacity(2048);
     loop {
+        let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
         let head_len = loop {
             if let Some(n) = head_end(&buf) {
                 break n;
@@ -184,7 +189,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: IpAddr, state: Arc<State>
                 let _ = stream.write_all(&r.bytes(false)).await;
                 return;
             }
-            if !read_more(&mut stream, &mut buf, &state).await {
+            if !read_more(&mut stream, &mut buf, &state, deadline).await {
                 return;
             }
         };
@@ -221,8 +226,10 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: IpAddr, state: Arc<State>
             let _ = stream.write_all(&Response::error(413, &why).bytes(false)).await;
             return;
         }
+        // The body, up to 64 KiB, gets a deadline of its own, as long as the head's.
+        let body_deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
         while buf.len() < head_len + len {
-            if !read_more(&mut stream, &mut buf, &state).await {
+            if !read_more(&mut stream, &mut buf, &state, body_deadline).await {
                 return;
             }
         }

@@ -356,6 +356,11 @@ impl Publisher {
     }
 }
 
+/// A connection that died before this call (a Redis restart): its first write fails.
+fn stale(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() && e.to_string().contains("roken pipe")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,9 +391,4 @@ mod tests {
         assert!(invalid(r#"{"channel":"loadgen-target:control"}"#).contains("reserved"));
         assert!(invalid(r#"{"channel":"a","count":1000,"interval_us":1000000}"#).contains("more than 600 s"));
     }
-}
-
-/// A connection that died before this call (a Redis restart): its first write fails.
-fn stale(e: &redis::RedisError) -> bool {
-    e.is_connection_dropped() && e.to_string().contains("roken pipe")
 }

@@ -362,6 +362,36 @@ async fn a_half_sent_upgrade_is_dropped_after_the_handshake_timeout_unless_no_ha
 }
 
 #[tokio::test]
+async fn a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
+    // Found by the catalogue's slowloris scenario: the timeout used to restart on every
+    // read, so a byte every 100 ms kept an upgrade open forever.
+    let redis = redis();
+    bounded(async {
+        let tweak = |c: &mut loadgen_target::WorkerConfig| c.handshake_timeout = Duration::from_millis(400);
+        let w = worker(&redis, &[], tweak).await;
+        let mut s = TcpStream::connect(w.addr()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut closed_after = None;
+        for byte in b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n".iter().cycle().take(40) {
+            if s.write_all(&[*byte]).await.is_err() {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+        let after = closed_after.expect("the server closed the trickling connection within 4 s");
+        assert!(after >= Duration::from_millis(350) && after < Duration::from_millis(1500), "{after:?}");
+        assert_eq!(metric(&metrics(w.addr()).await, "handshake_timeouts_total"), 1);
+        w.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn idle_connections_are_closed_unless_leak_idle() {
     let redis = redis();
     bounded(async {
