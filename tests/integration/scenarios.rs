@@ -149,3 +149,118 @@ fn load_flags_are_refused_with_a_file_and_bad_files_and_faults_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("messages.lsot: report.json has no such field"), "{}", stderr(&o));
 }
+
+/// A push server of its own shape, not built for loadgen: after the upgrade it sends
+/// `{"type":"notice","data":{"id":N,"ts":MS},"room":"ward-3"}` for N in 0..50 except 25
+/// (one lost), 20 ms apart, then answers the client's close.
+fn foreign_push_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3) {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut byte).is_ok() {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let Some(key) = head.lines().find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.trim().eq_ignore_ascii_case("sec-websocket-key").then(|| v.trim().to_string())
+                }) else {
+                    return;
+                };
+                let accept = loadgen_proto::handshake::accept_key(&key);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                for id in (0..50).filter(|&id| id != 25) {
+                    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+                    let text = format!(r#"{{"type":"notice","data":{{"id":{id},"ts":{ms}}},"room":"ward-3"}}"#);
+                    let mut frame = vec![0x81, text.len() as u8];
+                    frame.extend_from_slice(text.as_bytes());
+                    if s.write_all(&frame).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                // The client's close (masked): answer it, then end.
+                let mut header = [0u8; 2];
+                while s.read_exact(&mut header).is_ok() {
+                    let len = usize::from(header[1] & 0x7f) + 4;
+                    let mut rest = vec![0u8; len];
+                    if s.read_exact(&mut rest).is_err() {
+                        return;
+                    }
+                    if header[0] & 0x0f == 8 {
+                        let _ = s.write_all(&[0x88, 0x00]);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_server_of_another_message_shape_is_measured_through_its_own_fields() {
+    let addr = foreign_push_server();
+    let dir = temp_dir("scenario-foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("foreign.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "foreign"
+[target]
+url = "ws://{addr}/feed"
+[load]
+connections = 3
+connect_rate = 100
+hold = "2s"
+[messages]
+seq = "/data/id"
+sent = "/data/ts"
+sent_unit = "ms"
+stream = "/room"
+[[groups]]
+name = "readers"
+connections = 3
+steps = [{{ do = "ready" }}]
+[[checks]]
+name = "every notice but the missing one"
+expr = "messages.pushes_received == 3 * 49"
+[[checks]]
+name = "the gap is seen as a loss"
+expr = "messages.lost == 3"
+[[checks]]
+expr = "latency_us.delivery.p99 < 1s"
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = crate::report_schema::validated("a server of another shape", &out);
+    assert_eq!(r["latency_us"]["delivery"]["count"], 3 * 49, "{}", r["latency_us"]);
+    assert_eq!((r["messages"]["duplicated"].as_u64(), r["messages"]["reordered"].as_u64()), (Some(0), Some(0)));
+    // Without [messages], the same server's notices are not probes: nothing is timed,
+    // and checks without data make the run invalid, not passed.
+    let plain = std::fs::read_to_string(&file).unwrap();
+    let start = plain.find("[messages]").unwrap();
+    let end = plain.find("[[groups]]").unwrap();
+    std::fs::write(&file, format!("{}{}", &plain[..start], &plain[end..])).unwrap();
+    let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let r = crate::report_schema::validated("a server of another shape, no [messages]", &out);
+    assert_eq!(r["verdict"], "invalid");
+    assert!(r["latency_us"]["delivery"].is_null(), "{}", r["latency_us"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,6 +41,8 @@ use crate::target::{self, Server};
 
 #[path = "bench_churn.rs"]
 mod churn;
+#[path = "bench_fanout.rs"]
+mod fanout;
 #[path = "bench_reconnect.rs"]
 mod reconnect;
 
@@ -90,6 +92,9 @@ pub enum Section {
     /// 6: regression checks against the recorded session-3 figures (idle memory at
     /// 20k/100k, echo CPU WebSocket vs raw TCP); only when selected with `--only`.
     Regress,
+    /// 7: fan-out through the reference target (10,000 and 100,000 subscribers;
+    /// `bench_fanout.rs`).
+    Fanout,
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +261,9 @@ pub fn run(root: &Path, opts: &Options) -> Result<Vec<Row>> {
     }
     if opts.wants(Section::Regress) {
         b.regress_section(opts, runs);
+    }
+    if opts.wants(Section::Fanout) {
+        b.fanout_section(runs);
     }
     b.rows.sort_by_key(|r| r.section);
     Ok(b.rows)

@@ -9,7 +9,10 @@
 //!    messages at a fixed 2,000 per second, hold 20 s, paced close; its terminal
 //!    output (plan, live progress, summary) passes through untouched;
 //! 3. checks on its report.json: every requested connection established, a
-//!    non-empty message round-trip histogram; then a short account of the run.
+//!    non-empty message round-trip histogram; then a short account of the run;
+//! 4. the flagship scenario (`demo_flagship`): broadcast fan-out through the
+//!    reference target's two workers and Redis with a worker killed mid-run, its
+//!    verdict, checks and findings.
 //!
 //! If the host allows fewer connections (`loadgen doctor --connections N` says no,
 //! or without `doctor`, `loadgen run` refuses its plan with exit 2), the demo says
@@ -260,7 +263,10 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         .with_context(|| format!("{} is not JSON", report_path.display()))?;
         verify(&report, n).with_context(|| format!("the demo's checks on {} failed", report_path.display()))?;
         account(&report, &size, n, features, &report_path);
-        return Ok(Outcome::Passed);
+        if catch.received() > 0 {
+            return Ok(Outcome::Interrupted);
+        }
+        return crate::demo_flagship::run(root, &loadgen, &out, opts.quick, &catch);
     }
 }
 
@@ -334,7 +340,7 @@ fn explain(size: &Size, n: u64, features: Features) {
 /// Runs `cmd` in its own process group with the terminal passed through, forwarding
 /// the first caught Ctrl-C as SIGINT and killing it on the second. Returns its exit
 /// status and whether a Ctrl-C was forwarded.
-fn run_forwarding_ctrl_c(cmd: &Cmd, catch: &signal::Catch) -> Result<(ExitStatus, bool)> {
+pub(crate) fn run_forwarding_ctrl_c(cmd: &Cmd, catch: &signal::Catch) -> Result<(ExitStatus, bool)> {
     let mut child: Child = cmd.clone().own_process_group().spawn_with(Stdio::inherit())?;
     println!("{RUN_STARTED} (pid {})", child.id());
     let mut handled = 0;

@@ -17,6 +17,7 @@ mod bench_engine;
 mod catalogue;
 mod cmd;
 mod demo;
+mod demo_flagship;
 mod deps;
 mod fuzz;
 mod interop;

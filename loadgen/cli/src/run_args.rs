@@ -602,6 +602,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         timer_coalesce: args.coalesce,
         headers: headers.clone(),
         tokens: None,
+        json_shape: None,
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

@@ -137,7 +137,17 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         redis: target.as_ref().and_then(EmbeddedTarget::redis),
         target_started: target.as_ref().map(EmbeddedTarget::started),
     };
-    let hooks = ScenarioRun { plan, origin, sets, url, target, endpoint, player: None, started: None };
+    let hooks = ScenarioRun {
+        plan,
+        origin,
+        sets,
+        url,
+        target,
+        endpoint,
+        player: None,
+        started: None,
+        target_cpu_at_start: None,
+    };
     Ok((config, hooks))
 }
 
@@ -194,6 +204,7 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     a.reconnect = false;
     let mut config = config(&a)?;
     config.cohorts = plan.cohorts.clone();
+    config.json_shape.clone_from(&plan.json_shape);
     if let Some(token) = &plan.token {
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
@@ -213,12 +224,15 @@ struct ScenarioRun {
     endpoint: Endpoint,
     player: Option<Player>,
     started: Option<Instant>,
+    /// The target's CPU seconds when the load started.
+    target_cpu_at_start: Option<f64>,
 }
 
 impl RunHooks for ScenarioRun {
     fn started(&mut self) {
         let now = Instant::now();
         self.started = Some(now);
+        self.target_cpu_at_start = self.target.as_ref().and_then(EmbeddedTarget::cpu_s);
         if !self.plan.timeline.is_empty() {
             self.player = Some(Player::start(&self.plan.timeline, &self.endpoint, now));
         }
@@ -226,6 +240,10 @@ impl RunHooks for ScenarioRun {
 
     fn finished(&mut self, outcome: &RunOutcome, doc: &mut Value) -> Verdict {
         let applied = self.player.take().map(Player::finish).unwrap_or_default();
+        let target_cpu_s = match (self.target_cpu_at_start, self.target.as_ref().and_then(EmbeddedTarget::cpu_s)) {
+            (Some(a), Some(b)) if b >= a => Some(b - a),
+            _ => None,
+        };
         if let Some(t) = self.target.as_mut() {
             t.stop();
         }
@@ -241,6 +259,13 @@ impl RunHooks for ScenarioRun {
             "sets": self.sets,
             "target": target,
         });
+        if let Some(cpu) = target_cpu_s {
+            doc["scenario"]["target_cpu_s"] = json!(cpu);
+            let delivered = doc["messages"]["pushes_received"].as_u64().unwrap_or(0);
+            if delivered > 0 {
+                doc["scenario"]["target_cpu_us_per_delivery"] = json!(cpu * 1e6 / delivered as f64);
+            }
+        }
         if !applied.is_empty() {
             doc["faults"] = serde_json::to_value(&applied).unwrap_or(Value::Null);
         }

@@ -195,6 +195,12 @@ impl EmbeddedTarget {
         self.redis.clone()
     }
 
+    /// CPU seconds the target's processes (supervisor, workers, HAProxy; not Redis)
+    /// have used so far, reaped ones included; `None` once stopped or without /proc.
+    pub fn cpu_s(&self) -> Option<f64> {
+        crate::cpu::tree_cpu_s(self.child.as_ref()?.id())
+    }
+
     /// When it was started: the zero of its log's times.
     pub fn started(&self) -> Instant {
         self.started

@@ -13,6 +13,7 @@
 //! What it does not do: run load (the engine), read scenario files (`loadgen-scenario`)
 //! or judge the run (the checks).
 
+pub mod cpu;
 pub mod embedded;
 pub mod http;
 pub mod redis_keeper;

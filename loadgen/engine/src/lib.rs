@@ -13,6 +13,7 @@ pub mod clock;
 pub mod driver;
 pub mod payload;
 pub mod payload_json;
+pub mod payload_shape;
 pub mod preflight;
 pub mod report;
 pub mod run;

@@ -70,34 +70,34 @@ pub fn decode_json(text: &str) -> Option<Probe> {
 /// Deepest nesting skipped inside an envelope's other members.
 const MAX_DEPTH: u32 = 64;
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
+pub(crate) struct Scanner<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) i: usize,
 }
 
 impl<'a> Scanner<'a> {
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn next(&mut self) -> Option<u8> {
+    pub(crate) fn next(&mut self) -> Option<u8> {
         let c = self.peek()?;
         self.i += 1;
         Some(c)
     }
 
-    fn eat(&mut self, want: u8) -> Option<()> {
+    pub(crate) fn eat(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
     }
 
-    fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
 
     /// A string's raw bytes (escapes kept as they are: keys of interest have none).
-    fn string(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.i;
         loop {
@@ -113,7 +113,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An unsigned integer (no sign, fraction or exponent), at most `u64::MAX`.
-    fn unsigned(&mut self) -> Option<u64> {
+    pub(crate) fn unsigned(&mut self) -> Option<u64> {
         let start = self.i;
         let mut v: u64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
@@ -127,7 +127,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips one value of any kind.
-    fn skip_value(&mut self, depth: u32) -> Option<()> {
+    pub(crate) fn skip_value(&mut self, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }

@@ -94,6 +94,8 @@ pub struct Plan {
     pub token: Option<TokenPlan>,
     /// Probe message size.
     pub message_size: u64,
+    /// A server's own message shape (`[messages]`).
+    pub json_shape: Option<loadgen_engine::payload_shape::JsonShape>,
     /// The checks.
     pub checks: Vec<Check>,
     /// The timeline, in order of time.
@@ -207,6 +209,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         description: s.description.clone(),
         token: s.connection.token.as_ref().map(token).transpose()?,
         message_size: s.connection.message_size.unwrap_or(64),
+        json_shape: s.messages.as_ref().map(shape).transpose()?,
         timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,
         connections: load.connections,
@@ -271,6 +274,23 @@ fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
         faults: t.faults.clone(),
         serve: t.serve.clone(),
     }))
+}
+
+fn shape(m: &crate::model::MessagesSpec) -> Result<loadgen_engine::payload_shape::JsonShape, String> {
+    use loadgen_engine::payload_shape::{JsonShape, TimeUnit};
+    let pointer = |key: &str, p: &str| JsonShape::pointer(p).map_err(|e| format!("messages.{key}: {e}"));
+    let sent_unit = match m.sent_unit.as_str() {
+        "us" => TimeUnit::Micros,
+        "ms" => TimeUnit::Millis,
+        "s" => TimeUnit::Seconds,
+        other => return Err(format!("messages.sent_unit: \"{other}\" is not us, ms or s")),
+    };
+    Ok(JsonShape {
+        seq: pointer("seq", &m.seq)?,
+        sent: pointer("sent", &m.sent)?,
+        sent_unit,
+        stream: m.stream.as_deref().map(|p| pointer("stream", p)).transpose()?,
+    })
 }
 
 fn token(t: &crate::model::TokenSpec) -> Result<TokenPlan, String> {

@@ -141,7 +141,11 @@ fn drops(report: &Value, out: &mut Vec<Value>) {
         k += 1;
         out.push(finding(
             "warning",
-            format!("{total} connections dropped in seconds {from}–{to}"),
+            if from == to {
+                format!("{total} connections dropped in second {from}")
+            } else {
+                format!("{total} connections dropped in seconds {from}–{to}")
+            },
             if causes.is_empty() {
                 "see connections.dropped_by_cause".into()
             } else {

@@ -37,6 +37,28 @@ pub struct Scenario {
     pub timeline: Vec<EventSpec>,
     /// How the catalogue test proves this scenario (scenarios/ only; a run ignores it).
     pub catalogue: Option<CatalogueSpec>,
+    /// Where a server not built for loadgen keeps stream, sequence number and send
+    /// time in its own JSON messages.
+    pub messages: Option<MessagesSpec>,
+}
+
+/// A server's own message shape, as JSON pointers.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesSpec {
+    /// The sequence number (`/seq`, `/data/id`).
+    pub seq: String,
+    /// The send time since the Unix epoch.
+    pub sent: String,
+    /// Its unit: `us`, `ms` (default) or `s`.
+    #[serde(default = "default_sent_unit")]
+    pub sent_unit: String,
+    /// The stream (channel, room), a string or a number (absent: one stream).
+    pub stream: Option<String>,
+}
+
+fn default_sent_unit() -> String {
+    "ms".into()
 }
 
 /// How `cargo xtask test` runs a catalogue scenario: its short form must pass, and the

@@ -341,6 +341,14 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("scenario.sets", "The `--set` overrides, in order."),
     ("scenario.target", "Where it ran: the URL, or `embedded MODE` (with the embedded target's URL)."),
     (
+        "scenario.target_cpu_s",
+        "The embedded target only: CPU seconds its processes (supervisor, workers, HAProxy; not Redis) used from the start of the load to its end, crashed workers included (/proc). Absent for a URL target.",
+    ),
+    (
+        "scenario.target_cpu_us_per_delivery",
+        "`target_cpu_s` per server push received (`messages.pushes_received`), in µs: the target's cost of one delivered message. Absent when nothing was delivered.",
+    ),
+    (
         "faults",
         "The scenario's timeline as it was carried out, in order of time: faults switched, messages published, a worker killed, Redis restarted. Absent without a timeline.",
     ),

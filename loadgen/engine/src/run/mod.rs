@@ -192,6 +192,10 @@ pub struct RunConfig {
     /// of the run gets `tokens[i % len]` (signed handshake tokens the caller computed,
     /// say; [`template`]). `None`: a run whose requests use `{token}` is refused.
     pub tokens: Option<std::sync::Arc<[String]>>,
+    /// Where a server's own JSON messages keep stream, sequence number and send time
+    /// (a server not built for loadgen); absent: only loadgen's probe payloads and
+    /// the reference target's envelope are read.
+    pub json_shape: Option<crate::payload_shape::JsonShape>,
 }
 
 /// Why a run could not start or continue.

@@ -266,6 +266,8 @@ pub(super) struct FeedCtx<'a> {
     sent: u64,
     /// Echoes later than this are `late`, ns.
     pub(super) reply_timeout_ns: u64,
+    /// The server's own message shape, if the run gave one.
+    shape: Option<&'a crate::payload_shape::JsonShape>,
 }
 
 /// A copy of a connection's driver while its read is fed, its program, and the
@@ -298,6 +300,7 @@ impl<'a> FeedCtx<'a> {
             sender: setup.sender_base | (u64::from(index) * setup.config.workers as u64 + setup.index as u64),
             sent: conn.seq,
             reply_timeout_ns: setup.config.reply_timeout.as_nanos() as u64,
+            shape: setup.config.json_shape.as_ref(),
         }
     }
 
@@ -349,8 +352,10 @@ impl<'a> FeedCtx<'a> {
                         Some(Event::Text(text)) => {
                             self.rec.message_received(text.len() as u64);
                             driven.driver.text(driven.program, text, now, driven.actions);
-                            // A JSON server's notification: the probe in its envelope.
-                            if let Some(p) = crate::payload_json::decode_json(text) {
+                            // A JSON server's notification: the probe in its envelope, or
+                            // in the server's own shape when the run gave one.
+                            let shaped = self.shape.and_then(|s| s.decode(text));
+                            if let Some(p) = shaped.or_else(|| crate::payload_json::decode_json(text)) {
                                 let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
                                 let (rec, clock) = (&mut *self.rec, self.clock);
                                 probe_arrived(p, &mut self.streams, rec, clock, own, sent, timeout, now, outcome);
