@@ -51,7 +51,10 @@ pub fn run(root: &Path, long: bool) -> Result<()> {
     for file in files(root)? {
         let origin = file.display().to_string();
         let text = std::fs::read_to_string(&file)?;
-        let scenario = loadgen_scenario::read(&text, &origin, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let scenario = loadgen_scenario::read_with(&text, &origin, &[], &|p| {
+            std::fs::read_to_string(p).map_err(|e| e.to_string())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let Some(cat) = scenario.catalogue else {
             println!("catalogue: {}: no [catalogue] section, not run", scenario.name);
             continue;

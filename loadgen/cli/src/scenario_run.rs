@@ -105,7 +105,7 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         [url] => sets.push(format!("target.url={}", toml_string(url))),
         _ => return Err("a scenario runs against one --target; give one".into()),
     }
-    let plan = loadgen_scenario::load(&text, &origin, &sets).map_err(|e| e.to_string())?;
+    let plan = loadgen_scenario::load_with(&text, &origin, &sets, &read_file).map_err(|e| e.to_string())?;
     if let TargetSpec::Embedded(e) = &plan.target {
         for f in &e.faults {
             f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: target.faults: {why}"))?;
@@ -149,6 +149,11 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         target_cpu_at_start: None,
     };
     Ok((config, hooks))
+}
+
+/// Reads an included scenario file.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// `text` as a TOML string.

@@ -35,7 +35,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
                 continue;
             }
         };
-        match loadgen_scenario::load(&text, &origin, &args.sets) {
+        match loadgen_scenario::load_with(&text, &origin, &args.sets, &crate::scenario_run::read_file) {
             Ok(plan) => {
                 let target = match &plan.target {
                     TargetSpec::Embedded(e) if e.mode == "notify" => "the embedded reference target".to_string(),

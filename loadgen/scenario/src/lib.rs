@@ -14,6 +14,7 @@
 
 pub mod check;
 mod compile;
+pub mod include;
 pub mod judge;
 pub mod metric;
 pub mod model;
@@ -62,22 +63,41 @@ pub fn load(text: &str, origin: &str, sets: &[String]) -> Result<Plan, ScenarioE
     compile::compile(&scenario).map_err(|e| ScenarioError::new(origin, None, e))
 }
 
-/// Reads `text` into a [`Scenario`] without validating it as a whole.
+/// [`load`] for a file that may include others (`include = [...]`), read with `read`.
+pub fn load_with(text: &str, origin: &str, sets: &[String], read: include::Reader<'_>) -> Result<Plan, ScenarioError> {
+    let scenario = read_with(text, origin, sets, read)?;
+    compile::compile(&scenario).map_err(|e| ScenarioError::new(origin, None, e))
+}
+
+/// Reads `text` into a [`Scenario`] without validating it as a whole; includes are
+/// refused (they need [`read_with`]).
 pub fn read(text: &str, origin: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+    read_with(text, origin, sets, &|p| Err(format!("cannot read {} here (no file reader)", p.display())))
+}
+
+/// [`read`], with includes read by `reader`.
+pub fn read_with(
+    text: &str,
+    origin: &str,
+    sets: &[String],
+    reader: include::Reader<'_>,
+) -> Result<Scenario, ScenarioError> {
     let spanned = |e: toml::de::Error| {
         let at = e.span().map(|s| line_col(text, s.start));
         ScenarioError::new(origin, at, toml_message(&e))
     };
-    if sets.is_empty() {
+    let includes = toml::from_str::<toml::Table>(text).map_err(spanned)?.contains_key("include");
+    if sets.is_empty() && !includes {
         return toml::from_str::<Scenario>(text).map_err(spanned);
     }
-    let mut table: toml::Table = toml::from_str(text).map_err(spanned)?;
+    let mut table = include::resolve(text, origin, reader)?;
     for s in sets {
         set::apply(&mut table, s).map_err(|e| ScenarioError::new("--set", None, format!("{s}: {e}")))?;
     }
-    toml::Value::Table(table)
-        .try_into::<Scenario>()
-        .map_err(|e| ScenarioError::new(origin, None, format!("{} (after --set)", toml_message(&e))))
+    toml::Value::Table(table).try_into::<Scenario>().map_err(|e| {
+        let after = if includes { "after includes and --set" } else { "after --set" };
+        ScenarioError::new(origin, None, format!("{} ({after})", toml_message(&e)))
+    })
 }
 
 #[cfg(test)]
