@@ -264,3 +264,43 @@ expr = "latency_us.delivery.p99 < 1s"
     assert!(r["latency_us"]["delivery"].is_null(), "{}", r["latency_us"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn connection_phases_shape_the_arrivals_second_by_second() {
+    let dir = temp_dir("scenario-phases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("phases.toml");
+    // A ramp, a pause and a spike, against the embedded echo server.
+    std::fs::write(
+        &file,
+        r#"name = "phases"
+[target]
+url = "embedded"
+mode = "echo"
+[load]
+connections = 120
+phases = [{ for = "1s", rate = 20 }, { for = "1s", rate = 0 }, { for = "1s", rate = 100 }]
+hold = "1s"
+[[groups]]
+name = "held"
+connections = 120
+steps = [{ do = "ready" }]
+[[checks]]
+expr = "connections.established == 120"
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = crate::report_schema::validated("connection phases", &out);
+    let per_second: Vec<u64> = r["timeseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["connections"]["attempted"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(&per_second[..3], [20, 0, 100], "ramp, pause, spike: {per_second:?}");
+    assert!(r["scenario"]["target"].as_str().unwrap().starts_with("embedded echo"), "{}", r["scenario"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,7 +100,7 @@ impl Timeline {
     pub fn of(config: &RunConfig) -> Self {
         let n = f64::from(config.connections);
         Self {
-            ramp_s: n / config.connect_rate,
+            ramp_s: config.ramp().as_secs_f64(),
             hold_s: config.hold.as_secs_f64(),
             down_s: n / config.close_rate,
             target: u64::from(config.connections),

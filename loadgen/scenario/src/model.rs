@@ -111,13 +111,29 @@ pub struct Target {
 pub struct Load {
     /// Connections opened.
     pub connections: u32,
-    /// New connections per second.
-    pub connect_rate: f64,
+    /// New connections per second (or `phases`).
+    pub connect_rate: Option<f64>,
+    /// Connection arrivals in phases instead of one rate: a ramp, a pause
+    /// (`rate = 0`), a spike; their connections (rate × length) add up to
+    /// `connections`.
+    #[serde(default)]
+    pub phases: Vec<PhaseSpec>,
     /// How long to hold once every connection has started.
     #[serde(deserialize_with = "duration")]
     pub hold: Duration,
     /// Connections closed per second at the end (absent: the engine's default).
     pub close_rate: Option<f64>,
+}
+
+/// One phase of connection arrivals.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// How long.
+    #[serde(rename = "for", deserialize_with = "duration")]
+    pub length: Duration,
+    /// New connections per second meanwhile.
+    pub rate: f64,
 }
 
 /// How each connection opens.

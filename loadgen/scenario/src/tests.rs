@@ -159,3 +159,22 @@ fn timelines_tokens_targets_and_the_catalogue_are_checked() {
     let e = load(&cat, "s.toml", &[]).unwrap_err();
     assert!(e.to_string().contains("catalogue.fails: \"nothing found\" is not the name of a check"), "{e}");
 }
+
+#[test]
+fn connection_phases_replace_the_rate_and_must_add_up() {
+    let phased = SMOKE.replace(
+        "connect_rate = 20\n",
+        "phases = [{ for = \"1s\", rate = 10 }, { for = \"2s\", rate = 0 }, { for = \"500ms\", rate = 20 }]\n",
+    );
+    let plan = load(&phased, "s.toml", &[]).expect("phases");
+    assert_eq!(plan.connect_phases.len(), 3);
+    assert_eq!(plan.connect_phases[2], (Duration::from_millis(500), 20.0));
+    assert_eq!(plan.connect_rate, 20.0, "the fastest phase's rate");
+    let short = phased.replace("rate = 20 }", "rate = 10 }");
+    let e = load(&short, "s.toml", &[]).unwrap_err();
+    assert!(e.to_string().contains("load.phases open 15.0 connections"), "{e}");
+    let both = phased.replace("[load]\n", "[load]\nconnect_rate = 5\n");
+    assert!(load(&both, "s.toml", &[]).unwrap_err().to_string().contains("not both"));
+    let none = SMOKE.replace("connect_rate = 20\n", "");
+    assert!(load(&none, "s.toml", &[]).unwrap_err().to_string().contains("give connect_rate"));
+}

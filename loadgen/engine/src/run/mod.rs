@@ -196,6 +196,23 @@ pub struct RunConfig {
     /// (a server not built for loadgen); absent: only loadgen's probe payloads and
     /// the reference target's envelope are read.
     pub json_shape: Option<crate::payload_shape::JsonShape>,
+    /// Connection arrivals in phases (how long, new connections per second), in
+    /// place of `connect_rate` for the whole ramp: a ramp, a pause (rate 0), a spike.
+    /// Their connections (rate × length) must add up to `connections`. Empty: one
+    /// phase at `connect_rate`.
+    pub connect_phases: Vec<(Duration, f64)>,
+}
+
+impl RunConfig {
+    /// How long the connections take to start: the phases, or connections ÷ rate.
+    pub fn ramp(&self) -> Duration {
+        if self.connect_phases.is_empty() {
+            let secs = f64::from(self.connections) / self.connect_rate;
+            Duration::from_nanos((secs * 1e9).ceil().clamp(0.0, u64::MAX as f64) as u64)
+        } else {
+            self.connect_phases.iter().map(|(d, _)| *d).sum()
+        }
+    }
 }
 
 /// Why a run could not start or continue.
@@ -350,8 +367,19 @@ pub fn run_with_progress(
         ));
     }
     let clock = Clock::start();
-    let ramp_ns = (f64::from(config.connections) / config.connect_rate * 1e9).ceil() as u64;
-    let connects = RateProfile::constant(config.connect_rate, ramp_ns.max(1))?;
+    let ramp_ns = config.ramp().as_nanos() as u64;
+    let connects = if config.connect_phases.is_empty() {
+        RateProfile::constant(config.connect_rate, ramp_ns.max(1))?
+    } else {
+        let expected: f64 = config.connect_phases.iter().map(|(d, r)| d.as_secs_f64() * r).sum();
+        if (expected - f64::from(config.connections)).abs() >= 0.5 {
+            return Err(RunError::Setup(format!(
+                "the connection phases open {expected:.0} connections but the run has {}; make them add up",
+                config.connections
+            )));
+        }
+        RateProfile::new(config.connect_phases.iter().map(|(d, r)| Phase::hold(d.as_nanos() as u64, *r)).collect())?
+    };
     let end_ns = ramp_ns + config.hold.as_nanos() as u64;
     let messages = match config.traffic {
         // Messages start with the hold, once the ramp has opened the connections.
