@@ -6,8 +6,8 @@
 //! !=`.
 //!
 //! A metric the report does not hold (absent or `null`: not measured) makes the check
-//! `NoData`, never a pass: a number in a verdict is true or absent. Dividing by zero
-//! is `NoData` too. What it does not do: read files, or know which metrics exist (the
+//! `NoData`, never a pass: a number in a verdict is true or absent. So does a
+//! percentile of too few samples (a p99 of 40) and a division by zero. What it does not do: read files, or know which metrics exist (the
 //! report's schema does).
 
 use serde_json::Value;
@@ -105,7 +105,7 @@ impl Check {
 fn eval(e: &Expr, report: &Value) -> Result<f64, String> {
     match e {
         Expr::Number(n) => Ok(*n),
-        Expr::Metric(path, m) => m.read(report).ok_or_else(|| format!("{path} was not measured")),
+        Expr::Metric(path, m) => m.judge(report, path),
         Expr::Binary(a, op, b) => {
             let (a, b) = (eval(a, report)?, eval(b, report)?);
             match op {
@@ -250,6 +250,15 @@ mod tests {
         );
         assert!(Check::parse(None, "messages.nothing == 0").unwrap_err().contains("no such field"), "a typo");
         assert_eq!(judge("messages.lost / messages.lost == 1"), Outcome::NoData("division by zero".into()));
+        let few = json!({ "latency_us": { "delivery": { "count": 40, "p50": 1, "p99": 9 } } });
+        let check = Check::parse(None, "latency_us.delivery.p99 < 250ms").unwrap();
+        assert_eq!(
+            check.evaluate(&few),
+            Outcome::NoData(
+                "latency_us.delivery.p99 comes from 40 samples; a percentile like it needs at least 100".into()
+            )
+        );
+        assert_eq!(Check::parse(None, "latency_us.delivery.p50 < 1s").unwrap().evaluate(&few), Outcome::Pass(1.0));
         let c = Check::parse(Some("ratio"), "connections.failed / connections.attempted < 0.01").unwrap();
         assert_eq!((c.name.as_str(), c.metrics()), ("ratio", vec!["connections.failed", "connections.attempted"]));
     }

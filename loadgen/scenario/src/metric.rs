@@ -90,7 +90,30 @@ impl MetricPath {
         Ok(Self { segments, absent_is_zero })
     }
 
-    /// The value in `report`: `Ok(None)` when not measured.
+    /// The value in `report`, or why it is not a measurement: not measured, or a
+    /// percentile of too few samples (a p99 needs 100, a p99.9 1,000, a p90 10, a p50
+    /// 2: fewer, and the "percentile" is one of a handful of values).
+    pub fn judge(&self, report: &Value, path: &str) -> Result<f64, String> {
+        let v = self.read(report).ok_or_else(|| format!("{path} was not measured"))?;
+        let needed = match self.segments.last().map(String::as_str) {
+            Some("p50") => 2,
+            Some("p90") => 10,
+            Some("p99") => 100,
+            Some("p999") => 1_000,
+            _ => return Ok(v),
+        };
+        let parent = &self.segments[..self.segments.len() - 1];
+        let count =
+            parent.iter().try_fold(report, |v, k| v.get(k)).and_then(|p| p.get("count")).and_then(Value::as_u64);
+        match count {
+            Some(n) if n < needed => {
+                Err(format!("{path} comes from {n} samples; a percentile like it needs at least {needed}"))
+            }
+            _ => Ok(v),
+        }
+    }
+
+    /// The value in `report`: `None` when not measured.
     pub fn read(&self, report: &Value) -> Option<f64> {
         let mut v = report;
         for (i, seg) in self.segments.iter().enumerate() {
