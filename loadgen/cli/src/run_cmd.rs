@@ -126,6 +126,8 @@ fn check_out_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) trait RunHooks {
     /// The load starts now.
     fn started(&mut self);
+    /// Second `second` of the run was collected (about when it ended).
+    fn second(&mut self, _second: u64) {}
     /// The load is over: amend the report document and judge the run.
     fn finished(&mut self, outcome: &RunOutcome, doc: &mut serde_json::Value) -> Verdict;
     /// The run has checks of its own, which may expect nothing to connect (attackers
@@ -214,6 +216,7 @@ pub(crate) fn execute(
     hooks.started();
     let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second| {
         progress.second(second, STOP.load(Ordering::Relaxed));
+        hooks.second(second.second);
     });
     let outcome = match result {
         Ok(o) => o,

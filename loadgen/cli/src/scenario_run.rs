@@ -147,6 +147,7 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         player: None,
         started: None,
         target_cpu_at_start: None,
+        target_cpu_by_second: Vec::new(),
     };
     Ok((config, hooks))
 }
@@ -232,6 +233,8 @@ struct ScenarioRun {
     started: Option<Instant>,
     /// The target's CPU seconds when the load started.
     target_cpu_at_start: Option<f64>,
+    /// The target's CPU seconds at the end of each collected second (second, reading).
+    target_cpu_by_second: Vec<(u64, f64)>,
 }
 
 impl RunHooks for ScenarioRun {
@@ -241,6 +244,12 @@ impl RunHooks for ScenarioRun {
         self.target_cpu_at_start = self.target.as_ref().and_then(EmbeddedTarget::cpu_s);
         if !self.plan.timeline.is_empty() {
             self.player = Some(Player::start(&self.plan.timeline, &self.endpoint, now));
+        }
+    }
+
+    fn second(&mut self, second: u64) {
+        if let Some(cpu) = self.target.as_ref().and_then(EmbeddedTarget::cpu_s) {
+            self.target_cpu_by_second.push((second, cpu));
         }
     }
 
@@ -267,9 +276,19 @@ impl RunHooks for ScenarioRun {
         });
         if let Some(cpu) = target_cpu_s {
             doc["scenario"]["target_cpu_s"] = json!(cpu);
-            let delivered = doc["messages"]["pushes_received"].as_u64().unwrap_or(0);
-            if delivered > 0 {
-                doc["scenario"]["target_cpu_us_per_delivery"] = json!(cpu * 1e6 / delivered as f64);
+            // Per second: the reading at its end minus the one before (the first from
+            // the start of the load); a second without a reading is null.
+            let mut by_second = Vec::new();
+            let mut last = self.target_cpu_at_start.unwrap_or(0.0);
+            for (second, reading) in &self.target_cpu_by_second {
+                while (by_second.len() as u64) < *second {
+                    by_second.push(Value::Null);
+                }
+                by_second.push(json!((reading - last).max(0.0)));
+                last = *reading;
+            }
+            if !by_second.is_empty() {
+                doc["scenario"]["target_cpu_s_by_second"] = Value::Array(by_second);
             }
         }
         if !applied.is_empty() {

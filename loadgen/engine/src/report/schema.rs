@@ -345,8 +345,8 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "The embedded target only: CPU seconds its processes (supervisor, workers, HAProxy; not Redis) used from the start of the load to its end, crashed workers included (/proc). Absent for a URL target.",
     ),
     (
-        "scenario.target_cpu_us_per_delivery",
-        "`target_cpu_s` per server push received (`messages.pushes_received`), in µs: the target's cost of one delivered message. Absent when nothing was delivered.",
+        "scenario.target_cpu_s_by_second",
+        "The embedded target only: `target_cpu_s` second by second, aligned with `timeseries` (entry k: CPU seconds its processes used in second k, read when the second was collected; `null` for a second without a reading). Divide the seconds of a fan-out by its deliveries for the target's CPU per delivered message.",
     ),
     (
         "faults",
