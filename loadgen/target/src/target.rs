@@ -182,7 +182,7 @@ impl Target {
         crate::control::store_blocking(&redis_url, &worker.faults)
             .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
         let own_ports = config.balancer == Balancer::Haproxy;
-        let sticky = (!worker.faults.contains(&crate::Fault::NoSticky)).then_some(worker.haproxy_sticky);
+        let (sticky, no_sticky) = (worker.haproxy_sticky, worker.faults.contains(&crate::Fault::NoSticky));
         let public = worker.listen;
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
@@ -192,7 +192,7 @@ impl Target {
             own_ports,
         })?;
         let haproxy = if own_ports {
-            Some(crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky)?)
+            Some(crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky, no_sticky)?)
         } else {
             None
         };
