@@ -16,7 +16,8 @@
 //! (`use_backend %[str(balance),map(FILE,be_sticky)]`), and HAProxy's runtime API (a
 //! `stats socket` in the run's directory) changes that map live with `set map`: no
 //! reload, open connections stay where they are, new ones follow the mode in force.
-//! [`Runtime`] speaks that API.
+//! [`Runtime`] speaks that API; [`crate::haproxy_follow`] switches it when the fault
+//! list in Redis changes.
 //!
 //! HAProxy spends two descriptors per proxied connection, so with this machine's
 //! open-file limit (20,000) it tops out near 9,500 connections: `maxconn` is set to
@@ -184,6 +185,8 @@ pub struct Haproxy {
     addr: SocketAddr,
     runtime: Runtime,
     sticky: Sticky,
+    /// Follows the fault list in Redis (stopped before HAProxy).
+    follower: Option<crate::haproxy_follow::Follower>,
 }
 
 fn free_port(ip: std::net::IpAddr) -> Result<SocketAddr, TargetError> {
@@ -226,7 +229,7 @@ impl Haproxy {
         let log_path = dir.join("haproxy.log");
         let runtime = Runtime { socket: socket.clone(), map: dir.join("balance.map") };
         // From here on, dropping `h` removes the directory.
-        let mut h = Haproxy { child: None, dir, log_path, addr: listen, runtime, sticky };
+        let mut h = Haproxy { child: None, dir, log_path, addr: listen, runtime, sticky, follower: None };
         let config = HaproxyConfig {
             listen,
             workers,
@@ -286,8 +289,27 @@ impl Haproxy {
         self.sticky
     }
 
-    /// Stops it and removes its directory. Idempotent.
+    /// From now on, switches new connections between the sticky backend and round
+    /// robin as `no-sticky` comes and goes in the fault list stored in Redis
+    /// ([`crate::haproxy_follow`]), reporting each switch to `events`. `no_sticky`
+    /// is the mode HAProxy was started in.
+    pub fn follow_faults(
+        &mut self,
+        source: crate::haproxy_follow::FaultSource,
+        no_sticky: bool,
+        events: std::sync::mpsc::Sender<crate::supervisor::SupervisorEvent>,
+    ) -> Result<(), TargetError> {
+        let follower =
+            crate::haproxy_follow::Follower::start(source, self.runtime.clone(), self.sticky, !no_sticky, events)?;
+        self.follower = Some(follower);
+        Ok(())
+    }
+
+    /// Stops it (its follower first) and removes its directory. Idempotent.
     pub fn stop(&mut self) {
+        if let Some(mut f) = self.follower.take() {
+            f.stop();
+        }
         if let Some(child) = self.child.take() {
             terminate(child, Duration::from_secs(2));
         }
