@@ -154,7 +154,7 @@ pub fn store_blocking(url: &str, list: &[Fault]) -> redis::RedisResult<()> {
 }
 
 /// The client of the node a `MOVED` or `ASK` answer names.
-fn moved_to(client: &redis::Client, e: &redis::RedisError) -> redis::RedisResult<redis::Client> {
+pub(crate) fn moved_to(client: &redis::Client, e: &redis::RedisError) -> redis::RedisResult<redis::Client> {
     let bad = || redis::RedisError::from((redis::ErrorKind::Client, "unusable redirection"));
     let (addr, _slot) = e.redirect_node().ok_or_else(bad)?;
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;

@@ -25,8 +25,9 @@
 //! - `drop-pending`: a reconnecting person gets none of the notifications kept for them.
 //! - `late-reminders=MS`: every worker fires scheduled reminders MS milliseconds
 //!   after they are due ([`crate::reminders`]).
-//! - `no-sticky`: HAProxy balances round robin instead of by user id (`--balancer
-//!   haproxy`, at start only).
+//! - `no-sticky`: HAProxy balances new connections round robin instead of by user id
+//!   (`--balancer haproxy`; switched in HAProxy by the supervisor,
+//!   [`crate::haproxy_follow`]).
 //!
 //! [`LiveFaults`] holds what a worker applies now: the `--fault` list at start, replaced
 //! at run time by `POST /admin/faults` ([`crate::control`]).

@@ -1,24 +1,36 @@
 //! The HAProxy topology (`--balancer haproxy`): the workers listen on their own
 //! loopback ports and a real `haproxy` child (Debian's package) listens on the public
-//! address in front of them, with a generated configuration:
-//! - sticky sessions by consistent hashing of the `user` query parameter (`balance
+//! address in front of them, with a generated configuration of two backends over the
+//! same servers:
+//! - `be_sticky`: consistent hashing of the `user` query parameter (`balance
 //!   url_param user` + `hash-type consistent`), so a person always reaches the same
 //!   worker while it is up; with [`Sticky::Cookie`] also by a cookie HAProxy sets
-//!   (`LGWORKER`, naming the worker); under `no-sticky`, round robin;
+//!   (`LGWORKER`, naming the worker);
+//! - `be_roundrobin`: round robin, what the fault `no-sticky` asks for; its servers
+//!   `track` the sticky backend's, so both agree on which worker is up;
 //! - health checks (`GET /healthz` every 500 ms, down after 2 failures, up after 1),
 //!   and re-dispatch (`option redispatch`, 3 retries) when a worker dies;
 //! - WebSocket tunnels kept for an hour of silence (`timeout tunnel`).
+//!
+//! The frontend picks the backend per request from a map file
+//! (`use_backend %[str(balance),map(FILE,be_sticky)]`), and HAProxy's runtime API (a
+//! `stats socket` in the run's directory) changes that map live with `set map`: no
+//! reload, open connections stay where they are, new ones follow the mode in force.
+//! [`Runtime`] speaks that API; [`crate::haproxy_follow`] switches it when the fault
+//! list in Redis changes.
 //!
 //! HAProxy spends two descriptors per proxied connection, so with this machine's
 //! open-file limit (20,000) it tops out near 9,500 connections: `maxconn` is set to
 //! (limit − 1,000) ÷ 2 and connections beyond it wait in HAProxy's queue.
 //!
-//! The child runs in the foreground (`-db`, its messages in a log file next to the
-//! configuration), dies with its parent thread, and is stopped (SIGTERM, then
-//! SIGKILL) when dropped.
+//! The child runs in the foreground (`-db`), its configuration, map, socket and log in
+//! a directory of its own under the temp dir; it dies with its parent thread, and is
+//! stopped (SIGTERM, then SIGKILL) and its directory removed when dropped.
 
 use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,18 +41,31 @@ use crate::redis_server::{die_with_parent, terminate};
 /// How long HAProxy may take to answer through to a worker.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one runtime API command may take.
+const RUNTIME_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The backend that keeps a person on one worker.
+pub const STICKY_BACKEND: &str = "be_sticky";
+/// The backend of `no-sticky`.
+pub const ROUND_ROBIN_BACKEND: &str = "be_roundrobin";
+/// The map entry that names the backend of new requests.
+pub const BALANCE_KEY: &str = "balance";
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaproxyConfig {
     /// Where HAProxy listens (a concrete port).
     pub listen: SocketAddr,
-    /// The workers, in order (server `w0`, `w1`, …).
+    /// The workers, in order (server `w0`, `w1`, …, in both backends).
     pub workers: Vec<SocketAddr>,
-    /// Consistent hashing on the user id (else round robin: `no-sticky`).
-    pub sticky: bool,
-    /// With `sticky`, also a cookie naming the worker ([`Sticky::Cookie`]).
+    /// The sticky backend also sets and follows a cookie naming the worker
+    /// ([`Sticky::Cookie`]).
     pub by_cookie: bool,
     pub maxconn: u32,
+    /// The runtime API's socket.
+    pub socket: PathBuf,
+    /// The map file naming the backend of new requests ([`BALANCE_KEY`]).
+    pub map: PathBuf,
 }
 
 /// The cookie HAProxy sets to pin a client to its worker (`--sticky cookie`).
@@ -66,41 +91,102 @@ pub fn maxconn_for_fd_limit() -> u32 {
     (soft.saturating_sub(1000) / 2).clamp(100, 1_000_000) as u32
 }
 
+/// The backend new requests go to: sticky, or round robin (`no-sticky`).
+pub fn backend(sticky: bool) -> &'static str {
+    if sticky { STICKY_BACKEND } else { ROUND_ROBIN_BACKEND }
+}
+
+/// The map file's text: new requests go to the sticky backend or round robin.
+pub fn render_map(sticky: bool) -> String {
+    format!("{BALANCE_KEY} {}\n", backend(sticky))
+}
+
 /// The configuration text.
 pub fn render(c: &HaproxyConfig) -> String {
     let mut out = String::new();
-    let balance = match (c.sticky, c.by_cookie) {
-        (true, false) => "balance url_param user\n    hash-type consistent".to_string(),
-        (true, true) => format!(
-            "balance url_param user\n    hash-type consistent\n    cookie {COOKIE} insert indirect nocache httponly"
-        ),
-        (false, _) => "balance roundrobin".to_string(),
-    };
+    let cookie =
+        if c.by_cookie { format!("\n    cookie {COOKIE} insert indirect nocache httponly") } else { String::new() };
     let _ = write!(
         out,
         "# Generated by loadgen serve --mode notify --balancer haproxy.\n\
-         global\n    maxconn {max}\n\n\
+         global\n    maxconn {max}\n    stats socket {socket} mode 600 level admin\n\n\
          defaults\n    mode http\n    option redispatch\n    retries 3\n    timeout connect 2s\n    \
          timeout client 60s\n    timeout server 60s\n    timeout tunnel 1h\n    timeout queue 30s\n\n\
-         frontend notify\n    bind {listen}\n    default_backend workers\n\n\
-         backend workers\n    {balance}\n    option httpchk GET /healthz\n    http-check expect status 200\n",
+         frontend notify\n    bind {listen}\n    \
+         # The backend of each new request, switched live (set map) by no-sticky.\n    \
+         use_backend %[str({BALANCE_KEY}),map({map},{STICKY_BACKEND})]\n    default_backend {STICKY_BACKEND}\n\n\
+         backend {STICKY_BACKEND}\n    balance url_param user\n    hash-type consistent{cookie}\n    \
+         option httpchk GET /healthz\n    http-check expect status 200\n",
         max = c.maxconn,
+        socket = c.socket.display(),
         listen = c.listen,
+        map = c.map.display(),
     );
     for (i, w) in c.workers.iter().enumerate() {
-        let cookie = if c.sticky && c.by_cookie { format!(" cookie w{i}") } else { String::new() };
+        let cookie = if c.by_cookie { format!(" cookie w{i}") } else { String::new() };
         let _ = writeln!(out, "    server w{i} {w} check inter 500ms fall 2 rise 1{cookie}");
     }
+    let _ = write!(out, "\nbackend {ROUND_ROBIN_BACKEND}\n    balance roundrobin\n");
+    for (i, w) in c.workers.iter().enumerate() {
+        let _ = writeln!(out, "    server w{i} {w} track {STICKY_BACKEND}/w{i}");
+    }
     out
+}
+
+/// HAProxy's runtime API (its `stats socket`): one command per connection.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    socket: PathBuf,
+    map: PathBuf,
+}
+
+impl Runtime {
+    /// Sends one command and reads the whole answer.
+    pub fn command(&self, command: &str) -> Result<String, String> {
+        let io = |e: std::io::Error| format!("haproxy runtime API at {}: {e}", self.socket.display());
+        let mut s = UnixStream::connect(&self.socket).map_err(io)?;
+        s.set_read_timeout(Some(RUNTIME_TIMEOUT)).map_err(io)?;
+        s.set_write_timeout(Some(RUNTIME_TIMEOUT)).map_err(io)?;
+        s.write_all(format!("{command}\n").as_bytes()).map_err(io)?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(io)?;
+        Ok(answer)
+    }
+
+    /// Sends new requests to the sticky backend, or round robin; open connections
+    /// stay where they are.
+    pub fn set_sticky(&self, sticky: bool) -> Result<(), String> {
+        let answer = self.command(&format!("set map {} {BALANCE_KEY} {}", self.map.display(), backend(sticky)))?;
+        match answer.trim() {
+            "" => Ok(()),
+            why => Err(format!("haproxy refused set map: {}", why.lines().next().unwrap_or(why))),
+        }
+    }
+
+    /// Whether new requests go to the sticky backend, as HAProxy says (`get map`).
+    pub fn sticky(&self) -> Result<bool, String> {
+        let answer = self.command(&format!("get map {} {BALANCE_KEY}", self.map.display()))?;
+        let value = answer.split("value=\"").nth(1).and_then(|v| v.split('"').next());
+        match value {
+            Some(STICKY_BACKEND) => Ok(true),
+            Some(ROUND_ROBIN_BACKEND) => Ok(false),
+            _ => Err(format!("haproxy's map says: {}", answer.trim())),
+        }
+    }
 }
 
 /// A running HAProxy.
 #[derive(Debug)]
 pub struct Haproxy {
     child: Option<Child>,
-    config_path: PathBuf,
+    /// Its configuration, map, socket and log.
+    dir: PathBuf,
     log_path: PathBuf,
     addr: SocketAddr,
+    runtime: Runtime,
+    sticky: Sticky,
+    /// Follows the fault list in Redis (stopped before HAProxy).
+    follower: Option<crate::haproxy_follow::Follower>,
 }
 
 fn free_port(ip: std::net::IpAddr) -> Result<SocketAddr, TargetError> {
@@ -108,36 +194,66 @@ fn free_port(ip: std::net::IpAddr) -> Result<SocketAddr, TargetError> {
     l.local_addr().map_err(|e| TargetError::io("finding a free port for haproxy", e))
 }
 
+/// The longest path a Unix socket address holds (`sun_path` less its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
 impl Haproxy {
     /// Writes the configuration for `workers` and starts `program` (`haproxy` from
-    /// PATH when none) on `listen` (port 0: a free one), sticky as `sticky` says (none:
-    /// round robin, `no-sticky`); returns once a request through it reaches a worker.
+    /// PATH when none) on `listen` (port 0: a free one), sticky by `sticky`; new
+    /// connections start round robin instead when `no_sticky`. Returns once a request
+    /// through it reaches a worker.
     pub fn start(
         program: Option<&Path>,
         listen: SocketAddr,
         workers: Vec<SocketAddr>,
-        sticky: Option<Sticky>,
+        sticky: Sticky,
+        no_sticky: bool,
     ) -> Result<Haproxy, TargetError> {
         let listen = if listen.port() == 0 { free_port(listen.ip())? } else { listen };
-        let by_cookie = sticky == Some(Sticky::Cookie);
-        let config =
-            HaproxyConfig { listen, workers, sticky: sticky.is_some(), by_cookie, maxconn: maxconn_for_fd_limit() };
-        let config_path =
-            std::env::temp_dir().join(format!("loadgen-haproxy-{}-{}.cfg", std::process::id(), listen.port()));
-        std::fs::write(&config_path, render(&config))
-            .map_err(|e| TargetError::io(format!("writing {}", config_path.display()), e))?;
-        let log_path = config_path.with_extension("log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| TargetError::io(format!("creating {}", log_path.display()), e))?;
+        let dir = std::env::temp_dir().join(format!("loadgen-haproxy-{}-{}", std::process::id(), listen.port()));
+        let socket = dir.join("haproxy.sock");
+        if socket.as_os_str().len() > SOCKET_PATH_MAX {
+            return Err(TargetError::HaproxyStart(format!(
+                "its runtime socket {} would be longer than {SOCKET_PATH_MAX} bytes: set TMPDIR to a shorter directory",
+                socket.display()
+            )));
+        }
+        if dir.to_string_lossy().contains(char::is_whitespace) {
+            return Err(TargetError::HaproxyStart(format!(
+                "the temp dir {} has white space, which HAProxy's runtime API cannot take: set TMPDIR",
+                dir.display()
+            )));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| TargetError::io(format!("creating {}", dir.display()), e))?;
+        let log_path = dir.join("haproxy.log");
+        let runtime = Runtime { socket: socket.clone(), map: dir.join("balance.map") };
+        // From here on, dropping `h` removes the directory.
+        let mut h = Haproxy { child: None, dir, log_path, addr: listen, runtime, sticky, follower: None };
+        let config = HaproxyConfig {
+            listen,
+            workers,
+            by_cookie: sticky == Sticky::Cookie,
+            maxconn: maxconn_for_fd_limit(),
+            socket,
+            map: h.runtime.map.clone(),
+        };
+        let config_path = h.dir.join("haproxy.cfg");
+        let write = |path: &Path, text: String| {
+            std::fs::write(path, text).map_err(|e| TargetError::io(format!("writing {}", path.display()), e))
+        };
+        write(&config_path, render(&config))?;
+        write(&h.runtime.map, render_map(!no_sticky))?;
+        let log = std::fs::File::create(&h.log_path)
+            .map_err(|e| TargetError::io(format!("creating {}", h.log_path.display()), e))?;
         let mut cmd = Command::new(program.unwrap_or(Path::new("haproxy")));
         cmd.arg("-db").arg("-f").arg(&config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         die_with_parent(&mut cmd);
-        let child = match cmd.spawn() {
-            Ok(c) => c,
+        h.child = match cmd.spawn() {
+            Ok(c) => Some(c),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(TargetError::HaproxyNotFound),
             Err(e) => return Err(TargetError::HaproxyStart(format!("cannot run haproxy: {e}"))),
         };
-        let mut h = Haproxy { child: Some(child), config_path, log_path, addr: listen };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(Ok(Some(status))) = h.child.as_mut().map(Child::try_wait) {
@@ -163,13 +279,41 @@ impl Haproxy {
         self.addr
     }
 
-    /// Stops it and removes its configuration. Idempotent.
+    /// Its runtime API.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// How its sticky backend keeps a person on one worker.
+    pub fn sticky(&self) -> Sticky {
+        self.sticky
+    }
+
+    /// From now on, switches new connections between the sticky backend and round
+    /// robin as `no-sticky` comes and goes in the fault list stored in Redis
+    /// ([`crate::haproxy_follow`]), reporting each switch to `events`. `no_sticky`
+    /// is the mode HAProxy was started in.
+    pub fn follow_faults(
+        &mut self,
+        source: crate::haproxy_follow::FaultSource,
+        no_sticky: bool,
+        events: std::sync::mpsc::Sender<crate::supervisor::SupervisorEvent>,
+    ) -> Result<(), TargetError> {
+        let follower =
+            crate::haproxy_follow::Follower::start(source, self.runtime.clone(), self.sticky, !no_sticky, events)?;
+        self.follower = Some(follower);
+        Ok(())
+    }
+
+    /// Stops it (its follower first) and removes its directory. Idempotent.
     pub fn stop(&mut self) {
+        if let Some(mut f) = self.follower.take() {
+            f.stop();
+        }
         if let Some(child) = self.child.take() {
             terminate(child, Duration::from_secs(2));
         }
-        let _ = std::fs::remove_file(&self.config_path);
-        let _ = std::fs::remove_file(&self.log_path);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -196,23 +340,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_configuration_is_sticky_checked_and_bounded() {
+    fn the_configuration_has_both_backends_checked_and_bounded() {
         let c = HaproxyConfig {
             listen: "127.0.0.1:8080".parse().unwrap(),
             workers: vec!["127.0.0.1:9000".parse().unwrap(), "127.0.0.1:9001".parse().unwrap()],
-            sticky: true,
             by_cookie: false,
             maxconn: 9500,
+            socket: "/tmp/lg/haproxy.sock".into(),
+            map: "/tmp/lg/balance.map".into(),
         };
         let text = render(&c);
         for line in [
             "    maxconn 9500\n",
+            "    stats socket /tmp/lg/haproxy.sock mode 600 level admin\n",
             "    bind 127.0.0.1:8080\n",
-            "    balance url_param user\n    hash-type consistent\n",
-            "    option httpchk GET /healthz\n",
+            "    use_backend %[str(balance),map(/tmp/lg/balance.map,be_sticky)]\n    default_backend be_sticky\n",
+            "backend be_sticky\n    balance url_param user\n    hash-type consistent\n    option httpchk GET /healthz\n",
             "    option redispatch\n",
             "    server w0 127.0.0.1:9000 check inter 500ms fall 2 rise 1\n",
-            "    server w1 127.0.0.1:9001 check",
+            "    server w1 127.0.0.1:9001 check inter 500ms fall 2 rise 1\n\nbackend be_roundrobin\n",
+            "backend be_roundrobin\n    balance roundrobin\n    server w0 127.0.0.1:9000 track be_sticky/w0\n",
+            "    server w1 127.0.0.1:9001 track be_sticky/w1\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }
@@ -223,8 +371,36 @@ mod tests {
             cookie.contains("    server w1 127.0.0.1:9001 check inter 500ms fall 2 rise 1 cookie w1\n"),
             "{cookie}"
         );
-        let loose = render(&HaproxyConfig { sticky: false, by_cookie: true, ..c });
-        assert!(loose.contains("balance roundrobin") && !loose.contains("url_param") && !loose.contains("cookie"));
+        assert!(cookie.contains("    server w1 127.0.0.1:9001 track be_sticky/w1\n"), "no cookie round robin");
+        assert_eq!(render_map(true), "balance be_sticky\n");
+        assert_eq!(render_map(false), "balance be_roundrobin\n");
         assert!(maxconn_for_fd_limit() >= 100);
+    }
+
+    #[test]
+    fn the_generated_configuration_is_valid_for_this_haproxy() {
+        // `haproxy -c` checks it, map file included.
+        let dir = std::env::temp_dir().join(format!("loadgen-haproxy-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = HaproxyConfig {
+            // Not bound: `-c` only checks.
+            listen: "127.0.0.1:9".parse().unwrap(),
+            workers: vec!["127.0.0.1:9".parse().unwrap(), "127.0.0.1:10".parse().unwrap()],
+            by_cookie: true,
+            maxconn: 100,
+            socket: dir.join("haproxy.sock"),
+            map: dir.join("balance.map"),
+        };
+        std::fs::write(&c.map, render_map(false)).unwrap();
+        std::fs::write(dir.join("haproxy.cfg"), render(&c)).unwrap();
+        let out = Command::new("haproxy").arg("-c").arg("-f").arg(dir.join("haproxy.cfg")).output();
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = out.expect("haproxy not found: install it (apt-get install haproxy)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -24,7 +24,8 @@
 //! - [`breaker`] (publishing), [`pending`] (notifications kept for reconnects), the
 //!   WebSocket publisher role (`ws_publish`), [`control`] (faults at run time).
 //!
-//! - [`haproxy`]: the HAProxy topology (workers on their own ports behind it).
+//! - [`haproxy`]: the HAProxy topology (workers on their own ports behind it);
+//!   [`haproxy_follow`]: `no-sticky` switched in HAProxy when the fault list changes.
 //! - [`reminders`]: scheduled reminders kept in Redis, fired by whichever worker
 //!   claims them first, with their lateness recorded.
 //!
@@ -47,6 +48,7 @@ pub mod envelope;
 pub mod fanout;
 pub mod faults;
 pub mod haproxy;
+pub mod haproxy_follow;
 mod http;
 pub mod hub;
 pub mod limits;

@@ -60,6 +60,11 @@ pub enum SupervisorEvent {
     RedisRestarted { pid: u32, port: u16, restarts: u64 },
     /// Starting the embedded Redis again failed (retried with backoff).
     RedisRestartFailed { error: String },
+    /// HAProxy now sends new connections to a worker by this stickiness, or round
+    /// robin (none: `no-sticky` switched on); open connections stay where they are.
+    HaproxyBalancing { sticky: Option<crate::haproxy::Sticky> },
+    /// Telling HAProxy of a `no-sticky` switch failed (tried again in 200 ms).
+    HaproxySwitchFailed { error: String },
 }
 
 impl std::fmt::Display for SupervisorEvent {
@@ -82,6 +87,17 @@ impl std::fmt::Display for SupervisorEvent {
                 )
             }
             Self::RedisRestartFailed { error } => write!(f, "embedded redis-server could not be restarted: {error}"),
+            Self::HaproxyBalancing { sticky: None } => {
+                write!(f, "haproxy: no-sticky on, new connections go round robin (open ones stay where they are)")
+            }
+            Self::HaproxyBalancing { sticky: Some(s) } => {
+                let by = match s {
+                    crate::haproxy::Sticky::User => "the user id",
+                    crate::haproxy::Sticky::Cookie => "cookie or user id",
+                };
+                write!(f, "haproxy: no-sticky off, new connections stick to a worker by {by} again")
+            }
+            Self::HaproxySwitchFailed { error } => write!(f, "haproxy: cannot switch no-sticky: {error}; retrying"),
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! With [`Balancer::Haproxy`], the workers get loopback ports of their own and a
 //! `haproxy` child listens on the public address in front of them
-//! ([`crate::haproxy`]); it is stopped after the workers, before Redis.
+//! ([`crate::haproxy`]); it is stopped after the workers, before Redis. A thread
+//! follows the fault list in Redis and switches `no-sticky` in HAProxy
+//! ([`crate::haproxy_follow`]).
 //!
 //! The embedded Redis is watched ([`crate::redis_watch`]): when it dies by itself it
 //! is started again on its port, and [`Target::events`] reports both.
@@ -53,7 +55,7 @@ pub struct Target {
     supervisor: Option<Supervisor>,
     haproxy: Option<crate::haproxy::Haproxy>,
     embedded: Option<crate::redis_watch::RedisWatch>,
-    redis_events: std::sync::Mutex<std::sync::mpsc::Receiver<SupervisorEvent>>,
+    side_events: std::sync::Mutex<std::sync::mpsc::Receiver<SupervisorEvent>>,
     redis_url: String,
     admin_token: String,
     admin_token_generated: bool,
@@ -182,7 +184,7 @@ impl Target {
         crate::control::store_blocking(&redis_url, &worker.faults)
             .map_err(|source| TargetError::Redis { url: redis_url.clone(), source })?;
         let own_ports = config.balancer == Balancer::Haproxy;
-        let sticky = (!worker.faults.contains(&crate::Fault::NoSticky)).then_some(worker.haproxy_sticky);
+        let (sticky, no_sticky) = (worker.haproxy_sticky, worker.faults.contains(&crate::Fault::NoSticky));
         let public = worker.listen;
         let supervisor = Supervisor::start(SupervisorConfig {
             workers: config.workers,
@@ -192,7 +194,10 @@ impl Target {
             own_ports,
         })?;
         let haproxy = if own_ports {
-            Some(crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky)?)
+            let mut h = crate::haproxy::Haproxy::start(None, public, supervisor.worker_addrs(), sticky, no_sticky)?;
+            let source = crate::haproxy_follow::FaultSource { url: redis_url.clone(), sentinel };
+            h.follow_faults(source, no_sticky, redis_tx)?;
+            Some(h)
         } else {
             None
         };
@@ -200,7 +205,7 @@ impl Target {
             supervisor: Some(supervisor),
             haproxy,
             embedded,
-            redis_events: std::sync::Mutex::new(redis_rx),
+            side_events: std::sync::Mutex::new(redis_rx),
             redis_url,
             admin_token,
             admin_token_generated,
@@ -244,10 +249,11 @@ impl Target {
         self.supervisor().worker_pids()
     }
 
-    /// Worker exits and restarts, and the embedded Redis's, since the last call.
+    /// Worker exits and restarts, the embedded Redis's, and HAProxy's `no-sticky`
+    /// switches, since the last call.
     pub fn events(&self) -> Vec<SupervisorEvent> {
         let mut events = self.supervisor().events();
-        events.extend(self.redis_events.lock().unwrap_or_else(|p| p.into_inner()).try_iter());
+        events.extend(self.side_events.lock().unwrap_or_else(|p| p.into_inner()).try_iter());
         events
     }
 

@@ -4,7 +4,8 @@
 //! over the workers, a publish through HAProxy reaches everyone, a killed worker's
 //! people are re-dispatched, and under `no-sticky` one person lands on both workers.
 //! With stickiness by cookie, a client that sends back the cookie HAProxy set stays on
-//! its worker whatever its query says.
+//! its worker whatever its query says. `no-sticky` is switched on and off mid-run
+//! through `POST /admin/faults`: new connections follow, an open one stays put.
 
 mod common;
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use loadgen_target::haproxy::Sticky;
 use loadgen_target::target::Balancer;
-use loadgen_target::{Target, TargetConfig, WorkerConfig};
+use loadgen_target::{SupervisorEvent, Target, TargetConfig, WorkerConfig};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -107,6 +108,40 @@ async fn a_person_sticks_to_one_worker_people_spread_and_a_dead_worker_is_routed
     assert!(std::net::TcpStream::connect(addr).is_err(), "haproxy stopped");
 }
 
+/// Switches faults through `POST /admin/faults` (on HAProxy's address) and waits until
+/// the supervisor reports HAProxy switched to `sticky` (none: round robin).
+async fn switch(t: &Target, change: serde_json::Value, sticky: Option<Sticky>) {
+    let (status, answer) = admin(t.addr(), t.admin_token().0, change).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["workers_notified"], 2, "the supervisor is no subscriber: {answer}");
+    let started = Instant::now();
+    let want = SupervisorEvent::HaproxyBalancing { sticky };
+    loop {
+        let events = t.events();
+        assert!(!events.iter().any(|e| matches!(e, SupervisorEvent::HaproxySwitchFailed { .. })), "{events:?}");
+        if events.contains(&want) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "HAProxy not switched to {sticky:?} within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("HAProxy switched to {sticky:?} {} ms after the admin answer", started.elapsed().as_millis());
+}
+
+/// The workers `n` fresh connections of `user` reach, in order.
+async fn placements(addr: std::net::SocketAddr, user: &str, n: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(worker_of(addr, user).await);
+    }
+    out
+}
+
+/// Round robin over two workers: each connection goes to the other one.
+fn alternates(placed: &[u64]) -> bool {
+    placed.windows(2).all(|w| w[0] != w[1]) && placed.iter().collect::<BTreeSet<_>>().len() == 2
+}
+
 #[tokio::test]
 async fn no_sticky_sends_one_person_to_both_workers() {
     let t = target(&["no-sticky"]);
@@ -116,6 +151,47 @@ async fn no_sticky_sends_one_person_to_both_workers() {
             seen.insert(worker_of(t.addr(), "ana").await);
         }
         assert_eq!(seen.len(), 2, "round robin ignores the user");
+        // The --fault list applies at start; switched off mid-run, ana sticks.
+        switch(&t, json!({"off": ["no-sticky"]}), Some(Sticky::User)).await;
+        let placed = placements(t.addr(), "ana", 6).await;
+        assert!(placed.iter().all(|&w| w == placed[0]), "sticky again: {placed:?}");
+    })
+    .await;
+    t.stop();
+}
+
+#[tokio::test]
+async fn no_sticky_switched_mid_run_spreads_new_connections_and_back() {
+    let t = target(&[]);
+    bounded(async {
+        let addr = t.addr();
+        let home = worker_of(addr, "ana").await;
+        let placed = placements(addr, "ana", 5).await;
+        assert!(placed.iter().all(|&w| w == home), "sticky: {placed:?}");
+        // A connection of ana's held across both switches.
+        let (mut held, ready) = connect(addr, "user=ana&unit=5").await;
+        assert_eq!(ready["worker"], home);
+
+        switch(&t, json!({"on": ["no-sticky"]}), None).await;
+        let placed = placements(addr, "ana", 8).await;
+        assert!(alternates(&placed), "round robin over both workers: {placed:?}");
+        // The open connection stayed on its worker and still hears its unit.
+        publish(addr, json!({"channel": "unit:5", "count": 1})).await;
+        let got = envelopes(&mut held, 1, Duration::from_secs(5)).await;
+        assert_eq!((seqs(&got), got[0].json["worker"].as_u64()), (vec![0], Some(home)), "{}", got[0].text);
+
+        switch(&t, json!({"off": ["no-sticky"]}), Some(Sticky::User)).await;
+        let placed = placements(addr, "ana", 6).await;
+        assert!(placed.iter().all(|&w| w == home), "sticky again, on the same worker: {placed:?}");
+        publish(addr, json!({"channel": "unit:5", "count": 1})).await;
+        assert_eq!(seqs(&envelopes(&mut held, 1, Duration::from_secs(5)).await), [1]);
+        close(held).await;
+
+        // On and off once more, by the whole list.
+        switch(&t, json!({"faults": ["no-sticky", "duplicate=0"]}), None).await;
+        assert!(alternates(&placements(addr, "ana", 4).await));
+        switch(&t, json!({"faults": []}), Some(Sticky::User)).await;
+        assert_eq!(placements(addr, "ana", 3).await, [home; 3]);
     })
     .await;
     t.stop();
@@ -161,6 +237,20 @@ async fn a_cookie_keeps_a_client_on_its_worker() {
         let home = with_cookie(a, "user=ana", None).await.0;
         for _ in 0..3 {
             assert_eq!(with_cookie(a, "user=ana", None).await.0, home);
+        }
+        // no-sticky switched on: round robin, cookie or not, and no cookie is set.
+        switch(&t, json!({"on": ["no-sticky"]}), None).await;
+        let mut placed = Vec::new();
+        for _ in 0..4 {
+            let (w, set) = with_cookie(a, "user=ana", Some(&cookie)).await;
+            assert_eq!(set, None, "round robin sets no cookie");
+            placed.push(w);
+        }
+        assert!(alternates(&placed), "the cookie is ignored: {placed:?}");
+        // Switched off: the cookie pins again.
+        switch(&t, json!({"off": ["no-sticky"]}), Some(Sticky::Cookie)).await;
+        for i in 0..4 {
+            assert_eq!(with_cookie(a, &format!("user=u{i}"), Some(&cookie)).await.0, first, "pinned again");
         }
     })
     .await;
