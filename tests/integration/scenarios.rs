@@ -279,7 +279,11 @@ url = "embedded"
 mode = "echo"
 [load]
 connections = 120
-phases = [{ for = "1s", rate = 20 }, { for = "1s", rate = 0 }, { for = "1s", rate = 100 }]
+phases = [
+  { name = "warm", for = "1s", rate = 20 },
+  { name = "pause", for = "1s", to = 20 },
+  { name = "spike", for = "1s", to = 120 },
+]
 hold = "1s"
 [[groups]]
 name = "held"
@@ -287,6 +291,22 @@ connections = 120
 steps = [{ do = "ready" }]
 [[checks]]
 expr = "connections.established == 120"
+[[checks]]
+name = "warm"
+phase = "warm"
+expr = "connections.attempted == 20"
+[[checks]]
+name = "pause"
+phase = "pause"
+expr = "connections.attempted == 0"
+[[checks]]
+name = "spike"
+phase = "spike"
+expr = "connections.established == config.connections - 20"
+[[checks]]
+name = "hold"
+phase = "hold"
+expr = "connections.dropped == 0"
 "#,
     )
     .unwrap();
@@ -302,5 +322,106 @@ expr = "connections.established == 120"
         .collect();
     assert_eq!(&per_second[..3], [20, 0, 100], "ramp, pause, spike: {per_second:?}");
     assert!(r["scenario"]["target"].as_str().unwrap().starts_with("embedded echo"), "{}", r["scenario"]);
+    // Each phase is judged on its own seconds.
+    let phases: Vec<(&str, u64, u64)> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["from_s"].as_u64().unwrap(),
+                p["connections"]["attempted"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(phases[..3], [("warm", 0, 20), ("pause", 1, 0), ("spike", 2, 100)], "{}", r["phases"]);
+    assert_eq!(phases[3].0, "hold");
+    let checks: Vec<(&str, &str, bool)> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["phase"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("connections.established == 120", "run", true),
+            ("warm", "warm", true),
+            ("pause", "pause", true),
+            ("spike", "spike", true),
+            ("hold", "hold", true)
+        ]
+    );
+    // The same spike check against the whole run fails: it saw all 120.
+    let o = run_scenario(&[
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "checks.3.phase=run",
+        "--set",
+        "load.hold=0.2s",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("check failed: spike: observed 120"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_check_marked_abort_stops_the_run_when_it_fails_and_says_so() {
+    let dir = temp_dir("scenario-abort");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("abort.toml");
+    // Echoes flow at about 100 a second; the run may see at most 50: it must stop
+    // within a few seconds of a 60-second hold.
+    std::fs::write(
+        &file,
+        r#"name = "abort"
+[target]
+url = "embedded"
+mode = "echo"
+[load]
+connections = 10
+connect_rate = 100
+hold = "60s"
+[[groups]]
+name = "echoers"
+connections = 10
+steps = [{ do = "ready" }, { do = "paced", every = "100ms" }]
+[[checks]]
+name = "patient"
+expr = "connections.failed == 0"
+abort = true
+[[checks]]
+name = "few replies"
+expr = "messages.answered <= 50"
+abort = true
+abort_after = "1s"
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let started = std::time::Instant::now();
+    let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "it ran on: {:?}", started.elapsed());
+    let err = stderr(&o);
+    assert!(err.contains("aborted: few replies: observed "), "{err}");
+    let r = crate::report_schema::validated("aborted run", &out);
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["aborted"]["check"], "few replies");
+    let at = r["aborted"]["at_s"].as_u64().unwrap();
+    assert!((1..10).contains(&at), "{}", r["aborted"]);
+    assert!(r["aborted"]["observed"].as_f64().unwrap() > 50.0, "{}", r["aborted"]);
+    assert_eq!(r["verdict"], "fail");
+    let few = r["checks"].as_array().unwrap().iter().find(|c| c["name"] == "few replies").unwrap();
+    assert_eq!(few["passed"], false);
+    assert!(few["detail"].as_str().unwrap().contains("the run was stopped there"), "{few}");
+    let patient = r["checks"].as_array().unwrap().iter().find(|c| c["name"] == "patient").unwrap();
+    assert_eq!(patient["passed"], true, "{patient}");
+    let stop =
+        r["findings"].as_array().unwrap().iter().find(|f| f["title"] == "the run was stopped by check \"few replies\"");
+    assert_eq!(stop.map(|f| &f["severity"]), Some(&serde_json::json!("error")), "{}", r["findings"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

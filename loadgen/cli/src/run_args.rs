@@ -604,6 +604,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         tokens: None,
         json_shape: None,
         connect_phases: Vec::new(),
+        windows: Vec::new(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

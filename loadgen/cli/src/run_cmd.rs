@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use loadgen_engine::preflight::{self, HostFacts, LoadRequest, Plan, SourceAddrs};
 use loadgen_engine::report::{Outcome, Verdict};
 use loadgen_engine::run::{Protocol, RunConfig, RunOutcome, Traffic};
+use loadgen_engine::stats::{RunStats, SecondStats};
 
 use crate::progress::{Mode, OutputArgs, Progress};
 pub(crate) use crate::run_args::target_addr;
@@ -124,10 +125,14 @@ fn check_out_dir(dir: &Path) -> std::io::Result<()> {
 /// (the timeline), and given the report before it is written (checks, faults,
 /// findings), which it may amend; it returns the verdict the report now holds.
 pub(crate) trait RunHooks {
-    /// The load starts now.
-    fn started(&mut self);
-    /// Second `second` of the run was collected (about when it ended).
-    fn second(&mut self, _second: u64) {}
+    /// The load of `config` starts now.
+    fn started(&mut self, config: &RunConfig);
+    /// Second `second` of the run was collected (about when it ended), with what was
+    /// collected so far. `Some(why)` stops the run there (a check marked `abort`
+    /// failed): it ends as if interrupted, and exits 1.
+    fn second(&mut self, _second: &SecondStats, _so_far: &RunStats) -> Option<String> {
+        None
+    }
     /// The load is over: amend the report document and judge the run.
     fn finished(&mut self, outcome: &RunOutcome, doc: &mut serde_json::Value) -> Verdict;
     /// The run has checks of its own, which may expect nothing to connect (attackers
@@ -146,7 +151,7 @@ pub(crate) trait RunHooks {
 struct FlagRun;
 
 impl RunHooks for FlagRun {
-    fn started(&mut self) {}
+    fn started(&mut self, _config: &RunConfig) {}
     fn finished(&mut self, outcome: &RunOutcome, _doc: &mut serde_json::Value) -> Verdict {
         outcome.verdict()
     }
@@ -213,10 +218,17 @@ pub(crate) fn execute(
     }
     install_signal_handlers();
     let mut progress = Progress::new(mode, &config);
-    hooks.started();
-    let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second| {
+    hooks.started(&config);
+    let mut aborted: Option<String> = None;
+    let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second, so_far| {
         progress.second(second, STOP.load(Ordering::Relaxed));
-        hooks.second(second.second);
+        if let Some(why) = hooks.second(second, so_far)
+            && aborted.is_none()
+        {
+            eprintln!("aborted: {why}");
+            aborted = Some(why);
+            STOP.store(true, Ordering::Relaxed);
+        }
     });
     let outcome = match result {
         Ok(o) => o,
@@ -240,7 +252,12 @@ pub(crate) fn execute(
         }
     }
     let s = &outcome.stats;
-    if interrupted {
+    if aborted.is_some() {
+        for failure in verdict.failures() {
+            eprintln!("check failed: {failure}");
+        }
+        ExitCode::from(1)
+    } else if interrupted {
         ExitCode::from(if SIGNAL.load(Ordering::Relaxed) == libc::SIGTERM { 143 } else { 130 })
     } else if s.totals.established == 0 && !hooks.own_checks() {
         eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, targets));

@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use loadgen_engine::preflight::Plan;
-use loadgen_engine::report::{Report, RunInfo};
+use loadgen_engine::report::{ProcessUsage, Report, RunInfo};
 use loadgen_engine::run::{Protocol, RunConfig, RunOutcome};
+use loadgen_engine::stats::RunStats;
 use serde_json::{Value, json};
 
 /// Builds the report document.
@@ -18,12 +19,35 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
     let info =
         RunInfo { started_unix_s: o.started_unix_s, duration_s: o.elapsed.as_secs_f64(), interrupted, usage: o.usage };
     let mut doc = Report::new(&o.stats, &info).with_protocol_memory(&o.memory, o.stats.peak_open).to_value();
+    doc["config"] = config_section(config);
+    doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
+    doc["generator"]["io_uring"] = json!(o.ring_flags);
+    doc
+}
+
+/// The report of the run so far, for checks judged while it goes on: the totals,
+/// latencies and phases collected up to `second` and the run's `config` (no time
+/// series, plan or resource use).
+pub fn live_document(so_far: &RunStats, second: u64, config: &Value) -> Value {
+    let info = RunInfo {
+        started_unix_s: 0,
+        duration_s: (second + 1) as f64,
+        interrupted: false,
+        usage: ProcessUsage::default(),
+    };
+    let mut doc = Report::summary(so_far, &info).to_value();
+    doc["config"] = config.clone();
+    doc
+}
+
+/// The report's `config`: the run as configured.
+pub fn config_section(config: &RunConfig) -> Value {
     let (protocol, schemes) = match config.protocol {
         Protocol::WebSocket => ("websocket", ["ws", "wss"]),
         Protocol::RawTcp => ("raw_tcp", ["ws", "wss"]),
         Protocol::Http1 => ("http1", ["http", "https"]),
     };
-    doc["config"] = json!({
+    json!({
         "protocol": protocol,
         "targets": config
             .targets
@@ -47,10 +71,7 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
             "max_s": p.max.as_secs_f64(),
             "limit": p.limit,
         })),
-    });
-    doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
-    doc["generator"]["io_uring"] = json!(o.ring_flags);
-    doc
+    })
 }
 
 /// Writes `doc` as `dir/report.json`; returns its path.

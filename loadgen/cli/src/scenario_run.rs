@@ -14,6 +14,7 @@ use loadgen_director::{EmbeddedTarget, Player};
 use loadgen_engine::driver::{Step, Traffic as DriverTraffic};
 use loadgen_engine::report::{Check, Verdict};
 use loadgen_engine::run::{RunConfig, RunOutcome};
+use loadgen_engine::stats::{RunStats, SecondStats};
 use loadgen_scenario::{Plan, TargetSpec};
 use serde_json::{Value, json};
 
@@ -148,6 +149,8 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         started: None,
         target_cpu_at_start: None,
         target_cpu_by_second: Vec::new(),
+        live_config: None,
+        aborted: None,
     };
     Ok((config, hooks))
 }
@@ -212,6 +215,7 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     config.cohorts = plan.cohorts.clone();
     config.connect_phases.clone_from(&plan.connect_phases);
     config.json_shape.clone_from(&plan.json_shape);
+    config.windows.clone_from(&plan.windows);
     if let Some(token) = &plan.token {
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
@@ -235,10 +239,18 @@ struct ScenarioRun {
     target_cpu_at_start: Option<f64>,
     /// The target's CPU seconds at the end of each collected second (second, reading).
     target_cpu_by_second: Vec<(u64, f64)>,
+    /// The report's `config`, for the live report that checks marked `abort` read;
+    /// `None` when no check is.
+    live_config: Option<Value>,
+    /// The check that stopped the run.
+    aborted: Option<loadgen_scenario::judge::Aborted>,
 }
 
 impl RunHooks for ScenarioRun {
-    fn started(&mut self) {
+    fn started(&mut self, config: &RunConfig) {
+        if self.plan.checks.iter().any(|c| c.abort_from.is_some()) {
+            self.live_config = Some(crate::run_report::config_section(config));
+        }
         let now = Instant::now();
         self.started = Some(now);
         self.target_cpu_at_start = self.target.as_ref().and_then(EmbeddedTarget::cpu_s);
@@ -247,10 +259,16 @@ impl RunHooks for ScenarioRun {
         }
     }
 
-    fn second(&mut self, second: u64) {
+    fn second(&mut self, second: &SecondStats, so_far: &RunStats) -> Option<String> {
         if let Some(cpu) = self.target.as_ref().and_then(EmbeddedTarget::cpu_s) {
-            self.target_cpu_by_second.push((second, cpu));
+            self.target_cpu_by_second.push((second.second, cpu));
         }
+        let config = self.live_config.as_ref().filter(|_| self.aborted.is_none())?;
+        let live = crate::run_report::live_document(so_far, second.second, config);
+        let aborted = loadgen_scenario::judge::abort(&self.plan.checks, &live, second.second)?;
+        let why = aborted.detail.clone();
+        self.aborted = Some(aborted);
+        Some(why)
     }
 
     fn finished(&mut self, outcome: &RunOutcome, doc: &mut Value) -> Verdict {
@@ -294,10 +312,13 @@ impl RunHooks for ScenarioRun {
         if !applied.is_empty() {
             doc["faults"] = serde_json::to_value(&applied).unwrap_or(Value::Null);
         }
+        if let Some(a) = &self.aborted {
+            doc["aborted"] = serde_json::to_value(a).unwrap_or(Value::Null);
+        }
         let checks: Vec<Check> = if self.plan.checks.is_empty() {
             loadgen_engine::report::default_checks(&outcome.stats)
         } else {
-            self.plan.checks.iter().map(|c| loadgen_scenario::judge::check(c, doc)).collect()
+            loadgen_scenario::judge::checks_after_abort(&self.plan.checks, doc, self.aborted.as_ref())
         };
         let verdict = Verdict::new(&outcome.stats, checks);
         loadgen_scenario::judge::write_verdict(doc, &verdict);

@@ -10,6 +10,8 @@
 //! percentile of too few samples (a p99 of 40) and a division by zero. What it does not do: read files, or know which metrics exist (the
 //! report's schema does).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 /// A parsed check.
@@ -19,6 +21,11 @@ pub struct Check {
     pub name: String,
     /// The text it was parsed from.
     pub expr: String,
+    /// The phase it judges (the report's `phases[]` of that name); `None`: the run.
+    pub phase: Option<String>,
+    /// Judged live, each second, from this second of the run on (a phase's: from its
+    /// start plus the delay); a failure stops the run. `None`: judged at the end only.
+    pub abort_from: Option<Duration>,
     left: Expr,
     op: Cmp,
     right: Expr,
@@ -63,7 +70,15 @@ impl Check {
         if p.at < p.s.len() {
             return Err(format!("unexpected \"{}\" at column {}", &expr[p.at..], p.at + 1));
         }
-        Ok(Self { name: name.unwrap_or(expr).to_string(), expr: expr.to_string(), left, op, right })
+        Ok(Self {
+            name: name.unwrap_or(expr).to_string(),
+            expr: expr.to_string(),
+            phase: None,
+            abort_from: None,
+            left,
+            op,
+            right,
+        })
     }
 
     /// Judges the check against a report.

@@ -78,6 +78,9 @@ pub struct Plan {
     pub connect_rate: f64,
     /// Connection arrivals in phases (length, rate); empty: `connect_rate` throughout.
     pub connect_phases: Vec<(Duration, f64)>,
+    /// The run's named windows (`ramp` or the named phases, then `hold`), kept apart
+    /// in the report's `phases` for checks of one phase.
+    pub windows: Vec<loadgen_engine::stats::Window>,
     /// Hold once all have started.
     pub hold: Duration,
     /// Closes per second at the end.
@@ -114,7 +117,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
     if load.connections == 0 {
         return Err("load.connections: at least 1".into());
     }
-    let (connect_rate, connect_phases) = arrivals(load)?;
+    let arrivals = crate::phases::arrivals(load)?;
     if load.close_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err("load.close_rate: a positive number of closes per second".into());
     }
@@ -195,12 +198,19 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
             return Err(format!("catalogue.fails: \"{unknown}\" is not the name of a check here"));
         }
     }
-    let checks = s
-        .checks
-        .iter()
-        .enumerate()
-        .map(|(k, c)| Check::parse(c.name.as_deref(), &c.expr).map_err(|e| format!("checks[{k}].expr: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut checks = Vec::with_capacity(s.checks.len());
+    for (k, c) in s.checks.iter().enumerate() {
+        let mut check = Check::parse(c.name.as_deref(), &c.expr).map_err(|e| format!("checks[{k}].expr: {e}"))?;
+        if checks.iter().any(|o: &Check| o.name == check.name) {
+            return Err(format!(
+                "checks[{k}]: another check is called \"{}\"; give it a name of its own (name = \"...\")",
+                check.name
+            ));
+        }
+        crate::phases::place(&mut check, c.phase.as_deref(), c.abort, c.abort_after, &arrivals.windows)
+            .map_err(|e| format!("checks[{k}].{e}"))?;
+        checks.push(check);
+    }
     Ok(Plan {
         name: s.name.clone(),
         description: s.description.clone(),
@@ -210,8 +220,9 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,
         connections: load.connections,
-        connect_rate,
-        connect_phases,
+        connect_rate: arrivals.rate,
+        connect_phases: arrivals.phases,
+        windows: arrivals.windows,
         hold: load.hold,
         close_rate: load.close_rate,
         headers: s.connection.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -221,38 +232,6 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         cohorts,
         checks,
     })
-}
-
-/// One rate, or phases that add up to the connections.
-fn arrivals(load: &crate::model::Load) -> Result<(f64, Vec<(Duration, f64)>), String> {
-    match (load.connect_rate, load.phases.is_empty()) {
-        (Some(r), true) if r.is_finite() && r > 0.0 => Ok((r, Vec::new())),
-        (Some(r), true) => Err(format!("load.connect_rate: a positive number of connections per second, not {r}")),
-        (None, true) => Err("load: give connect_rate (connections per second) or [[load.phases]]".into()),
-        (Some(_), false) => Err("load: connect_rate or [[load.phases]], not both".into()),
-        (None, false) => {
-            let mut phases = Vec::with_capacity(load.phases.len());
-            for (k, p) in load.phases.iter().enumerate() {
-                if p.length.is_zero() || !(p.rate.is_finite() && p.rate >= 0.0 && p.rate <= 1e9) {
-                    return Err(format!("load.phases[{k}]: a length above 0 and a rate of 0 to 1e9 per second"));
-                }
-                phases.push((p.length, p.rate));
-            }
-            let opened: f64 = phases.iter().map(|(d, r)| d.as_secs_f64() * r).sum();
-            if (opened - f64::from(load.connections)).abs() >= 0.5 {
-                return Err(format!(
-                    "load.phases open {opened:.1} connections (rate × length), but load.connections is {}; make them \
-                     equal",
-                    load.connections
-                ));
-            }
-            let fastest = phases.iter().map(|(_, r)| *r).fold(0.0, f64::max);
-            if fastest <= 0.0 {
-                return Err("load.phases: at least one phase with a rate above 0".into());
-            }
-            Ok((fastest, phases))
-        }
-    }
 }
 
 /// The target section: a URL, or the embedded target with its mode, path and flags.

@@ -12,8 +12,87 @@ use serde_json::{Value, json};
 
 use crate::check::{self, Outcome};
 
-/// Evaluates one scenario check over the report.
+/// Evaluates one scenario check over the report (a check of a phase over that
+/// phase's entry of `phases`).
 pub fn check(c: &check::Check, report: &Value) -> Check {
+    let Some(phase) = c.phase.as_deref() else { return judged(c, report) };
+    match phase_view(report, phase) {
+        Some(view) => judged(c, &view).in_phase(phase),
+        None => Check::no_data(&c.name, &c.expr, format!("the run never reached phase \"{phase}\"")).in_phase(phase),
+    }
+}
+
+/// The part of `report` a check of `phase` reads: the phase's own sections, and the
+/// run's `config`.
+fn phase_view(report: &Value, phase: &str) -> Option<Value> {
+    let entry = report["phases"].as_array()?.iter().find(|p| p["name"] == phase)?;
+    let mut view = entry.clone();
+    view["config"] = report["config"].clone();
+    Some(view)
+}
+
+/// Why the run must stop now: the first check marked `abort` that fails (with data)
+/// on the live report of second `second` of the run. A check is judged from its
+/// `abort_from` on, a check of a phase once that phase has begun.
+pub fn abort(checks: &[check::Check], live: &Value, second: u64) -> Option<Aborted> {
+    checks.iter().filter(|c| c.abort_from.is_some_and(|from| second >= from.as_secs())).find_map(|c| {
+        let view;
+        let doc = match c.phase.as_deref() {
+            Some(phase) => {
+                view = phase_view(live, phase)?;
+                &view
+            }
+            None => live,
+        };
+        match c.evaluate(doc) {
+            Outcome::Fail(v) => Some(Aborted {
+                check: c.name.clone(),
+                at_s: second,
+                observed: v,
+                detail: format!(
+                    "{}: observed {} in second {second}, expected {}; the run was stopped there",
+                    c.name,
+                    num(v),
+                    c.expr
+                ),
+            }),
+            Outcome::Pass(_) | Outcome::NoData(_) => None,
+        }
+    })
+}
+
+/// A check that stopped the run (the report's `aborted`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Aborted {
+    /// The check's name.
+    pub check: String,
+    /// The second whose figures failed it.
+    pub at_s: u64,
+    /// Its left-hand side then.
+    pub observed: f64,
+    /// What failed.
+    pub detail: String,
+}
+
+/// The checks of a run that `aborted` stopped: that check failed as it was seen when
+/// it stopped the run, the others judged over the report as they are.
+pub fn checks_after_abort(checks: &[check::Check], report: &Value, aborted: Option<&Aborted>) -> Vec<Check> {
+    checks
+        .iter()
+        .map(|c| match aborted.filter(|a| a.check == c.name) {
+            Some(a) => {
+                let judged = Check::judged(&c.name, &c.expr, false, a.observed, Some(a.detail.clone()));
+                match c.phase.as_deref() {
+                    Some(p) => judged.in_phase(p),
+                    None => judged,
+                }
+            }
+            None => check(c, report),
+        })
+        .collect()
+}
+
+fn judged(c: &check::Check, report: &Value) -> Check {
     match c.evaluate(report) {
         Outcome::Pass(v) => Check::judged(&c.name, &c.expr, true, v, None),
         Outcome::Fail(v) => Check::judged(
@@ -53,6 +132,15 @@ fn finding(severity: &str, title: String, evidence: String, span: Option<(f64, f
 /// with their second of the run.
 pub fn findings(report: &Value, target_log: &[(f64, String)]) -> Vec<Value> {
     let mut out = Vec::new();
+    if let Some(a) = report.get("aborted").filter(|a| a.is_object()) {
+        let at = a["at_s"].as_f64();
+        out.push(finding(
+            "error",
+            format!("the run was stopped by check \"{}\"", a["check"].as_str().unwrap_or("?")),
+            a["detail"].as_str().unwrap_or("").to_string(),
+            at.map(|s| (s, s + 1.0)),
+        ));
+    }
     for c in report["checks"].as_array().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or("?");
         let detail = c["detail"].as_str().unwrap_or("").to_string();

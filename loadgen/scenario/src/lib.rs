@@ -18,11 +18,13 @@ pub mod include;
 pub mod judge;
 pub mod metric;
 pub mod model;
+mod phases;
 mod set;
 pub mod timeline;
 
 pub use compile::{EMBEDDED_MODES, Embedded, Plan, TargetSpec, TokenFormat, TokenPlan};
 pub use model::Scenario;
+pub use phases::PHASE_SECTIONS;
 pub use timeline::{Action, Event};
 
 /// A scenario that cannot be used, with where and why.

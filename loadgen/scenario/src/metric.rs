@@ -126,9 +126,11 @@ impl MetricPath {
     }
 }
 
+/// Follows a `$ref` (a JSON pointer into the schema, like `#/$defs/count` or
+/// `#/properties/connections`).
 fn deref<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-        Some(name) => root.get("$defs").and_then(|d| d.get(name)).unwrap_or(node),
+    match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => root.pointer(pointer).map_or(node, |target| deref(root, target)),
         None => node,
     }
 }

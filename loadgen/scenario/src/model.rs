@@ -129,11 +129,16 @@ pub struct Load {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseSpec {
+    /// Its name, for checks of this phase alone (absent: `phase1`, `phase2`, …).
+    pub name: Option<String>,
     /// How long.
     #[serde(rename = "for", deserialize_with = "duration")]
     pub length: Duration,
-    /// New connections per second meanwhile.
-    pub rate: f64,
+    /// New connections per second meanwhile (or `to`).
+    pub rate: Option<f64>,
+    /// Or: connections started by the end of this phase, counting the phases before
+    /// (a ramp to a count).
+    pub to: Option<u32>,
 }
 
 /// How each connection opens.
@@ -355,6 +360,15 @@ pub struct CheckSpec {
     pub name: Option<String>,
     /// `metric OP value`, e.g. `messages.lost == 0`, `latency_us.message_rtt.p99 < 250ms`.
     pub expr: String,
+    /// The phase it judges (a `load.phases` name, `ramp`, `hold`; absent: the whole
+    /// run).
+    pub phase: Option<String>,
+    /// Judge it each second while the run goes on, and stop the run when it fails.
+    #[serde(default)]
+    pub abort: bool,
+    /// With `abort`: not before this second of the run (or of its phase).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub abort_after: Option<Duration>,
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `1m`, `250us`, `1h`.

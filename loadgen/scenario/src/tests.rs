@@ -178,3 +178,124 @@ fn connection_phases_replace_the_rate_and_must_add_up() {
     let none = SMOKE.replace("connect_rate = 20\n", "");
     assert!(load(&none, "s.toml", &[]).unwrap_err().to_string().contains("give connect_rate"));
 }
+
+/// A small scenario with `load` and `checks` of the caller's.
+fn with(load_keys: &str, checks: &str) -> Result<Plan, ScenarioError> {
+    let text = format!(
+        "name = \"p\"\n[target]\nurl = \"ws://127.0.0.1:9/\"\n[load]\nconnections = 100\n{load_keys}\n[[groups]]\nname = \
+         \"g\"\nconnections = 100\nsteps = [{{ do = \"ready\" }}]\n{checks}"
+    );
+    load(&text, "p.toml", &[])
+}
+
+#[test]
+fn phases_ramp_to_counts_or_at_rates_and_lay_out_named_windows() {
+    let plan = with(
+        "hold = \"5s\"\nphases = [{ name = \"warm\", for = \"2s\", to = 20 }, { for = \"1s\", rate = 0 }, { name = \
+         \"spike\", for = \"500ms\", to = 100 }]",
+        "",
+    )
+    .expect("phases compile");
+    let rates: Vec<f64> = plan.connect_phases.iter().map(|(_, r)| *r).collect();
+    assert_eq!(rates, [10.0, 0.0, 160.0]);
+    let windows: Vec<(&str, u64, u64)> =
+        plan.windows.iter().map(|w| (w.name.as_str(), w.first_second(), w.end_second())).collect();
+    assert_eq!(windows, [("warm", 0, 2), ("phase2", 2, 3), ("spike", 3, 4), ("hold", 3, 9)]);
+    let plan = with("connect_rate = 50\nhold = \"3s\"", "").unwrap();
+    let windows: Vec<(&str, Duration, Duration)> =
+        plan.windows.iter().map(|w| (w.name.as_str(), w.from, w.to)).collect();
+    assert_eq!(
+        windows,
+        [("ramp", Duration::ZERO, Duration::from_secs(2)), ("hold", Duration::from_secs(2), Duration::from_secs(5))]
+    );
+    for (load, problem) in [
+        (
+            "hold = \"1s\"\nphases = [{ for = \"1s\", to = 60 }, { for = \"1s\", to = 50 }]",
+            "is below the 60 connections",
+        ),
+        ("hold = \"1s\"\nphases = [{ for = \"1s\", to = 60, rate = 3 }]", "rate or to, not both"),
+        ("hold = \"1s\"\nphases = [{ for = \"1s\" }]", "give rate (connections per second) or to"),
+        ("hold = \"1s\"\nphases = [{ name = \"hold\", for = \"1s\", to = 100 }]", "\"hold\" is taken"),
+        (
+            "hold = \"1s\"\nphases = [{ name = \"a\", for = \"1s\", to = 50 }, { name = \"a\", for = \"1s\", to = 100 }]",
+            "two phases are called \"a\"",
+        ),
+        ("hold = \"1s\"\nphases = [{ for = \"1s\", to = 90 }]", "open 90.0 connections"),
+    ] {
+        let e = with(load, "").unwrap_err().to_string();
+        assert!(e.contains(problem) && !e.contains('\n'), "{load}: {e}");
+    }
+}
+
+#[test]
+fn checks_of_a_phase_read_its_sections_and_abort_only_when_asked() {
+    let load = "connect_rate = 100\nhold = \"5s\"";
+    let plan = with(
+        load,
+        "[[checks]]\nphase = \"hold\"\nexpr = \"latency_us.handshake.p99 < 10ms\"\n[[checks]]\nname = \"drops\"\nexpr = \
+         \"connections.dropped < 5\"\nabort = true\nabort_after = \"2s\"\n[[checks]]\nname = \"in hold\"\nphase = \
+         \"hold\"\nexpr = \"connections.dropped == 0\"\nabort = true",
+    )
+    .expect("phase checks compile");
+    assert_eq!(plan.checks[0].phase.as_deref(), Some("hold"));
+    assert_eq!(plan.checks[0].abort_from, None);
+    assert_eq!(plan.checks[1].abort_from, Some(Duration::from_secs(2)));
+    assert_eq!(plan.checks[2].abort_from, Some(Duration::from_secs(1)), "a phase's check from the phase's start");
+    for (checks, problem) in [
+        (
+            "[[checks]]\nphase = \"spike\"\nexpr = \"connections.failed == 0\"",
+            "\"spike\" is not a phase of this run; it has run, ramp, hold",
+        ),
+        ("[[checks]]\nphase = \"hold\"\nexpr = \"generator.cpu_s < 1\"", "generator.cpu_s is not kept per phase"),
+        ("[[checks]]\nexpr = \"connections.failed == 0\"\nabort_after = \"1s\"", "abort_after: goes with abort = true"),
+        (
+            "[[checks]]\nexpr = \"connections.failed == 0\"\n[[checks]]\nexpr = \"connections.failed == 0\"",
+            "another check is called",
+        ),
+    ] {
+        let e = with(load, checks).unwrap_err().to_string();
+        assert!(e.contains(problem) && !e.contains('\n'), "{checks}: {e}");
+    }
+}
+
+#[test]
+fn a_phase_check_is_judged_on_its_phase_and_abort_picks_the_first_failure_due() {
+    let plan = with(
+        "connect_rate = 100\nhold = \"5s\"",
+        "[[checks]]\nname = \"hold ok\"\nphase = \"hold\"\nexpr = \"connections.dropped == 0\"\n[[checks]]\nname = \
+         \"late\"\nexpr = \"connections.dropped < 3\"\nabort = true\nabort_after = \"3s\"\n[[checks]]\nname = \
+         \"soon\"\nexpr = \"connections.dropped < 2\"\nabort = true",
+    )
+    .unwrap();
+    let report = serde_json::json!({
+        "config": { "connections": 100 },
+        "connections": { "attempted": 100, "established": 100, "failed": 0, "dropped": 4, "open_at_end": 96, "peak_open": 100 },
+        "phases": [
+            { "name": "ramp", "from_s": 0, "to_s": 1, "seconds": 1,
+              "connections": { "attempted": 100, "established": 100, "failed": 0, "dropped": 4, "open_at_end": 96, "peak_open": 100 } },
+            { "name": "hold", "from_s": 1, "seconds": 3,
+              "connections": { "attempted": 0, "established": 0, "failed": 0, "dropped": 0, "open_at_end": 96, "peak_open": 96 } }
+        ]
+    });
+    let hold = judge::check(&plan.checks[0], &report);
+    assert!(hold.passed && hold.phase == "hold", "the run dropped 4, the hold none: {hold:?}");
+    let whole = judge::check(&plan.checks[1], &report);
+    assert!(!whole.passed && whole.phase == "run");
+    // Second 1: only "soon" is due; second 3: "late" comes first in file order.
+    assert_eq!(judge::abort(&plan.checks, &report, 1).map(|a| a.check), Some("soon".into()));
+    assert_eq!(judge::abort(&plan.checks, &report, 3).map(|a| a.check), Some("late".into()));
+    let a = judge::abort(&plan.checks, &report, 1).unwrap();
+    assert_eq!((a.at_s, a.observed), (1, 4.0));
+    let mut fine = report.clone();
+    fine["connections"]["dropped"] = 0.into();
+    assert_eq!(judge::abort(&plan.checks, &fine, 4), None);
+    // The check that stopped the run keeps the failure it stopped it with.
+    let judged = judge::checks_after_abort(&plan.checks, &fine, Some(&a));
+    assert_eq!(judged.iter().map(|c| c.passed).collect::<Vec<_>>(), [true, true, false]);
+    assert_eq!(judged[2].observed, Some(4.0));
+    // A phase the run never reached has no data.
+    let mut short = report.clone();
+    short["phases"].as_array_mut().unwrap().pop();
+    let none = judge::check(&plan.checks[0], &short);
+    assert!(none.observed.is_none() && none.detail.unwrap().contains("never reached phase \"hold\""));
+}

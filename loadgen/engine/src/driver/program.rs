@@ -169,6 +169,13 @@ pub enum ProgramError {
         /// Index of the step.
         step: usize,
     },
+    /// Traffic before any `Ready`: a connection sends its probes once ready, so these
+    /// would never go out.
+    #[error("step {step}: traffic starts before the connection is ready; put a ready step before it")]
+    TrafficBeforeReady {
+        /// Index of the step.
+        step: usize,
+    },
 }
 
 impl Program {
@@ -195,6 +202,9 @@ impl Program {
                 }
                 Step::WaitFor { pattern, .. } if pattern.is_empty() => {
                     return Err(ProgramError::EmptyPattern { step });
+                }
+                Step::Traffic(_) if !self.steps[..step].contains(&Step::Ready) => {
+                    return Err(ProgramError::TrafficBeforeReady { step });
                 }
                 _ => {}
             }

@@ -301,8 +301,8 @@ fn programs_are_checked_before_they_run() {
         ProgramError::ZeroInterval { step: 1 }
     );
     assert_eq!(
-        bad(vec![Step::Traffic(Traffic::Paced { interval: Duration::ZERO })]),
-        ProgramError::ZeroInterval { step: 0 }
+        bad(vec![Step::Ready, Step::Traffic(Traffic::Paced { interval: Duration::ZERO })]),
+        ProgramError::ZeroInterval { step: 1 }
     );
     assert_eq!(bad(vec![Step::Close { code: 1005 }]), ProgramError::CloseCode { step: 0, code: 1005 });
     assert_eq!(bad(vec![Step::Close { code: 999 }]), ProgramError::CloseCode { step: 0, code: 999 });
@@ -311,6 +311,13 @@ fn programs_are_checked_before_they_run() {
         ProgramError::EmptyPattern { step: 0 }
     );
     assert!(bad(vec![Step::Close { code: 1006 }]).to_string().contains("1006"));
+    // Probes go out once a connection is ready: traffic before it would never send.
+    assert_eq!(
+        bad(vec![Step::SendText("hi".into()), Step::Traffic(Traffic::Paced { interval: Duration::from_millis(5) })]),
+        ProgramError::TrafficBeforeReady { step: 1 }
+    );
+    let ok = vec![Step::Ready, Step::Traffic(Traffic::Paced { interval: Duration::from_millis(5) })];
+    assert_eq!(Program { steps: ok, reconnect: None }.validate(), Ok(()));
     for code in [1000, 1001, 3000, 4999] {
         assert_eq!(Program { steps: vec![Step::Close { code }], reconnect: None }.validate(), Ok(()));
     }

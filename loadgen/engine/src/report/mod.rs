@@ -70,6 +70,9 @@ pub struct Report {
     /// defines its own): the report's `verdict`, `checks` and `invalid_because`.
     #[serde(flatten)]
     pub verdict: Verdict,
+    /// The run's named phases, each with its own counts and latencies (absent: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseReport>,
     /// One entry per second (absent when no second completed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeseries: Vec<SecondStats>,
@@ -112,6 +115,118 @@ pub struct ConnectionsReport {
     pub pong_timeouts: u64,
     /// Most connections open at once.
     pub peak_open: u64,
+}
+
+/// `connections` of `stats` (absent when nothing was attempted).
+fn connections_report(stats: &RunStats) -> Option<ConnectionsReport> {
+    let t = &stats.totals;
+    (t.attempted + t.established + t.failed > 0).then(|| zero_connections(stats))
+}
+
+/// `connections` of `stats`, present even when every count is zero.
+fn zero_connections(stats: &RunStats) -> ConnectionsReport {
+    let t = &stats.totals;
+    ConnectionsReport {
+        attempted: t.attempted,
+        established: t.established,
+        failed: t.failed,
+        dropped: t.dropped,
+        dropped_by_cause: stats.drops.clone(),
+        close_codes: stats.close_codes.iter().map(|(code, n)| (code.to_string(), *n)).collect(),
+        refused: stats
+            .refusals
+            .iter()
+            .map(|(status, c)| {
+                let with = c.retry_after_count > 0;
+                let refusal = RefusalReport {
+                    count: c.count,
+                    retry_after_count: c.retry_after_count,
+                    retry_after_min_s: with.then_some(c.retry_after_min_s),
+                    retry_after_max_s: with.then_some(c.retry_after_max_s),
+                };
+                (status.to_string(), refusal)
+            })
+            .collect(),
+        open_at_end: t.open_at_end,
+        reconnect_attempts: t.reconnect_attempts,
+        reconnected: t.reconnected,
+        reconnect_gave_up: t.reconnect_gave_up,
+        pong_timeouts: t.pong_timeouts,
+        peak_open: stats.peak_open,
+    }
+}
+
+/// `messages` of `stats` (absent when nothing was sent or received).
+fn messages_report(stats: &RunStats) -> Option<MessagesReport> {
+    let t = &stats.totals;
+    (t.messages_sent + t.messages_received + t.not_sent > 0).then(|| zero_messages(stats))
+}
+
+/// `messages` of `stats`, present even when every count is zero.
+fn zero_messages(stats: &RunStats) -> MessagesReport {
+    let t = &stats.totals;
+    MessagesReport {
+        sent: t.messages_sent,
+        received: t.messages_received,
+        answered: t.answered,
+        late: t.late,
+        unanswered: t.unanswered,
+        not_sent: t.not_sent,
+        lost: t.lost,
+        duplicated: t.duplicated,
+        reordered: t.reordered,
+        pushes_received: t.pushes_received,
+        reply_timeouts: t.reply_timeouts,
+    }
+}
+
+/// One of `phases`: a named window of the run with the whole run's counts and
+/// latencies over the seconds it covers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseReport {
+    /// The phase's name.
+    pub name: String,
+    /// Its first second of the run.
+    pub from_s: u64,
+    /// One past its last second (absent: it lasted to the end of the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_s: Option<u64>,
+    /// Seconds of it that were collected.
+    pub seconds: u64,
+    /// As the run's `connections`, within the phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionsReport>,
+    /// As the run's `latency_us`, within the phase.
+    #[serde(skip_serializing_if = "Latencies::is_empty")]
+    pub latency_us: Latencies,
+    /// As the run's `messages`, within the phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessagesReport>,
+    /// As the run's `errors`, within the phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+impl PhaseReport {
+    fn new(w: &crate::stats::WindowStats) -> Self {
+        let end = w.window.end_second();
+        // A phase's seconds were collected, so its counts are measured even when they
+        // are all zero (a pause). `open_at_end` is what was open when its last second
+        // ended.
+        let mut connections = connections_report(&w.stats).unwrap_or_else(|| zero_connections(&w.stats));
+        connections.open_at_end = w.stats.open_at_end;
+        let messages = messages_report(&w.stats).unwrap_or_else(|| zero_messages(&w.stats));
+        Self {
+            name: w.window.name.clone(),
+            from_s: w.window.first_second(),
+            to_s: (end != u64::MAX).then_some(end),
+            seconds: w.seconds,
+            connections: Some(connections),
+            latency_us: w.stats.latencies(),
+            messages: Some(messages),
+            errors: w.stats.errors.clone(),
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -266,48 +381,14 @@ pub struct RunInfo {
 impl Report {
     /// Builds the report of a run (complete or partial).
     pub fn new(stats: &RunStats, info: &RunInfo) -> Self {
+        Self { timeseries: stats.seconds.clone(), ..Self::summary(stats, info) }
+    }
+
+    /// [`Report::new`] without the time series: what live checks read each second.
+    pub fn summary(stats: &RunStats, info: &RunInfo) -> Self {
         let t = &stats.totals;
-        let connections = (t.attempted + t.established + t.failed > 0).then(|| ConnectionsReport {
-            attempted: t.attempted,
-            established: t.established,
-            failed: t.failed,
-            dropped: t.dropped,
-            dropped_by_cause: stats.drops.clone(),
-            close_codes: stats.close_codes.iter().map(|(code, n)| (code.to_string(), *n)).collect(),
-            refused: stats
-                .refusals
-                .iter()
-                .map(|(status, c)| {
-                    let with = c.retry_after_count > 0;
-                    let refusal = RefusalReport {
-                        count: c.count,
-                        retry_after_count: c.retry_after_count,
-                        retry_after_min_s: with.then_some(c.retry_after_min_s),
-                        retry_after_max_s: with.then_some(c.retry_after_max_s),
-                    };
-                    (status.to_string(), refusal)
-                })
-                .collect(),
-            open_at_end: t.open_at_end,
-            reconnect_attempts: t.reconnect_attempts,
-            reconnected: t.reconnected,
-            reconnect_gave_up: t.reconnect_gave_up,
-            pong_timeouts: t.pong_timeouts,
-            peak_open: stats.peak_open,
-        });
-        let messages = (t.messages_sent + t.messages_received + t.not_sent > 0).then_some(MessagesReport {
-            sent: t.messages_sent,
-            received: t.messages_received,
-            answered: t.answered,
-            late: t.late,
-            unanswered: t.unanswered,
-            not_sent: t.not_sent,
-            lost: t.lost,
-            duplicated: t.duplicated,
-            reordered: t.reordered,
-            pushes_received: t.pushes_received,
-            reply_timeouts: t.reply_timeouts,
-        });
+        let connections = connections_report(stats);
+        let messages = messages_report(stats);
         let u = &info.usage;
         let bytes_per_connection = match (u.peak_rss_bytes, stats.peak_open) {
             (Some(peak), open) if open > 0 => Some(peak.saturating_sub(u.baseline_rss_bytes.unwrap_or(0)) / open),
@@ -342,7 +423,8 @@ impl Report {
             },
             errors: stats.errors.clone(),
             verdict: Verdict::new(stats, default_checks(stats)),
-            timeseries: stats.seconds.clone(),
+            phases: stats.windows.iter().filter(|w| w.seconds > 0).map(PhaseReport::new).collect(),
+            timeseries: Vec::new(),
         }
     }
 

@@ -325,7 +325,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "checks[].observed",
         "The value of its left-hand side in this run. Absent when a metric it needs was not measured: the check proves nothing and the run is `invalid`.",
     ),
-    ("checks[].phase", "The part of the run it judges: `run`, the whole run."),
+    (
+        "checks[].phase",
+        "The part of the run it judges: `run`, the whole run, or the name of one of `phases` (its counts and latencies alone).",
+    ),
     (
         "checks[].detail",
         "For a failed check, what failed in a sentence, with the counts by kind (for example the HTTP statuses of refusals), or which metric had no data. Absent when it passed.",
@@ -367,6 +370,29 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ("findings[].evidence", "The numbers or lines that show it."),
     ("findings[].from_s", "Start of the seconds it covers (absent: the whole run)."),
     ("findings[].to_s", "End of those seconds."),
+    (
+        "aborted",
+        "A check marked `abort` failed while the run went on, so loadgen stopped it there (`interrupted` is `true`; exit 1): which check and when. Absent when the run was not aborted.",
+    ),
+    ("aborted.check", "The name of the check that stopped the run."),
+    ("aborted.at_s", "The second of the run whose figures failed it (it is judged on each second as it is collected)."),
+    ("aborted.observed", "The value of its left-hand side then."),
+    ("aborted.detail", "What failed, in a sentence."),
+    (
+        "phases",
+        "The run's named phases (a scenario's `load.phases` and its `hold`), each with the run's counts and latencies over the whole seconds it covers (a second holding a boundary counts in both phases). Percentiles come from the phase's merged histograms. Absent when the run has no phases, and a phase the run never reached is left out.",
+    ),
+    ("phases[].name", "The phase's name: a `load.phases` entry's `name`, `ramp` (one connect rate), or `hold`."),
+    ("phases[].from_s", "Its first second of the run (as `timeseries[].second`)."),
+    ("phases[].to_s", "One past its last second. Absent when it lasts to the end of the run."),
+    ("phases[].seconds", "Seconds of it that were collected (fewer than `to_s − from_s` when the run ended early)."),
+    (
+        "phases[].connections",
+        "As `connections`, counted within the phase; `open_at_end` is what was open when its last second ended and `peak_open` the most open in it.",
+    ),
+    ("phases[].latency_us", "As `latency_us`, from the samples taken within the phase."),
+    ("phases[].messages", "As `messages`, counted within the phase (`lost` counts when the connection ended)."),
+    ("phases[].errors", "As `errors`, within the phase."),
     (
         "timeseries",
         "One object per second of the run, in order, gaps included. Counts are deltas within the second unless stated. Absent when no second completed.",

@@ -7,11 +7,12 @@
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::*;
-use crate::stats::{Recorder, SaturationPolicy, channel};
+use crate::stats::{Recorder, SaturationPolicy, Window, channel};
 
 fn schema() -> Value {
     serde_json::from_str(REPORT_SCHEMA).expect("the schema is JSON")
@@ -55,7 +56,13 @@ fn check(report: &Report) -> Value {
 
 /// Two workers over three seconds touching every metric, counter and saturation cause.
 fn full_stats() -> RunStats {
+    full_stats_with(&[])
+}
+
+/// [`full_stats`] with named windows.
+fn full_stats_with(windows: &[Window]) -> RunStats {
     let (mut c, _reporters) = channel(2, SaturationPolicy::default());
+    c.set_windows(windows);
     let mut workers = [Recorder::new(), Recorder::new()];
     for s in 0..3 {
         for (w, r) in workers.iter_mut().enumerate() {
@@ -388,4 +395,49 @@ fn close_codes_and_refusals_are_reachable_by_dotted_paths() {
     assert_eq!(at("connections.dropped_by_cause.pong_timeout"), Some(2));
     assert_eq!(at("errors.pong_timeout"), Some(2));
     assert_eq!(at("connections.close_codes.1000"), None, "unseen codes are absent, not 0");
+}
+
+#[test]
+fn phases_hold_the_counts_and_exact_percentiles_of_their_own_seconds() {
+    let w =
+        |name: &str, from_ms: u64, to: Duration| Window { name: name.into(), from: Duration::from_millis(from_ms), to };
+    let windows = [
+        w("ramp", 0, Duration::from_millis(1_500)),
+        w("hold", 1_500, Duration::MAX),
+        w("later", 10_000, Duration::from_secs(12)),
+    ];
+    let stats = full_stats_with(&windows);
+    let v = check(&Report::new(&stats, &info(false)));
+    let phases = v["phases"].as_array().unwrap();
+    // The window the run never reached is left out.
+    assert_eq!(phases.iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>(), ["ramp", "hold"]);
+    let (ramp, hold) = (&phases[0], &phases[1]);
+    assert_eq!((ramp["from_s"].as_u64(), ramp["to_s"].as_u64(), ramp["seconds"].as_u64()), (Some(0), Some(2), Some(2)));
+    assert_eq!((hold["from_s"].as_u64(), hold.get("to_s"), hold["seconds"].as_u64()), (Some(1), None, Some(2)));
+    assert_eq!(ramp["connections"]["attempted"], 4);
+    assert_eq!(ramp["connections"]["failed"], 2);
+    // Nothing connected in seconds 1-2: measured zeros, not absent.
+    assert_eq!(hold["connections"]["attempted"], 0, "{hold}");
+    assert_eq!(hold["connections"]["open_at_end"], 2, "open when its last second ended: {hold}");
+    assert_eq!(ramp["errors"], json!({"handshake_timeout": 2, "io": 1}));
+    assert_eq!(hold["errors"], json!({"io": 1}));
+    // Second 1 holds the boundary: it counts in both.
+    assert_eq!(ramp["messages"]["sent"], 40);
+    assert_eq!(hold["messages"]["sent"], 40);
+    // Percentiles of the phase's own samples, not of the run's.
+    let mut h = crate::stats::histogram();
+    for s in 1..3u64 {
+        for wk in 0..2u64 {
+            for i in 0..10u64 {
+                h.record(100 * (wk + 1) + i + s).unwrap();
+            }
+        }
+    }
+    assert_eq!(hold["latency_us"]["connect"]["count"], 40);
+    assert_eq!(hold["latency_us"]["connect"]["p50"], h.value_at_quantile(0.5));
+    assert_eq!(hold["latency_us"]["connect"]["max"], h.max());
+    assert_eq!(hold["latency_us"]["connect"]["p90"], h.value_at_quantile(0.9));
+    assert_eq!(v["latency_us"]["connect"]["count"], 60);
+    // No phases, no section.
+    assert!(check(&Report::new(&full_stats(), &info(false))).get("phases").is_none());
 }

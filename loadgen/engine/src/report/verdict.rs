@@ -22,8 +22,9 @@ pub struct Check {
     /// measured, which makes the run invalid rather than passed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<f64>,
-    /// The part of the run it judges: `run` (the whole run).
-    pub phase: &'static str,
+    /// The part of the run it judges: `run` (the whole run) or a phase's name (the
+    /// report's `phases`).
+    pub phase: String,
     /// Why it failed, for people (absent when it passed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -32,12 +33,25 @@ pub struct Check {
 impl Check {
     /// A check that was judged: `passed` with the value `observed`.
     pub fn judged(name: &str, expr: &str, passed: bool, observed: f64, detail: Option<String>) -> Self {
-        Self { name: name.into(), expr: expr.into(), passed, observed: Some(observed), phase: "run", detail }
+        Self { name: name.into(), expr: expr.into(), passed, observed: Some(observed), phase: "run".into(), detail }
     }
 
     /// A check that could not be judged (a metric not measured): the run is invalid.
     pub fn no_data(name: &str, expr: &str, why: String) -> Self {
-        Self { name: name.into(), expr: expr.into(), passed: false, observed: None, phase: "run", detail: Some(why) }
+        Self {
+            name: name.into(),
+            expr: expr.into(),
+            passed: false,
+            observed: None,
+            phase: "run".into(),
+            detail: Some(why),
+        }
+    }
+
+    /// The same check, judging the phase `phase` rather than the whole run.
+    pub fn in_phase(mut self, phase: &str) -> Self {
+        self.phase = phase.into();
+        self
     }
 }
 

@@ -201,6 +201,9 @@ pub struct RunConfig {
     /// Their connections (rate × length) must add up to `connections`. Empty: one
     /// phase at `connect_rate`.
     pub connect_phases: Vec<(Duration, f64)>,
+    /// Named windows of the run (its phases) whose totals and histograms are kept
+    /// apart as well (`RunStats::windows`, the report's `phases`). Empty: none.
+    pub windows: Vec<crate::stats::Window>,
 }
 
 impl RunConfig {
@@ -300,16 +303,17 @@ pub fn default_slots_per_ring() -> u32 {
 
 /// Runs the load described by `config` until done or until `stop` is set.
 pub fn run(config: &RunConfig, stop: &AtomicBool) -> Result<RunOutcome, RunError> {
-    run_with_progress(config, stop, &mut |_| {})
+    run_with_progress(config, stop, &mut |_, _| {})
 }
 
 /// [`run`], calling `on_second` on the collecting thread with each second as soon as
-/// every worker has reported it (live progress). The callback must return quickly: the
-/// workers' snapshots queue behind it (they never block on it).
+/// every worker has reported it (live progress), and what has been collected up to it
+/// (totals, windows: live checks). The callback must return quickly: the workers'
+/// snapshots queue behind it (they never block on it).
 pub fn run_with_progress(
     config: &RunConfig,
     stop: &AtomicBool,
-    on_second: &mut dyn FnMut(&SecondStats),
+    on_second: &mut dyn FnMut(&SecondStats, &RunStats),
 ) -> Result<RunOutcome, RunError> {
     if config.targets.is_empty() || config.workers == 0 || config.connections == 0 {
         return Err(RunError::Setup("a run needs at least one target, one worker and one connection".into()));
@@ -401,7 +405,8 @@ pub fn run_with_progress(
         max_connect_lag_p99_us: config.connect_lag_threshold.as_micros() as u64,
         ..Default::default()
     };
-    let (collector, reporters) = channel(config.workers, policy);
+    let (mut collector, reporters) = channel(config.workers, policy);
+    collector.set_windows(&config.windows);
     let baseline = UsageBaseline::now();
     let gate = worker::StartGate::new(config.workers);
     let mut nonce = [0u8; 4];
@@ -434,17 +439,16 @@ pub fn run_with_progress(
             .collect();
         // The collector merges seconds while the workers run; it returns when every
         // worker has finished (or dropped its reporter).
-        let mut collector = collector;
         let mut shown = 0;
         while collector.step(Duration::from_millis(100)) {
             for second in &collector.seconds()[shown..] {
-                on_second(second);
+                on_second(second, collector.stats());
             }
             shown = collector.seconds().len();
         }
         let stats = collector.finish();
         for second in &stats.seconds[shown..] {
-            on_second(second);
+            on_second(second, &stats);
         }
         let results: Vec<Result<MemorySample, RunError>> = handles
             .into_iter()
@@ -457,6 +461,9 @@ pub fn run_with_progress(
         && config.protocol != Protocol::Http1
     {
         stats.closed_loop_think_us = Some(config.think_time.as_micros() as u64);
+        for w in &mut stats.windows {
+            w.stats.closed_loop_think_us = stats.closed_loop_think_us;
+        }
     }
     let mut memory = MemorySample::default();
     for r in results {

@@ -403,6 +403,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         tokens: None,
         json_shape: None,
         connect_phases: Vec::new(),
+        windows: Vec::new(),
     }
 }
 
@@ -641,7 +642,7 @@ fn progress_sees_every_second_once_in_order_while_the_run_lasts() {
     let cfg = config(&server, 20, 2_200, Traffic::Echo { message_size: 64, rate: MessageRate::Total(200.0) });
     let t0 = Instant::now();
     let mut seen: Vec<(u64, Duration)> = Vec::new();
-    let out = super::run_with_progress(&cfg, &AtomicBool::new(false), &mut |s| seen.push((s.second, t0.elapsed())))
+    let out = super::run_with_progress(&cfg, &AtomicBool::new(false), &mut |s, _| seen.push((s.second, t0.elapsed())))
         .expect("run completes");
     let seconds: Vec<u64> = out.stats.seconds.iter().map(|s| s.second).collect();
     assert_eq!(seen.iter().map(|&(s, _)| s).collect::<Vec<_>>(), seconds, "each merged second, once, in order");

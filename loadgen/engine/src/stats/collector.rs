@@ -21,6 +21,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::window::{SecondTally, Window, WindowStats};
 use super::{CodeCount, CodeTable, Counters, HistogramSet, Latencies, Metric, Percentiles, Recorder, Snapshot};
 
 /// Snapshots a worker may have queued before its sends block.
@@ -292,10 +293,17 @@ pub struct RunStats {
     pub open_at_end: u64,
     /// The saturation policy the seconds were judged by.
     pub policy: SaturationPolicy,
+    /// The run's named windows (its phases), each with what it accumulated.
+    pub windows: Vec<WindowStats>,
     histograms: HistogramSet,
 }
 
 impl RunStats {
+    /// Adds `h` to the whole-run histograms.
+    pub(crate) fn add_histograms(&mut self, h: &HistogramSet) {
+        self.histograms.add(h);
+    }
+
     /// Whole-run histogram of `metric` (the merge of every worker's intervals).
     pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
         self.histograms.get(metric)
@@ -423,6 +431,18 @@ impl std::fmt::Debug for Collector {
 }
 
 impl Collector {
+    /// Accumulates the run's named windows (its phases) beside the whole run, each
+    /// over the seconds it covers (`RunStats::windows`).
+    pub fn set_windows(&mut self, windows: &[Window]) {
+        self.run.windows = windows.iter().cloned().map(WindowStats::new).collect();
+    }
+
+    /// What has been collected so far: every complete second, the totals and the
+    /// windows up to the last of them (live checks read it).
+    pub fn stats(&self) -> &RunStats {
+        &self.run
+    }
+
     /// Complete seconds so far.
     pub fn seconds(&self) -> &[SecondStats] {
         &self.run.seconds
@@ -588,27 +608,26 @@ impl Collector {
             saturation_reasons,
             errors: std::mem::take(&mut p.errors),
         };
+        let tally = SecondTally {
+            hist: p.hist.as_ref(),
+            counters: c,
+            errors: &second.errors,
+            drops: &p.drops,
+            close_codes: &p.close_codes,
+            refusals: &p.refusals,
+            peak_open: peak,
+            open,
+        };
         let run = &mut self.run;
+        tally.add_to(run);
+        for w in run.windows.iter_mut().filter(|w| w.window.covers(second.second)) {
+            tally.add_to(&mut w.stats);
+            w.seconds += 1;
+        }
         if let Some(mut h) = p.hist.take() {
-            run.histograms.add(&h);
             h.reset();
             self.pool.push(h);
         }
-        run.totals.add(c);
-        for (&k, &n) in &second.errors {
-            *run.errors.entry(k).or_insert(0) += n;
-        }
-        for (k, n) in std::mem::take(&mut p.drops) {
-            *run.drops.entry(k).or_insert(0) += n;
-        }
-        for c in p.close_codes.iter() {
-            *run.close_codes.entry(c.code).or_insert(0) += c.count;
-        }
-        for c in p.refusals.iter() {
-            run.refusals.entry(c.code).or_insert(CodeCount { code: c.code, ..CodeCount::default() }).merge(c);
-        }
-        run.peak_open = run.peak_open.max(peak);
-        run.open_at_end = open;
         run.seconds.push(second);
     }
 }

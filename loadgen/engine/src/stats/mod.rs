@@ -23,6 +23,7 @@ mod errors;
 pub mod procfs;
 mod recorder;
 pub mod seq;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use collector::{
 };
 pub use errors::{ERROR_KINDS, ErrorTable, OTHER_ERROR};
 pub use recorder::{Counters, Recorder, Snapshot};
+pub use window::{Window, WindowStats};
 
 /// Largest value a histogram tracks: one hour in µs. Larger values saturate here.
 pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
