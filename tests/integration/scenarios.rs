@@ -265,14 +265,20 @@ expr = "latency_us.delivery.p99 < 1s"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes `text` as a scenario file in a fresh directory: (the directory, the file).
+fn scenario_file(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scenario.toml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
 #[test]
 fn connection_phases_shape_the_arrivals_second_by_second() {
-    let dir = temp_dir("scenario-phases");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("phases.toml");
     // A ramp, a pause and a spike, against the embedded echo server.
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "scenario-phases",
         r#"name = "phases"
 [target]
 url = "embedded"
@@ -308,8 +314,7 @@ name = "hold"
 phase = "hold"
 expr = "connections.dropped == 0"
 "#,
-    )
-    .unwrap();
+    );
     let out = dir.join("out");
     let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -370,13 +375,10 @@ expr = "connections.dropped == 0"
 
 #[test]
 fn a_check_marked_abort_stops_the_run_when_it_fails_and_says_so() {
-    let dir = temp_dir("scenario-abort");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("abort.toml");
     // Echoes flow at about 100 a second; the run may see at most 50: it must stop
     // within a few seconds of a 60-second hold.
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "scenario-abort",
         r#"name = "abort"
 [target]
 url = "embedded"
@@ -399,8 +401,7 @@ expr = "messages.answered <= 50"
 abort = true
 abort_after = "1s"
 "#,
-    )
-    .unwrap();
+    );
     let out = dir.join("out");
     let started = std::time::Instant::now();
     let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
