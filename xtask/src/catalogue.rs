@@ -5,7 +5,9 @@
 //! which must fail (exit 1, not invalid) with at least the checks `catalogue.fails`
 //! failed (a fault's side effects may fail others). That
 //! proves each oracle against the fault it exists to catch. `--long` also runs the
-//! `long_only` ones. A table of outcomes and times closes the phase.
+//! `long_only` ones. A check that proves a defence of the target (`defence`) must be
+//! said in the findings: "defence held" in the short form, "defence missing" under the
+//! fault. The defences and a table of outcomes and times close the phase.
 //!
 //! The generator's lag thresholds are raised for these runs (20 ms for sends, 100 ms
 //! for connection starts): they prove the oracles on a shared 2-core CI machine, not
@@ -48,6 +50,7 @@ pub fn run(root: &Path, long: bool) -> Result<()> {
     let out_root = root.join("target/catalogue");
     let _ = std::fs::remove_dir_all(&out_root);
     let mut rows = Vec::new();
+    let mut defences: Vec<(String, String)> = Vec::new();
     for file in files(root)? {
         let origin = file.display().to_string();
         let text = std::fs::read_to_string(&file)?;
@@ -94,7 +97,28 @@ pub fn run(root: &Path, long: bool) -> Result<()> {
                 .filter(|c| c["passed"] == false)
                 .filter_map(|c| c["name"].as_str().map(String::from))
                 .collect();
-            let (ok, why) = if form == "short" {
+            // Each check that proves a defence says so in the findings: held in the
+            // short form, missing under the fault for the checks the fault must fail.
+            let titles: Vec<&str> =
+                report["findings"].as_array().into_iter().flatten().filter_map(|f| f["title"].as_str()).collect();
+            let mut unsaid = Vec::new();
+            for c in report["checks"].as_array().into_iter().flatten() {
+                let (Some(d), Some(name)) = (c["defence"].as_str(), c["name"].as_str()) else { continue };
+                let said = if form == "short" {
+                    format!("defence held: {d}")
+                } else if cat.fails.iter().any(|f| f == name) {
+                    format!("defence missing: {d}")
+                } else {
+                    continue;
+                };
+                defences.push((scenario.name.clone(), said.clone()));
+                if !titles.contains(&said.as_str()) {
+                    unsaid.push(said);
+                }
+            }
+            let (ok, why) = if !unsaid.is_empty() {
+                (false, format!("the findings do not say: {}", unsaid.join("; ")))
+            } else if form == "short" {
                 (status.code() == Some(0), format!("exit {:?}, failed: {}", status.code(), failed.join("; ")))
             } else {
                 let missed: Vec<&String> = cat.fails.iter().filter(|f| !failed.contains(f)).collect();
@@ -110,6 +134,11 @@ pub fn run(root: &Path, long: bool) -> Result<()> {
             };
             rows.push(Row { name: scenario.name.clone(), form, verdict, seconds, ok, why });
         }
+    }
+    println!();
+    println!("catalogue: the target's defences, as the findings say");
+    for (name, said) in &defences {
+        println!("  {name:<22} {said}");
     }
     println!();
     println!("{:<22} {:<6} {:<8} {:>7}  result", "scenario", "form", "verdict", "seconds");

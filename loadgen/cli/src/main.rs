@@ -6,6 +6,7 @@
 
 mod check_cmd;
 mod doctor;
+mod findings_out;
 mod host_info;
 mod progress;
 mod run_args;

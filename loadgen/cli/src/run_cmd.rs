@@ -241,6 +241,7 @@ pub(crate) fn execute(
     let mut doc = crate::run_report::document(&outcome, &config, &plan, interrupted);
     let verdict = hooks.finished(&outcome, &mut doc);
     crate::summary::write(&mut human, &outcome, &verdict, interrupted);
+    crate::findings_out::write(&mut human, &doc);
     match crate::run_report::write(&doc, out) {
         Ok(path) => {
             let _ = writeln!(human, "report: {}", path.display());

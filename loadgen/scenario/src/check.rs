@@ -26,6 +26,8 @@ pub struct Check {
     /// Judged live, each second, from this second of the run on (a phase's: from its
     /// start plus the delay); a failure stops the run. `None`: judged at the end only.
     pub abort_from: Option<Duration>,
+    /// The target's defence it proves (its finding says held or missing).
+    pub defence: Option<String>,
     left: Expr,
     op: Cmp,
     right: Expr,
@@ -75,6 +77,7 @@ impl Check {
             expr: expr.to_string(),
             phase: None,
             abort_from: None,
+            defence: None,
             left,
             op,
             right,

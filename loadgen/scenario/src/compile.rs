@@ -209,6 +209,14 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         }
         crate::phases::place(&mut check, c.phase.as_deref(), c.abort, c.abort_after, &arrivals.windows)
             .map_err(|e| format!("checks[{k}].{e}"))?;
+        match c.defence.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(format!(
+                    "checks[{k}].defence: say which defence it proves (like \"forged tokens refused with 401\")"
+                ));
+            }
+            d => check.defence = d.map(str::to_string),
+        }
         checks.push(check);
     }
     Ok(Plan {

@@ -15,11 +15,16 @@ use crate::check::{self, Outcome};
 /// Evaluates one scenario check over the report (a check of a phase over that
 /// phase's entry of `phases`).
 pub fn check(c: &check::Check, report: &Value) -> Check {
-    let Some(phase) = c.phase.as_deref() else { return judged(c, report) };
-    match phase_view(report, phase) {
-        Some(view) => judged(c, &view).in_phase(phase),
-        None => Check::no_data(&c.name, &c.expr, format!("the run never reached phase \"{phase}\"")).in_phase(phase),
-    }
+    let judged = match c.phase.as_deref() {
+        None => judged(c, report),
+        Some(phase) => match phase_view(report, phase) {
+            Some(view) => judged(c, &view).in_phase(phase),
+            None => {
+                Check::no_data(&c.name, &c.expr, format!("the run never reached phase \"{phase}\"")).in_phase(phase)
+            }
+        },
+    };
+    judged.proving(c.defence.as_deref())
 }
 
 /// The part of `report` a check of `phase` reads: the phase's own sections, and the
@@ -81,7 +86,8 @@ pub fn checks_after_abort(checks: &[check::Check], report: &Value, aborted: Opti
         .iter()
         .map(|c| match aborted.filter(|a| a.check == c.name) {
             Some(a) => {
-                let judged = Check::judged(&c.name, &c.expr, false, a.observed, Some(a.detail.clone()));
+                let judged = Check::judged(&c.name, &c.expr, false, a.observed, Some(a.detail.clone()))
+                    .proving(c.defence.as_deref());
                 match c.phase.as_deref() {
                     Some(p) => judged.in_phase(p),
                     None => judged,
@@ -144,10 +150,19 @@ pub fn findings(report: &Value, target_log: &[(f64, String)]) -> Vec<Value> {
     for c in report["checks"].as_array().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or("?");
         let detail = c["detail"].as_str().unwrap_or("").to_string();
+        let defence = c["defence"].as_str();
         if c["observed"].is_null() {
             out.push(finding("warning", format!("check without data: {name}"), detail, None));
         } else if c["passed"] == false {
-            out.push(finding("error", format!("check failed: {name}"), detail, None));
+            let title = defence.map_or_else(|| format!("check failed: {name}"), |d| format!("defence missing: {d}"));
+            out.push(finding("error", title, detail, None));
+        } else if let Some(d) = defence {
+            let evidence = format!(
+                "{name}: observed {}, as {} expects",
+                num(c["observed"].as_f64().unwrap_or(0.0)),
+                c["expr"].as_str().unwrap_or("?")
+            );
+            out.push(finding("info", format!("defence held: {d}"), evidence, None));
         }
     }
     for why in report["invalid_because"].as_array().into_iter().flatten().filter_map(Value::as_str) {

@@ -369,6 +369,9 @@ pub struct CheckSpec {
     /// With `abort`: not before this second of the run (or of its phase).
     #[serde(default, deserialize_with = "opt_duration")]
     pub abort_after: Option<Duration>,
+    /// The target's defence this check proves ("forged tokens refused with 401"): its
+    /// finding says whether the defence held or is missing.
+    pub defence: Option<String>,
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `1m`, `250us`, `1h`.

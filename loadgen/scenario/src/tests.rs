@@ -299,3 +299,39 @@ fn a_phase_check_is_judged_on_its_phase_and_abort_picks_the_first_failure_due() 
     let none = judge::check(&plan.checks[0], &short);
     assert!(none.observed.is_none() && none.detail.unwrap().contains("never reached phase \"hold\""));
 }
+
+#[test]
+fn a_defence_check_says_whether_the_defence_held_or_is_missing() {
+    let plan = with(
+        "connect_rate = 100\nhold = \"1s\"",
+        "[[checks]]\nname = \"forged\"\nexpr = \"connections.refused.401.count == 10\"\ndefence = \"forged tokens \
+         refused (401)\"",
+    )
+    .unwrap();
+    let e =
+        with("connect_rate = 100\nhold = \"1s\"", "[[checks]]\nexpr = \"connections.failed == 0\"\ndefence = \" \"")
+            .unwrap_err();
+    assert!(e.to_string().contains("defence: say which defence it proves"), "{e}");
+    let titles = |refused: u64| {
+        let mut report = serde_json::json!({
+            "connections": { "attempted": 10, "established": 0, "failed": refused, "dropped": 0, "open_at_end": 0, "peak_open": 0 },
+        });
+        if refused > 0 {
+            report["connections"]["refused"] =
+                serde_json::json!({ "401": { "count": refused, "retry_after_count": 0 } });
+        }
+        let checks: Vec<_> = plan.checks.iter().map(|c| judge::check(c, &report)).collect();
+        assert_eq!(checks[0].defence.as_deref(), Some("forged tokens refused (401)"));
+        judge::write_verdict(
+            &mut report,
+            &loadgen_engine::report::Verdict {
+                outcome: loadgen_engine::report::Outcome::Pass,
+                checks,
+                invalid_because: Vec::new(),
+            },
+        );
+        judge::findings(&report, &[]).iter().map(|f| f["title"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert!(titles(10).contains(&"defence held: forged tokens refused (401)".to_string()), "{:?}", titles(10));
+    assert_eq!(titles(0)[0], "defence missing: forged tokens refused (401)");
+}

@@ -330,6 +330,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "The part of the run it judges: `run`, the whole run, or the name of one of `phases` (its counts and latencies alone).",
     ),
     (
+        "checks[].defence",
+        "The target's defence the check proves (a scenario check's `defence`, e.g. `forged tokens refused with 401`): its finding says `defence held` or `defence missing`. Absent for other checks.",
+    ),
+    (
         "checks[].detail",
         "For a failed check, what failed in a sentence, with the counts by kind (for example the HTTP statuses of refusals), or which metric had no data. Absent when it passed.",
     ),

@@ -28,12 +28,24 @@ pub struct Check {
     /// Why it failed, for people (absent when it passed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The defence of the target it proves (a scenario's `defence`: "forged tokens
+    /// refused with 401"); its finding then says whether the defence held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defence: Option<String>,
 }
 
 impl Check {
     /// A check that was judged: `passed` with the value `observed`.
     pub fn judged(name: &str, expr: &str, passed: bool, observed: f64, detail: Option<String>) -> Self {
-        Self { name: name.into(), expr: expr.into(), passed, observed: Some(observed), phase: "run".into(), detail }
+        Self {
+            name: name.into(),
+            expr: expr.into(),
+            passed,
+            observed: Some(observed),
+            phase: "run".into(),
+            detail,
+            defence: None,
+        }
     }
 
     /// A check that could not be judged (a metric not measured): the run is invalid.
@@ -45,7 +57,14 @@ impl Check {
             observed: None,
             phase: "run".into(),
             detail: Some(why),
+            defence: None,
         }
+    }
+
+    /// The same check, proving the target's defence `defence`.
+    pub fn proving(mut self, defence: Option<&str>) -> Self {
+        self.defence = defence.map(str::to_string);
+        self
     }
 
     /// The same check, judging the phase `phase` rather than the whole run.
