@@ -402,6 +402,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         headers: Vec::new(),
         tokens: None,
         json_shape: None,
+        server_id: None,
         connect_phases: Vec::new(),
     }
 }
