@@ -213,9 +213,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
             .connection
             .server
             .as_deref()
-            .map(|p| {
-                loadgen_engine::server_id::ServerIdPath::new(p).map_err(|e| format!("connection.server: {e}"))
-            })
+            .map(|p| loadgen_engine::server_id::ServerIdPath::new(p).map_err(|e| format!("connection.server: {e}")))
             .transpose()?,
         timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,

@@ -178,3 +178,14 @@ fn connection_phases_replace_the_rate_and_must_add_up() {
     let none = SMOKE.replace("connect_rate = 20\n", "");
     assert!(load(&none, "s.toml", &[]).unwrap_err().to_string().contains("give connect_rate"));
 }
+
+#[test]
+fn connection_server_is_a_json_pointer_compiled_for_the_engine() {
+    let set = |v: &str| vec![format!("connection.server={v}")];
+    let plan = load(SMOKE, "s.toml", &set("\"/worker\"")).unwrap();
+    let want = loadgen_engine::server_id::ServerIdPath::new("/worker").unwrap();
+    assert_eq!(plan.server_id, Some(want));
+    assert_eq!(load(SMOKE, "s.toml", &[]).unwrap().server_id, None);
+    let e = load(SMOKE, "s.toml", &set("worker")).unwrap_err().to_string();
+    assert!(e.contains("connection.server: \"worker\" is not a JSON pointer"), "{e}");
+}
