@@ -603,6 +603,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         headers: headers.clone(),
         tokens: None,
         json_shape: None,
+        server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {

@@ -305,6 +305,16 @@ fn write_inner(w: &mut dyn Write, o: &RunOutcome, judged: &Verdict, interrupted:
                 thousands(t.reconnect_gave_up)
             ),
         ]);
+        if t.reconnected_same_server + t.reconnected_other_server > 0 {
+            rows.row([
+                "  landed on".to_string(),
+                format!(
+                    "the same server {} · another server {}",
+                    thousands(t.reconnected_same_server),
+                    thousands(t.reconnected_other_server)
+                ),
+            ]);
+        }
     }
     if !s.drops.is_empty() {
         let mut line = by_kind(s.drops.iter());

@@ -19,6 +19,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod serve;
+pub mod server_id;
 pub mod stats;
 pub mod timer_wheel;
 pub mod uring;

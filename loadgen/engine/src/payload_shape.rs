@@ -89,7 +89,7 @@ impl JsonShape {
 }
 
 /// A scanner at the value `path` names in the object `b`.
-fn at<'a>(b: &'a [u8], path: &[String]) -> Option<Scanner<'a>> {
+pub(crate) fn at<'a>(b: &'a [u8], path: &[String]) -> Option<Scanner<'a>> {
     let mut s = Scanner { b, i: 0 };
     for key in path {
         s.ws();
@@ -145,7 +145,7 @@ fn seconds_us(s: &mut Scanner<'_>) -> Option<u64> {
 }
 
 /// FNV-1a, 32 bits (the reference target's channel ids use the same).
-fn fnv1a(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 

@@ -101,6 +101,8 @@ pub struct Plan {
     pub message_size: u64,
     /// A server's own message shape (`[messages]`).
     pub json_shape: Option<loadgen_engine::payload_shape::JsonShape>,
+    /// Where the server names its instance (`connection.server`).
+    pub server_id: Option<loadgen_engine::server_id::ServerIdPath>,
     /// The checks.
     pub checks: Vec<Check>,
     /// The timeline, in order of time.
@@ -225,6 +227,12 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         token: s.connection.token.as_ref().map(token).transpose()?,
         message_size: s.connection.message_size.unwrap_or(64),
         json_shape: s.messages.as_ref().map(shape).transpose()?,
+        server_id: s
+            .connection
+            .server
+            .as_deref()
+            .map(|p| loadgen_engine::server_id::ServerIdPath::new(p).map_err(|e| format!("connection.server: {e}")))
+            .transpose()?,
         timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,
         connections: load.connections,

@@ -164,6 +164,10 @@ pub struct Connection {
     /// Size of the probe messages `echo` and `paced` send, in bytes (default 64, at
     /// least 36: the probe header).
     pub message_size: Option<u64>,
+    /// Where the server's text messages name the instance holding the connection, a
+    /// JSON pointer (`/worker`): each reconnect is counted as landing on the same
+    /// instance as before or another (`connections.reconnected_same_server`).
+    pub server: Option<String>,
 }
 
 /// A per-connection handshake token.

@@ -335,3 +335,14 @@ fn a_defence_check_says_whether_the_defence_held_or_is_missing() {
     assert!(titles(10).contains(&"defence held: forged tokens refused (401)".to_string()), "{:?}", titles(10));
     assert_eq!(titles(0)[0], "defence missing: forged tokens refused (401)");
 }
+
+#[test]
+fn connection_server_is_a_json_pointer_compiled_for_the_engine() {
+    let set = |v: &str| vec![format!("connection.server={v}")];
+    let plan = load(SMOKE, "s.toml", &set("\"/worker\"")).unwrap();
+    let want = loadgen_engine::server_id::ServerIdPath::new("/worker").unwrap();
+    assert_eq!(plan.server_id, Some(want));
+    assert_eq!(load(SMOKE, "s.toml", &[]).unwrap().server_id, None);
+    let e = load(SMOKE, "s.toml", &set("worker")).unwrap_err().to_string();
+    assert!(e.contains("connection.server: \"worker\" is not a JSON pointer"), "{e}");
+}

@@ -110,6 +110,18 @@ pub struct ConnectionsReport {
     /// Dropped connections that gave up at the reconnect limit.
     #[serde(skip_serializing_if = "is_zero")]
     pub reconnect_gave_up: u64,
+    /// Reconnects that landed on the server instance the connection had before, as
+    /// the server named it in a text message (scenario `connection.server`: a JSON
+    /// pointer, `/worker` of the reference target's `lgready`): sticky sessions kept.
+    /// Counted once per attempt that learned its instance after an earlier attempt
+    /// did, so with every reconnect learning it, `reconnected_same_server +
+    /// reconnected_other_server` is `reconnected`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnected_same_server: u64,
+    /// Reconnects that landed on another server instance than before (see
+    /// `reconnected_same_server`): stickiness lost.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnected_other_server: u64,
     /// Pings unanswered past their pong timeout (each a drop, cause `pong_timeout`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pong_timeouts: u64,
@@ -151,6 +163,8 @@ fn zero_connections(stats: &RunStats) -> ConnectionsReport {
         reconnect_attempts: t.reconnect_attempts,
         reconnected: t.reconnected,
         reconnect_gave_up: t.reconnect_gave_up,
+        reconnected_same_server: t.reconnected_same_server,
+        reconnected_other_server: t.reconnected_other_server,
         pong_timeouts: t.pong_timeouts,
         peak_open: stats.peak_open,
     }

@@ -150,7 +150,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "connections.reconnect_attempts",
-        "Intended send time of a message (carried in its probe payload; for HTTP polls the poll's intended time) → its echo or response received. In the closed loop (`--echo` without a rate) a message is due when the previous reply arrived (plus `--think-time`), so this is a service time: a stall holds back the sends it prevented and shows only once per connection; read `message_rtt_corrected` there.",
+        "Reconnect attempts of dropped connections (`--reconnect`, a scenario's `[reconnect]`), also counted in `attempted`. Absent when none.",
     ),
     (
         "connections.reconnected",
@@ -159,6 +159,14 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     (
         "connections.reconnect_gave_up",
         "Dropped connections whose attempts reached `--reconnect-limit`. Absent when none.",
+    ),
+    (
+        "connections.reconnected_same_server",
+        "Reconnects that landed on the server instance the connection had before, as the server names it in a text message (a scenario's `connection.server`: a JSON pointer, `/worker` of the reference target's `lgready`): sticky sessions kept. Counted once per attempt that learned its instance after an earlier attempt of the same connection did, so when every reconnect learns it, `reconnected_same_server + reconnected_other_server` is `reconnected`. Absent when none.",
+    ),
+    (
+        "connections.reconnected_other_server",
+        "Reconnects that landed on another server instance than the connection had before (see `reconnected_same_server`): stickiness lost. Absent when none.",
     ),
     (
         "connections.pong_timeouts",

@@ -82,6 +82,11 @@ pub struct Conn {
     pub push_rx: SeqTracker,
     /// Sender id of the push stream `push_rx` follows.
     pub push_sender: u64,
+    /// The server instance this connection last landed on (`RunConfig::server_id`:
+    /// a hash of its name), kept across reconnects.
+    pub server: Option<u32>,
+    /// This attempt has learned its server instance.
+    pub server_learned: bool,
     /// loadgen started the close (ramp-down, Ctrl-C, a timeout): the end is no drop.
     pub closing_by_us: bool,
     /// Closing: raw TCP with our FIN out, echoes still in flight are read until the
@@ -116,6 +121,8 @@ impl Conn {
             echo_rx: SeqTracker::default(),
             push_rx: SeqTracker::default(),
             push_sender: 0,
+            server: None,
+            server_learned: false,
             closing_by_us: false,
             draining: false,
         }
@@ -125,23 +132,33 @@ impl Conn {
     /// ends: probes sent without an echo back (`unanswered`) and sequence numbers
     /// missing below the highest received (`lost`, echoes and pushes). Resets the
     /// streams, so a connection is accounted once.
-    pub fn take_stream_verdict(&mut self) -> (u64, u64) {
+    ///
+    /// With `keep_pushes` (a dropped connection that is coming back), only its echoes
+    /// are accounted: the push streams are what the client has seen, carried into its
+    /// next connection, so a gap across the reconnect counts as lost (when the stream
+    /// ends, or when it gives up) and a replay filling it does not. Echoes belong to
+    /// one connection: their numbers start over.
+    pub fn take_stream_verdict(&mut self, keep_pushes: bool) -> (u64, u64) {
         let unanswered = match self.proto {
             // One request in flight at most; its response never came.
             Proto::Http(_) => u64::from(self.awaiting_echo),
             _ => self.seq - self.echo_rx.unique().min(self.seq),
         };
         self.awaiting_echo = false;
-        let mut lost = self.echo_rx.missing() + self.push_rx.missing();
+        let mut lost = self.echo_rx.missing();
+        self.echo_rx = SeqTracker::default();
+        self.seq = 0;
+        if keep_pushes {
+            return (unanswered, lost);
+        }
+        lost += self.push_rx.missing();
         if let Some(side) = self.side.as_mut() {
             lost += side.streams.drain(..).map(|(_, s)| s.missing()).sum::<u64>();
             if side.cookies.is_none() {
                 self.side = None;
             }
         }
-        self.echo_rx = SeqTracker::default();
         self.push_rx = SeqTracker::default();
-        self.seq = 0;
         (unanswered, lost)
     }
 

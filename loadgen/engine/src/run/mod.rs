@@ -196,6 +196,11 @@ pub struct RunConfig {
     /// (a server not built for loadgen); absent: only loadgen's probe payloads and
     /// the reference target's envelope are read.
     pub json_shape: Option<crate::payload_shape::JsonShape>,
+    /// Where a server's text messages name the instance that holds the connection (a
+    /// JSON pointer: `/worker` of the reference target's `lgready`); read once per
+    /// connection attempt, and each reconnect counted as landing on the same instance
+    /// as before or on another ([`crate::server_id`]). `None`: not read.
+    pub server_id: Option<crate::server_id::ServerIdPath>,
     /// Connection arrivals in phases (how long, new connections per second), in
     /// place of `connect_rate` for the whole ramp: a ramp, a pause (rate 0), a spike.
     /// Their connections (rate × length) must add up to `connections`. Empty: one

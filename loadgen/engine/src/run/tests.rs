@@ -59,6 +59,9 @@ enum Mode {
         ms: u64,
         reset: bool,
     },
+    /// A server that replays what a reconnecting client missed (see
+    /// `reconnect::Resume`).
+    Resume(reconnect::Resume),
 }
 
 struct TestServer {
@@ -255,6 +258,9 @@ fn serve(mut stream: impl ServerStream, mode: Mode, stop: &AtomicBool, messages:
     let mut out = Vec::new();
     let mut stalled = false;
     let upgrade = upgrades.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Mode::Resume(r) = mode {
+        return reconnect::serve_resume(&mut stream, &mut enc, &text, r, upgrade);
+    }
     let mut faults = match mode {
         Mode::Misbehave(m) => Some(accounting::Faults::new(m, upgrade)),
         _ => None,
@@ -402,6 +408,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         headers: Vec::new(),
         tokens: None,
         json_shape: None,
+        server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),
     }

@@ -24,10 +24,13 @@ impl Worker<'_> {
         self.hard_stop_ns = now + ramp_down_ns + self.setup.config.close_timeout.as_nanos() as u64 + 2_000_000_000;
         let open = self.conns[..self.next_conn as usize].iter().filter(|c| c.phase == Phase::Open).count();
         self.rec.open_at_end(open as u64);
-        for conn in &self.conns[..self.next_conn as usize] {
+        for conn in &mut self.conns[..self.next_conn as usize] {
             if conn.driver.is_reconnecting() && conn.phase == Phase::Free {
-                // Dropped and waiting for its next attempt when the run ended.
+                // Dropped and waiting for its next attempt when the run ended: its
+                // push streams end here.
                 self.rec.error("reconnect_pending_at_end");
+                let (_, lost) = conn.take_stream_verdict(false);
+                self.rec.stream_ended(0, lost);
             }
         }
         for index in 0..self.next_conn {
@@ -212,7 +215,9 @@ impl Worker<'_> {
         let conn = &mut self.conns[index as usize];
         if conn.phase == Phase::Closing && conn.closing_ops == 0 && !conn.recv_armed && !conn.send_inflight {
             conn.phase = Phase::Free;
-            let (unanswered, lost) = conn.take_stream_verdict();
+            // A connection coming back keeps what it has seen of its push streams.
+            let coming_back = conn.driver.is_reconnecting() && !self.closing_all;
+            let (unanswered, lost) = conn.take_stream_verdict(coming_back);
             self.rec.stream_ended(unanswered, lost);
             conn.release(&mut self.clients);
             if let Some(timer) = conn.deadline_timer.take() {
@@ -222,6 +227,12 @@ impl Worker<'_> {
             self.live -= 1;
             let now = self.setup.clock.now_ns();
             self.driver_freed(index, now);
+            let conn = &mut self.conns[index as usize];
+            if coming_back && !conn.driver.is_reconnecting() {
+                // It gave up: its push streams end here.
+                let (_, lost) = conn.take_stream_verdict(false);
+                self.rec.stream_ended(0, lost);
+            }
         }
     }
 

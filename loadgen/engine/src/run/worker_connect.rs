@@ -41,6 +41,7 @@ impl Worker<'_> {
         conn.draining = false;
         conn.awaiting_echo = false;
         conn.cancel_pending = false;
+        conn.server_learned = false;
         // The program starts over (a reconnect keeps its attempts and time to recover).
         conn.driver.restart();
         let link = |e: squeue::Entry| e.flags(squeue::Flags::IO_LINK);
@@ -90,12 +91,13 @@ impl Worker<'_> {
         let spec = &self.requests[self.request_index(index)];
         let request = if spec.templated {
             // Each connection its own identity: `{i}` is its number in the run,
-            // `{token}` its token.
+            // `{token}` its token, `{since}` the highest number it has received.
             let token = template::token_of(self.setup.config.tokens.as_deref(), global);
+            let ids = template::Ids { i: global, token, since: self.conns[index as usize].push_rx.highest() };
             let mut r = spec.upgrade.clone();
-            r.path = template::expand(&r.path, global, token);
+            r.path = template::expand_path(&r.path, ids);
             for (_, value) in &mut r.headers {
-                *value = template::expand(value, global, token);
+                *value = template::expand(value, ids);
             }
             expanded = r;
             &expanded

@@ -109,17 +109,18 @@ impl Worker<'_> {
         let spec = &self.requests[self.request_index(index)];
         let conn = &mut self.conns[index as usize];
         let target = &self.setup.config.targets[usize::from(conn.target)];
+        let ids = template::Ids { i: global, token, since: conn.push_rx.highest() };
         let Proto::Http(http) = &mut conn.proto else { return };
-        // The cohort's headers (and path) with `{i}` and `{token}` expanded for this
+        // The cohort's headers (and path) with its placeholders expanded for this
         // connection, written into one reused buffer: no allocation per poll.
         let headers_cfg = &spec.headers;
         let mut ends = [0usize; MAX_HEADERS + 1];
         let buf = &mut self.expand_buf;
         buf.clear();
-        template::expand_into(&spec.path, global, token, buf);
+        template::expand_path_into(&spec.path, ids, buf);
         ends[0] = buf.len();
         for (k, (_, value)) in headers_cfg.iter().take(MAX_HEADERS).enumerate() {
-            template::expand_into(value, global, token, buf);
+            template::expand_into(value, ids, buf);
             ends[k + 1] = buf.len();
         }
         let mut pairs = [("", ""); MAX_HEADERS];

@@ -12,6 +12,7 @@ use super::{Worker, WorkerSetup};
 use crate::clock::Clock;
 use crate::driver::{Action, Driver, Program};
 use crate::payload::Probe;
+use crate::server_id::Landing;
 use crate::stats::{Metric, Recorder};
 
 /// What the events of one read asked the worker to do.
@@ -30,6 +31,9 @@ pub(super) struct Outcome {
     pub(super) error: Option<&'static str>,
     /// HTTP: the server asked to wait this long (429/503 `Retry-After`).
     pub(super) retry_after_s: Option<u64>,
+    /// The server instance a text message of this read named (`RunConfig::server_id`),
+    /// when the attempt had not learned it yet.
+    pub(super) server: Option<u32>,
 }
 
 impl Worker<'_> {
@@ -208,6 +212,14 @@ impl Worker<'_> {
             self.rec.error(kind);
         }
         let conn = &mut self.conns[index as usize];
+        if let Some(server) = outcome.server {
+            conn.server_learned = true;
+            match crate::server_id::landed(&mut conn.server, server) {
+                Landing::First => {}
+                Landing::Same => self.rec.reconnected_same_server(),
+                Landing::Other => self.rec.reconnected_other_server(),
+            }
+        }
         if outcome.opened && conn.phase == Phase::Handshaking {
             conn.phase = Phase::Open;
             // The handshake deadline is met: drop its timer rather than let it wait.
@@ -268,6 +280,8 @@ pub(super) struct FeedCtx<'a> {
     pub(super) reply_timeout_ns: u64,
     /// The server's own message shape, if the run gave one.
     shape: Option<&'a crate::payload_shape::JsonShape>,
+    /// Where the server names its instance, while this attempt has not learned it.
+    server_id: Option<&'a crate::server_id::ServerIdPath>,
 }
 
 /// A copy of a connection's driver while its read is fed, its program, and the
@@ -301,6 +315,7 @@ impl<'a> FeedCtx<'a> {
             sent: conn.seq,
             reply_timeout_ns: setup.config.reply_timeout.as_nanos() as u64,
             shape: setup.config.json_shape.as_ref(),
+            server_id: setup.config.server_id.as_ref().filter(|_| !conn.server_learned),
         }
     }
 
@@ -352,6 +367,13 @@ impl<'a> FeedCtx<'a> {
                         Some(Event::Text(text)) => {
                             self.rec.message_received(text.len() as u64);
                             driven.driver.text(driven.program, text, now, driven.actions);
+                            if let Some(path) = self.server_id
+                                && let Some(server) = path.read(text)
+                            {
+                                // The first text naming the instance (per attempt).
+                                outcome.server = Some(server);
+                                self.server_id = None;
+                            }
                             // A JSON server's notification: the probe in its envelope, or
                             // in the server's own shape when the run gave one.
                             let shaped = self.shape.and_then(|s| s.decode(text));

@@ -67,6 +67,11 @@ pub struct Counters {
     pub reconnected: u64,
     /// Dropped connections whose reconnect attempts reached the policy's limit.
     pub reconnect_gave_up: u64,
+    /// Reconnect attempts that landed on the server instance they had before
+    /// (`RunConfig::server_id`).
+    pub reconnected_same_server: u64,
+    /// Reconnect attempts that landed on another server instance than before.
+    pub reconnected_other_server: u64,
     /// Pings unanswered past their program's pong timeout (each ended its connection:
     /// a drop with cause `pong_timeout`).
     pub pong_timeouts: u64,
@@ -101,6 +106,8 @@ impl Counters {
         self.reconnect_attempts += o.reconnect_attempts;
         self.reconnected += o.reconnected;
         self.reconnect_gave_up += o.reconnect_gave_up;
+        self.reconnected_same_server += o.reconnected_same_server;
+        self.reconnected_other_server += o.reconnected_other_server;
         self.pong_timeouts += o.pong_timeouts;
     }
 }
@@ -339,6 +346,18 @@ impl Recorder {
     #[inline]
     pub fn reconnected(&mut self) {
         self.cur.counters.reconnected += 1;
+    }
+
+    /// A reconnect landed on the server instance the connection had before.
+    #[inline]
+    pub fn reconnected_same_server(&mut self) {
+        self.cur.counters.reconnected_same_server += 1;
+    }
+
+    /// A reconnect landed on another server instance than before.
+    #[inline]
+    pub fn reconnected_other_server(&mut self) {
+        self.cur.counters.reconnected_other_server += 1;
     }
 
     /// A dropped connection's attempts reached the policy's limit.

@@ -70,6 +70,11 @@ impl SeqTracker {
         u64::from(self.missing)
     }
 
+    /// The highest number seen (`None`: nothing seen yet).
+    pub fn highest(&self) -> Option<u64> {
+        self.next.checked_sub(1)
+    }
+
     /// Nothing seen yet.
     pub fn is_empty(&self) -> bool {
         self.next == 0
@@ -109,6 +114,9 @@ mod tests {
     fn a_stream_that_starts_late_counts_the_numbers_before_it_as_missing() {
         let (t, _) = feed(&[3, 4]);
         assert_eq!((t.unique(), t.missing()), (2, 3));
+        assert_eq!(t.highest(), Some(4));
+        assert_eq!(SeqTracker::default().highest(), None);
+        assert_eq!(feed(&[0]).0.highest(), Some(0), "number 0 seen is not nothing seen");
     }
 
     #[test]
