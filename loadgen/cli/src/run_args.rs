@@ -602,7 +602,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         timer_coalesce: args.coalesce,
         headers: headers.clone(),
         tokens: None,
-        json_shape: None,
+        message_shape: None,
         connect_phases: Vec::new(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,

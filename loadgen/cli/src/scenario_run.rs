@@ -211,7 +211,7 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     let mut config = config(&a)?;
     config.cohorts = plan.cohorts.clone();
     config.connect_phases.clone_from(&plan.connect_phases);
-    config.json_shape.clone_from(&plan.json_shape);
+    config.message_shape.clone_from(&plan.message_shape);
     if let Some(token) = &plan.token {
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
