@@ -58,11 +58,15 @@ pub fn run(inj: &Injection<'_>, target: SocketAddr, stop: &AtomicBool) -> Result
     for k in 0..inj.count {
         let offset = inj.interval.map_or(Duration::ZERO, |i| i.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX)));
         let due = t0 + offset;
-        while Instant::now() < due {
+        loop {
             if stop.load(Ordering::Relaxed) {
                 return Err(format!("stopped after {k} of {}: the run ended ({})", inj.count, sink.summary()));
             }
-            std::thread::sleep(due.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)));
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
         }
         // Without an interval a message is due when the previous one was taken.
         let intended = if inj.interval.is_some() {
@@ -297,9 +301,20 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let e = run(&inj, closed, &AtomicBool::new(false)).unwrap_err();
         assert!(e.starts_with("message 1 of 3: cannot connect"), "{e}");
+        // The end of the run stops an event under way, paced or not.
+        let e = run(&inj, addr, &AtomicBool::new(true)).unwrap_err();
+        assert!(e.starts_with("stopped after 0 of 3: the run ended"), "{e}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, Ordering::Relaxed);
+        });
         let stopped = Injection { interval: Some(Duration::from_secs(60)), ..inj };
-        let e = run(&stopped, addr, &AtomicBool::new(true)).unwrap_err();
+        let started = Instant::now();
+        let e = run(&stopped, addr, &stop).unwrap_err();
         assert!(e.starts_with("stopped after 1 of 3: the run ended"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     }
 
     #[test]
