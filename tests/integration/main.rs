@@ -18,6 +18,7 @@ mod progress;
 mod report_schema;
 mod runs;
 mod scenarios;
+mod scenarios_foreign;
 mod serve_faults;
 mod servers;
 mod verdict;

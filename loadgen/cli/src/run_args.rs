@@ -602,7 +602,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         timer_coalesce: args.coalesce,
         headers: headers.clone(),
         tokens: None,
-        json_shape: None,
+        message_shape: None,
         server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),

@@ -214,7 +214,7 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     let mut config = config(&a)?;
     config.cohorts = plan.cohorts.clone();
     config.connect_phases.clone_from(&plan.connect_phases);
-    config.json_shape.clone_from(&plan.json_shape);
+    config.message_shape.clone_from(&plan.message_shape);
     config.windows.clone_from(&plan.windows);
     config.server_id.clone_from(&plan.server_id);
     if let Some(token) = &plan.token {

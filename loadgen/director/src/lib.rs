@@ -8,6 +8,8 @@
 //!   `POST /admin/faults`, messages published through `POST /publish`, a worker killed,
 //!   Redis restarted, a request to a server of the user's. Each event is recorded as
 //!   applied, with the target's answer or the error.
+//! - [`inject`]: loadgen's own markers published through the system's path (an HTTP
+//!   endpoint, a Redis channel), for the engine to find in what the clients receive.
 //! - [`http`]: the small blocking HTTP/1.1 client those requests use.
 //!
 //! What it does not do: run load (the engine), read scenario files (`loadgen-scenario`)
@@ -16,6 +18,7 @@
 pub mod cpu;
 pub mod embedded;
 pub mod http;
+pub mod inject;
 pub mod redis_keeper;
 pub mod timeline;
 pub mod tokens;

@@ -11,6 +11,7 @@
 //! - `publish`: `POST /publish` with channel, count, `interval_us`, critical, body.
 //! - `restart_redis`: the embedded Redis stopped and started again on its port, empty.
 //! - `http`: the request as written, to the target's address.
+//! - `inject`: loadgen's own markers through the system's publish path ([`crate::inject`]).
 //!
 //! What it does not do: decide what is due (the scenario) or judge what followed.
 
@@ -118,7 +119,7 @@ fn play(event: &Event, endpoint: &Endpoint, start: Instant, stop: &AtomicBool) -
         std::thread::sleep(due.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)));
     }
     applied.applied_s = Some(start.elapsed().as_secs_f64());
-    let result = carry_out(&event.action, endpoint);
+    let result = carry_out(&event.action, endpoint, stop);
     applied.ok = result.is_ok();
     applied.outcome = result.unwrap_or_else(|e| e);
     applied
@@ -137,10 +138,11 @@ pub fn detail(action: &Action) -> String {
         Action::KillWorker => "worker 0".into(),
         Action::RestartRedis => "the embedded redis-server".into(),
         Action::Http { method, path, .. } => format!("{method} {path}"),
+        Action::Inject { via, stream, count, interval, .. } => crate::inject::detail(via, stream, *count, *interval),
     }
 }
 
-fn carry_out(action: &Action, endpoint: &Endpoint) -> Result<String, String> {
+fn carry_out(action: &Action, endpoint: &Endpoint, stop: &AtomicBool) -> Result<String, String> {
     let admin = |body: serde_json::Value| {
         let token = endpoint.admin_token.as_deref().ok_or("the target has no admin token")?;
         let auth = format!("Bearer {token}");
@@ -189,6 +191,17 @@ fn carry_out(action: &Action, endpoint: &Endpoint) -> Result<String, String> {
         Action::RestartRedis => endpoint.redis.as_ref().ok_or("no embedded Redis to restart")?.restart(),
         Action::Http { method, path, body } => {
             answered(http::request(endpoint.addr, method, path, &[], body.as_deref(), REQUEST_SLACK))
+        }
+        Action::Inject { via, stream, first_seq, count, interval, body } => {
+            let injection = crate::inject::Injection {
+                via,
+                stream,
+                first_seq: *first_seq,
+                count: *count,
+                interval: *interval,
+                body,
+            };
+            crate::inject::run(&injection, endpoint.addr, stop)
         }
     }
 }

@@ -13,6 +13,10 @@
 //!
 //! Like `payload_json`, a scanner: nothing allocated, every byte read a few times at
 //! most, never a panic on hostile text, `None` for what does not fit.
+//!
+//! [`MessageShape`] is what a run says about a server's messages: these pointers, a
+//! regex for text (`payload_text`), or loadgen's own markers (`payload_marker`);
+//! [`ShapeReader`] is a worker's reader of it (its own regex cache and capture slots).
 
 use crate::payload::Probe;
 use crate::payload_json::Scanner;
@@ -42,7 +46,7 @@ pub struct JsonShape {
 }
 
 /// The sender id of messages without a stream.
-const ONE_STREAM: u32 = 0x5348_4150; // "SHAP"
+pub(crate) const ONE_STREAM: u32 = 0x5348_4150; // "SHAP"
 
 impl JsonShape {
     /// `/a/b` as its keys; the error says what a pointer looks like.
@@ -85,6 +89,57 @@ impl JsonShape {
             }
         };
         Some(Probe { channel, seq, sent_unix_us, sender: u64::from(channel) })
+    }
+}
+
+/// Where a server's messages keep stream, sequence number and send time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MessageShape {
+    /// In its JSON, at these pointers.
+    Json(JsonShape),
+    /// In its text, in a regex's named groups.
+    Text(crate::payload_text::TextShape),
+    /// loadgen's own markers, published through the system and found anywhere in a
+    /// text or binary message (`payload_marker`).
+    Marker,
+}
+
+/// One worker's reader of a [`MessageShape`]: the regex's cache and capture slots are
+/// its own, so reading a message allocates nothing.
+pub struct ShapeReader {
+    shape: MessageShape,
+    locs: Option<regex::CaptureLocations>,
+}
+
+impl ShapeReader {
+    /// A reader of `shape` (a clone: a regex clone has a cache of its own).
+    pub fn new(shape: &MessageShape) -> Self {
+        let locs = match shape {
+            MessageShape::Text(t) => Some(t.locations()),
+            _ => None,
+        };
+        Self { shape: shape.clone(), locs }
+    }
+
+    /// Calls `f` with each probe in a text message.
+    pub fn text(&mut self, text: &str, mut f: impl FnMut(Probe)) {
+        match (&self.shape, &mut self.locs) {
+            (MessageShape::Json(j), _) => {
+                if let Some(p) = j.decode(text) {
+                    f(p);
+                }
+            }
+            (MessageShape::Text(t), Some(locs)) => t.each(text, locs, f),
+            (MessageShape::Text(_), None) => {}
+            (MessageShape::Marker, _) => crate::payload_marker::scan(text.as_bytes(), f),
+        }
+    }
+
+    /// Calls `f` with each probe in a binary message (markers only).
+    pub fn binary(&mut self, payload: &[u8], f: impl FnMut(Probe)) {
+        if matches!(self.shape, MessageShape::Marker) {
+            crate::payload_marker::scan(payload, f);
+        }
     }
 }
 

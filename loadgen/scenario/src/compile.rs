@@ -99,8 +99,9 @@ pub struct Plan {
     pub token: Option<TokenPlan>,
     /// Probe message size.
     pub message_size: u64,
-    /// A server's own message shape (`[messages]`).
-    pub json_shape: Option<loadgen_engine::payload_shape::JsonShape>,
+    /// A server's own message shape (`[messages]`; loadgen's markers when the
+    /// timeline injects them).
+    pub message_shape: Option<loadgen_engine::payload_shape::MessageShape>,
     /// Where the server names its instance (`connection.server`).
     pub server_id: Option<loadgen_engine::server_id::ServerIdPath>,
     /// The checks.
@@ -226,7 +227,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         description: s.description.clone(),
         token: s.connection.token.as_ref().map(token).transpose()?,
         message_size: s.connection.message_size.unwrap_or(64),
-        json_shape: s.messages.as_ref().map(shape).transpose()?,
+        message_shape: shape(s.messages.as_ref(), s.timeline.iter().any(|e| e.action == "inject"))?,
         server_id: s
             .connection
             .server
@@ -301,21 +302,58 @@ fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
     }))
 }
 
-fn shape(m: &crate::model::MessagesSpec) -> Result<loadgen_engine::payload_shape::JsonShape, String> {
-    use loadgen_engine::payload_shape::{JsonShape, TimeUnit};
-    let pointer = |key: &str, p: &str| JsonShape::pointer(p).map_err(|e| format!("messages.{key}: {e}"));
-    let sent_unit = match m.sent_unit.as_str() {
+/// `[messages]` as the engine's shape; markers when the timeline injects them.
+fn shape(
+    m: Option<&crate::model::MessagesSpec>,
+    injects: bool,
+) -> Result<Option<loadgen_engine::payload_shape::MessageShape>, String> {
+    use loadgen_engine::payload_shape::{JsonShape, MessageShape, TimeUnit};
+    use loadgen_engine::payload_text::TextShape;
+    let Some(m) = m else {
+        return Ok(injects.then_some(MessageShape::Marker));
+    };
+    let pointers = m.seq.is_some() || m.sent.is_some() || m.stream.is_some();
+    if m.marker {
+        if pointers || m.regex.is_some() || m.sent_unit.is_some() {
+            return Err("messages.marker: markers carry their own stream, number and time (µs); leave out seq, \
+                        sent, sent_unit, stream and regex"
+                .into());
+        }
+        return Ok(Some(MessageShape::Marker));
+    }
+    if injects {
+        return Err("messages: the timeline injects loadgen's markers (do = \"inject\"), which are read instead \
+                    of the server's own numbers; leave out seq, sent and regex (or write marker = true)"
+            .into());
+    }
+    let sent_unit = match m.sent_unit.as_deref().unwrap_or("ms") {
         "us" => TimeUnit::Micros,
         "ms" => TimeUnit::Millis,
         "s" => TimeUnit::Seconds,
         other => return Err(format!("messages.sent_unit: \"{other}\" is not us, ms or s")),
     };
-    Ok(JsonShape {
+    if let Some(regex) = &m.regex {
+        if pointers {
+            return Err("messages.regex: its named groups say where seq, sent and stream are; leave out the \
+                        JSON pointers seq, sent and stream"
+                .into());
+        }
+        let text = TextShape::new(regex, sent_unit).map_err(|e| format!("messages.regex: {e}"))?;
+        return Ok(Some(MessageShape::Text(text)));
+    }
+    let pointer = |key: &str, p: &Option<String>| match p {
+        Some(p) => JsonShape::pointer(p).map_err(|e| format!("messages.{key}: {e}")),
+        None => Err(format!(
+            "messages.{key}: give the seq and sent JSON pointers, or regex (named groups seq, sent, stream), or \
+             marker = true"
+        )),
+    };
+    Ok(Some(MessageShape::Json(JsonShape {
         seq: pointer("seq", &m.seq)?,
         sent: pointer("sent", &m.sent)?,
         sent_unit,
-        stream: m.stream.as_deref().map(|p| pointer("stream", p)).transpose()?,
-    })
+        stream: m.stream.as_ref().map(|p| pointer("stream", &Some(p.clone()))).transpose()?,
+    })))
 }
 
 fn token(t: &crate::model::TokenSpec) -> Result<TokenPlan, String> {

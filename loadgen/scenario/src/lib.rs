@@ -25,7 +25,7 @@ pub mod timeline;
 pub use compile::{EMBEDDED_MODES, Embedded, Plan, TargetSpec, TokenFormat, TokenPlan};
 pub use model::Scenario;
 pub use phases::PHASE_SECTIONS;
-pub use timeline::{Action, Event};
+pub use timeline::{Action, Event, InjectVia, MARKER_FIELD};
 
 /// A scenario that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -104,3 +104,5 @@ pub fn read_with(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_messages;

@@ -38,27 +38,30 @@ pub struct Scenario {
     /// How the catalogue test proves this scenario (scenarios/ only; a run ignores it).
     pub catalogue: Option<CatalogueSpec>,
     /// Where a server not built for loadgen keeps stream, sequence number and send
-    /// time in its own JSON messages.
+    /// time in its own messages (JSON pointers, a regex for text), or that they carry
+    /// loadgen's own markers.
     pub messages: Option<MessagesSpec>,
 }
 
-/// A server's own message shape, as JSON pointers.
+/// A server's own message shape: JSON pointers, a regex, or loadgen's markers (one of
+/// the three; `compile` checks which keys go together).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesSpec {
-    /// The sequence number (`/seq`, `/data/id`).
-    pub seq: String,
-    /// The send time since the Unix epoch.
-    pub sent: String,
-    /// Its unit: `us`, `ms` (default) or `s`.
-    #[serde(default = "default_sent_unit")]
-    pub sent_unit: String,
-    /// The stream (channel, room), a string or a number (absent: one stream).
+    /// The sequence number's JSON pointer (`/seq`, `/data/id`).
+    pub seq: Option<String>,
+    /// The send time's JSON pointer (since the Unix epoch).
+    pub sent: Option<String>,
+    /// Its unit: `us`, `ms` (the default) or `s`; also of a regex's `sent`.
+    pub sent_unit: Option<String>,
+    /// The stream's JSON pointer (channel, room), a string or a number (absent: one
+    /// stream).
     pub stream: Option<String>,
-}
-
-fn default_sent_unit() -> String {
-    "ms".into()
+    /// Text messages: a regex with named groups `seq`, `sent` and optionally `stream`.
+    pub regex: Option<String>,
+    /// The messages carry loadgen's own markers (`do = "inject"` implies it).
+    #[serde(default)]
+    pub marker: bool,
 }
 
 /// How `cargo xtask test` runs a catalogue scenario: its short form must pass, and the
@@ -240,6 +243,12 @@ pub struct EventSpec {
     pub method: Option<String>,
     /// `http`: the path and query.
     pub path: Option<String>,
+    /// `inject`: how the markers go in, `http` or `redis`.
+    pub via: Option<String>,
+    /// `inject` via redis: the server, `redis://[:PASSWORD@]HOST:PORT`.
+    pub url: Option<String>,
+    /// `inject`: the markers' stream (default `inject`).
+    pub stream: Option<String>,
 }
 
 /// Reconnect policy: exponential backoff with full jitter.

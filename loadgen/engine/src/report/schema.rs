@@ -277,7 +277,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "messages.pushes_received",
-        "Server-pushed probe payloads received (a probe whose sender is not this connection; binary LGPROBE1 payloads or JSON text envelopes `{\"lgprobe\":1,\"channel\",\"seq\",\"sent_us\",\"sender\",...}`): the `latency_us.delivery` samples. Each connection checks sequence numbers per sender for up to 16 interleaved streams (beyond: `errors.push_streams_over_limit`, still timed).",
+        "Server-pushed probe payloads received (a probe whose sender is not this connection; binary LGPROBE1 payloads, JSON text envelopes `{\"lgprobe\":1,\"channel\",\"seq\",\"sent_us\",\"sender\",...}`, or a scenario's `[messages]`: a server's own JSON fields or text matched by a regex, or loadgen's markers `lgm1.STREAM.SEQ.SENT_US` injected through the system and found in any message): the `latency_us.delivery` samples. Each connection checks sequence numbers per sender for up to 16 interleaved streams (beyond: `errors.push_streams_over_limit`, still timed).",
     ),
     (
         "messages.reply_timeouts",
@@ -369,7 +369,7 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     ("faults[].at_s", "When the event was due, seconds from the start of the run."),
     ("faults[].applied_s", "When it was carried out. Absent when the run ended first."),
-    ("faults[].action", "`fault_on`, `fault_off`, `publish`, `kill_worker`, `restart_redis` or `http`."),
+    ("faults[].action", "`fault_on`, `fault_off`, `publish`, `kill_worker`, `restart_redis`, `http` or `inject`."),
     ("faults[].detail", "What was asked, e.g. `drop-fanout=50` or `100 messages on broadcast`."),
     ("faults[].ok", "Whether the target accepted it (a 2xx answer, or the restart done)."),
     ("faults[].outcome", "The target's answer (status and body) or why it could not be done."),

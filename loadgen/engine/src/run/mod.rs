@@ -192,10 +192,12 @@ pub struct RunConfig {
     /// of the run gets `tokens[i % len]` (signed handshake tokens the caller computed,
     /// say; [`template`]). `None`: a run whose requests use `{token}` is refused.
     pub tokens: Option<std::sync::Arc<[String]>>,
-    /// Where a server's own JSON messages keep stream, sequence number and send time
-    /// (a server not built for loadgen); absent: only loadgen's probe payloads and
-    /// the reference target's envelope are read.
-    pub json_shape: Option<crate::payload_shape::JsonShape>,
+    /// Where a server's own messages keep stream, sequence number and send time (a
+    /// server not built for loadgen: JSON pointers, a regex for text, or loadgen's own
+    /// markers published through the system); absent: only loadgen's probe payloads
+    /// and the reference target's envelope are read. Each worker reads it with its own
+    /// [`crate::payload_shape::ShapeReader`].
+    pub message_shape: Option<crate::payload_shape::MessageShape>,
     /// Where a server's text messages name the instance that holds the connection (a
     /// JSON pointer: `/worker` of the reference target's `lgready`); read once per
     /// connection attempt, and each reconnect counted as landing on the same instance

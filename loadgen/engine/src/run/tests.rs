@@ -407,7 +407,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         timer_coalesce: Duration::ZERO,
         headers: Vec::new(),
         tokens: None,
-        json_shape: None,
+        message_shape: None,
         server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),

@@ -131,6 +131,8 @@ struct Worker<'a> {
     /// Completions copied out of a ring before handling (reused).
     cqe_batch: Vec<Completion>,
     send_pool: BufPool,
+    /// This worker's reader of the server's own message shape, if the run gave one.
+    shape: Option<crate::payload_shape::ShapeReader>,
 }
 
 /// Runs a worker to completion on the calling thread; returns the protocol memory it
@@ -230,6 +232,7 @@ fn run_rings(setup: WorkerSetup<'_>, io: Reactor) -> Result<MemorySample, RunErr
             crate::preflight::SEND_POOL_MAX_BUFFER as usize,
             crate::preflight::SEND_POOL_KEEP as usize,
         ),
+        shape: cfg.message_shape.as_ref().map(crate::payload_shape::ShapeReader::new),
         io,
         setup,
     };

@@ -131,6 +131,7 @@ impl Worker<'_> {
         let _ = conn.client(&mut self.clients);
         let program = &self.programs[usize::from(conn.driver.program())];
         let mut ctx = FeedCtx::new(&mut self.rec, &mut self.rng, &self.setup, self.message.len(), conn, index, now);
+        ctx.shape = self.shape.as_mut();
         let mut driven = Driven { driver: conn.driver, program, actions: &mut self.actions };
         let Some(tls) = conn.tls.as_mut() else {
             ctx.plaintext(&mut conn.proto, bufs.buffer(bid, len), &mut driven, &mut outcome);
@@ -278,8 +279,9 @@ pub(super) struct FeedCtx<'a> {
     sent: u64,
     /// Echoes later than this are `late`, ns.
     pub(super) reply_timeout_ns: u64,
-    /// The server's own message shape, if the run gave one.
-    shape: Option<&'a crate::payload_shape::JsonShape>,
+    /// The worker's reader of the server's own message shape, if the run gave one
+    /// (set by the caller: it is the worker's, borrowed apart from the rest).
+    shape: Option<&'a mut crate::payload_shape::ShapeReader>,
     /// Where the server names its instance, while this attempt has not learned it.
     server_id: Option<&'a crate::server_id::ServerIdPath>,
 }
@@ -314,7 +316,7 @@ impl<'a> FeedCtx<'a> {
             sender: setup.sender_base | (u64::from(index) * setup.config.workers as u64 + setup.index as u64),
             sent: conn.seq,
             reply_timeout_ns: setup.config.reply_timeout.as_nanos() as u64,
-            shape: setup.config.json_shape.as_ref(),
+            shape: None,
             server_id: setup.config.server_id.as_ref().filter(|_| !conn.server_learned),
         }
     }
@@ -358,10 +360,15 @@ impl<'a> FeedCtx<'a> {
                         }
                         Some(Event::Binary(payload)) => {
                             self.rec.message_received(payload.len() as u64);
+                            let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
+                            let (rec, clock, streams) = (&mut *self.rec, self.clock, &mut self.streams);
                             if let Some(p) = Probe::decode(payload) {
-                                let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
-                                let (rec, clock) = (&mut *self.rec, self.clock);
-                                probe_arrived(p, &mut self.streams, rec, clock, own, sent, timeout, now, outcome);
+                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                            } else if let Some(reader) = self.shape.as_deref_mut() {
+                                // loadgen's markers in a binary message of the system's.
+                                reader.binary(payload, |p| {
+                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                                });
                             }
                         }
                         Some(Event::Text(text)) => {
@@ -374,13 +381,19 @@ impl<'a> FeedCtx<'a> {
                                 outcome.server = Some(server);
                                 self.server_id = None;
                             }
-                            // A JSON server's notification: the probe in its envelope, or
-                            // in the server's own shape when the run gave one.
-                            let shaped = self.shape.and_then(|s| s.decode(text));
-                            if let Some(p) = shaped.or_else(|| crate::payload_json::decode_json(text)) {
-                                let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
-                                let (rec, clock) = (&mut *self.rec, self.clock);
-                                probe_arrived(p, &mut self.streams, rec, clock, own, sent, timeout, now, outcome);
+                            // A server's notification: the probes in the server's own shape
+                            // when the run gave one, else in the reference envelope.
+                            let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
+                            let (rec, clock, streams) = (&mut *self.rec, self.clock, &mut self.streams);
+                            let mut shaped = false;
+                            if let Some(reader) = self.shape.as_deref_mut() {
+                                reader.text(text, |p| {
+                                    shaped = true;
+                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                                });
+                            }
+                            if !shaped && let Some(p) = crate::payload_json::decode_json(text) {
+                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
                             }
                         }
                         Some(Event::Pong(p)) => {
