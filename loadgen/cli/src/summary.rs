@@ -185,6 +185,7 @@ const ROWS: &[(&str, &str)] = &[
     ("message_rtt_corrected", "  corrected for coordinated omission"),
     ("ping_rtt", "ping round trip"),
     ("delivery", "delivery"),
+    ("delivery_critical", "  critical messages alone"),
     ("recover", "time to recover (reconnects)"),
     ("schedule_lag", "schedule lag (generator)"),
 ];

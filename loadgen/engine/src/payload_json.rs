@@ -10,6 +10,8 @@
 //! since the Unix epoch) and `sender` (the stream's id: a receiver checks sequence
 //! numbers per sender) are required, in any order; other members (a channel name, a
 //! worker id, a body of any shape) are skipped. Only the top-level object is read.
+//! `"critical":true` marks a critical message ([`decode_json_envelope`] says so), timed
+//! apart as well as with the others.
 //!
 //! A scanner, not a JSON parser: it allocates nothing, reads each byte at most a few
 //! times, never panics on hostile text, and says `None` for anything that is not an
@@ -23,6 +25,11 @@ const KEY: &[u8] = b"\"lgprobe\"";
 
 /// Reads an envelope; `None` if `text` is not one.
 pub fn decode_json(text: &str) -> Option<Probe> {
+    decode_json_envelope(text).map(|(p, _)| p)
+}
+
+/// Reads an envelope and whether it is marked `"critical":true`.
+pub fn decode_json_envelope(text: &str) -> Option<(Probe, bool)> {
     let b = text.as_bytes();
     // Cheap refusal of the common case (other text messages).
     if b.len() < 60 || !b.windows(KEY.len()).any(|w| w == KEY) {
@@ -32,6 +39,7 @@ pub fn decode_json(text: &str) -> Option<Probe> {
     s.ws();
     s.eat(b'{')?;
     let (mut version, mut channel, mut seq, mut sent, mut sender) = (None, None, None, None, None);
+    let mut critical = false;
     s.ws();
     if s.peek()? == b'}' {
         return None;
@@ -42,17 +50,22 @@ pub fn decode_json(text: &str) -> Option<Probe> {
         s.ws();
         s.eat(b':')?;
         s.ws();
-        let slot = match key {
-            b"lgprobe" => Some(&mut version),
-            b"channel" => Some(&mut channel),
-            b"seq" => Some(&mut seq),
-            b"sent_us" => Some(&mut sent),
-            b"sender" => Some(&mut sender),
-            _ => None,
-        };
-        match slot {
-            Some(slot) => *slot = Some(s.unsigned()?),
-            None => s.skip_value(0)?,
+        if key == b"critical" && s.b[s.i..].starts_with(b"true") {
+            critical = true;
+            s.i += 4;
+        } else {
+            let slot = match key {
+                b"lgprobe" => Some(&mut version),
+                b"channel" => Some(&mut channel),
+                b"seq" => Some(&mut seq),
+                b"sent_us" => Some(&mut sent),
+                b"sender" => Some(&mut sender),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => *slot = Some(s.unsigned()?),
+                None => s.skip_value(0)?,
+            }
         }
         s.ws();
         match s.next()? {
@@ -64,7 +77,8 @@ pub fn decode_json(text: &str) -> Option<Probe> {
     if version? != 1 {
         return None;
     }
-    Some(Probe { channel: u32::try_from(channel?).ok()?, seq: seq?, sent_unix_us: sent?, sender: sender? })
+    let probe = Probe { channel: u32::try_from(channel?).ok()?, seq: seq?, sent_unix_us: sent?, sender: sender? };
+    Some((probe, critical))
 }
 
 /// Deepest nesting skipped inside an envelope's other members.
@@ -179,6 +193,19 @@ mod tests {
     use rand_core::{RngCore, SeedableRng};
 
     const FULL: &str = r#"{"lgprobe":1,"channel":7,"seq":42,"sent_us":1795400000000000,"sender":7,"worker":2,"ch":"person:u-1","body":{"text":"shift at 06:00","tags":["a","b\"c"],"n":-1.5e3,"ok":true,"none":null}}"#;
+
+    #[test]
+    fn a_critical_mark_is_read_and_anything_else_is_not_critical() {
+        let want = Probe { channel: 7, seq: 42, sent_unix_us: 1_795_400_000_000_000, sender: 7 };
+        let critical = FULL.replacen('}', "},\"critical\":true", 1);
+        let critical = format!("{}}}", &critical[..critical.len() - 1]);
+        assert_eq!(decode_json_envelope(&critical), Some((want, true)), "{critical}");
+        assert_eq!(decode_json_envelope(FULL), Some((want, false)));
+        let not = FULL.replacen("\"worker\":2", "\"critical\":false", 1);
+        assert_eq!(decode_json_envelope(&not), Some((want, false)));
+        let broken = FULL.replacen("\"worker\":2", "\"critical\":truex", 1);
+        assert_eq!(decode_json_envelope(&broken), None);
+    }
 
     #[test]
     fn envelopes_decode_in_any_order_with_any_other_members() {

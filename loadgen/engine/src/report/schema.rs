@@ -215,6 +215,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "Attack upgrades only (a cohort's `HandshakeMode::Stall`, a half-open upgrade whose request is never sent, or `Slow`, a request sent one byte per interval): intended connection start → the server closed the connection (FIN or reset) before answering; each is also `errors.handshake_closed_by_server`. Against a server with a handshake timeout T, the attackers' max stays near T (connect time aside). Upgrades the run's own handshake timeout ended are `errors.handshake_timeout` instead, not timed here.",
     ),
     (
+        "latency_us.delivery_critical",
+        "As `delivery`, for the pushed messages marked critical alone (the reference target's envelope ends with `\"critical\":true`); they count in `delivery` too. Critical latency beside that of all traffic: a target that lets critical messages wait in line shows it here.",
+    ),
+    (
         "tls",
         "wss:// and https:// runs: TLS handshakes and the memory of TLS sessions. Absent when no TLS handshake completed.",
     ),

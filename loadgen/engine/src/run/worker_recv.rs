@@ -336,7 +336,7 @@ impl<'a> FeedCtx<'a> {
                 raw.receive(data, |probe| {
                     rec.message_received(size);
                     if let Some(p) = probe {
-                        probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                        probe_arrived(p, streams, rec, clock, own, sent, timeout, now, false, outcome);
                     }
                 });
                 return;
@@ -363,11 +363,11 @@ impl<'a> FeedCtx<'a> {
                             let (own, sent, timeout) = (self.sender, self.sent, self.reply_timeout_ns);
                             let (rec, clock, streams) = (&mut *self.rec, self.clock, &mut self.streams);
                             if let Some(p) = Probe::decode(payload) {
-                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, false, outcome);
                             } else if let Some(reader) = self.shape.as_deref_mut() {
                                 // loadgen's markers in a binary message of the system's.
                                 reader.binary(payload, |p| {
-                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, false, outcome);
                                 });
                             }
                         }
@@ -389,11 +389,11 @@ impl<'a> FeedCtx<'a> {
                             if let Some(reader) = self.shape.as_deref_mut() {
                                 reader.text(text, |p| {
                                     shaped = true;
-                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                                    probe_arrived(p, streams, rec, clock, own, sent, timeout, now, false, outcome);
                                 });
                             }
-                            if !shaped && let Some(p) = crate::payload_json::decode_json(text) {
-                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, outcome);
+                            if !shaped && let Some((p, critical)) = crate::payload_json::decode_json_envelope(text) {
+                                probe_arrived(p, streams, rec, clock, own, sent, timeout, now, critical, outcome);
                             }
                         }
                         Some(Event::Pong(p)) => {

@@ -69,7 +69,8 @@ impl Streams {
 
 /// One received probe payload, judged: this connection's own echo (timed from its
 /// intended time, checked for order and duplicates, late after the reply timeout), or a
-/// server push (delivery latency from its intended publish time, checked per sender).
+/// server push (delivery latency from its intended publish time, checked per sender;
+/// a `critical` one timed apart as well).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn probe_arrived(
     p: Probe,
@@ -80,6 +81,7 @@ pub(super) fn probe_arrived(
     sent: u64,
     reply_timeout_ns: u64,
     now: u64,
+    critical: bool,
     outcome: &mut Outcome,
 ) {
     let intended = clock.run_ns(p.sent_unix_us);
@@ -110,4 +112,7 @@ pub(super) fn probe_arrived(
     }
     rec.push_received();
     rec.record_since(Metric::Delivery, intended, now);
+    if critical {
+        rec.record_since(Metric::DeliveryCritical, intended, now);
+    }
 }

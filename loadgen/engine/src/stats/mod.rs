@@ -80,11 +80,14 @@ pub enum Metric {
     /// Attack handshakes (stalled or slow upgrades): intended connection start → the
     /// server closed the connection (FIN or reset) before answering the upgrade.
     HandshakeClosed,
+    /// Like [`Metric::Delivery`], for the messages marked critical alone (they are in
+    /// `Delivery` too): critical latency beside that of all traffic.
+    DeliveryCritical,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every metric, in declaration order (the index of a metric is `metric as usize`).
     pub const ALL: [Metric; Self::COUNT] = [
@@ -99,6 +102,7 @@ impl Metric {
         Metric::ConnectLag,
         Metric::Recover,
         Metric::HandshakeClosed,
+        Metric::DeliveryCritical,
     ];
 
     /// Stable snake_case name, used as the report key.
@@ -115,6 +119,7 @@ impl Metric {
             Metric::ConnectLag => "connect_lag",
             Metric::Recover => "recover",
             Metric::HandshakeClosed => "handshake_closed",
+            Metric::DeliveryCritical => "delivery_critical",
         }
     }
 }
@@ -173,6 +178,7 @@ impl HistogramSet {
             tls_handshake: p(Metric::TlsHandshake),
             recover: p(Metric::Recover),
             handshake_closed: p(Metric::HandshakeClosed),
+            delivery_critical: p(Metric::DeliveryCritical),
             message_rtt_corrected: None,
         }
     }
@@ -244,6 +250,9 @@ pub struct Latencies {
     /// [`Metric::HandshakeClosed`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_closed: Option<Percentiles>,
+    /// [`Metric::DeliveryCritical`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_critical: Option<Percentiles>,
     /// Closed loop only: [`Metric::MessageRtt`] corrected for coordinated omission
     /// (HdrHistogram's correction with the expected interval between one connection's
     /// sends: think time + the median round trip), so a stall that held every

@@ -165,7 +165,10 @@ fn reconnects_carry_the_highest_number_seen_and_a_replay_leaves_no_gap() {
 #[test]
 fn a_gap_across_a_reconnect_is_lost_and_another_instance_is_counted() {
     let (t, paths) = resume_run(Resume { replay: false, sticky: false }, "/resume-b?c={i}&since={since}");
-    assert!(t.reconnected >= 4 && paths.len() as u64 == t.established, "{t:?} {paths:?}");
+    // Each upgrade the server read was an attempt; one still in flight at the end
+    // never became established.
+    let upgrades = paths.len() as u64;
+    assert!(t.reconnected >= 4 && (t.established..=t.attempted).contains(&upgrades), "{t:?} {paths:?}");
     // Every reconnect that heard its burst jumped 3 numbers: lost, though each
     // connection's own numbers arrived in order.
     assert!(t.lost > 0 && t.lost % Resume::GAP == 0, "{t:?}");
