@@ -426,3 +426,51 @@ abort_after = "1s"
     assert_eq!(stop.map(|f| &f["severity"]), Some(&serde_json::json!("error")), "{}", r["findings"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn offered_subprotocols_are_negotiated_with_the_reference_target_and_counted() {
+    let (dir, file) = scenario_file(
+        "scenario-subprotocols",
+        r#"name = "subprotocols"
+[target]
+url = "embedded"
+workers = 1
+serve = ["--subprotocol", "notify.v1"]
+[load]
+connections = 10
+connect_rate = 100
+hold = "500ms"
+[connection]
+subprotocols = ["notify.v2", "notify.v1"]
+[[groups]]
+name = "staff"
+connections = 10
+steps = [{ do = "wait_for", pattern = "lgready" }, { do = "ready" }]
+[[checks]]
+name = "every upgrade agreed on a subprotocol"
+expr = "connections.subprotocol_negotiated == config.connections"
+"#,
+    );
+    let out = dir.join("out");
+    let o = run_scenario(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = crate::report_schema::validated("subprotocols", &out);
+    assert_eq!(r["connections"]["subprotocol_negotiated"], 10, "{}", r["connections"]);
+    // Offering only what the target does not speak: admitted, none agreed (a count of 0).
+    let o = run_scenario(&[
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        r#"connection.subprotocols=["chat"]"#,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = crate::report_schema::validated("subprotocols none agreed", &out);
+    assert_eq!(r["connections"]["established"], 10);
+    assert!(r["connections"].get("subprotocol_negotiated").is_none(), "{}", r["connections"]);
+    assert!(stderr(&o).contains("every upgrade agreed on a subprotocol: observed 0"), "{}", stderr(&o));
+    let o = loadgen(&["validate", file.to_str().unwrap(), "--set", r#"connection.subprotocols=["a b"]"#]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("connection.subprotocols[0]: \"a b\" is not a token"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -606,6 +606,7 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),
+        subprotocols: Vec::new(),
         deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !args.deflate_context_takeover,
             client_no_context_takeover: !args.deflate_context_takeover,

@@ -216,6 +216,7 @@ fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, Stri
     config.connect_phases.clone_from(&plan.connect_phases);
     config.message_shape.clone_from(&plan.message_shape);
     config.windows.clone_from(&plan.windows);
+    config.subprotocols.clone_from(&plan.subprotocols);
     config.server_id.clone_from(&plan.server_id);
     if let Some(token) = &plan.token {
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -89,6 +89,8 @@ pub struct Plan {
     pub headers: Vec<(String, String)>,
     /// Offer permessage-deflate.
     pub deflate: bool,
+    /// Subprotocols offered, in order of preference.
+    pub subprotocols: Vec<String>,
     /// Handshake deadline.
     pub handshake_timeout: Option<Duration>,
     /// Reply deadline.
@@ -244,11 +246,27 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         close_rate: load.close_rate,
         headers: s.connection.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         deflate: s.connection.deflate,
+        subprotocols: subprotocols(&s.connection.subprotocols)?,
         handshake_timeout: s.connection.handshake_timeout,
         reply_timeout: s.connection.reply_timeout,
         cohorts,
         checks,
     })
+}
+
+/// The subprotocols to offer: HTTP tokens, each once.
+fn subprotocols(list: &[String]) -> Result<Vec<String>, String> {
+    for (k, p) in list.iter().enumerate() {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+            return Err(format!(
+                "connection.subprotocols[{k}]: {p:?} is not a token (letters, digits and !#$%&'*+-.^_`|~, like \"notify.v1\")"
+            ));
+        }
+        if list[..k].contains(p) {
+            return Err(format!("connection.subprotocols[{k}]: {p:?} is offered twice"));
+        }
+    }
+    Ok(list.to_vec())
 }
 
 /// The target section: a URL, or the embedded target with its mode, path and flags.

@@ -155,6 +155,9 @@ pub struct Connection {
     /// Offer permessage-deflate.
     #[serde(default)]
     pub deflate: bool,
+    /// WebSocket subprotocols to offer, in order of preference.
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
     /// Give up a handshake after this long.
     #[serde(default, deserialize_with = "opt_duration")]
     pub handshake_timeout: Option<Duration>,

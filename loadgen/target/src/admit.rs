@@ -124,9 +124,38 @@ pub(crate) fn admit(
     Ok(channels)
 }
 
+/// The subprotocol to answer with: the first of the client's offer (in its order of
+/// preference) that the target speaks; `None` when it offered none of them.
+pub(crate) fn subprotocol<'a>(req: &'a Request, speaks: &[String]) -> Option<&'a str> {
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|offered| speaks.iter().any(|s| s == offered))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_offered_subprotocol_the_target_speaks_is_chosen() {
+        let req = |offers: &[&str]| {
+            let mut b = http::Request::builder().uri("/ws");
+            for o in offers {
+                b = b.header("Sec-WebSocket-Protocol", *o);
+            }
+            b.body(()).unwrap()
+        };
+        let speaks = ["notify.v1".to_string(), "notify.v2".to_string()];
+        assert_eq!(subprotocol(&req(&["chat, notify.v2, notify.v1"]), &speaks), Some("notify.v2"));
+        assert_eq!(subprotocol(&req(&["chat", "notify.v1"]), &speaks), Some("notify.v1"));
+        assert_eq!(subprotocol(&req(&["chat"]), &speaks), None);
+        assert_eq!(subprotocol(&req(&[]), &speaks), None);
+        assert_eq!(subprotocol(&req(&["notify.v1"]), &[]), None, "a target that speaks none chooses none");
+    }
 
     #[test]
     fn refusals_are_framed_with_their_headers() {

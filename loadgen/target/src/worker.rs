@@ -67,6 +67,11 @@ pub struct WorkerConfig {
     /// without an Origin header (not a browser) is not refused.
     #[serde(default)]
     pub allow_origins: Vec<String>,
+    /// Subprotocols the target speaks: an upgrade offering one of them (in
+    /// `Sec-WebSocket-Protocol`) gets the first of its offer that is here; one offering
+    /// none is admitted without a subprotocol.
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
     /// New connections per second per client IP (burst: as many); none: unlimited.
     #[serde(default)]
     pub conn_rate_per_ip: Option<u32>,
@@ -148,6 +153,7 @@ impl WorkerConfig {
             admin_token: None,
             auth_secret: None,
             allow_origins: Vec::new(),
+            subprotocols: Vec::new(),
             conn_rate_per_ip: None,
             msg_rate: None,
             handshake_timeout: default_handshake_timeout(),

@@ -77,9 +77,14 @@ pub(crate) async fn handshake(
     let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
     let rate = crate::admit::conn_rate(peer, state).await;
     let mut admitted: Option<Vec<String>> = None;
-    let check = |req: &Request, r: WsResponse| match admit(req, query, peer, state, rate) {
+    let check = |req: &Request, mut r: WsResponse| match admit(req, query, peer, state, rate) {
         Ok(channels) => {
             admitted = Some(channels);
+            if let Some(chosen) = crate::admit::subprotocol(req, &state.config.subprotocols)
+                && let Ok(value) = chosen.parse()
+            {
+                r.headers_mut().insert("sec-websocket-protocol", value);
+            }
             Ok(r)
         }
         Err(refusal) => Err(refusal.response()),

@@ -110,6 +110,10 @@ pub struct NotifyArgs {
     /// Notify mode: an Origin allowed to upgrade (repeatable); others get 403.
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
+    /// Notify mode: a WebSocket subprotocol the target speaks (repeatable): an upgrade
+    /// offering it gets it in Sec-WebSocket-Protocol (the first of its offer spoken here).
+    #[arg(long, value_name = "NAME")]
+    subprotocol: Vec<String>,
     /// Notify mode: new connections per second per client IP, per worker; more get
     /// 429 with Retry-After.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -178,6 +182,7 @@ impl NotifyArgs {
             (self.admin_token.is_some(), "--admin-token"),
             (self.auth_secret.is_some(), "--auth-secret"),
             (!self.allow_origin.is_empty(), "--allow-origin"),
+            (!self.subprotocol.is_empty(), "--subprotocol"),
             (self.conn_rate_limit.is_some(), "--conn-rate-limit"),
             (self.msg_rate_limit.is_some(), "--msg-rate-limit"),
             (self.max_message.is_some(), "--max-message"),
@@ -242,6 +247,16 @@ fn build(args: &ServeArgs) -> Result<TargetConfig, Refusal> {
     }
     worker.auth_secret.clone_from(&n.auth_secret);
     worker.allow_origins.clone_from(&n.allow_origin);
+    if let Some(bad) = n
+        .subprotocol
+        .iter()
+        .find(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
+    {
+        return Err(Refusal::usage(format!(
+            "--subprotocol {bad:?}: a subprotocol is an HTTP token (letters, digits and !#$%&'*+-.^_`|~, like notify.v1)"
+        )));
+    }
+    worker.subprotocols.clone_from(&n.subprotocol);
     worker.conn_rate_per_ip = n.conn_rate_limit;
     worker.msg_rate = n.msg_rate_limit;
     if let Some(b) = n.max_message {

@@ -125,6 +125,9 @@ pub struct ConnectionsReport {
     /// Pings unanswered past their pong timeout (each a drop, cause `pong_timeout`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pong_timeouts: u64,
+    /// Upgrades whose 101 selected an offered subprotocol.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub subprotocol_negotiated: u64,
     /// Most connections open at once.
     pub peak_open: u64,
 }
@@ -166,6 +169,7 @@ fn zero_connections(stats: &RunStats) -> ConnectionsReport {
         reconnected_same_server: t.reconnected_same_server,
         reconnected_other_server: t.reconnected_other_server,
         pong_timeouts: t.pong_timeouts,
+        subprotocol_negotiated: t.subprotocol_negotiated,
         peak_open: stats.peak_open,
     }
 }

@@ -173,6 +173,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "Pings unanswered past their program's pong timeout (a scenario's `Ping` step with a timeout). Each ended its connection without a close handshake, counted as a drop with cause `pong_timeout` (so a reconnect policy applies) and as `errors.pong_timeout`. A pong answers its own ping and every older one; one arriving before the timeout is never counted. Absent when none.",
     ),
     (
+        "connections.subprotocol_negotiated",
+        "Upgrades whose 101 selected one of the subprotocols offered (a scenario's `connection.subprotocols`, sent as `Sec-WebSocket-Protocol`). A server that selects one not offered fails the handshake (`errors.unrequested_subprotocol`). Absent when none.",
+    ),
+    (
         "connections.peak_open",
         "Most connections open at once: the largest per-second sum of each worker's peak. One-second resolution; an upper bound when connections churn within a second.",
     ),

@@ -171,6 +171,10 @@ pub struct RunConfig {
     pub echo_connections: Option<u32>,
     /// permessage-deflate offer of every connection (`None`: no compression).
     pub deflate: Option<loadgen_proto::DeflateConfig>,
+    /// WebSocket subprotocols every upgrade offers, in order of preference
+    /// (`Sec-WebSocket-Protocol`); a server's choice is counted
+    /// (`connections.subprotocol_negotiated`), one not offered fails the handshake.
+    pub subprotocols: Vec<String>,
     /// What the connections do once open, by group, replacing the programs the options
     /// above compile to (`on_open`, `ping_interval`, `traffic`, `think_time`,
     /// `reconnect`, `echo_connections`; see [`RunConfig::programs`]): the first

@@ -89,11 +89,22 @@ impl RunConfig {
                 let mut upgrade = HandshakeRequest::new(target.host.clone(), path.clone());
                 upgrade.deflate = self.deflate.clone();
                 upgrade.headers = headers.clone();
+                upgrade.subprotocols.clone_from(&self.subprotocols);
+                if let Some(bad) = self.subprotocols.iter().find(|p| p.is_empty() || !p.bytes().all(is_token_byte)) {
+                    return Err(RunError::Setup(format!(
+                        "subprotocol {bad:?} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~, like \"notify.v1\")"
+                    )));
+                }
                 out.push(Request { path, headers: headers.clone(), upgrade, templated });
             }
         }
         Ok(out)
     }
+}
+
+/// A byte of an HTTP token (RFC 9110 §5.6.2): what a subprotocol name is made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The run's headers without those a cohort header names (ASCII case-insensitive),

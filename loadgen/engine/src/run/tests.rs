@@ -411,6 +411,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         server_id: None,
         connect_phases: Vec::new(),
         windows: Vec::new(),
+        subprotocols: Vec::new(),
     }
 }
 

@@ -228,6 +228,12 @@ impl Worker<'_> {
                 self.timers.cancel(timer);
             }
             self.rec.connection_established();
+            // The 101 just read, so the client is live: did it pick a subprotocol?
+            if let Proto::Live(client) = &conn.proto
+                && client.accepted().is_some_and(|a| a.subprotocol.is_some())
+            {
+                self.rec.subprotocol_negotiated();
+            }
             if self.closing_all {
                 // Opened after the end was called: close it right away.
                 match conn.client(&mut self.clients) {

@@ -75,6 +75,8 @@ pub struct Counters {
     /// Pings unanswered past their program's pong timeout (each ended its connection:
     /// a drop with cause `pong_timeout`).
     pub pong_timeouts: u64,
+    /// Upgrades whose 101 selected one of the offered subprotocols.
+    pub subprotocol_negotiated: u64,
 }
 
 impl Counters {
@@ -109,6 +111,7 @@ impl Counters {
         self.reconnected_same_server += o.reconnected_same_server;
         self.reconnected_other_server += o.reconnected_other_server;
         self.pong_timeouts += o.pong_timeouts;
+        self.subprotocol_negotiated += o.subprotocol_negotiated;
     }
 }
 
@@ -372,6 +375,12 @@ impl Recorder {
     pub fn pong_timeout(&mut self) {
         self.cur.counters.pong_timeouts += 1;
         self.cur.errors.add("pong_timeout", 1);
+    }
+
+    /// An upgrade's 101 selected one of the offered subprotocols.
+    #[inline]
+    pub fn subprotocol_negotiated(&mut self) {
+        self.cur.counters.subprotocol_negotiated += 1;
     }
 
     /// A message of `payload_bytes` was sent.
