@@ -125,6 +125,9 @@ pub struct ConnectionsReport {
     /// Pings unanswered past their pong timeout (each a drop, cause `pong_timeout`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pong_timeouts: u64,
+    /// The most reconnect attempts started in one second (the whole run only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnect_peak_per_s: u64,
     /// Upgrades whose 101 selected an offered subprotocol.
     #[serde(skip_serializing_if = "is_zero")]
     pub subprotocol_negotiated: u64,
@@ -170,6 +173,7 @@ fn zero_connections(stats: &RunStats) -> ConnectionsReport {
         reconnected_other_server: t.reconnected_other_server,
         pong_timeouts: t.pong_timeouts,
         subprotocol_negotiated: t.subprotocol_negotiated,
+        reconnect_peak_per_s: stats.reconnect_peak_per_s(),
         peak_open: stats.peak_open,
     }
 }

@@ -161,6 +161,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "Dropped connections whose attempts reached `--reconnect-limit`. Absent when none.",
     ),
     (
+        "connections.reconnect_peak_per_s",
+        "The most reconnect attempts started in one second of the run (`timeseries[].connections.reconnect_attempts`): the thundering-herd shape of a reconnect wave. With jittered backoff a wave of N drops spreads over the backoff ceiling; without, all N land in one second. Whole run only (absent in `phases`). Absent when no reconnect was attempted.",
+    ),
+    (
         "connections.reconnected_same_server",
         "Reconnects that landed on the server instance the connection had before, as the server names it in a text message (a scenario's `connection.server`: a JSON pointer, `/worker` of the reference target's `lgready`): sticky sessions kept. Counted once per attempt that learned its instance after an earlier attempt of the same connection did, so when every reconnect learns it, `reconnected_same_server + reconnected_other_server` is `reconnected`. Absent when none.",
     ),
@@ -427,6 +431,10 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
         "Open connections that ended, for any reason (`errors` says which were errors).",
     ),
     ("timeseries[].connections.dropped", "Open connections dropped (see `connections.dropped`). Absent when 0."),
+    (
+        "timeseries[].connections.reconnect_attempts",
+        "Reconnect attempts of dropped connections started in the second (also in `attempted`): the shape of a reconnect wave. Absent when 0.",
+    ),
     ("timeseries[].connections.open", "Connections open at the end of the second (a level, not a delta)."),
     ("timeseries[].connections.peak_open", "Most connections open during the second (sum of the workers' peaks)."),
     ("timeseries[].messages", "Message counts of the second."),

@@ -441,3 +441,26 @@ fn phases_hold_the_counts_and_exact_percentiles_of_their_own_seconds() {
     // No phases, no section.
     assert!(check(&Report::new(&full_stats(), &info(false))).get("phases").is_none());
 }
+
+#[test]
+fn the_reconnect_wave_is_counted_second_by_second_and_its_peak_reported() {
+    let (mut c, _reporters) = channel(1, SaturationPolicy::default());
+    let mut r = Recorder::new();
+    for (s, attempts) in [(0u64, 0u32), (1, 7), (2, 3)] {
+        r.connection_attempted();
+        for _ in 0..attempts {
+            r.reconnect_attempted();
+        }
+        c.accept(0, r.snapshot(s));
+    }
+    let v = check(&Report::new(&c.finish(), &info(false)));
+    let wave: Vec<u64> = v["timeseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["connections"]["reconnect_attempts"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(wave, [0, 7, 3]);
+    assert_eq!(v["connections"]["reconnect_peak_per_s"], 7);
+    assert!(v["timeseries"][0]["connections"].get("reconnect_attempts").is_none(), "absent when 0");
+}

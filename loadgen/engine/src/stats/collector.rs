@@ -206,6 +206,10 @@ pub struct SecondConnections {
     /// Open connections that ended without loadgen closing them (absent when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// Reconnect attempts of dropped connections started (also in `attempted`;
+    /// absent when 0): the shape of a reconnect wave, second by second.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnect_attempts: u64,
     /// Open at the end of the second.
     pub open: u64,
     /// Most open during the second (sum of the workers' peaks: an upper bound).
@@ -328,6 +332,12 @@ impl RunStats {
         }
         let interval = (think + raw.value_at_quantile(0.5)).max(1);
         Some(raw.clone_correct(interval))
+    }
+
+    /// The most reconnect attempts started in one second (0: none): a wave of
+    /// reconnects packed into one second is a thundering herd.
+    pub fn reconnect_peak_per_s(&self) -> u64 {
+        self.seconds.iter().map(|s| s.connections.reconnect_attempts).max().unwrap_or(0)
     }
 
     /// Seconds judged saturated, in order.
@@ -588,6 +598,7 @@ impl Collector {
                 failed: c.failed,
                 closed: c.closed,
                 dropped: c.dropped,
+                reconnect_attempts: c.reconnect_attempts,
                 open,
                 peak_open: peak,
             },
