@@ -423,6 +423,7 @@ mod tests {
                 failed: 0,
                 closed: 0,
                 dropped: 0,
+                reconnect_attempts: 0,
                 open: 500,
                 peak_open: 500,
             },
