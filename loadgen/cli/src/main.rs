@@ -7,10 +7,14 @@
 mod check_cmd;
 mod doctor;
 mod findings_out;
+mod flag_scenario;
+#[cfg(test)]
+mod flag_scenario_tests;
 mod host_info;
 mod progress;
 mod run_args;
 mod run_cmd;
+mod run_plan;
 mod run_report;
 mod scenario_run;
 mod serve_cmd;

@@ -1,8 +1,10 @@
 //! The flags of `loadgen run` and their validation: [`RunArgs`] (clap), the parsers of
-//! durations and sizes, and [`config`], which turns the flags into the engine's
-//! `RunConfig` or refuses them with one line naming the problem and the fix, before
-//! the host is read or anything is opened. Bounds refused here are those the engine
-//! would otherwise turn into overflow, endless loops or a run blamed on the target.
+//! durations and sizes, and [`check`], which refuses flags with one line naming the
+//! problem and the fix, before the host is read or anything is opened. Bounds refused
+//! here are those the engine would otherwise turn into overflow, endless loops or a
+//! run blamed on the target. It does not build the engine's `RunConfig`: the flags
+//! become a scenario (`flag_scenario`), compiled like a file, and `run_plan` maps the
+//! plan onto the engine.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
@@ -11,8 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use loadgen_engine::payload::HEADER_LEN;
 use loadgen_engine::preflight::thousands;
-use loadgen_engine::run::{MessageRate, OnOpenStep, Protocol, RunConfig, Traffic, WsTarget};
-use loadgen_engine::schedule::Arrivals;
+use loadgen_engine::run::{MessageRate, WsTarget};
 
 /// The longest duration any flag takes, and the longest connect ramp: 365 days.
 pub const MAX_SECS: f64 = 365.0 * 86_400.0;
@@ -86,7 +87,7 @@ pub struct RunArgs {
     /// How --rate messages are spaced: evenly, or as a Poisson process (real users
     /// do not take turns).
     #[arg(long, value_enum, default_value_t = ArrivalsArg::Constant, requires = "rate")]
-    arrivals: ArrivalsArg,
+    pub(crate) arrivals: ArrivalsArg,
     /// Seed of the Poisson arrivals (the same seed gives the same schedule).
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
@@ -177,11 +178,15 @@ pub struct RunArgs {
     /// Directory for report.json (created; checked to be writable before the run).
     #[arg(long, value_name = "DIR", default_value = "loadgen-report")]
     pub(crate) out: PathBuf,
+    /// Print the scenario file (TOML) these flags describe and exit without running:
+    /// save it and run it as `loadgen run FILE` with the same result.
+    #[arg(long, conflicts_with = "scenario")]
+    pub(crate) print_scenario: bool,
 }
 
 /// `--arrivals`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ArrivalsArg {
+pub(crate) enum ArrivalsArg {
     /// Evenly spaced.
     Constant,
     /// Exponential gaps (a Poisson process).
@@ -213,7 +218,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `--header 'Name: value'` flags: a token name, a value without control characters,
 /// none of the headers loadgen writes itself, at most
 /// [`loadgen_engine::run::MAX_HEADERS`].
-fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
     const OWN: [&str; 8] = [
         "host",
         "connection",
@@ -231,7 +236,7 @@ fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
             loadgen_engine::run::MAX_HEADERS
         ));
     }
-    flags
+    let headers = flags
         .iter()
         .map(|flag| {
             let Some((name, value)) = flag.split_once(':') else {
@@ -250,7 +255,16 @@ fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
             }
             Ok((name.to_owned(), value.to_owned()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for (k, (name, _)) in headers.iter().enumerate() {
+        if headers[..k].iter().any(|(other, _)| other.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "--header {name} is given twice; a run sends one value per header name: join the values in one \
+                 --header ('{name}: a, b')"
+            ));
+        }
+    }
+    Ok(headers)
 }
 
 /// Bytes: `64`, `16KiB`, `1.5MiB`, `2G` (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024).
@@ -317,7 +331,7 @@ fn rate_text(r: f64, up: bool) -> String {
 
 /// Whether `url` is http:// or https://, and the URL with the matching ws:// or wss://
 /// scheme (same defaults and grammar).
-fn http_scheme(url: &str) -> (bool, String) {
+pub(crate) fn http_scheme(url: &str) -> (bool, String) {
     match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (true, format!("ws://{rest}")),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, format!("wss://{rest}")),
@@ -326,7 +340,7 @@ fn http_scheme(url: &str) -> (bool, String) {
 }
 
 /// Parses `ws://host:port/path` into an engine target (IPv4 for now).
-fn target(url: &str) -> Result<WsTarget, String> {
+pub(crate) fn target(url: &str) -> Result<WsTarget, String> {
     // http:// and https:// (HTTP polling) share the URL grammar of ws:// and wss://.
     let (_, url) = http_scheme(url);
     let url = url.as_str();
@@ -348,7 +362,7 @@ pub(crate) fn target_addr(url: &str) -> Result<SocketAddrV4, String> {
 }
 
 /// The TLS settings of wss:// targets from `--ca-file` / `--insecure`.
-fn tls_config(args: &RunArgs, any_wss: bool) -> Result<Option<loadgen_tls::TlsClientConfig>, String> {
+pub(crate) fn tls_config(args: &RunArgs, any_wss: bool) -> Result<Option<loadgen_tls::TlsClientConfig>, String> {
     if !any_wss {
         if args.ca_file.is_some() || args.insecure {
             return Err("--ca-file and --insecure apply to wss:// targets; every target is ws://".into());
@@ -520,8 +534,10 @@ fn check_sizes(args: &RunArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The engine's configuration from the flags, or the first problem on one line.
-pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
+/// The flags checked on their own, before they become a scenario: the first problem
+/// on one line, naming the flag. Checked again on a plan put into the flags' shape
+/// (`run_plan`), so a scenario file is held to the same bounds.
+pub(crate) fn check(args: &RunArgs) -> Result<(), String> {
     check_durations(args)?;
     check_sizes(args)?;
     check_connection_rates(args)?;
@@ -532,10 +548,9 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
         ));
     }
     let carriers = args.echo_connections.unwrap_or(args.connections);
-    let rate = message_rate(args, carriers)?;
+    message_rate(args, carriers)?;
     let targets = args.targets.iter().map(|u| target(u)).collect::<Result<Vec<_>, _>>()?;
-    let headers = parse_headers(&args.headers)?;
-    let targets_tls = targets.iter().any(|t| t.tls);
+    parse_headers(&args.headers)?;
     let http = args.targets.iter().filter(|u| http_scheme(u).0).count();
     if http > 0 && http < args.targets.len() {
         return Err("mix of http(s):// and ws(s):// targets: one run speaks one protocol".into());
@@ -543,76 +558,10 @@ pub(crate) fn config(args: &RunArgs) -> Result<RunConfig, String> {
     if http > 0 && (args.raw || !args.on_open.is_empty() || args.ping_interval.is_some() || args.deflate) {
         return Err("--raw, --on-open, --ping-interval and --deflate do not apply to http(s):// polling".into());
     }
-    if args.raw && targets_tls {
+    if args.raw && targets.iter().any(|t| t.tls) {
         return Err("--raw speaks plain TCP; give ws:// targets".into());
     }
-    // Both are at most 2^64 − 1, which fits usize on the 64-bit hosts loadgen runs on.
-    let message_size = usize::try_from(args.message_size).unwrap_or(usize::MAX);
-    let max_message_size = usize::try_from(args.max_message_size).unwrap_or(usize::MAX);
-    let traffic = if args.echo { Traffic::Echo { message_size, rate } } else { Traffic::Idle };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.map_or(cpus, |w| w as usize).clamp(1, loadgen_engine::preflight::MAX_WORKERS);
-    Ok(RunConfig {
-        protocol: if args.raw {
-            Protocol::RawTcp
-        } else if http > 0 {
-            Protocol::Http1
-        } else {
-            Protocol::WebSocket
-        },
-        targets,
-        connections: args.connections,
-        connect_rate: args.connect_rate,
-        close_rate: args.close_rate.unwrap_or(args.connect_rate),
-        hold: args.duration,
-        traffic,
-        message_arrivals: match args.arrivals {
-            ArrivalsArg::Constant => Arrivals::Constant,
-            ArrivalsArg::Poisson => Arrivals::Poisson { seed: args.seed },
-        },
-        workers,
-        sources: args.sources.clone(),
-        handshake_timeout: args.handshake_timeout,
-        close_timeout: args.close_timeout,
-        reply_timeout: args.reply_timeout,
-        think_time: args.think_time,
-        reconnect: args.reconnect.then_some(loadgen_engine::run::ReconnectPolicy {
-            initial: args.reconnect_initial,
-            max: args.reconnect_max.max(args.reconnect_initial),
-            limit: args.reconnect_limit,
-        }),
-        lag_threshold: args.lag_threshold,
-        connect_lag_threshold: args.connect_lag_threshold,
-        max_message_size,
-        recv_buffers: 4096,
-        recv_buffer_size: 4096,
-        on_open: args
-            .on_open
-            .iter()
-            .map(|step| match step.split_once("=>") {
-                Some((send, expect)) => OnOpenStep { send: send.into(), expect: Some(expect.into()) },
-                None => OnOpenStep { send: step.clone(), expect: None },
-            })
-            .collect(),
-        ping_interval: args.ping_interval,
-        max_slots_per_ring: loadgen_engine::run::default_slots_per_ring(),
-        tls: tls_config(args, targets_tls)?,
-        echo_connections: args.echo_connections.filter(|&n| n < args.connections),
-        cohorts: Vec::new(),
-        timer_coalesce: args.coalesce,
-        headers: headers.clone(),
-        tokens: None,
-        message_shape: None,
-        server_id: None,
-        connect_phases: Vec::new(),
-        windows: Vec::new(),
-        subprotocols: Vec::new(),
-        deflate: args.deflate.then(|| loadgen_proto::DeflateConfig {
-            server_no_context_takeover: !args.deflate_context_takeover,
-            client_no_context_takeover: !args.deflate_context_takeover,
-            ..loadgen_proto::DeflateConfig::default()
-        }),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `loadgen run`: ad-hoc runs from flags. Takes the engine's `RunConfig` from the
-//! checked flags (`run_args`), plans the run against the host (pre-flight, then a probe
+//! checked flags, which become a scenario (`flag_scenario`) compiled and mapped as a
+//! file's is (`run_plan`), or prints that scenario (`--print-scenario`); plans the run against the host (pre-flight, then a probe
 //! of `--out`; either refusal exits 2 before any connection), installs a Ctrl-C
 //! handler (stop new work, close with a bounded close handshake, still write the
 //! report), runs with live progress (`progress`), prints the summary (`summary`) and
@@ -23,8 +24,8 @@ use loadgen_engine::run::{Protocol, RunConfig, RunOutcome, Traffic};
 use loadgen_engine::stats::{RunStats, SecondStats};
 
 use crate::progress::{Mode, OutputArgs, Progress};
+use crate::run_args::RunArgs;
 pub(crate) use crate::run_args::target_addr;
-use crate::run_args::{RunArgs, config};
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
@@ -161,14 +162,51 @@ pub fn run(args: &RunArgs, output: &OutputArgs, explicit: &[String]) -> ExitCode
     if args.scenario.is_some() {
         return crate::scenario_run::run(args, output, explicit);
     }
-    let config = match config(args) {
-        Ok(c) => c,
+    let scenario = match flag_config(args) {
+        Ok((_, config)) if !args.print_scenario => {
+            return execute(config, &args.out, &args.targets, output, &mut FlagRun);
+        }
+        Ok((scenario, _)) => scenario,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    execute(config, &args.out, &args.targets, output, &mut FlagRun)
+    let words: Vec<String> = std::env::args().skip(1).map(|w| shell_word(&w)).collect();
+    let command = format!("loadgen {}", words.join(" "));
+    match crate::flag_scenario::file_text(&scenario, &command) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// `word` as a shell reads it back: bare when safe, else in single quotes (a control
+/// character, which would break the TOML comment it goes into, escaped instead).
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else if word.chars().any(char::is_control) {
+        format!("{word:?}")
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The flags as a scenario, and the engine's configuration of it: the scenario is
+/// compiled and mapped as a file's is.
+pub(crate) fn flag_config(args: &RunArgs) -> Result<(loadgen_scenario::Scenario, RunConfig), String> {
+    let scenario = crate::flag_scenario::scenario(args)?;
+    let plan = loadgen_scenario::compile(&scenario, "the flags").map_err(|e| e.to_string())?;
+    let urls: Vec<String> = std::iter::once(scenario.target.url.clone()).chain(plan.also.iter().cloned()).collect();
+    let config = crate::run_plan::run_config(args, &plan, &urls)?;
+    Ok((scenario, config))
 }
 
 /// Plans, runs and reports `config` (exit codes as the module says).

@@ -1,7 +1,7 @@
 //! `loadgen run FILE`: a run from a scenario file. Reads and compiles the file (with
 //! `--set` and `--target`), refuses the flags that would contradict it, starts the
 //! embedded target when the scenario asks for it, mints the per-connection tokens,
-//! maps the plan onto the engine's `RunConfig` (through the same checks as the flags),
+//! maps the plan onto the engine's `RunConfig` (`run_plan`, the road the flags take too),
 //! plays the timeline while the load runs, and judges the scenario's checks over the
 //! report, which gains `scenario`, `faults` and `findings`. The target is stopped after
 //! the report is written, also when the run was interrupted.
@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use loadgen_director::timeline::Endpoint;
 use loadgen_director::{EmbeddedTarget, Player};
-use loadgen_engine::driver::{Step, Traffic as DriverTraffic};
 use loadgen_engine::report::{Check, Verdict};
 use loadgen_engine::run::{RunConfig, RunOutcome};
 use loadgen_engine::stats::{RunStats, SecondStats};
@@ -19,12 +18,12 @@ use loadgen_scenario::{Plan, TargetSpec};
 use serde_json::{Value, json};
 
 use crate::progress::OutputArgs;
-use crate::run_args::{RunArgs, config};
+use crate::run_args::RunArgs;
 use crate::run_cmd::{RunHooks, execute};
 
 /// `run` flags that combine with a scenario file (they say how loadgen runs, not what
 /// the load is).
-const COMBINE: [&str; 18] = [
+const COMBINE: [&str; 16] = [
     "scenario",
     "sets",
     "targets",
@@ -39,8 +38,6 @@ const COMBINE: [&str; 18] = [
     "connect_lag_threshold",
     "out",
     "max_message_size",
-    "seed",
-    "deflate_context_takeover",
     "progress",
     "quiet",
 ];
@@ -57,6 +54,11 @@ fn scenario_key(flag: &str) -> &'static str {
         "reply_timeout" => "connection.reply_timeout",
         "deflate" => "connection.deflate",
         "message_size" => "connection.message_size",
+        "deflate_context_takeover" => "connection.deflate_context_takeover",
+        "rate" => "load.message_rate (and { do = \"pooled\" } steps)",
+        "arrivals" => "load.arrivals",
+        "seed" => "load.seed",
+        "raw" => "a tcp:// target.url",
         "reconnect" | "reconnect_initial" | "reconnect_max" | "reconnect_limit" => "[reconnect]",
         _ => "the groups' steps",
     }
@@ -90,33 +92,7 @@ fn config_targets(c: &RunConfig) -> Vec<String> {
 
 /// Reads the scenario, starts what it needs and builds the engine's configuration.
 fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRun), String> {
-    if let Some(flag) = explicit.iter().find(|f| !COMBINE.contains(&f.as_str())) {
-        return Err(format!(
-            "{} does not combine with a scenario file: set {} in the file, or override it with --set",
-            flag_name(flag),
-            scenario_key(flag)
-        ));
-    }
-    let file = args.scenario.as_ref().ok_or("no scenario file")?;
-    let origin = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{origin}: cannot read it: {e}"))?;
-    let mut sets = args.sets.clone();
-    match args.targets.as_slice() {
-        [] => {}
-        [url] => sets.push(format!("target.url={}", toml_string(url))),
-        _ => return Err("a scenario runs against one --target; give one".into()),
-    }
-    let plan = loadgen_scenario::load_with(&text, &origin, &sets, &read_file).map_err(|e| e.to_string())?;
-    if let TargetSpec::Embedded(e) = &plan.target {
-        for f in &e.faults {
-            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: target.faults: {why}"))?;
-        }
-    }
-    for event in &plan.timeline {
-        if let loadgen_scenario::Action::FaultOn(f) = &event.action {
-            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: timeline: {why}"))?;
-        }
-    }
+    let (plan, origin, sets) = read_plan(args, explicit)?;
     let program = std::env::current_exe().map_err(|e| format!("cannot find the loadgen binary: {e}"))?;
     let target = match &plan.target {
         TargetSpec::Embedded(spec) => Some(
@@ -130,7 +106,13 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         (TargetSpec::Url(u), _) => u.clone(),
         (TargetSpec::Embedded(_), None) => unreachable!("an embedded target was started above"),
     };
-    let config = plan_config(args, &plan, &url)?;
+    let urls: Vec<String> = std::iter::once(url.clone()).chain(plan.also.iter().cloned()).collect();
+    let mut config = crate::run_plan::run_config(args, &plan, &urls)?;
+    if let Some(token) = &plan.token {
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
+        config.tokens = Some(std::sync::Arc::from(tokens));
+    }
     let addr = std::net::SocketAddr::V4(config.targets[0].addr);
     let endpoint = Endpoint {
         addr: target.as_ref().map_or(addr, EmbeddedTarget::addr),
@@ -155,6 +137,55 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
     Ok((config, hooks))
 }
 
+/// The scenario file of `args` read with its `--set`s and compiled, fault specs
+/// checked, after refusing the flags that contradict a file: the plan, the file's
+/// name and the sets applied.
+pub(crate) fn read_plan(args: &RunArgs, explicit: &[String]) -> Result<(Plan, String, Vec<String>), String> {
+    if let Some(flag) = explicit.iter().find(|f| !COMBINE.contains(&f.as_str())) {
+        return Err(format!(
+            "{} does not combine with a scenario file: set {} in the file, or override it with --set",
+            flag_name(flag),
+            scenario_key(flag)
+        ));
+    }
+    let file = args.scenario.as_ref().ok_or("no scenario file")?;
+    let origin = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{origin}: cannot read it: {e}"))?;
+    let sets = file_sets(args, explicit)?;
+    let mut plan = loadgen_scenario::load_with(&text, &origin, &sets, &read_file).map_err(|e| e.to_string())?;
+    if !args.targets.is_empty() {
+        // The one --target replaces the file's targets, `target.also` too.
+        plan.also.clear();
+    }
+    if let TargetSpec::Embedded(e) = &plan.target {
+        for f in &e.faults {
+            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: target.faults: {why}"))?;
+        }
+    }
+    for event in &plan.timeline {
+        if let loadgen_scenario::Action::FaultOn(f) = &event.action {
+            f.parse::<loadgen_target::Fault>().map_err(|why| format!("{origin}: timeline: {why}"))?;
+        }
+    }
+    Ok((plan, origin, sets))
+}
+
+/// The `--set`s of a run of a file: the user's, then those of the flags that replace a
+/// key of the file (`--target`: the one target; `--close-timeout`).
+fn file_sets(args: &RunArgs, explicit: &[String]) -> Result<Vec<String>, String> {
+    let mut sets = args.sets.clone();
+    match args.targets.as_slice() {
+        [] => {}
+        [url] => sets.push(format!("target.url={}", toml_string(url))),
+        _ => return Err("a scenario runs against one --target; give one".into()),
+    }
+    if explicit.iter().any(|f| f == "close_timeout") {
+        let text = loadgen_scenario::model::format_duration(args.close_timeout);
+        sets.push(format!("connection.close_timeout={}", toml_string(&text)));
+    }
+    Ok(sets)
+}
+
 /// Reads an included scenario file.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -173,58 +204,6 @@ fn toml_string(text: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// The engine's configuration of `plan` against `url`: the plan's load put into the
-/// flags' shape and checked the same way, then its groups.
-fn plan_config(args: &RunArgs, plan: &Plan, url: &str) -> Result<RunConfig, String> {
-    let mut a = args.clone();
-    a.targets = vec![url.to_string()];
-    a.connections = plan.connections;
-    a.connect_rate = plan.connect_rate;
-    a.close_rate = plan.close_rate;
-    a.duration = plan.hold;
-    a.headers = plan.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    a.deflate = plan.deflate;
-    if let Some(t) = plan.handshake_timeout {
-        a.handshake_timeout = t;
-    }
-    if let Some(t) = plan.reply_timeout {
-        a.reply_timeout = t;
-    }
-    let steps = || plan.cohorts.iter().flat_map(|c| c.program.steps.iter());
-    let paced = steps()
-        .filter_map(|s| match s {
-            Step::Traffic(DriverTraffic::Paced { interval }) => Some(*interval),
-            _ => None,
-        })
-        .min();
-    let closed = steps().any(|s| matches!(s, Step::Traffic(DriverTraffic::ClosedLoop { .. })));
-    a.echo = paced.is_some() || closed;
-    a.idle = !a.echo;
-    a.message_size = plan.message_size;
-    // The engine's run-wide message rate says how sends are paced for its saturation
-    // rule and the closed-loop correction; the groups' programs do the sending.
-    a.rate = None;
-    a.rate_per_conn = match (paced, closed) {
-        (Some(i), false) => Some(1.0 / i.as_secs_f64().max(1e-9)),
-        _ => None,
-    };
-    a.reconnect = false;
-    let mut config = config(&a)?;
-    config.cohorts = plan.cohorts.clone();
-    config.connect_phases.clone_from(&plan.connect_phases);
-    config.message_shape.clone_from(&plan.message_shape);
-    config.windows.clone_from(&plan.windows);
-    config.subprotocols.clone_from(&plan.subprotocols);
-    config.server_id.clone_from(&plan.server_id);
-    if let Some(token) = &plan.token {
-        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
-        config.tokens = Some(std::sync::Arc::from(tokens));
-    }
-    config.reconnect = plan.cohorts.first().and_then(|c| c.program.reconnect);
-    Ok(config)
 }
 
 /// The hooks of a scenario run.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use loadgen_engine::driver::{Program, ReconnectPolicy, Step, Traffic};
 use loadgen_engine::run::{Cohort, HandshakeMode};
+use loadgen_engine::schedule::Arrivals;
 use loadgen_proto::Violation;
 
 use crate::check::Check;
@@ -72,6 +73,8 @@ pub struct Plan {
     pub description: String,
     /// Where it connects.
     pub target: TargetSpec,
+    /// More URLs (`target.also`): connections go round robin over the target and these.
+    pub also: Vec<String>,
     /// Connections opened.
     pub connections: u32,
     /// New connections per second (with phases: the fastest phase's).
@@ -91,6 +94,17 @@ pub struct Plan {
     pub deflate: bool,
     /// Subprotocols offered, in order of preference.
     pub subprotocols: Vec<String>,
+    /// Keep compression contexts between messages.
+    pub deflate_context_takeover: bool,
+    /// Close-handshake deadline.
+    pub close_timeout: Option<Duration>,
+    /// Messages per second over the `pooled` steps' connections (open model, total).
+    pub message_rate: Option<f64>,
+    /// How `message_rate` messages are spaced.
+    pub arrivals: Arrivals,
+    /// The fastest `paced` step's messages per second per connection, as written
+    /// (`rate`, or 1 / `every`).
+    pub per_connection_rate: Option<f64>,
     /// Handshake deadline.
     pub handshake_timeout: Option<Duration>,
     /// Reply deadline.
@@ -122,7 +136,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
     if load.connections == 0 {
         return Err("load.connections: at least 1".into());
     }
-    let arrivals = crate::phases::arrivals(load)?;
+    let connect = crate::phases::arrivals(load)?;
     if load.close_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err("load.close_rate: a positive number of closes per second".into());
     }
@@ -141,6 +155,9 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
     // Waits and replies are bounded: by the scenario's reply timeout, else the engine's
     // default of 5 s.
     let reply = s.connection.reply_timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT);
+    let kind = UrlKind::of(&s.target.url);
+    connection(&s.connection, kind)?;
+    let (message_rate, arrivals) = message_rate(load, s)?;
     if s.groups.is_empty() {
         return Err("groups: at least one [[groups]] with its connections and steps".into());
     }
@@ -154,7 +171,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
             .steps
             .iter()
             .enumerate()
-            .map(|(j, x)| step(x, reply).map_err(|e| format!("{here}.steps[{j}]: {e}")))
+            .map(|(j, x)| step(x, reply, kind).map_err(|e| format!("{here}.steps[{j}]: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let program = Program { steps, reconnect };
         program.validate().map_err(|e| format!("{here}.steps: {e}"))?;
@@ -212,7 +229,7 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
                 check.name
             ));
         }
-        crate::phases::place(&mut check, c.phase.as_deref(), c.abort, c.abort_after, &arrivals.windows)
+        crate::phases::place(&mut check, c.phase.as_deref(), c.abort, c.abort_after, &connect.windows)
             .map_err(|e| format!("checks[{k}].{e}"))?;
         match c.defence.as_deref().map(str::trim) {
             Some("") => {
@@ -224,7 +241,23 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         }
         checks.push(check);
     }
+    let per_connection_rate = s
+        .groups
+        .iter()
+        .flat_map(|g| g.steps.iter())
+        .filter_map(|x| match x {
+            StepSpec::Paced { rate: Some(r), .. } => Some(*r),
+            StepSpec::Paced { every: Some(d), .. } => Some(1.0 / d.as_secs_f64()),
+            _ => None,
+        })
+        .reduce(f64::max);
     Ok(Plan {
+        also: s.target.also.clone(),
+        deflate_context_takeover: s.connection.deflate_context_takeover,
+        close_timeout: s.connection.close_timeout,
+        message_rate,
+        arrivals,
+        per_connection_rate,
         name: s.name.clone(),
         description: s.description.clone(),
         token: s.connection.token.as_ref().map(token).transpose()?,
@@ -239,9 +272,9 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
         timeline: crate::timeline::compile(&s.timeline, &target)?,
         target,
         connections: load.connections,
-        connect_rate: arrivals.rate,
-        connect_phases: arrivals.phases,
-        windows: arrivals.windows,
+        connect_rate: connect.rate,
+        connect_phases: connect.phases,
+        windows: connect.windows,
         hold: load.hold,
         close_rate: load.close_rate,
         headers: s.connection.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -273,8 +306,16 @@ fn subprotocols(list: &[String]) -> Result<Vec<String>, String> {
 fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
     let url = t.url.as_str();
     if url != "embedded" {
-        if !["ws://", "wss://", "http://", "https://"].iter().any(|p| url.starts_with(p)) {
-            return Err(format!("target.url: \"{url}\" is neither a ws://, wss://, http(s):// URL nor \"embedded\""));
+        if UrlKind::of(url) == UrlKind::Other {
+            return Err(format!(
+                "target.url: \"{url}\" is neither a ws://, wss://, http(s)://, tcp:// URL nor \"embedded\""
+            ));
+        }
+        if let Some(other) = t.also.iter().find(|u| UrlKind::of(u) != UrlKind::of(url)) {
+            return Err(format!(
+                "target.also: \"{other}\" does not speak what target.url \"{url}\" speaks; one run speaks one \
+                 protocol (ws:// and wss://, http:// and https://, or tcp://)"
+            ));
         }
         let embedded_only = [
             ("faults", !t.faults.is_empty()),
@@ -283,6 +324,7 @@ fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
             ("workers", t.workers.is_some()),
             ("serve", !t.serve.is_empty()),
         ];
+
         if let Some((key, _)) = embedded_only.iter().find(|(_, given)| *given) {
             return Err(format!(
                 "target.{key}: applies to the embedded target (url = \"embedded\"); a URL target is configured by its \
@@ -290,6 +332,9 @@ fn target(t: &crate::model::Target) -> Result<TargetSpec, String> {
             ));
         }
         return Ok(TargetSpec::Url(url.to_string()));
+    }
+    if !t.also.is_empty() {
+        return Err("target.also: more URLs go with a URL target; the embedded target is one".into());
     }
     let mode = t.mode.clone().unwrap_or_else(|| "notify".into());
     if !EMBEDDED_MODES.contains(&mode.as_str()) {
@@ -389,7 +434,17 @@ fn token(t: &crate::model::TokenSpec) -> Result<TokenPlan, String> {
 /// The engine's default `--reply-timeout`.
 const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn step(s: &StepSpec, reply: Duration) -> Result<Step, String> {
+fn step(s: &StepSpec, reply: Duration, kind: UrlKind) -> Result<Step, String> {
+    let websocket_only = matches!(
+        s,
+        StepSpec::Send { .. } | StepSpec::WaitFor { .. } | StepSpec::Ping { .. } | StepSpec::Violate { .. }
+    );
+    if websocket_only && matches!(kind, UrlKind::Http | UrlKind::Tcp) {
+        return Err(format!(
+            "a WebSocket step; a {} target carries probes only (echo, paced, pooled, sleep, close)",
+            if kind == UrlKind::Tcp { "tcp://" } else { "http(s)://" }
+        ));
+    }
     Ok(match s {
         StepSpec::Send { text: Some(text), size: None } => Step::SendText(text.clone()),
         StepSpec::Send { text: None, size: Some(n) } => {
@@ -406,10 +461,22 @@ fn step(s: &StepSpec, reply: Duration) -> Result<Step, String> {
         }
         StepSpec::Ready => Step::Ready,
         StepSpec::Ping { every, timeout } => Step::Ping { interval: *every, timeout: *timeout },
-        StepSpec::Echo { think } => {
-            Step::Traffic(Traffic::ClosedLoop { think: think.unwrap_or_default(), reply_timeout: Some(reply) })
+        // HTTP responses have the client's own deadline.
+        StepSpec::Echo { think } => Step::Traffic(Traffic::ClosedLoop {
+            think: think.unwrap_or_default(),
+            reply_timeout: (kind != UrlKind::Http).then_some(reply),
+        }),
+        StepSpec::Paced { every: Some(every), rate: None } => Step::Traffic(Traffic::Paced { interval: *every }),
+        StepSpec::Paced { every: None, rate: Some(r) } => {
+            if !(r.is_finite() && *r > 0.0) || 1.0 / r > MAX_SECS || *r > MAX_RATE {
+                return Err(format!(
+                    "rate: messages per second per connection, above 1/365 days and at most 1e9, not {r}"
+                ));
+            }
+            Step::Traffic(Traffic::Paced { interval: Duration::from_nanos((1e9 / r) as u64) })
         }
-        StepSpec::Paced { every } => Step::Traffic(Traffic::Paced { interval: *every }),
+        StepSpec::Paced { .. } => return Err("paced takes either every (an interval) or rate (per second)".into()),
+        StepSpec::Pooled => Step::Traffic(Traffic::Pool),
         StepSpec::StopTraffic => Step::StopTraffic,
         StepSpec::Sleep { length } => Step::Sleep(*length),
         StepSpec::StopReading => Step::StopReading,
@@ -441,4 +508,86 @@ fn violation(kind: &str) -> Result<Violation, String> {
             ));
         }
     })
+}
+
+/// The longest interval and the highest rate a scenario takes (as the flags do).
+const MAX_SECS: f64 = 365.0 * 86_400.0;
+const MAX_RATE: f64 = 1e9;
+
+/// What a URL speaks (`target.url` and `target.also` must agree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UrlKind {
+    /// ws:// or wss://, and the embedded target.
+    WebSocket,
+    /// http:// or https:// (polling).
+    Http,
+    /// tcp:// (raw TCP).
+    Tcp,
+    /// Anything else.
+    Other,
+}
+
+impl UrlKind {
+    fn of(url: &str) -> Self {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            _ if url == "embedded" => Self::WebSocket,
+            Some("ws" | "wss") => Self::WebSocket,
+            Some("http" | "https") => Self::Http,
+            Some("tcp") => Self::Tcp,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The connection section's keys that depend on each other or on the target.
+fn connection(c: &crate::model::Connection, kind: UrlKind) -> Result<(), String> {
+    if c.deflate_context_takeover && !c.deflate {
+        return Err("connection.deflate_context_takeover: goes with deflate = true".into());
+    }
+    if c.deflate && matches!(kind, UrlKind::Http | UrlKind::Tcp) {
+        return Err("connection.deflate: permessage-deflate is a WebSocket extension; drop it for this target".into());
+    }
+    for (key, d) in [
+        ("close_timeout", c.close_timeout),
+        ("handshake_timeout", c.handshake_timeout),
+        ("reply_timeout", c.reply_timeout),
+    ] {
+        if d.is_some_and(|d| d < Duration::from_millis(1)) {
+            return Err(format!("connection.{key}: at least 1ms"));
+        }
+    }
+    Ok(())
+}
+
+/// `load.message_rate` with its `arrivals` and `seed`, and the `pooled` steps it feeds.
+fn message_rate(load: &crate::model::Load, s: &Scenario) -> Result<(Option<f64>, Arrivals), String> {
+    let pooled = s.groups.iter().any(|g| g.steps.iter().any(|x| matches!(x, StepSpec::Pooled)));
+    let arrivals = match (load.arrivals.as_deref(), load.seed) {
+        (None | Some("constant"), None) => Arrivals::Constant,
+        (Some("poisson"), seed) => Arrivals::Poisson { seed: seed.unwrap_or(1) },
+        (None | Some("constant"), Some(_)) => {
+            return Err("load.seed: seeds the Poisson arrivals; add arrivals = \"poisson\" or drop it".into());
+        }
+        (Some(other), _) => return Err(format!("load.arrivals: \"{other}\" is neither \"constant\" nor \"poisson\"")),
+    };
+    let Some(r) = load.message_rate else {
+        if pooled {
+            return Err("load.message_rate: the pooled steps share it; give the messages per second in all".into());
+        }
+        if load.arrivals.is_some() {
+            return Err("load.arrivals: spaces load.message_rate's messages; give message_rate or drop it".into());
+        }
+        return Ok((None, arrivals));
+    };
+    if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
+        return Err(format!("load.message_rate: a positive number of messages per second, at most 1e9, not {r}"));
+    }
+    if r * load.hold.as_secs_f64() < 1.0 {
+        return Err("load.message_rate × load.hold intends no message at all (below 1): raise either".into());
+    }
+    if !pooled {
+        return Err("load.message_rate: no group has a { do = \"pooled\" } step to send them".into());
+    }
+    Ok((Some(r), arrivals))
 }

@@ -8,6 +8,9 @@
 //! wrong type, an unknown key) or the key path otherwise (`groups[1].connections`),
 //! what was expected and how to fix it, on one line.
 //!
+//! A [`Scenario`] built in memory (`loadgen run`'s flags) is compiled the same way
+//! ([`compile()`]) and written back as TOML ([`to_toml`]).
+//!
 //! What it does not do: I/O of any kind (the caller reads the file and runs the plan),
 //! build the engine's `RunConfig` (the CLI maps a plan and its own flags onto it), or
 //! start the embedded target.
@@ -21,6 +24,7 @@ pub mod model;
 mod phases;
 mod set;
 pub mod timeline;
+mod write;
 
 pub use compile::{EMBEDDED_MODES, Embedded, Plan, TargetSpec, TokenFormat, TokenPlan};
 pub use model::Scenario;
@@ -65,6 +69,16 @@ pub fn load(text: &str, origin: &str, sets: &[String]) -> Result<Plan, ScenarioE
     compile::compile(&scenario).map_err(|e| ScenarioError::new(origin, None, e))
 }
 
+/// Validates and compiles a scenario built in memory (`origin` names it in errors).
+pub fn compile(scenario: &Scenario, origin: &str) -> Result<Plan, ScenarioError> {
+    compile::compile(scenario).map_err(|e| ScenarioError::new(origin, None, e))
+}
+
+/// `scenario` as a TOML file that [`read`] reads back into the same scenario.
+pub fn to_toml(scenario: &Scenario) -> Result<String, ScenarioError> {
+    write::to_toml(scenario).map_err(|e| ScenarioError::new(&scenario.name, None, e.to_string()))
+}
+
 /// [`load`] for a file that may include others (`include = [...]`), read with `read`.
 pub fn load_with(text: &str, origin: &str, sets: &[String], read: include::Reader<'_>) -> Result<Plan, ScenarioError> {
     let scenario = read_with(text, origin, sets, read)?;
@@ -106,3 +120,6 @@ pub fn read_with(
 mod tests;
 #[cfg(test)]
 mod tests_messages;
+
+#[cfg(test)]
+mod keys_tests;
