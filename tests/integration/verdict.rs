@@ -22,10 +22,12 @@ fn a_healthy_echo_run_passes_with_every_message_answered() {
         "--connections",
         "20",
         "--duration",
-        "1s",
+        "2s",
         "--echo",
+        // 5 a second: the saturation rule's tenth of the interval (20 ms) holds on a
+        // loaded machine.
         "--rate-per-conn",
-        "20",
+        "5",
         "--quiet",
         "--out",
         dir,
