@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loadgen_scenario::model::{Connection, Group, Load, Reconnect, Scenario, StepSpec, Target};
+use loadgen_scenario::model::{Connection, Group, JitterSpec, Load, Reconnect, Scenario, StepSpec, Target};
 
 use crate::run_args::{self, ArrivalsArg, RunArgs};
 
@@ -109,6 +109,11 @@ pub(crate) fn scenario(args: &RunArgs) -> Result<Scenario, String> {
             initial: args.reconnect_initial,
             max: args.reconnect_max.max(args.reconnect_initial),
             limit: args.reconnect_limit,
+            jitter: match args.reconnect_jitter.as_str() {
+                "equal" => JitterSpec::Equal,
+                "none" => JitterSpec::None,
+                _ => JitterSpec::Full,
+            },
         }),
         groups,
         checks: Vec::new(),

@@ -113,6 +113,11 @@ fn the_flags_mean_what_they_say_through_the_scenario() {
     assert_eq!((c.targets.len(), c.traffic), (2, Traffic::Idle));
     let policy = c.reconnect.expect("reconnect");
     assert_eq!(policy.max, policy.initial, "the largest ceiling is at least the first, as before");
+    assert_eq!(policy.jitter, loadgen_engine::driver::Jitter::Full, "full jitter unless told");
+    let c = config(&format!("{base} --idle --reconnect --reconnect-jitter none"));
+    assert_eq!(c.reconnect.expect("reconnect").jitter, loadgen_engine::driver::Jitter::None);
+    let c = config(&format!("{base} --idle --reconnect --reconnect-jitter equal"));
+    assert_eq!(c.reconnect.expect("reconnect").jitter, loadgen_engine::driver::Jitter::Equal);
     let c = config("loadgen run --raw --target ws://127.0.0.1:9090/ --echo --close-timeout 3s");
     assert_eq!((c.protocol, c.close_timeout), (Protocol::RawTcp, std::time::Duration::from_secs(3)));
     let c = config("loadgen run --target http://127.0.0.1:8080/s --echo --rate-per-conn 0.5");

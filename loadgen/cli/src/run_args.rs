@@ -168,6 +168,11 @@ pub struct RunArgs {
     /// With --reconnect: give up after N attempts per drop (default: never).
     #[arg(long, value_name = "N", requires = "reconnect")]
     pub(crate) reconnect_limit: Option<u32>,
+    /// With --reconnect: how each delay is drawn under its ceiling: `full` (uniform from
+    /// 0), `equal` (from half the ceiling) or `none` (the ceiling itself: a client
+    /// library without jitter, whose dropped clients come back together).
+    #[arg(long, value_name = "KIND", default_value = "full", value_parser = ["full", "equal", "none"], requires = "reconnect")]
+    pub(crate) reconnect_jitter: String,
     /// The generator counts as saturated in a second whose schedule-lag p99 (message
     /// sends, pings) exceeds this: the run is then judged invalid (exit 4).
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]

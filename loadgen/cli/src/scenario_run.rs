@@ -59,7 +59,7 @@ fn scenario_key(flag: &str) -> &'static str {
         "arrivals" => "load.arrivals",
         "seed" => "load.seed",
         "raw" => "a tcp:// target.url",
-        "reconnect" | "reconnect_initial" | "reconnect_max" | "reconnect_limit" => "[reconnect]",
+        "reconnect" | "reconnect_initial" | "reconnect_max" | "reconnect_limit" | "reconnect_jitter" => "[reconnect]",
         _ => "the groups' steps",
     }
 }

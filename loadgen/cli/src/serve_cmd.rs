@@ -141,7 +141,8 @@ pub struct ServeArgs {
     /// Every effect is counted in the summary.
     /// With --mode notify: drop-fanout=PERCENT (worker 0 drops that share of deliveries),
     /// delay=MS (worker 0 delivers MS late), duplicate=PERCENT, reorder (swap consecutive
-    /// messages of a channel), stop-pong (never answer the clients' pings).
+    /// messages of a channel), stop-pong (never answer the clients' pings), pong-jitter=MS
+    /// (hold each pong 0 to MS ms); the full list is in docs/target.md.
     #[arg(long = "fault", value_name = "SPEC", verbatim_doc_comment)]
     faults: Vec<String>,
     #[command(flatten)]

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use loadgen_engine::driver::{Program, ReconnectPolicy, Step, Traffic};
+use loadgen_engine::driver::{Jitter, Program, ReconnectPolicy, Step, Traffic};
 use loadgen_engine::run::{Cohort, HandshakeMode};
 use loadgen_engine::schedule::Arrivals;
 use loadgen_proto::Violation;
 
 use crate::check::Check;
-use crate::model::{Scenario, StepSpec};
+use crate::model::{JitterSpec, Scenario, StepSpec};
 use crate::timeline::Event;
 
 /// Where the run connects.
@@ -149,7 +149,16 @@ pub(crate) fn compile(s: &Scenario) -> Result<Plan, String> {
                 "reconnect: initial must be above 0 and at most max (like initial = \"100ms\", max = \"5s\")".into()
             );
         }
-        Some(r) => Some(ReconnectPolicy { initial: r.initial, max: r.max, limit: r.limit }),
+        Some(r) => Some(ReconnectPolicy {
+            initial: r.initial,
+            max: r.max,
+            limit: r.limit,
+            jitter: match r.jitter {
+                JitterSpec::Full => Jitter::Full,
+                JitterSpec::Equal => Jitter::Equal,
+                JitterSpec::None => Jitter::None,
+            },
+        }),
         None => None,
     };
     // Waits and replies are bounded: by the scenario's reply timeout, else the engine's

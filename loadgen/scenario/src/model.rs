@@ -78,7 +78,8 @@ pub struct MessagesSpec {
 /// How `cargo xtask test` runs a catalogue scenario: its short form must pass, and the
 /// same with its fault switched on must fail (exit 1, not invalid) with at least the
 /// checks named failed, which proves that the scenario's oracle catches the fault it
-/// exists for (other checks may fail too: a fault has side effects).
+/// exists for (other checks may fail too: a fault has side effects). With `holds`, it
+/// must also pass under that disturbance.
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueSpec {
@@ -89,6 +90,11 @@ pub struct CatalogueSpec {
     pub fault: Vec<String>,
     /// The checks (by name) that must fail under the fault (others may fail too).
     pub fails: Vec<String>,
+    /// `--set` overrides (added to the short form's) of a disturbance the scenario must
+    /// still pass under: it proves the oracle gives no false positives (the heartbeat's
+    /// pongs jittered below the timeout).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<String>,
     /// Not run by `cargo xtask test`, only by `--long` (a soak, a million connections).
     #[serde(default, skip_serializing_if = "is_false")]
     pub long_only: bool,
@@ -332,7 +338,7 @@ pub struct EventSpec {
     pub stream: Option<String>,
 }
 
-/// Reconnect policy: exponential backoff with full jitter.
+/// Reconnect policy: exponential backoff, with full jitter unless told otherwise.
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reconnect {
@@ -345,6 +351,27 @@ pub struct Reconnect {
     /// Attempts per drop before giving up (absent: no limit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// How each delay is drawn under its ceiling: `full` (default), `equal` or `none`.
+    #[serde(default, skip_serializing_if = "JitterSpec::is_full")]
+    pub jitter: JitterSpec,
+}
+
+/// `reconnect.jitter`: uniform over `[0, ceiling]` (`full`), over `[ceiling/2,
+/// ceiling]` (`equal`), or the ceiling itself (`none`: a client library without jitter,
+/// whose dropped clients all come back at once).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JitterSpec {
+    #[default]
+    Full,
+    Equal,
+    None,
+}
+
+impl JitterSpec {
+    fn is_full(&self) -> bool {
+        *self == JitterSpec::Full
+    }
 }
 
 /// A group of users and what each does.

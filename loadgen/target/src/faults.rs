@@ -1,7 +1,7 @@
 //! Faults on command (`--fault NAME[=VALUE]`, repeatable): what they are, how they are
 //! parsed and validated, and the deterministic share counters that decide which
 //! deliveries a percentage fault hits. Applying them is [`crate::fanout`] (delivery
-//! faults) and [`crate::ws`] (`stop-pong`).
+//! faults) and [`crate::pong_filter`] (`stop-pong`, `pong-jitter`).
 //!
 //! - `drop-fanout=P`: worker 0 drops P% of its deliveries (counted in /metrics).
 //! - `delay=MS`: worker 0 delivers every message MS milliseconds late.
@@ -9,6 +9,10 @@
 //! - `reorder`: every worker swaps consecutive messages of a channel (a message with no
 //!   successor within 50 ms goes out alone).
 //! - `stop-pong`: every worker stops answering the clients' pings.
+//! - `pong-jitter=MS`: every worker holds each pong for a random delay from 0 to MS
+//!   milliseconds (uniform), the connection's later frames behind it
+//!   ([`crate::pong_filter`]): a healthy but busy server, for proving that a heartbeat
+//!   oracle gives no false positives below its timeout.
 //! - Hygiene switched off on every worker: `accept-no-auth` (no token needed),
 //!   `ignore-origin`, `no-rate-limit` (neither per-IP connections nor per-connection
 //!   messages), `no-size-limit`, `no-handshake-timeout` (half-open upgrades kept),
@@ -34,20 +38,22 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pong_filter::PongFaults;
+
 /// The accepted syntax, for error messages and help.
 pub const FAULT_SYNTAX: &str = "drop-fanout=PERCENT, delay=MS, duplicate=PERCENT, reorder, stop-pong, \
 accept-no-auth, ignore-origin, no-rate-limit, no-size-limit, no-handshake-timeout, leak-idle, lenient-frames, \
 crash-worker-at=SECONDS, no-resubscribe, tiny-backlog, stall-reads, no-priority, drop-pending, no-sticky, \
-late-reminders=MS";
+late-reminders=MS, pong-jitter=MS";
 
 /// Every fault's name.
-pub const FAULT_NAMES: [&str; 20] = [
+pub const FAULT_NAMES: [&str; 21] = [
     "drop-fanout",
     "delay",
     "duplicate",
@@ -68,6 +74,7 @@ pub const FAULT_NAMES: [&str; 20] = [
     "drop-pending",
     "no-sticky",
     "late-reminders",
+    "pong-jitter",
 ];
 
 /// The worker that `drop-fanout` and `delay` act on.
@@ -99,6 +106,7 @@ pub enum Fault {
     DropPending,
     NoSticky,
     LateReminders(Duration),
+    PongJitter(Duration),
 }
 
 impl Fault {
@@ -125,6 +133,7 @@ impl Fault {
             Fault::DropPending => "drop-pending",
             Fault::NoSticky => "no-sticky",
             Fault::LateReminders(_) => "late-reminders",
+            Fault::PongJitter(_) => "pong-jitter",
         }
     }
 }
@@ -162,6 +171,7 @@ impl FromStr for Fault {
             "duplicate" => Ok(Fault::Duplicate(percent(name, value)?)),
             "delay" => Ok(Fault::Delay(millis(name, value)?)),
             "late-reminders" => Ok(Fault::LateReminders(millis(name, value)?)),
+            "pong-jitter" => Ok(Fault::PongJitter(millis(name, value)?)),
             "reorder" => no_value(Fault::Reorder),
             "stop-pong" => no_value(Fault::StopPong),
             "accept-no-auth" => no_value(Fault::AcceptNoAuth),
@@ -193,7 +203,9 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::DropFanout(p) | Fault::Duplicate(p) => write!(f, "{}={p}", self.name()),
-            Fault::Delay(d) | Fault::LateReminders(d) => write!(f, "{}={}", self.name(), d.as_millis()),
+            Fault::Delay(d) | Fault::LateReminders(d) | Fault::PongJitter(d) => {
+                write!(f, "{}={}", self.name(), d.as_millis())
+            }
             Fault::CrashWorkerAt(d) => write!(f, "crash-worker-at={}", d.as_secs_f64()),
             _ => f.write_str(self.name()),
         }
@@ -273,6 +285,8 @@ pub struct Faults {
     pub drop_pending: bool,
     /// Reminders fire this long after they are due.
     pub late_reminders: Option<Duration>,
+    /// Pongs are held up to this long.
+    pub pong_jitter: Option<Duration>,
 }
 
 impl Faults {
@@ -300,6 +314,7 @@ impl Faults {
                 Fault::NoPriority => out.no_priority = true,
                 Fault::DropPending => out.drop_pending = true,
                 Fault::LateReminders(d) => out.late_reminders = Some(d),
+                Fault::PongJitter(d) => out.pong_jitter = Some(d),
                 // The balancer's, not a worker's.
                 Fault::NoSticky => {}
                 Fault::DropFanout(_) | Fault::Delay(_) | Fault::CrashWorkerAt(_) => {}
@@ -320,7 +335,7 @@ impl Faults {
 pub struct LiveFaults {
     worker: u32,
     current: RwLock<(Vec<Fault>, Arc<Faults>)>,
-    stop_pong: Arc<AtomicBool>,
+    pongs: Arc<PongFaults>,
     /// Bumped on every change, so waiting tasks look again.
     version: tokio::sync::watch::Sender<u64>,
 }
@@ -328,9 +343,10 @@ pub struct LiveFaults {
 impl LiveFaults {
     pub fn new(faults: &[Fault], worker: u32) -> Self {
         let applied = Faults::for_worker(faults, worker);
-        let stop_pong = Arc::new(AtomicBool::new(applied.stop_pong));
+        let pongs = Arc::new(PongFaults::default());
+        pongs.set(applied.stop_pong, applied.pong_jitter);
         let version = tokio::sync::watch::Sender::new(0);
-        Self { worker, current: RwLock::new((faults.to_vec(), Arc::new(applied))), stop_pong, version }
+        Self { worker, current: RwLock::new((faults.to_vec(), Arc::new(applied))), pongs, version }
     }
 
     /// Changes as they happen (the value is a change counter).
@@ -355,7 +371,7 @@ impl LiveFaults {
             return false;
         }
         let applied = Faults::for_worker(faults, self.worker);
-        self.stop_pong.store(applied.stop_pong, Ordering::Relaxed);
+        self.pongs.set(applied.stop_pong, applied.pong_jitter);
         let shown: Vec<String> = faults.iter().map(ToString::to_string).collect();
         tracing::info!(worker = self.worker, faults = %shown.join(" "), "faults switched");
         *current = (faults.to_vec(), Arc::new(applied));
@@ -364,9 +380,9 @@ impl LiveFaults {
         true
     }
 
-    /// The `stop-pong` switch, for the connections' pong filters.
-    pub fn stop_pong_switch(&self) -> Arc<AtomicBool> {
-        self.stop_pong.clone()
+    /// The `stop-pong` and `pong-jitter` switches, for the connections' pong filters.
+    pub fn pong_switches(&self) -> Arc<PongFaults> {
+        self.pongs.clone()
     }
 }
 
@@ -388,7 +404,10 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        let plain = FAULT_NAMES[3..].iter().copied().filter(|n| !["crash-worker-at", "late-reminders"].contains(n));
+        let plain = FAULT_NAMES[3..]
+            .iter()
+            .copied()
+            .filter(|n| !["crash-worker-at", "late-reminders", "pong-jitter"].contains(n));
         for spec in [
             "drop-fanout=100",
             "drop-fanout=2.5",
@@ -396,6 +415,7 @@ mod tests {
             "duplicate=50",
             "crash-worker-at=2.5",
             "late-reminders=500",
+            "pong-jitter=700",
         ]
         .into_iter()
         .chain(plain)
@@ -450,15 +470,22 @@ mod tests {
     #[test]
     fn live_faults_switch_and_edit() {
         let live = LiveFaults::new(&[], 0);
-        let pong = live.stop_pong_switch();
-        assert!(live.get().drop_fanout.is_none() && !pong.load(Ordering::Relaxed));
+        let pong = live.pong_switches();
+        assert!(live.get().drop_fanout.is_none() && !pong.stop() && pong.jitter_ms() == 0);
         let on = parse_all(&["drop-fanout=50", "stop-pong"]).unwrap();
         assert!(live.set(&on));
         assert!(!live.set(&on), "the same list again changes nothing");
-        assert!(live.get().drop_fanout.is_some() && pong.load(Ordering::Relaxed));
-        let next = edit(&live.list(), &parse_all(&["drop-fanout=10", "reorder"]).unwrap(), &["stop-pong".into()]);
-        assert_eq!(next.iter().map(ToString::to_string).collect::<Vec<_>>(), ["drop-fanout=10", "reorder"]);
+        assert!(live.get().drop_fanout.is_some() && pong.stop());
+        let next = edit(
+            &live.list(),
+            &parse_all(&["drop-fanout=10", "reorder", "pong-jitter=300"]).unwrap(),
+            &["stop-pong".into()],
+        );
+        assert_eq!(
+            next.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["drop-fanout=10", "reorder", "pong-jitter=300"]
+        );
         live.set(&next);
-        assert!(live.get().reorder && !pong.load(Ordering::Relaxed));
+        assert!(live.get().reorder && !pong.stop() && pong.jitter_ms() == 300);
     }
 }

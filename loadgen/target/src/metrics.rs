@@ -1,6 +1,7 @@
 //! A worker's counters (atomics, shared by its tasks) and their Prometheus text
 //! exposition for `GET /metrics`. Counting only: nothing here decides anything.
 
+use crate::pong_filter::PongCounts;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,8 +53,8 @@ pub struct Metrics {
     pub closed_protocol: AtomicU64,
     /// Request heads (upgrades included) that did not arrive within the handshake timeout.
     pub handshake_timeouts: AtomicU64,
-    /// Client pings left unanswered by the `stop-pong` fault.
-    pub pongs_suppressed: Arc<AtomicU64>,
+    /// Pongs left out (`stop-pong`) and held (`pong-jitter`) by the connections' filters.
+    pub pongs: Arc<PongCounts>,
     /// Times the Redis subscriber connection was re-established.
     pub redis_reconnects: AtomicU64,
     /// Gauge: channels this worker is subscribed to.
@@ -158,7 +159,7 @@ impl Metrics {
 
     /// The Prometheus text format (version 0.0.4), every series labelled with the worker.
     pub fn render(&self, worker: u32) -> String {
-        let counters: [(&str, &str, &str, u64); 38] = [
+        let counters: [(&str, &str, &str, u64); 40] = [
             ("connections_open", "gauge", "WebSocket connections open", get(&self.connections_open)),
             ("upgrades_total", "counter", "WebSocket upgrades completed", get(&self.upgrades)),
             ("upgrades_failed_total", "counter", "WebSocket upgrades refused or failed", get(&self.upgrades_failed)),
@@ -220,7 +221,14 @@ impl Metrics {
                 "pongs_suppressed_total",
                 "counter",
                 "Client pings left unanswered (stop-pong)",
-                get(&self.pongs_suppressed),
+                get(&self.pongs.suppressed),
+            ),
+            ("pongs_delayed_total", "counter", "Pongs held back (pong-jitter)", get(&self.pongs.delayed)),
+            (
+                "pongs_delayed_ms_total",
+                "counter",
+                "Milliseconds pongs were held back in total (pong-jitter)",
+                get(&self.pongs.delayed_ms),
             ),
             ("redis_reconnects_total", "counter", "Redis subscriber reconnections", get(&self.redis_reconnects)),
             ("subscriptions", "gauge", "Redis channels subscribed", get(&self.subscriptions)),

@@ -1,10 +1,12 @@
-//! The `stop-pong` fault at the wire: tungstenite answers every ping by itself and
-//! offers no switch to stop it, so this writer sits under the WebSocket and, once
-//! armed (after the handshake), follows the server's outgoing frames and, while the
-//! worker's `stop-pong` switch is on (it can change mid-connection: `POST
-//! /admin/faults`), leaves out the pong frames (opcode 0xA) that start then, writing
-//! every other frame unchanged. Unarmed it is a plain pass-through. It reads nothing
-//! and knows nothing of messages.
+//! The pong faults at the wire: tungstenite answers every ping by itself and offers no
+//! switch to stop or delay it, so this writer sits under the WebSocket and, once armed
+//! (after the handshake), follows the server's outgoing frames. While the worker's
+//! `stop-pong` switch is on it leaves out the pong frames (opcode 0xA) that start then;
+//! while `pong-jitter=MS` is on it holds each pong frame, before its first byte, for a
+//! delay drawn uniformly from 0 to MS milliseconds, and the connection's later frames
+//! wait behind it (a busy server's writer). Both switches can change mid-connection
+//! (`POST /admin/faults`); `stop-pong` wins. Every other frame is written unchanged;
+//! unarmed it is a plain pass-through. It reads nothing and knows nothing of messages.
 //!
 //! Server frames are unmasked (RFC 6455 §5.1) but a mask is followed anyway.
 
@@ -12,11 +14,62 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 const PONG: u8 = 0xA;
+
+/// The pong faults a worker applies now, read by its connections' filters at every
+/// pong frame.
+#[derive(Debug, Default)]
+pub struct PongFaults {
+    stop: AtomicBool,
+    jitter_ms: AtomicU64,
+}
+
+impl PongFaults {
+    /// `stop-pong` on or off, and `pong-jitter`'s bound (`None`: off).
+    pub fn set(&self, stop: bool, jitter: Option<Duration>) {
+        self.stop.store(stop, Ordering::Relaxed);
+        self.jitter_ms.store(jitter.map_or(0, |d| d.as_millis() as u64), Ordering::Relaxed);
+    }
+
+    pub fn stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The jitter's bound in ms (0: off).
+    pub fn jitter_ms(&self) -> u64 {
+        self.jitter_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// The counts the filters keep, shared by a worker's connections.
+#[derive(Debug, Default)]
+pub struct PongCounts {
+    /// Pongs left out (`stop-pong`).
+    pub suppressed: AtomicU64,
+    /// Pongs held (`pong-jitter`; a zero delay drawn is not counted).
+    pub delayed: AtomicU64,
+    /// The delays they were held for, in total (ms).
+    pub delayed_ms: AtomicU64,
+}
+
+/// Each filter's jitter draws start from its own seed, so runs repeat in distribution
+/// and connections do not move in step.
+static NEXT_SEED: AtomicU64 = AtomicU64::new(0x5eed);
+
+/// splitmix64: small, fast, and good enough for drawing delays.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// Where the writer is in the outgoing frame sequence.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,25 +128,54 @@ impl Cursor {
     }
 }
 
-/// The writer. `suppressed` counts the pongs left out.
+/// The writer.
 #[derive(Debug)]
 pub struct PongFilter<S> {
     inner: S,
-    /// The switch, once armed.
-    armed: Option<Arc<AtomicBool>>,
+    /// The switches, once armed.
+    armed: Option<Arc<PongFaults>>,
     cursor: Cursor,
-    suppressed: Arc<AtomicU64>,
+    counts: Arc<PongCounts>,
+    /// The pong frame at the cursor is being held.
+    hold: Option<Pin<Box<Sleep>>>,
+    /// The pong frame at the cursor has had its hold (none drawn, or it is over).
+    released: bool,
+    rng: u64,
 }
 
 impl<S> PongFilter<S> {
-    pub fn new(inner: S, suppressed: Arc<AtomicU64>) -> Self {
-        Self { inner, armed: None, cursor: Cursor::default(), suppressed }
+    pub fn new(inner: S, counts: Arc<PongCounts>) -> Self {
+        let mut rng = NEXT_SEED.fetch_add(1, Ordering::Relaxed);
+        splitmix(&mut rng);
+        Self { inner, armed: None, cursor: Cursor::default(), counts, hold: None, released: false, rng }
     }
 
-    /// From now on, frames are followed and pongs left out while `switch` is on (call
+    /// From now on, frames are followed and the pong faults of `faults` applied (call
     /// at a frame boundary: after the handshake).
-    pub fn arm(&mut self, switch: Arc<AtomicBool>) {
-        self.armed = Some(switch);
+    pub fn arm(&mut self, faults: Arc<PongFaults>) {
+        self.armed = Some(faults);
+    }
+
+    /// Holds the pong frame that starts `buf` (at a frame start) for a drawn delay,
+    /// once: `Pending` while it lasts.
+    fn poll_hold(&mut self, cx: &mut Context<'_>, buf: &[u8], jitter_ms: u64) -> Poll<()> {
+        if jitter_ms == 0 || self.released || !self.cursor.at_frame_start() || buf[0] & 0x0f != PONG {
+            return Poll::Ready(());
+        }
+        if self.hold.is_none() {
+            let ms = splitmix(&mut self.rng) % (jitter_ms + 1);
+            if ms > 0 {
+                self.counts.delayed.fetch_add(1, Ordering::Relaxed);
+                self.counts.delayed_ms.fetch_add(ms, Ordering::Relaxed);
+                self.hold = Some(Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+            }
+        }
+        if let Some(hold) = self.hold.as_mut() {
+            ready!(hold.as_mut().poll(cx));
+            self.hold = None;
+        }
+        self.released = true;
+        Poll::Ready(())
     }
 }
 
@@ -106,10 +188,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for PongFilter<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        let Some(switch) = this.armed.as_ref().filter(|_| !buf.is_empty()) else {
+        let Some(faults) = this.armed.as_ref().filter(|_| !buf.is_empty()) else {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         };
-        let on = switch.load(Ordering::Relaxed);
+        let on = faults.stop();
+        let jitter_ms = if on { 0 } else { faults.jitter_ms() };
         // Skip the dropped bytes at the front; they count as written.
         let mut skipped = 0;
         while skipped < buf.len() {
@@ -120,7 +203,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
                 break;
             }
             if was_start {
-                this.suppressed.fetch_add(1, Ordering::Relaxed);
+                this.counts.suppressed.fetch_add(1, Ordering::Relaxed);
             }
             this.cursor = probe;
             skipped += n;
@@ -128,10 +211,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
         if skipped > 0 {
             return Poll::Ready(Ok(skipped));
         }
-        // The longest run of kept bytes, written in one go.
+        ready!(this.poll_hold(cx, buf, jitter_ms));
+        // The longest run of kept bytes, written in one go (up to the next pong frame
+        // under jitter: each is held on its own).
         let mut probe = this.cursor;
         let mut run = 0;
         while run < buf.len() {
+            if jitter_ms > 0 && run > 0 && probe.at_frame_start() && buf[run] & 0x0f == PONG {
+                break;
+            }
             let mut next = probe;
             let (n, drop) = next.step(&buf[run..], on);
             if drop {
@@ -144,6 +232,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PongFilter<S> {
             Poll::Ready(Ok(w)) => w,
             other => return other,
         };
+        if written > 0 {
+            this.released = false;
+        }
         let mut done = 0;
         while done < written {
             let (n, _) = this.cursor.step(&buf[done..written], on);
@@ -184,16 +275,22 @@ mod tests {
         f
     }
 
+    fn switches(stop: bool, jitter_ms: u64) -> Arc<PongFaults> {
+        let f = Arc::new(PongFaults::default());
+        f.set(stop, (jitter_ms > 0).then(|| Duration::from_millis(jitter_ms)));
+        f
+    }
+
     /// Writes `stream` through the filter in pieces of `chunk` bytes.
     async fn through(stream: &[u8], chunk: usize) -> (Vec<u8>, u64) {
-        let count = Arc::new(AtomicU64::new(0));
-        let mut f = PongFilter::new(Vec::new(), count.clone());
+        let counts = Arc::new(PongCounts::default());
+        let mut f = PongFilter::new(Vec::new(), counts.clone());
         f.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").await.unwrap();
-        f.arm(Arc::new(AtomicBool::new(true)));
+        f.arm(switches(true, 0));
         for piece in stream.chunks(chunk) {
             f.write_all(piece).await.unwrap();
         }
-        (f.inner, count.load(Ordering::Relaxed))
+        (f.inner, counts.suppressed.load(Ordering::Relaxed))
     }
 
     #[tokio::test]
@@ -224,16 +321,72 @@ mod tests {
 
     #[tokio::test]
     async fn the_switch_acts_from_the_next_frame() {
-        let switch = Arc::new(AtomicBool::new(false));
-        let mut f = PongFilter::new(Vec::new(), Arc::new(AtomicU64::new(0)));
+        let switch = switches(false, 0);
+        let mut f = PongFilter::new(Vec::new(), Arc::new(PongCounts::default()));
         f.arm(switch.clone());
         let (pong, text) = (frame(PONG, b"abc"), frame(0x1, b"hi"));
         f.write_all(&pong).await.unwrap();
-        switch.store(true, Ordering::Relaxed);
+        switch.set(true, None);
         f.write_all(&pong).await.unwrap();
         f.write_all(&text).await.unwrap();
-        switch.store(false, Ordering::Relaxed);
+        switch.set(false, None);
         f.write_all(&pong).await.unwrap();
         assert_eq!(f.inner, [pong.clone(), text, pong].concat(), "only the pong sent while on is left out");
+    }
+
+    /// Under `pong-jitter=MS` (virtual time), each pong frame, alone or in one buffer
+    /// with others, is held for a delay from 0 to MS before its first byte, the frames
+    /// after it wait, nothing is lost or changed, and the holds add up to the time taken.
+    #[tokio::test(start_paused = true)]
+    async fn jitter_holds_each_pong_within_its_bound() {
+        let (pong, text) = (frame(PONG, b"abc"), frame(0x1, b"hi"));
+        let counts = Arc::new(PongCounts::default());
+        let mut f = PongFilter::new(Vec::new(), counts.clone());
+        f.arm(switches(false, 400));
+        let start = tokio::time::Instant::now();
+        let mut holds = Vec::new();
+        for _ in 0..200 {
+            let before = tokio::time::Instant::now();
+            f.write_all(&[text.clone(), pong.clone()].concat()).await.unwrap();
+            holds.push(before.elapsed());
+        }
+        // Three pongs in one buffer: three holds.
+        let before_three = counts.delayed_ms.load(Ordering::Relaxed);
+        let t3 = tokio::time::Instant::now();
+        f.write_all(&[pong.clone(), pong.clone(), text.clone(), pong.clone()].concat()).await.unwrap();
+        let three_ms = counts.delayed_ms.load(Ordering::Relaxed) - before_three;
+        assert_eq!(t3.elapsed(), Duration::from_millis(three_ms), "each of the three pongs held on its own");
+        let expect: Vec<u8> =
+            [[text.clone(), pong.clone()].concat().repeat(200), [pong.clone(), pong.clone(), text, pong].concat()]
+                .concat();
+        assert!(f.inner == expect, "every frame written, unchanged, in order");
+        let max = holds.iter().max().unwrap();
+        assert!(*max <= Duration::from_millis(400), "a hold past the bound: {max:?}");
+        assert!(*max >= Duration::from_millis(300), "200 draws from 0..=400 ms never passed 300: {max:?}");
+        let mean = holds.iter().sum::<Duration>() / 200;
+        assert!((150..=250).contains(&mean.as_millis()), "uniform from 0 to 400 ms has a mean near 200: {mean:?}");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(counts.delayed_ms.load(Ordering::Relaxed)),
+            "the time taken is the holds counted"
+        );
+        assert!(counts.delayed.load(Ordering::Relaxed) >= 195 && counts.suppressed.load(Ordering::Relaxed) == 0);
+    }
+
+    /// `stop-pong` wins over `pong-jitter`, and jitter off holds nothing.
+    #[tokio::test(start_paused = true)]
+    async fn stop_wins_and_off_holds_nothing() {
+        let pong = frame(PONG, b"abc");
+        let counts = Arc::new(PongCounts::default());
+        let mut f = PongFilter::new(Vec::new(), counts.clone());
+        let switch = switches(true, 400);
+        f.arm(switch.clone());
+        let start = tokio::time::Instant::now();
+        f.write_all(&pong).await.unwrap();
+        assert!(f.inner.is_empty() && start.elapsed().is_zero(), "left out at once");
+        switch.set(false, None);
+        f.write_all(&pong).await.unwrap();
+        assert!(f.inner == pong && start.elapsed().is_zero(), "written at once");
+        assert_eq!(counts.delayed.load(Ordering::Relaxed), 0);
     }
 }

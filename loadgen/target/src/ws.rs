@@ -2,7 +2,8 @@
 //! (tokio-tungstenite, over the bytes already read) with the admission checks of
 //! [`crate::admit`] on its head, the client's channels, joining the hub (the `lgready` message once Redis confirmed them), then one
 //! loop until the end: queued notifications are written in batches, client frames read
-//! (tungstenite answers pings and closes; `stop-pong` removes the pongs at the wire),
+//! (tungstenite answers pings and closes; `stop-pong` removes the pongs at the wire,
+//! `pong-jitter` holds them),
 //! server pings every ping interval, a close for idleness (nothing received for the
 //! idle timeout, 1000 "idle timeout"), a slow consumer (1008 "slow consumer"), or the
 //! worker stopping (1001 "server shutting down"). A write stuck past the write timeout
@@ -74,7 +75,7 @@ pub(crate) async fn handshake(
         .max_frame_size(Some(limit))
         .accept_unmasked_frames(faults.lenient_frames)
         .write_buffer_size(0);
-    let filter = PongFilter::new(stream, m.pongs_suppressed.clone());
+    let filter = PongFilter::new(stream, m.pongs.clone());
     let rate = crate::admit::conn_rate(peer, state).await;
     let mut admitted: Option<Vec<String>> = None;
     let check = |req: &Request, mut r: WsResponse| match admit(req, query, peer, state, rate) {
@@ -103,7 +104,7 @@ pub(crate) async fn handshake(
         }
     };
     let channels = admitted?;
-    ws.get_mut().arm(state.faults.stop_pong_switch());
+    ws.get_mut().arm(state.faults.pong_switches());
     Metrics::inc(&m.upgrades);
     Some((ws, channels))
 }

@@ -25,7 +25,7 @@ pub mod serve;
 #[cfg(test)]
 mod tests;
 
-pub use program::{MAX_SIZED_LEN, Program, ProgramError, ReconnectPolicy, Step, Traffic};
+pub use program::{Jitter, MAX_SIZED_LEN, Program, ProgramError, ReconnectPolicy, Step, Traffic};
 
 /// The timers a connection's driver arms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -95,9 +95,9 @@ pub enum Traffic {
     Pool,
 }
 
-/// How dropped connections come back: attempt `n` after a delay drawn uniformly from
-/// `[0, min(max, initial × 2^n)]` (exponential backoff with full jitter), at most
-/// `limit` attempts per drop.
+/// How dropped connections come back: attempt `n` after a delay under the ceiling
+/// `min(max, initial × 2^n)` (exponential backoff), spread by `jitter`, at most `limit`
+/// attempts per drop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// Ceiling of the first delay.
@@ -106,15 +106,35 @@ pub struct ReconnectPolicy {
     pub max: Duration,
     /// Attempts per drop before giving up (`None`: no limit).
     pub limit: Option<u32>,
+    /// How the delay is drawn under the ceiling.
+    pub jitter: Jitter,
+}
+
+/// How a reconnect delay is drawn under its ceiling `c` (the names of the AWS
+/// architecture blog's "Exponential Backoff And Jitter").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Jitter {
+    /// Uniform over `[0, c]`: the herd spread widest.
+    #[default]
+    Full,
+    /// `c/2` plus uniform over `[0, c/2]`.
+    Equal,
+    /// Exactly `c`: every client dropped together comes back together (a client
+    /// library without jitter: the thundering herd).
+    None,
 }
 
 impl ReconnectPolicy {
-    /// Delay before attempt `n` (0: the first after the drop): full jitter over
-    /// `min(max, initial × 2^n)`, from `random`.
+    /// Delay before attempt `n` (0: the first after the drop) under the ceiling
+    /// `min(max, initial × 2^n)`, drawn from `random` as `jitter` says.
     pub fn delay_ns(&self, n: u32, random: u64) -> u64 {
         let initial = self.initial.as_nanos() as u64;
         let ceiling = initial.saturating_mul(1u64 << n.min(40)).min(self.max.as_nanos() as u64).max(1);
-        random % (ceiling + 1)
+        match self.jitter {
+            Jitter::Full => random % (ceiling + 1),
+            Jitter::Equal => ceiling / 2 + random % (ceiling - ceiling / 2 + 1),
+            Jitter::None => ceiling,
+        }
     }
 }
 

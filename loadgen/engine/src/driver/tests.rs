@@ -233,7 +233,7 @@ fn stale_send_timers_wait_for_the_current_schedule() {
 
 #[test]
 fn reconnects_back_off_with_full_jitter_up_to_the_limit_and_time_the_recovery() {
-    let policy = ReconnectPolicy { initial: ms(100), max: ms(1_000), limit: Some(3) };
+    let policy = ReconnectPolicy { initial: ms(100), max: ms(1_000), limit: Some(3), jitter: Jitter::Full };
     let mut h = Harness::new(vec![Step::SendText("hello".into()), Step::Ready]);
     h.p.reconnect = Some(policy);
     let _ = h.opened(0);
@@ -272,7 +272,7 @@ fn without_a_policy_or_a_drop_a_freed_slot_stays_free() {
     let _ = h.opened(0);
     h.d.dropped(&h.p, S);
     assert_eq!(h.freed(S, 7), vec![], "no reconnect policy");
-    h.p.reconnect = Some(ReconnectPolicy { initial: ms(10), max: ms(10), limit: None });
+    h.p.reconnect = Some(ReconnectPolicy { initial: ms(10), max: ms(10), limit: None, jitter: Jitter::Full });
     h.d.restart();
     let _ = h.opened(2 * S);
     assert_eq!(h.freed(3 * S, 7), vec![], "closed by loadgen, not dropped");
@@ -325,13 +325,26 @@ fn programs_are_checked_before_they_run() {
 
 #[test]
 fn backoff_has_full_jitter_under_a_doubling_capped_ceiling() {
-    let p = ReconnectPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(2), limit: None };
+    let p = ReconnectPolicy {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+        limit: None,
+        jitter: Jitter::Full,
+    };
     assert_eq!(p.delay_ns(0, u64::MAX), u64::MAX % 100_000_001);
+    let equal = ReconnectPolicy { jitter: Jitter::Equal, ..p };
+    let none = ReconnectPolicy { jitter: Jitter::None, ..p };
     for (n, ceiling_ms) in [(0u32, 100u64), (1, 200), (3, 800), (4, 1_600), (5, 2_000), (60, 2_000)] {
         let ceiling = ceiling_ms * 1_000_000;
         assert_eq!(p.delay_ns(n, ceiling), ceiling, "attempt {n}: the ceiling itself is reachable");
         assert_eq!(p.delay_ns(n, ceiling + 1), 0, "attempt {n}: wraps within [0, ceiling]");
         assert!((0..1000u64).all(|r| p.delay_ns(n, r * 7_919_000_003) <= ceiling));
+        // Equal jitter: from half the ceiling to the ceiling, both ends reachable.
+        assert_eq!(equal.delay_ns(n, 0), ceiling / 2, "attempt {n}");
+        assert_eq!(equal.delay_ns(n, ceiling / 2), ceiling, "attempt {n}");
+        assert!((0..1000u64).all(|r| (ceiling / 2..=ceiling).contains(&equal.delay_ns(n, r * 7_919_000_003))));
+        // None: the ceiling, whatever is drawn.
+        assert!((0..1000u64).all(|r| none.delay_ns(n, r * 7_919_000_003) == ceiling), "attempt {n}");
     }
 }
 

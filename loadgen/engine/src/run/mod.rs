@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::clock::Clock;
-pub use crate::driver::ReconnectPolicy;
+pub use crate::driver::{Jitter, ReconnectPolicy};
 use crate::report::{ProcessUsage, UsageBaseline};
 use crate::schedule::{Arrivals, Phase, RateProfile, Schedule, ScheduleError};
 use crate::stats::{RunStats, SaturationPolicy, SecondStats, channel};

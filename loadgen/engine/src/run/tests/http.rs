@@ -216,6 +216,7 @@ fn pollers_the_server_closes_reconnect_and_keep_their_cookies() {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(50),
         limit: None,
+        jitter: crate::run::Jitter::Full,
     });
     let m = go(&cfg).stats;
     let t = &m.totals;

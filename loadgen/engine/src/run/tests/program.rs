@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::*;
 use crate::driver::{Program, Step, Traffic as Steps};
-use crate::run::Cohort;
+use crate::run::{Cohort, Jitter};
 
 /// The close code the program tests send, and how many closes with it the test server
 /// saw (only these tests use it).
@@ -256,7 +256,8 @@ fn a_server_that_stops_answering_pings_is_dropped_for_it_and_reconnected() {
     // and comes back under the reconnect policy (to be given up again).
     let server = TestServer::start(Mode::Misbehave(Misbehaviour { no_pong: true, ..Default::default() }));
     let mut cfg = with_program(&server, 2, 1_500, steps(250));
-    cfg.cohorts[0].program.reconnect = Some(ReconnectPolicy { initial: ms(10), max: ms(50), limit: None });
+    cfg.cohorts[0].program.reconnect =
+        Some(ReconnectPolicy { initial: ms(10), max: ms(50), limit: None, jitter: Jitter::Full });
     let t0 = Instant::now();
     let m = go(&cfg).stats;
     let t = &m.totals;

@@ -6,12 +6,17 @@ use std::time::Duration;
 
 use super::accounting::Misbehaviour;
 use super::{Mode, TestServer, config, go};
-use crate::run::{ReconnectPolicy, Traffic};
+use crate::run::{Jitter, ReconnectPolicy, Traffic};
 use crate::stats::Metric;
 use std::time::Instant;
 
 fn policy(limit: Option<u32>) -> ReconnectPolicy {
-    ReconnectPolicy { initial: Duration::from_millis(100), max: Duration::from_millis(400), limit }
+    ReconnectPolicy {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+        limit,
+        jitter: Jitter::Full,
+    }
 }
 
 #[test]
@@ -58,8 +63,12 @@ fn reconnects_give_up_at_the_limit_when_the_target_goes_away() {
     let m = Misbehaviour { reset_after_ms: 200, reset_first: 3, ..Default::default() };
     let server = TestServer::start(Mode::Misbehave(m));
     let mut cfg = config(&server, 3, 1_500, Traffic::Idle);
-    cfg.reconnect =
-        Some(ReconnectPolicy { initial: Duration::from_millis(20), max: Duration::from_millis(40), limit: Some(3) });
+    cfg.reconnect = Some(ReconnectPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(40),
+        limit: Some(3),
+        jitter: Jitter::Full,
+    });
     let stop = server.stop.clone();
     let t = std::thread::scope(|s| {
         let run = s.spawn(|| go(&cfg).stats.totals);
@@ -135,8 +144,12 @@ fn resume_run(r: Resume, path: &str) -> (crate::stats::Counters, Vec<String>) {
     let server = TestServer::start(Mode::Resume(r));
     let mut cfg = config(&server, 2, 900, Traffic::Idle);
     cfg.targets[0].path = path.into();
-    cfg.reconnect =
-        Some(ReconnectPolicy { initial: Duration::from_millis(30), max: Duration::from_millis(60), limit: None });
+    cfg.reconnect = Some(ReconnectPolicy {
+        initial: Duration::from_millis(30),
+        max: Duration::from_millis(60),
+        limit: None,
+        jitter: Jitter::Full,
+    });
     cfg.server_id = Some(crate::server_id::ServerIdPath::new("/node").unwrap());
     let stats = go(&cfg).stats;
     let marker = path.split('?').next().unwrap();
