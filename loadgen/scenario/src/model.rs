@@ -146,7 +146,7 @@ pub struct Load {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseSpec>,
     /// How long to hold once every connection has started.
-    #[serde(deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(with = "duration_text")]
     pub hold: Duration,
     /// Connections closed per second at the end (absent: the engine's default).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,7 +170,7 @@ pub struct PhaseSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// How long.
-    #[serde(rename = "for", deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(rename = "for", with = "duration_text")]
     pub length: Duration,
     /// New connections per second meanwhile (or `to`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -200,28 +200,13 @@ pub struct Connection {
     #[serde(default, skip_serializing_if = "is_false")]
     pub deflate_context_takeover: bool,
     /// Give up a handshake after this long.
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub handshake_timeout: Option<Duration>,
     /// Wait this long for the answer to a close frame (default 2 s).
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub close_timeout: Option<Duration>,
     /// A reply later than this is `late`.
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub reply_timeout: Option<Duration>,
     /// A signed handshake token minted per connection at the start of the run, used
     /// as `{token}` in a header or the path.
@@ -259,7 +244,7 @@ pub struct TokenSpec {
     pub unit: String,
     /// How long the token is valid from the start of the run (negative: not
     /// supported; an expired token is made with `ttl = "0s"`).
-    #[serde(default = "default_ttl", deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(default = "default_ttl", with = "duration_text")]
     pub ttl: Duration,
     /// `reference` (the reference target's `PAYLOAD.SIGNATURE`, the default) or `jwt`
     /// (an HS256 JSON Web Token with `sub`, `unit` and `exp`).
@@ -289,7 +274,7 @@ fn default_format() -> String {
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     /// Seconds from the start of the run.
-    #[serde(deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(with = "duration_text")]
     pub at: Duration,
     /// `fault_on`, `fault_off`, `publish`, `kill_worker`, `restart_redis`, `http`.
     #[serde(rename = "do")]
@@ -304,12 +289,7 @@ pub struct EventSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// `publish`: the gap between messages (absent: all at once).
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
     /// `publish`: critical messages (they overtake queued ones).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -343,10 +323,10 @@ pub struct EventSpec {
 #[serde(deny_unknown_fields)]
 pub struct Reconnect {
     /// Ceiling of the first delay.
-    #[serde(deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(with = "duration_text")]
     pub initial: Duration,
     /// Largest ceiling.
-    #[serde(deserialize_with = "duration", serialize_with = "duration_text")]
+    #[serde(with = "duration_text")]
     pub max: Duration,
     /// Attempts per drop before giving up (absent: no limit).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -394,12 +374,7 @@ pub struct Group {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake: Option<String>,
     /// With `handshake = "slow"`: the gap between bytes (default 1s).
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub slow_every: Option<Duration>,
     /// What each does once open, in order.
     pub steps: Vec<StepSpec>,
@@ -423,12 +398,7 @@ pub enum StepSpec {
         /// The substring awaited.
         pattern: String,
         /// Give up after this long (absent: `connection.reply_timeout`, else 5 s).
-        #[serde(
-            default,
-            deserialize_with = "opt_duration",
-            serialize_with = "opt_duration_text",
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
         timeout: Option<Duration>,
     },
     /// The connection is ready (timed as `ready`).
@@ -437,15 +407,10 @@ pub enum StepSpec {
     /// connection (counted `pong_timeouts`).
     Ping {
         /// Interval.
-        #[serde(deserialize_with = "duration", serialize_with = "duration_text")]
+        #[serde(with = "duration_text")]
         every: Duration,
         /// Give up on a pong after this long (absent: wait).
-        #[serde(
-            default,
-            deserialize_with = "opt_duration",
-            serialize_with = "opt_duration_text",
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
         timeout: Option<Duration>,
     },
     /// Send a deliberately invalid frame (a defence probe), then keep reading to see
@@ -460,24 +425,14 @@ pub enum StepSpec {
     /// Closed-loop echo: send, wait for the reply, think, send again.
     Echo {
         /// Pause after each reply.
-        #[serde(
-            default,
-            deserialize_with = "opt_duration",
-            serialize_with = "opt_duration_text",
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
         think: Option<Duration>,
     },
     /// Send a probe message every `every`, or `rate` a second (open model, per
     /// connection).
     Paced {
         /// Interval.
-        #[serde(
-            default,
-            deserialize_with = "opt_duration",
-            serialize_with = "opt_duration_text",
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
         every: Option<Duration>,
         /// Messages per second instead of an interval.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -491,7 +446,7 @@ pub enum StepSpec {
     /// Do nothing for a while.
     Sleep {
         /// How long.
-        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "duration_text")]
+        #[serde(rename = "for", with = "duration_text")]
         length: Duration,
     },
     /// Stop reading (a slow consumer: the server's buffers fill).
@@ -527,12 +482,7 @@ pub struct CheckSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub abort: bool,
     /// With `abort`: not before this second of the run (or of its phase).
-    #[serde(
-        default,
-        deserialize_with = "opt_duration",
-        serialize_with = "opt_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_duration_text", skip_serializing_if = "Option::is_none")]
     pub abort_after: Option<Duration>,
     /// The target's defence this check proves ("forged tokens refused with 401"): its
     /// finding says whether the defence held or is missing.
@@ -579,26 +529,36 @@ pub fn format_duration(d: Duration) -> String {
     format!("{}.{:09}s", d.as_secs(), d.subsec_nanos())
 }
 
-fn duration_text<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_duration(*d))
-}
-
-fn opt_duration_text<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => duration_text(d, s),
-        None => s.serialize_none(),
-    }
-}
-
 fn is_false(b: &bool) -> bool {
     !*b
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+/// A duration as text both ways (`"250ms"`): `#[serde(with = "duration_text")]`.
+mod duration_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
+/// An optional duration as text (with `default`: absent is `None`).
+mod opt_duration_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_text::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration_text::deserialize(d).map(Some)
+    }
 }
