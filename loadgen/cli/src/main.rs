@@ -5,6 +5,7 @@
 //! No protocol or measurement logic lives here.
 
 mod check_cmd;
+mod compare_cmd;
 mod doctor;
 mod findings_out;
 mod flag_scenario;
@@ -12,6 +13,7 @@ mod flag_scenario;
 mod flag_scenario_tests;
 mod host_info;
 mod progress;
+mod report_cmd;
 mod run_args;
 mod run_cmd;
 mod run_plan;
@@ -60,10 +62,16 @@ enum Command {
     /// Check scenario files (TOML) and print what each would run, or where and why it cannot.
     #[command(after_help = validate_cmd::EXAMPLES)]
     Validate(validate_cmd::ValidateArgs),
+    /// Re-render a run's report.html from its report.json and timeseries.jsonl.
+    #[command(after_help = report_cmd::EXAMPLES)]
+    Report(report_cmd::ReportArgs),
+    /// Compare two runs: latency percentiles with their confidence, throughput, errors, verdicts; exit 1 on a regression.
+    #[command(after_help = compare_cmd::EXAMPLES)]
+    Compare(compare_cmd::CompareArgs),
 }
 
 /// Subcommands, to point a usage error at the right `--help`.
-const SUBCOMMANDS: [&str; 5] = ["check", "run", "serve", "doctor", "validate"];
+const SUBCOMMANDS: [&str; 7] = ["check", "run", "serve", "doctor", "validate", "report", "compare"];
 
 /// A clap usage error on one line: the message, any tip, the usage and where the help
 /// is (`args`: the command line, for the subcommand).
@@ -136,6 +144,8 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve_cmd::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Validate(args)) => validate_cmd::run(&args),
+        Some(Command::Report(args)) => report_cmd::run(&args),
+        Some(Command::Compare(args)) => compare_cmd::run(&args),
         None => {
             let _ = Cli::command().print_help();
             ExitCode::from(2)

@@ -76,6 +76,32 @@ pub struct Report {
     /// One entry per second (absent when no second completed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeseries: Vec<SecondStats>,
+    /// Whole-run histograms of the metrics that had samples, bucket by bucket (absent
+    /// when none had any): what percentile spectra and comparisons between runs are
+    /// computed from.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub histograms: BTreeMap<&'static str, HistogramReport>,
+}
+
+/// `histograms.<metric>`: a whole-run histogram, every non-empty bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistogramReport {
+    /// Samples.
+    pub count: u64,
+    /// `[highest value of the bucket in µs, samples in it]`, values increasing.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl HistogramReport {
+    /// Every non-empty bucket of `h` (`None` when it has no sample).
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let buckets =
+            h.iter_recorded().map(|v| (h.highest_equivalent(v.value_iterated_to()), v.count_at_value())).collect();
+        Some(Self { count: h.len(), buckets })
+    }
 }
 
 /// `connections`.
@@ -403,7 +429,11 @@ pub struct RunInfo {
 impl Report {
     /// Builds the report of a run (complete or partial).
     pub fn new(stats: &RunStats, info: &RunInfo) -> Self {
-        Self { timeseries: stats.seconds.clone(), ..Self::summary(stats, info) }
+        let histograms = Metric::ALL
+            .iter()
+            .filter_map(|&m| HistogramReport::of(stats.histogram(m)).map(|h| (m.name(), h)))
+            .collect();
+        Self { timeseries: stats.seconds.clone(), histograms, ..Self::summary(stats, info) }
     }
 
     /// [`Report::new`] without the time series: what live checks read each second.
@@ -447,6 +477,7 @@ impl Report {
             verdict: Verdict::new(stats, default_checks(stats)),
             phases: stats.windows.iter().filter(|w| w.seconds > 0).map(PhaseReport::new).collect(),
             timeseries: Vec::new(),
+            histograms: BTreeMap::new(),
         }
     }
 

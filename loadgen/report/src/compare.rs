@@ -1,0 +1,1 @@
+//! `loadgen compare OLD NEW` (in progress in a helper's branch: placeholder).

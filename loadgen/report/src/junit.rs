@@ -1,0 +1,1 @@
+//! JUnit XML (the lead is writing it).

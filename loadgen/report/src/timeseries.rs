@@ -1,0 +1,1 @@
+//! DIR/timeseries.jsonl (the lead is writing it).
