@@ -76,7 +76,8 @@ fn a_closed_loop_over_a_stalling_server_shows_the_stall_in_its_corrected_p99() {
         "--duration",
         "3s",
         "--echo",
-        "--quiet",
+        "--progress",
+        "plain",
         "--out",
         out.to_str().unwrap(),
     ]);

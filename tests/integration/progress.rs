@@ -297,19 +297,54 @@ fn json_progress_lines_carry_the_documented_fields() {
 }
 
 #[test]
-fn quiet_prints_only_the_summary() {
+fn quiet_prints_one_json_line_and_the_run_leaves_its_files() {
     let server = Server::start();
     let out = temp_dir("quiet");
+    let junit = out.join("ci").join("junit.xml");
     let mut cmd = loadgen();
-    cmd.args(run_args(&server.url, &out)).arg("--quiet");
+    cmd.args(run_args(&server.url, &out)).arg("--quiet").arg("--junit").arg(&junit);
     let o = output_with_timeout(cmd);
     assert!(o.status.success(), "exit {:?}; stderr: {}", o.status, text(&o.stderr));
     let stdout = text(&o.stdout);
-    assert!(!stdout.lines().any(|l| l.starts_with("t=") || l.starts_with('{')), "no per-second output: {stdout}");
-    assert!(!stdout.contains("plan:") && !stdout.contains('\x1b'), "{stdout}");
-    assert!(stdout.trim_start().starts_with("summary ("), "{stdout}");
-    assert!(stdout.contains("50 established") && stdout.contains("report: "), "{stdout}");
-    assert_eq!(report(&out)["connections"]["established"], 50);
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the line is JSON");
+    let r = report(&out);
+    assert_eq!(line["verdict"], "pass");
+    assert_eq!(line["exit_code"], 0);
+    assert_eq!(line["connections"]["established"], 50);
+    assert_eq!(line["messages"]["received"], r["messages"]["received"]);
+    assert_eq!(line["p99_us"]["message_rtt"], r["latency_us"]["message_rtt"]["p99"]);
+    assert_eq!(line["checks"]["total"], r["checks"].as_array().unwrap().len());
+    assert_eq!(line["checks"]["failed"], 0);
+    assert_eq!(line["files"]["report"], out.join("report.json").display().to_string());
+    assert_eq!(line["files"]["junit"], junit.display().to_string());
+    // timeseries.jsonl: the report's seconds, one valid line each.
+    let lines = loadgen_report::timeseries::read(&out.join("timeseries.jsonl")).expect("timeseries.jsonl");
+    let schema: serde_json::Value = serde_json::from_str(loadgen_report::timeseries::TIMESERIES_SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let seconds = r["timeseries"].as_array().unwrap();
+    assert_eq!(lines.len(), seconds.len());
+    for (line, second) in lines.iter().zip(seconds) {
+        assert_eq!(line["messages"], second["messages"]);
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+    }
+    assert!(lines.iter().any(|l| l["phases"] == serde_json::json!(["hold"])), "phases named: {lines:?}");
+    // JUnit: a test case per check, plus the generator's.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases = xml.matches("<testcase ").count();
+    assert_eq!(cases, r["checks"].as_array().unwrap().len() + 1, "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+    // The HTML report, and `loadgen report DIR` renders the same file from the files.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("PASS"), "the verdict is shown");
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    let o = loadgen().args(["report", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("report.html")).unwrap(), html, "re-rendered identically");
+    let o = loadgen().args(["report", server.url.as_str()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(text(&o.stderr).trim().lines().count(), 1, "{}", text(&o.stderr));
 }
 
 #[test]
@@ -362,7 +397,8 @@ fn refused_upgrade_is_one_error_line_naming_the_fix() {
             "3",
             "--duration",
             "100ms",
-            "--quiet",
+            "--progress",
+            "plain",
         ])
         .args(["--out", out.to_str().unwrap()])
         .output()

@@ -127,6 +127,25 @@ pub fn nofile_line(facts: &HostFacts) -> String {
     )
 }
 
+/// The report's `host`: the machine the run ran on (what could be read of it).
+pub fn report_section() -> serde_json::Value {
+    let mut host = serde_json::Map::new();
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        host.insert("hostname".into(), name.trim().into());
+    }
+    if let Ok(f) = HostFacts::read() {
+        host.insert("kernel".into(), f.kernel_release.clone().into());
+        if let Some(cpus) = f.cpus {
+            host.insert("cpus".into(), cpus.into());
+        }
+        if let Some(mem) = f.mem_total {
+            host.insert("memory_bytes".into(), mem.into());
+        }
+    }
+    host.insert("io_uring".into(), io_uring_line().into());
+    serde_json::Value::Object(host)
+}
+
 /// The whole `--version` text.
 pub fn version_text() -> String {
     let mut lines = vec![format!("loadgen {}", env!("CARGO_PKG_VERSION"))];

@@ -16,6 +16,7 @@ mod progress;
 mod report_cmd;
 mod run_args;
 mod run_cmd;
+mod run_outputs;
 mod run_plan;
 mod run_report;
 mod scenario_run;

@@ -47,9 +47,20 @@ pub struct OutputArgs {
     /// on stdout; plan, summary and report path then go to stderr).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
-    /// No progress and no plan: print only the summary (and errors).
+    /// Nothing per second, no plan, no summary: one JSON line on stdout at the end
+    /// (verdict, exit code, key figures, failed checks, files written), for scripts.
+    /// Warnings, errors and failed checks still go to stderr.
     #[arg(long, short = 'q', conflicts_with = "progress")]
     quiet: bool,
+    /// Also write the verdict as JUnit XML to FILE: each check a test case (CI test
+    /// reports).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Serve the live per-second figures in Prometheus text on ADDR (e.g.
+    /// 127.0.0.1:9464, port 0: any free port) at /metrics while the run lasts;
+    /// names in docs/prometheus.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How progress is shown, resolved from the flags and stdout.

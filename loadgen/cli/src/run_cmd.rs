@@ -26,6 +26,7 @@ use loadgen_engine::stats::{RunStats, SecondStats};
 use crate::progress::{Mode, OutputArgs, Progress};
 use crate::run_args::RunArgs;
 pub(crate) use crate::run_args::target_addr;
+use crate::run_outputs::Outputs;
 
 pub const EXAMPLES: &str = "Examples:
   loadgen run --target ws://127.0.0.1:8080/ --connections 10000 --duration 30s --idle
@@ -233,10 +234,24 @@ pub(crate) fn execute(
         eprintln!("error: cannot write the report into {}: {e} (choose another --out)", out.display());
         return ExitCode::from(2);
     }
+    let mut outputs = match Outputs::open(output, out) {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(url) = outputs.metrics_url() {
+        eprintln!("metrics: {url}");
+    }
     // Human-readable text goes to stdout, except in json mode (stdout holds only the
-    // JSON lines then) and, for the plan, in quiet mode (warnings still on stderr).
-    let mut human: Box<dyn Write> =
-        if mode == Mode::Json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    // JSON lines then) and in quiet mode (stdout holds only the summary line; warnings
+    // still on stderr).
+    let mut human: Box<dyn Write> = match mode {
+        Mode::Json => Box::new(std::io::stderr()),
+        Mode::Quiet => Box::new(std::io::sink()),
+        _ => Box::new(std::io::stdout()),
+    };
     if mode == Mode::Quiet {
         for w in &plan.warnings {
             eprintln!("warning: {w}");
@@ -260,6 +275,7 @@ pub(crate) fn execute(
     let mut aborted: Option<String> = None;
     let result = loadgen_engine::run::run_with_progress(&config, &STOP, &mut |second, so_far| {
         progress.second(second, STOP.load(Ordering::Relaxed));
+        outputs.second(second, so_far);
         if let Some(why) = hooks.second(second, so_far)
             && aborted.is_none()
         {
@@ -280,41 +296,68 @@ pub(crate) fn execute(
     let verdict = hooks.finished(&outcome, &mut doc);
     crate::summary::write(&mut human, &outcome, &verdict, interrupted);
     crate::findings_out::write(&mut human, &doc);
-    match crate::run_report::write(&doc, out) {
-        Ok(path) => {
-            let _ = writeln!(human, "report: {}", path.display());
-            let _ = human.flush();
-        }
+    let report = match crate::run_report::write(&doc, out) {
+        Ok(path) => path,
         Err(e) => {
             eprintln!("error: cannot write the report into {}: {e} (choose another --out)", out.display());
             return ExitCode::from(3);
         }
+    };
+    let (mut files, failures) = outputs.finish(&doc);
+    files.insert(0, ("report", report.display().to_string()));
+    for (kind, path) in &files {
+        if *kind != "timeseries" {
+            let _ = writeln!(human, "{kind}: {path}");
+        }
     }
+    let _ = human.flush();
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    let mut code = exit_code(&outcome, &verdict, aborted.is_some(), interrupted, targets, hooks.own_checks());
+    if code == 0 && !failures.is_empty() {
+        code = 3;
+    }
+    if mode == Mode::Quiet {
+        println!("{}", loadgen_report::summary_line::render(&doc, code, &files));
+    }
+    ExitCode::from(code)
+}
+
+/// The exit code of a finished run (the module's table), printing why on stderr.
+fn exit_code(
+    outcome: &RunOutcome,
+    verdict: &Verdict,
+    aborted: bool,
+    interrupted: bool,
+    targets: &[String],
+    own_checks: bool,
+) -> u8 {
     let s = &outcome.stats;
-    if aborted.is_some() {
+    if aborted {
         for failure in verdict.failures() {
             eprintln!("check failed: {failure}");
         }
-        ExitCode::from(1)
+        1
     } else if interrupted {
-        ExitCode::from(if SIGNAL.load(Ordering::Relaxed) == libc::SIGTERM { 143 } else { 130 })
-    } else if s.totals.established == 0 && !hooks.own_checks() {
+        if SIGNAL.load(Ordering::Relaxed) == libc::SIGTERM { 143 } else { 130 }
+    } else if s.totals.established == 0 && !own_checks {
         eprintln!("error: {}", crate::summary::no_connection_error(&s.errors, targets));
-        ExitCode::from(3)
+        3
     } else {
         match verdict.outcome {
-            Outcome::Pass => ExitCode::SUCCESS,
+            Outcome::Pass => 0,
             Outcome::Fail => {
                 for failure in verdict.failures() {
                     eprintln!("check failed: {failure}");
                 }
-                ExitCode::from(1)
+                1
             }
             Outcome::Invalid => {
                 for why in &verdict.invalid_because {
                     eprintln!("invalid: {why}");
                 }
-                ExitCode::from(4)
+                4
             }
         }
     }

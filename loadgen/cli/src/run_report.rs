@@ -1,7 +1,7 @@
 //! report.json of `loadgen run`: the engine's [`Report`] (fields in docs/metrics.md,
 //! sections a run did not produce absent) plus what only the command line knows: the
-//! run's configuration (`config`), the pre-flight plan (`plan`) and the io_uring
-//! features used (`generator.io_uring`). The whole document is described by
+//! run's configuration (`config`), the pre-flight plan (`plan`), the io_uring
+//! features used (`generator.io_uring`) and the machine (`host`). The whole document is described by
 //! docs/report.schema.json (`loadgen_engine::report::REPORT_SCHEMA`); the integration
 //! test `report_schema` validates what every kind of run writes against it. Written
 //! atomically (temp file + rename), also for an interrupted run.
@@ -22,6 +22,7 @@ pub fn document(o: &RunOutcome, config: &RunConfig, plan: &Plan, interrupted: bo
     doc["config"] = config_section(config);
     doc["plan"] = serde_json::to_value(plan).unwrap_or(Value::Null);
     doc["generator"]["io_uring"] = json!(o.ring_flags);
+    doc["host"] = crate::host_info::report_section();
     doc
 }
 

@@ -23,7 +23,7 @@ use crate::run_cmd::{RunHooks, execute};
 
 /// `run` flags that combine with a scenario file (they say how loadgen runs, not what
 /// the load is).
-const COMBINE: [&str; 16] = [
+const COMBINE: [&str; 18] = [
     "scenario",
     "sets",
     "targets",
@@ -40,6 +40,8 @@ const COMBINE: [&str; 16] = [
     "max_message_size",
     "progress",
     "quiet",
+    "junit",
+    "metrics_addr",
 ];
 
 /// Where a refused flag's setting lives in a scenario file.

@@ -11,6 +11,7 @@
 //!   network);
 //! - [`junit`]: `--junit FILE`, each check a test case;
 //! - [`prometheus`]: the live per-second figures in Prometheus text on `--metrics-addr`;
+//! - [`summary_line`]: the one JSON line of `--quiet` for CI scripts;
 //! - [`compare`]: `loadgen compare OLD NEW`, the differences that matter and whether
 //!   NEW regressed beyond the given thresholds.
 //!
@@ -21,4 +22,5 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod prometheus;
+pub mod summary_line;
 pub mod timeseries;

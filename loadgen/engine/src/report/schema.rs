@@ -29,6 +29,15 @@ pub const REPORT_FIELDS: &[(&str, &str)] = &[
     ),
     ("config", "The run as configured on the command line. Always present."),
     (
+        "host",
+        "The machine the run ran on, as far as it could be read (written by `loadgen run`; absent in reports from before it).",
+    ),
+    ("host.hostname", "/proc/sys/kernel/hostname."),
+    ("host.kernel", "The kernel release (uname -r)."),
+    ("host.cpus", "CPUs this process may run on."),
+    ("host.memory_bytes", "MemTotal of /proc/meminfo, bytes."),
+    ("host.io_uring", "The io_uring setup flags and opcodes the kernel offers, as `loadgen --version` prints them."),
+    (
         "config.protocol",
         "`websocket`, `raw_tcp` (`--raw`: the probe payloads back to back on plain TCP) or `http1` (http:// and https:// targets: HTTP/1.1 keep-alive polling).",
     ),
