@@ -126,6 +126,7 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan, urls: &[String]) -> Result
         windows: plan.windows.clone(),
         subprotocols: plan.subprotocols.clone(),
         connect_phases: plan.connect_phases.clone(),
+        clock_started: None,
         deflate: plan.deflate.then(|| loadgen_proto::DeflateConfig {
             server_no_context_takeover: !plan.deflate_context_takeover,
             client_no_context_takeover: !plan.deflate_context_takeover,

@@ -110,6 +110,9 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
     };
     let urls: Vec<String> = std::iter::once(url.clone()).chain(plan.also.iter().cloned()).collect();
     let mut config = crate::run_plan::run_config(args, &plan, &urls)?;
+    // The timeline and the target's log are timed from the run's clock.
+    let clock = std::sync::Arc::new(std::sync::OnceLock::new());
+    config.clock_started = Some(clock.clone());
     if let Some(token) = &plan.token {
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tokens = loadgen_director::tokens::mint_all(token, plan.connections, now_s);
@@ -130,7 +133,7 @@ fn prepare(args: &RunArgs, explicit: &[String]) -> Result<(RunConfig, ScenarioRu
         target,
         endpoint,
         player: None,
-        started: None,
+        clock,
         target_cpu_at_start: None,
         target_cpu_by_second: Vec::new(),
         live_config: None,
@@ -217,7 +220,8 @@ struct ScenarioRun {
     target: Option<EmbeddedTarget>,
     endpoint: Endpoint,
     player: Option<Player>,
-    started: Option<Instant>,
+    /// The run's clock start, set by the engine's start gate.
+    clock: std::sync::Arc<std::sync::OnceLock<Instant>>,
     /// The target's CPU seconds when the load started.
     target_cpu_at_start: Option<f64>,
     /// The target's CPU seconds at the end of each collected second (second, reading).
@@ -234,11 +238,9 @@ impl RunHooks for ScenarioRun {
         if self.plan.checks.iter().any(|c| c.abort_from.is_some()) {
             self.live_config = Some(crate::run_report::config_section(config));
         }
-        let now = Instant::now();
-        self.started = Some(now);
         self.target_cpu_at_start = self.target.as_ref().and_then(EmbeddedTarget::cpu_s);
         if !self.plan.timeline.is_empty() {
-            self.player = Some(Player::start(&self.plan.timeline, &self.endpoint, now));
+            self.player = Some(Player::start(&self.plan.timeline, &self.endpoint, self.clock.clone()));
         }
     }
 
@@ -306,7 +308,7 @@ impl RunHooks for ScenarioRun {
         let verdict = Verdict::new(&outcome.stats, checks);
         loadgen_scenario::judge::write_verdict(doc, &verdict);
         // The target's lines are timed from its own start, which came before the run's.
-        let offset = match (self.started, &self.target) {
+        let offset = match (self.clock.get().copied(), &self.target) {
             (Some(run), Some(t)) => run.saturating_duration_since(t.started()).as_secs_f64(),
             _ => 0.0,
         };

@@ -16,8 +16,8 @@
 //! What it does not do: decide what is due (the scenario) or judge what followed.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,15 +68,17 @@ pub struct Player {
 const REQUEST_SLACK: Duration = Duration::from_secs(10);
 
 impl Player {
-    /// Starts playing `events`, measured from `start`.
-    pub fn start(events: &[Event], endpoint: &Endpoint, start: Instant) -> Self {
+    /// Starts playing `events`, measured from `start`: the run's clock, set when it
+    /// starts (the engine's start gate, once its workers are set up); until then no
+    /// event is due.
+    pub fn start(events: &[Event], endpoint: &Endpoint, start: Arc<OnceLock<Instant>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = events
             .iter()
             .map(|event| {
-                let (event, endpoint, stop) = (event.clone(), endpoint.clone(), stop.clone());
+                let (event, endpoint, stop, start) = (event.clone(), endpoint.clone(), stop.clone(), start.clone());
                 let e = event.clone();
-                (event, std::thread::spawn(move || play(&e, &endpoint, start, &stop)))
+                (event, std::thread::spawn(move || play(&e, &endpoint, &start, &stop)))
             })
             .collect();
         Self { handles, stop }
@@ -102,7 +104,7 @@ impl Player {
     }
 }
 
-fn play(event: &Event, endpoint: &Endpoint, start: Instant, stop: &AtomicBool) -> Applied {
+fn play(event: &Event, endpoint: &Endpoint, start: &OnceLock<Instant>, stop: &AtomicBool) -> Applied {
     let mut applied = Applied {
         at_s: event.at.as_secs_f64(),
         applied_s: None,
@@ -110,6 +112,15 @@ fn play(event: &Event, endpoint: &Endpoint, start: Instant, stop: &AtomicBool) -
         detail: detail(&event.action),
         ok: false,
         outcome: "not carried out: the run ended first".into(),
+    };
+    let start = loop {
+        if let Some(&start) = start.get() {
+            break start;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return applied;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     };
     let due = start + event.at;
     while Instant::now() < due {
@@ -269,8 +280,11 @@ mod tests {
             ),
             event(400, Action::KillWorker),
         ];
-        let start = Instant::now();
-        let player = Player::start(&events, &endpoint, start);
+        let start = Arc::new(OnceLock::new());
+        let player = Player::start(&events, &endpoint, start.clone());
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(got.lock().unwrap().is_empty(), "nothing is due before the run's clock starts");
+        start.set(Instant::now()).unwrap();
         std::thread::sleep(Duration::from_millis(700));
         let applied = player.finish();
         assert!(applied.iter().all(|a| a.ok), "{applied:?}");
@@ -287,7 +301,7 @@ mod tests {
         let (addr, _) = server(401);
         let endpoint = Endpoint { addr, admin_token: Some("wrong".into()), redis: None, target_started: None };
         let events = [event(0, Action::FaultOff("delay".into())), event(60_000, Action::RestartRedis)];
-        let player = Player::start(&events, &endpoint, Instant::now());
+        let player = Player::start(&events, &endpoint, Arc::new(OnceLock::from(Instant::now())));
         std::thread::sleep(Duration::from_millis(300));
         let applied = player.finish();
         assert!(!applied[0].ok && applied[0].outcome.starts_with("401"), "{applied:?}");

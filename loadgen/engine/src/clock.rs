@@ -19,6 +19,11 @@ impl Clock {
         Self { start, start_unix_us }
     }
 
+    /// The instant the clock started.
+    pub fn started_at(&self) -> Instant {
+        self.start
+    }
+
     /// Nanoseconds since the start of the run.
     #[inline]
     pub fn now_ns(&self) -> u64 {

@@ -215,6 +215,11 @@ pub struct RunConfig {
     /// Named windows of the run (its phases) whose totals and histograms are kept
     /// apart as well (`RunStats::windows`, the report's `phases`). Empty: none.
     pub windows: Vec<crate::stats::Window>,
+    /// Set to the instant the run's clock starts (at the start gate, once every worker
+    /// has set up its rings): what runs beside the engine (a scenario's timeline) times
+    /// itself from it, so its events and the run's seconds share one zero. `None`: no
+    /// one is told.
+    pub clock_started: Option<std::sync::Arc<std::sync::OnceLock<std::time::Instant>>>,
 }
 
 impl RunConfig {
@@ -419,7 +424,7 @@ pub fn run_with_progress(
     let (mut collector, reporters) = channel(config.workers, policy);
     collector.set_windows(&config.windows);
     let baseline = UsageBaseline::now();
-    let gate = worker::StartGate::new(config.workers);
+    let gate = worker::StartGate::new(config.workers, config.clock_started.clone());
     let mut nonce = [0u8; 4];
     getrandom::getrandom(&mut nonce).map_err(|e| RunError::Setup(format!("OS randomness unavailable: {e}")))?;
     // Never 0, so no sender id of this run equals a bare connection index.

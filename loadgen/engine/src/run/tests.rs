@@ -412,6 +412,7 @@ fn config(server: &TestServer, connections: u32, hold_ms: u64, traffic: Traffic)
         connect_phases: Vec::new(),
         windows: Vec::new(),
         subprotocols: Vec::new(),
+        clock_started: None,
     }
 }
 
@@ -422,7 +423,19 @@ fn go(config: &RunConfig) -> RunOutcome {
 #[test]
 fn idle_connections_are_all_established() {
     let server = TestServer::start(Mode::Echo);
-    let out = go(&config(&server, 200, 1_000, Traffic::Idle));
+    let told = std::sync::Arc::new(std::sync::OnceLock::new());
+    let before = std::time::Instant::now();
+    let out = go(&RunConfig { clock_started: Some(told.clone()), ..config(&server, 200, 1_000, Traffic::Idle) });
+    // The clock's start was told, after the run was asked for, and the run's length
+    // is measured from it.
+    let started = *told.get().expect("the start gate told the clock's start");
+    assert!(started >= before);
+    let since = started.elapsed();
+    assert!(
+        since >= out.elapsed && since - out.elapsed < std::time::Duration::from_millis(500),
+        "{since:?} vs {:?}",
+        out.elapsed
+    );
     let m = &out.stats;
     assert_eq!((m.totals.attempted, m.totals.established, m.totals.failed), (200, 200, 0), "errors: {:?}", m.errors);
     assert_eq!(m.histogram(Metric::Connect).len(), 200);
