@@ -70,7 +70,49 @@ pub(crate) fn validated(kind: &str, dir: &Path) -> Value {
         errs.join("\n  "),
         path.display()
     );
+    histograms_agree(kind, &report);
+    timeseries_agrees(kind, dir, &report);
     report
+}
+
+/// Every percentile of the report is the sample of rank ⌈q·count⌉ of its whole-run
+/// histogram in `histograms` (what `compare` and the HTML spectrum read).
+fn histograms_agree(kind: &str, report: &Value) {
+    use loadgen_report::buckets::Buckets;
+    let mut summaries: Vec<(&str, &Value)> =
+        report["latency_us"].as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v)).collect();
+    summaries.retain(|(k, _)| *k != "message_rtt_corrected");
+    summaries.push(("schedule_lag", &report["generator"]["schedule_lag_us"]));
+    summaries.push(("connect_lag", &report["generator"]["connect_lag_us"]));
+    for (metric, p) in summaries {
+        let b = Buckets::of_metric(report, metric).unwrap_or_else(|e| panic!("{kind}: histograms.{metric}: {e}"));
+        let Some(b) = b else {
+            assert!(p.is_null(), "{kind}: {metric} has percentiles but no histogram");
+            continue;
+        };
+        assert_eq!(Some(b.count()), p["count"].as_u64(), "{kind}: {metric} count");
+        for (q, key) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p999")] {
+            assert_eq!(b.quantile(q), p[key].as_u64(), "{kind}: {metric}.{key} from its histogram");
+        }
+        assert_eq!(b.max(), p["max"].as_u64(), "{kind}: {metric}.max");
+    }
+}
+
+/// DIR/timeseries.jsonl holds the report's seconds, each line valid.
+fn timeseries_agrees(kind: &str, dir: &Path, report: &Value) {
+    use loadgen_report::timeseries;
+    let Some(seconds) = report["timeseries"].as_array() else { return };
+    let lines = timeseries::read(&dir.join(timeseries::TIMESERIES_FILE))
+        .unwrap_or_else(|e| panic!("{kind}: timeseries.jsonl: {e}"));
+    assert_eq!(lines.len(), seconds.len(), "{kind}: a line per second");
+    let schema: Value = serde_json::from_str(timeseries::TIMESERIES_SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (line, second) in lines.iter().zip(seconds) {
+        assert_eq!(line["second"], second["second"], "{kind}");
+        assert_eq!(line["connections"], second["connections"], "{kind}");
+        let errs: Vec<String> = validator.iter_errors(line).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errs.is_empty(), "{kind}: timeseries line {line} does not match docs/timeseries.schema.json: {errs:?}");
+    }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
