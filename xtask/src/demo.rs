@@ -555,6 +555,17 @@ pub fn test_ctrl_c(root: &Path) -> Result<()> {
         if report["connections"]["established"].as_u64().unwrap_or(0) == 0 {
             bail!("{}: no connection was established before the interrupt", report_path.display());
         }
+        // The interrupted run's other files: a line per collected second, and the HTML.
+        let seconds = report["timeseries"].as_array().map_or(0, Vec::len);
+        let series = std::fs::read_to_string(out.join("timeseries.jsonl"))
+            .context("the interrupted run wrote no timeseries.jsonl")?;
+        if series.lines().count() != seconds {
+            bail!("timeseries.jsonl has {} lines for {seconds} seconds in report.json", series.lines().count());
+        }
+        let html = std::fs::read_to_string(out.join("report.html")).context("the interrupted run wrote no report.html")?;
+        if std::fs::metadata(out.join("report.html"))?.modified()? < signalled || !html.contains("nterrupted") {
+            bail!("report.html is not the interrupted run's (stale, or it does not say it was interrupted)");
+        }
         Ok(())
     })();
     if result.is_err() {
@@ -566,7 +577,10 @@ pub fn test_ctrl_c(root: &Path) -> Result<()> {
     if !lines.iter().any(|l| l.starts_with("demo: interrupted; loadgen run")) {
         bail!("the demo did not say that it was interrupted");
     }
-    println!("demo-ctrl-c: exit 130, {} has interrupted: true", report_path.display());
+    println!(
+        "demo-ctrl-c: exit 130, {} has interrupted: true; timeseries.jsonl and report.html written",
+        report_path.display()
+    );
     Ok(())
 }
 

@@ -75,13 +75,11 @@ pub fn config_section(config: &RunConfig) -> Value {
     })
 }
 
-/// Writes `doc` as `dir/report.json`; returns its path.
+/// Writes `doc` as `dir/report.json` (temp file and rename); returns its path.
 pub fn write(doc: &Value, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("report.json");
-    let tmp = dir.join(format!(".report.json.{}.tmp", std::process::id()));
     let bytes = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)?;
+    crate::run_outputs::write_atomically(&path, &bytes)?;
     Ok(path)
 }
