@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn loadgen() -> Command {
+pub(crate) fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }
 
@@ -23,13 +23,13 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// `loadgen serve --mode echo` on a free port, stopped (SIGTERM) on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut child = loadgen()
             .args(["serve", "--mode", "echo", "--threads", "1", "--duration", "60"])
             .stdout(Stdio::piped())
@@ -52,7 +52,7 @@ impl Drop for Server {
 }
 
 /// A small echo run: 50 connections, a 2 s hold, 200 messages/s.
-fn run_args(url: &str, out: &std::path::Path) -> Vec<String> {
+pub(crate) fn run_args(url: &str, out: &std::path::Path) -> Vec<String> {
     [
         "run",
         "--lag-threshold",

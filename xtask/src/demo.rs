@@ -562,7 +562,8 @@ pub fn test_ctrl_c(root: &Path) -> Result<()> {
         if series.lines().count() != seconds {
             bail!("timeseries.jsonl has {} lines for {seconds} seconds in report.json", series.lines().count());
         }
-        let html = std::fs::read_to_string(out.join("report.html")).context("the interrupted run wrote no report.html")?;
+        let html =
+            std::fs::read_to_string(out.join("report.html")).context("the interrupted run wrote no report.html")?;
         if std::fs::metadata(out.join("report.html"))?.modified()? < signalled || !html.contains("nterrupted") {
             bail!("report.html is not the interrupted run's (stale, or it does not say it was interrupted)");
         }

@@ -61,6 +61,10 @@ pub struct OutputArgs {
     /// names in docs/prometheus.md.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// With --metrics-addr: keep serving this long after the run ended (its final
+    /// figures and `loadgen_run_verdict`), so a scraper sees the end; e.g. 5s.
+    #[arg(long, value_name = "DURATION", default_value = "0s", requires = "metrics_addr", value_parser = crate::run_args::parse_duration)]
+    pub metrics_linger: std::time::Duration,
 }
 
 /// How progress is shown, resolved from the flags and stdout.

@@ -321,6 +321,7 @@ pub(crate) fn execute(
     if mode == Mode::Quiet {
         println!("{}", loadgen_report::summary_line::render(&doc, code, &files));
     }
+    outputs.linger();
     ExitCode::from(code)
 }
 

@@ -22,6 +22,7 @@ pub struct Outputs {
     junit: Option<PathBuf>,
     streamer: Option<Streamer>,
     exporter: Option<Exporter>,
+    linger: std::time::Duration,
 }
 
 impl Outputs {
@@ -41,7 +42,13 @@ impl Outputs {
             probe_writable(junit)
                 .map_err(|e| format!("cannot write --junit {}: {e} (choose a writable path)", junit.display()))?;
         }
-        Ok(Self { dir: dir.to_path_buf(), junit: output.junit.clone(), streamer: Some(streamer), exporter })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            junit: output.junit.clone(),
+            streamer: Some(streamer),
+            exporter,
+            linger: output.metrics_linger,
+        })
     }
 
     /// Where the live metrics are served, when they are.
@@ -72,6 +79,9 @@ impl Outputs {
     /// path) and the errors, each on one line.
     pub fn finish(&mut self, doc: &Value) -> (Vec<(&'static str, String)>, Vec<String>) {
         self.streamer = None;
+        if let Some(exporter) = &self.exporter {
+            exporter.finish(doc);
+        }
         let mut written = Vec::new();
         let mut errors = Vec::new();
         let lines = timeseries::lines(doc);
@@ -93,6 +103,15 @@ impl Outputs {
             }
         }
         (written, errors)
+    }
+
+    /// Keeps serving the final figures for `--metrics-linger` (the endpoint closes
+    /// when this is dropped).
+    pub fn linger(&self) {
+        if self.exporter.is_some() && !self.linger.is_zero() {
+            eprintln!("metrics: serving the final figures for {:?} more", self.linger);
+            std::thread::sleep(self.linger);
+        }
     }
 }
 

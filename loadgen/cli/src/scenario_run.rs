@@ -23,7 +23,7 @@ use crate::run_cmd::{RunHooks, execute};
 
 /// `run` flags that combine with a scenario file (they say how loadgen runs, not what
 /// the load is).
-const COMBINE: [&str; 18] = [
+const COMBINE: [&str; 19] = [
     "scenario",
     "sets",
     "targets",
@@ -42,6 +42,7 @@ const COMBINE: [&str; 18] = [
     "quiet",
     "junit",
     "metrics_addr",
+    "metrics_linger",
 ];
 
 /// Where a refused flag's setting lives in a scenario file.
