@@ -11,6 +11,7 @@ mod bad_input;
 pub const LENIENT: [&str; 4] = ["--lag-threshold", "100ms", "--connect-lag-threshold", "500ms"];
 
 mod cli;
+mod html_report;
 mod interop;
 mod misbehaving;
 mod notify_target;

@@ -27,7 +27,7 @@ mod text;
 use serde_json::Value;
 
 use self::charts::Timeline;
-use self::text::{bytes, count, esc, percent, rate, seconds, utc};
+use self::text::{bytes, count, esc, percent, rate, seconds, sig3, utc};
 
 /// The page's Content-Security-Policy: nothing may be fetched, inline styles only.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
@@ -112,7 +112,13 @@ pub fn render(report: &Value, timeseries: &[Value]) -> String {
     if let Some(t) = tables::key_values(&report["host"], &[]) {
         config.push_str(&format!("<h3>Host</h3>\n{t}"));
     }
-    if let Some(t) = tables::key_values(&report["generator"], &["schedule_lag_us", "connect_lag_us"]) {
+    // The generator's io_uring line repeats the host's when there is one.
+    let generator_skip: &[&str] = if report["host"]["io_uring"].is_string() {
+        &["schedule_lag_us", "connect_lag_us", "io_uring"]
+    } else {
+        &["schedule_lag_us", "connect_lag_us"]
+    };
+    if let Some(t) = tables::key_values(&report["generator"], generator_skip) {
         config.push_str(&format!("<h3>Generator</h3>\n{t}"));
     }
     if let Some(t) = tables::warnings(report) {
@@ -334,9 +340,7 @@ fn key_figures(report: &Value, lines: &[Value]) -> Option<String> {
     let mut g = Vec::new();
     if let Some(cpu) = gen_["cpu_s"].as_f64() {
         let per_million = report["messages"]["received"].as_f64().filter(|r| *r > 0.0).map(|r| cpu / r * 1e6);
-        let sub = per_million
-            .map(|p| format!("{} CPU-s per million received", count((p * 100.0).round() / 100.0)))
-            .unwrap_or_default();
+        let sub = per_million.map(|p| format!("{} CPU-s per million received", sig3(p))).unwrap_or_default();
         g.push(key("generator CPU", cpu_seconds(cpu), sub, false));
     }
     if let Some(rss) = gen_["peak_rss_bytes"].as_f64() {
@@ -361,9 +365,12 @@ fn key_figures(report: &Value, lines: &[Value]) -> Option<String> {
     if groups.is_empty() {
         return None;
     }
-    let mut s = String::new();
+    let mut s = String::from("<div class=\"figure-groups\">");
     for (title, figures) in groups {
-        s.push_str(&format!("<div class=\"group-title\">{}</div><div class=\"figures\">", esc(title)));
+        s.push_str(&format!(
+            "<div class=\"figure-group\"><div class=\"group-title\">{}</div><div class=\"figures\">",
+            esc(title)
+        ));
         for f in figures {
             s.push_str(&format!(
                 "<div class=\"figure{}\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"sub\">{}</div></div>",
@@ -373,8 +380,9 @@ fn key_figures(report: &Value, lines: &[Value]) -> Option<String> {
                 esc(&f.sub)
             ));
         }
-        s.push_str("</div>\n");
+        s.push_str("</div></div>\n");
     }
+    s.push_str("</div>\n");
     Some(s)
 }
 

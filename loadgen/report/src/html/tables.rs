@@ -323,7 +323,7 @@ pub fn warnings(report: &Value) -> Option<String> {
     Some(table("warnings", &["what", "found", "needed", "fix"], &rows))
 }
 
-/// An object of the report as key–value rows: nested objects flattened with dotted
+/// An object of the report as key–value pairs: nested objects flattened with dotted
 /// keys, arrays of objects as small tables; `skip` keys left out. `None` when it is
 /// not an object or has nothing left.
 pub fn key_values(value: &Value, skip: &[&str]) -> Option<String> {
@@ -333,11 +333,14 @@ pub fn key_values(value: &Value, skip: &[&str]) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
-    let mut s = String::from("<div class=\"table-wrap\"><table class=\"kv\"><tbody>");
+    // A grid of pairs; a nested table or a long text takes the whole width.
+    let mut s = String::from("<dl class=\"kv\">");
     for (k, v) in rows {
-        s.push_str(&format!("<tr><th scope=\"row\"><code>{}</code></th><td>{v}</td></tr>", esc(&k)));
+        let long = v.starts_with("<div class=\"table-wrap\">") || v.chars().count() > 64;
+        let wide = if long { " class=\"wide\"" } else { "" };
+        s.push_str(&format!("<div{wide}><dt><code>{}</code></dt><dd>{v}</dd></div>", esc(&k)));
     }
-    s.push_str("</tbody></table></div>\n");
+    s.push_str("</dl>\n");
     Some(s)
 }
 

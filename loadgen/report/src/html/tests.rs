@@ -312,9 +312,9 @@ fn host_and_configuration_are_listed_whatever_their_keys() {
     ] {
         assert!(html.contains(text), "{text}");
     }
-    assert!(html.contains("<code>traffic</code></th><td>Echo { message_size: 64, rate: Total(500.0) }"));
+    assert!(html.contains("<code>traffic</code></dt><dd>Echo { message_size: 64, rate: Total(500.0) }"));
     assert!(
-        html.contains("<code>memory.kernel_bytes</code></th><td>2,515,904 <span class=\"muted\">(2.40 MiB)</span>")
+        html.contains("<code>memory.kernel_bytes</code></dt><dd>2,515,904 <span class=\"muted\">(2.40 MiB)</span>")
     );
     assert!(html.contains("sysctl -w net.ipv4.tcp_max_syn_backlog=65535"), "plan warnings with their fix");
 }
@@ -333,6 +333,14 @@ fn a_malformed_document_renders_what_it_can() {
     assert_eq!(verdict_text(&html), "PASS");
     assert!(html.contains("histogram `message_rtt` left out"));
     assert!(html.contains("2 timeseries line(s) without a `second` were left out."));
+    // Extreme numbers: no overflow, no endless axis.
+    let huge = json!({"verdict": "pass", "phases": [{"name": "p", "from_s": 1e308}], "faults": [{"at_s": 1e300, "action": "x"}],
+                      "latency_us": {"m": {"count": 1, "p50": 1e308, "p99": 0, "max": -5}}});
+    let lines = [
+        json!({"second": u64::MAX, "connections": {"open": 1e308}, "latency_us": {"m": {"count": 1, "p50": 1e308, "p99": 0.0, "max": -1}}}),
+        json!({"second": 0, "messages": {"sent": 1e308, "received": -1}, "errors": {"e": 1e308}}),
+    ];
+    assert_eq!(verdict_text(&render(&huge, &lines)), "PASS");
     // Every top-level and second-level value of a real report replaced by junk.
     for doc in [echo(), failover()] {
         let lines = crate::timeseries::lines(&doc);
