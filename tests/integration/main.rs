@@ -12,6 +12,7 @@ pub const LENIENT: [&str; 4] = ["--lag-threshold", "100ms", "--connect-lag-thres
 
 mod cli;
 mod compare;
+mod html_report;
 mod interop;
 mod live_metrics;
 mod misbehaving;

@@ -46,6 +46,8 @@ pub const DEPS: &[Dep] = &[
     dep(Probe::Command("haproxy"), "haproxy"),
     // Its --redis-sentinel tests (a master, a replica and sentinels started by the test).
     dep(Probe::Command("redis-sentinel"), "redis-sentinel"),
+    // The integration test html_report: report.html opened in headless Chromium (DevTools protocol).
+    dep(Probe::Command("chromium"), "chromium"),
 ];
 
 impl Probe {
