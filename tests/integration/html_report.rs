@@ -42,18 +42,9 @@ fn chromium() -> Result<PathBuf, String> {
 
 /// Chromium's path; `None` (after a note) when it is missing and not required.
 fn require_chromium_or_skip() -> Option<PathBuf> {
-    match chromium() {
-        Ok(p) => Some(p),
-        Err(why) if std::env::var("LOADGEN_REQUIRE_INTEROP").as_deref() == Ok("1") => {
-            panic!(
-                "chromium required (LOADGEN_REQUIRE_INTEROP=1) but unavailable: {why}; `cargo xtask test` installs it (Debian package chromium)"
-            )
-        }
-        Err(why) => {
-            eprintln!("skipped: {why}; `cargo xtask test` installs it (Debian package chromium)");
-            None
-        }
-    }
+    let found = chromium();
+    let missing = found.as_ref().err().map(|why| format!("{why} (Debian package chromium)"));
+    if crate::servers::needed_or_skip("chromium", missing) { found.ok() } else { None }
 }
 
 /// Where this test leaves its page and screenshot: `<target>/test-output/html_report`.

@@ -133,17 +133,21 @@ pub fn available(imp: Impl) -> Result<(), String> {
 /// True when `imp` is available. Otherwise: panics if `LOADGEN_REQUIRE_INTEROP=1`,
 /// else prints a skip note to stderr and returns false (the caller returns).
 pub fn require_or_skip(imp: Impl) -> bool {
-    let Err(why) = available(imp) else {
+    let what = format!("interop server {}", imp.name());
+    needed_or_skip(&what, available(imp).err())
+}
+
+/// A peer a test needs (an interop server, a browser) that `cargo xtask test`
+/// installs: `true` when it is there (`missing` is `None`); else a panic under
+/// `LOADGEN_REQUIRE_INTEROP=1`, or a note and `false` (the test skips).
+pub fn needed_or_skip(what: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else {
         return true;
     };
     if std::env::var("LOADGEN_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!(
-            "interop server {} required (LOADGEN_REQUIRE_INTEROP=1) but unavailable: {why}; \
-             `cargo xtask test` installs it",
-            imp.name()
-        );
+        panic!("{what} required (LOADGEN_REQUIRE_INTEROP=1) but unavailable: {why}; `cargo xtask test` installs it");
     }
-    eprintln!("skipped: interop server {} unavailable ({why}); `cargo xtask test` installs it", imp.name());
+    eprintln!("skipped: {what} unavailable ({why}); `cargo xtask test` installs it");
     false
 }
 
