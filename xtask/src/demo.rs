@@ -564,7 +564,9 @@ pub fn test_ctrl_c(root: &Path) -> Result<()> {
         }
         let html =
             std::fs::read_to_string(out.join("report.html")).context("the interrupted run wrote no report.html")?;
-        if std::fs::metadata(out.join("report.html"))?.modified()? < signalled || !html.contains("nterrupted") {
+        if std::fs::metadata(out.join("report.html"))?.modified()? < signalled
+            || !html.contains("Interrupted: the report covers the part that ran.")
+        {
             bail!("report.html is not the interrupted run's (stale, or it does not say it was interrupted)");
         }
         Ok(())
