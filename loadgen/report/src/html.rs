@@ -24,6 +24,10 @@ mod tables;
 mod tests;
 mod text;
 
+/// `&`, `<`, `>`, `"` and `'` as entities: safe as element text and as a quoted
+/// attribute value (also used by `compare`'s page).
+pub(crate) use text::esc as escape;
+
 use serde_json::Value;
 
 use self::charts::Timeline;

@@ -9,21 +9,8 @@ use std::fmt::Write as _;
 use super::text::{change, confidence, figure, identity, result_line, thresholds_line};
 use super::{Comparison, Row, Section, Status};
 
-/// `&`, `<`, `>`, `"` and `'` as entities: safe in text and in attribute values.
-pub(super) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML escaping, shared with the run report.
+pub(super) use crate::html::escape;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1d1d1f;background:#fff}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}\
