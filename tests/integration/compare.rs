@@ -5,12 +5,12 @@
 //! exit codes (1 on the regression, naming message_rtt; 0 for a run against itself),
 //! `--html` and `--json`, and bad inputs (exit 2, one line on stderr).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use crate::runs::{out_dir, report, stop};
+use crate::report_schema::Serve;
+use crate::runs::{out_dir, report};
 
 fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -18,21 +18,6 @@ fn loadgen() -> Command {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// `loadgen serve --mode echo ARGS` on a free port: the child and its ws:// URL.
-fn serve(args: &[&str]) -> (Child, String) {
-    let mut child = loadgen()
-        .args(["serve", "--mode", "echo", "--threads", "1", "--duration", "30"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("loadgen serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line {line:?}"));
-    (child, url.to_owned())
 }
 
 /// `loadgen run` against `url` into a fresh directory named `name` (started, not waited for).
@@ -54,16 +39,15 @@ fn start_run(url: &str, name: &str) -> (Child, PathBuf) {
 fn runs() -> &'static (PathBuf, PathBuf) {
     static RUNS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     RUNS.get_or_init(|| {
-        let (healthy, healthy_url) = serve(&[]);
-        let (stalling, stalling_url) = serve(&["--fault", "stall=100ms/500ms"]);
-        let (a, a_dir) = start_run(&healthy_url, "healthy");
-        let (b, b_dir) = start_run(&stalling_url, "stalling");
+        let healthy = Serve::start(&["--mode", "echo"]);
+        let stalling = Serve::start(&["--mode", "echo", "--fault", "stall=100ms/500ms"]);
+        let (a, a_dir) = start_run(&healthy.url, "healthy");
+        let (b, b_dir) = start_run(&stalling.url, "stalling");
         for (run, dir) in [(a, &a_dir), (b, &b_dir)] {
             let out = run.wait_with_output().unwrap();
             assert!(dir.join("report.json").exists(), "{}: {}", dir.display(), text(&out.stderr));
         }
-        stop(healthy);
-        stop(stalling);
+        drop((healthy, stalling));
         let p99 = |d: &PathBuf| report(d)["latency_us"]["message_rtt"]["p99"].as_u64().expect("message_rtt p99");
         let (old, new) = (p99(&a_dir), p99(&b_dir));
         assert!(new > 5 * old, "the stalls raise p99 several-fold: {old} µs → {new} µs");

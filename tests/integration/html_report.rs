@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+use crate::report_schema::Serve;
+
 /// The most the run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most Chromium may take to start, and the page to load.
@@ -52,35 +54,6 @@ fn output_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-output/html_report");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `loadgen serve --mode echo` on a free port, stopped (SIGTERM) on drop.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args(["serve", "--mode", "echo", "--threads", "1", "--duration", "60"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("loadgen serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line {line:?}")).to_owned();
-        Self { child, url }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 /// Headless Chromium with its DevTools endpoint; the whole process group is killed
@@ -299,7 +272,7 @@ fn the_report_page_renders_in_a_real_browser() {
     let Some(program) = require_chromium_or_skip() else { return };
     let out = std::env::temp_dir().join(format!("loadgen-it-html-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let server = Serve::start();
+    let server = Serve::start(&["--mode", "echo"]);
     let mut run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("run")
         .args(crate::LENIENT)

@@ -123,13 +123,13 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// `loadgen serve ARGS` on a free port, stopped (SIGTERM) on drop.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serve {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args(["serve", "--threads", "1", "--duration", "60"])
             .args(args)
